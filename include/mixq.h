@@ -1,0 +1,237 @@
+/*
+ * mixq.h - the public interface of libmixq.
+ *
+ * libmixq reads and writes mixq containers: files in which every tensor of a
+ * model checkpoint is stored with its own quantization type (INT8, INT4,
+ * F16, ...).  The byte-level format is specified in format/FORMAT.md.
+ *
+ * Conventions
+ *  - The library never prints, never exits and never aborts on bad input.
+ *    Every function that can fail returns a mixq_status and, when the caller
+ *    passes a mixq_error, fills it with the status and a one-line message
+ *    that names the file and, where there is one, the tensor.
+ *  - All sizes are in bytes and all counts are 64-bit; every size computed
+ *    from file contents is overflow-checked.
+ *  - Pointers returned into an open file stay valid until mixq_close().
+ *  - A mixq_file may be read from several threads at once; mixq_close() must
+ *    not race with any other call on the same file.
+ */
+#ifndef MIXQ_H
+#define MIXQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <signal.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define MIXQ_API __attribute__((visibility("default")))
+#else
+#define MIXQ_API
+#endif
+
+/* Version of the library (semantic versioning) and of the container format. */
+#define MIXQ_VERSION_MAJOR 0
+#define MIXQ_VERSION_MINOR 1
+#define MIXQ_VERSION_PATCH 0
+#define MIXQ_FORMAT_VERSION 1
+
+/* Largest number of dimensions a tensor may have. */
+#define MIXQ_MAX_DIMS 8
+
+/* Status codes.  0 is success; every other value is a failure. */
+typedef enum mixq_status {
+    MIXQ_OK = 0,
+    MIXQ_E_INVALID_ARG,  /* the caller passed a bad argument */
+    MIXQ_E_IO,           /* open/read/write/mmap/fsync/rename failed */
+    MIXQ_E_NOMEM,        /* an allocation failed */
+    MIXQ_E_FORMAT,       /* the input file is malformed */
+    MIXQ_E_UNSUPPORTED,  /* valid but not supported (unknown quant_type, version) */
+    MIXQ_E_CHECKSUM,     /* a checksum does not match: the file is corrupt */
+    MIXQ_E_NOT_FOUND,    /* no tensor of that name */
+    MIXQ_E_RANGE,        /* a row range or size outside what the tensor holds */
+    MIXQ_E_EXISTS,       /* the output exists and replacing it was not allowed */
+    MIXQ_E_CANCELLED,    /* the caller's cancel flag was raised */
+    MIXQ_E_DATA          /* tensor values that cannot be converted (NaN, Inf, too large) */
+} mixq_status;
+
+/* Error details: the status and a one-line human-readable message. */
+typedef struct mixq_error {
+    mixq_status code;
+    char message[512];
+} mixq_error;
+
+/* A short constant name for a status ("ok", "io error", ...). */
+MIXQ_API const char *mixq_status_name(mixq_status status);
+
+/* The library version as "MAJOR.MINOR.PATCH". */
+MIXQ_API const char *mixq_version_string(void);
+
+/*
+ * Quantization types.  The numeric values are part of the ABI and never
+ * change; the file stores the name (mixq_qtype_name), not the number.
+ */
+typedef enum mixq_qtype {
+    MIXQ_QT_RAW = 0, /* source bytes kept exactly (any safetensors dtype) */
+    MIXQ_QT_F32,     /* IEEE binary32 */
+    MIXQ_QT_F16,     /* IEEE binary16 */
+    MIXQ_QT_BF16,    /* bfloat16 */
+    MIXQ_QT_INT8,    /* symmetric 8-bit codes, f16 scale per group */
+    MIXQ_QT_INT4,    /* asymmetric 4-bit codes, f16 scale and min per group */
+    MIXQ_QT_COUNT
+} mixq_qtype;
+
+/* Name of a quant type as stored in files ("int4", ...); NULL if out of range. */
+MIXQ_API const char *mixq_qtype_name(mixq_qtype qtype);
+
+/* Parses a quant type name; returns MIXQ_E_UNSUPPORTED for unknown names. */
+MIXQ_API mixq_status mixq_qtype_from_name(const char *name, mixq_qtype *out);
+
+/* The parts ("sections") a tensor's bytes are split into; see FORMAT.md. */
+typedef enum mixq_section_kind {
+    MIXQ_SEC_DATA = 0, /* element values (raw, f32, f16, bf16) */
+    MIXQ_SEC_CODES,    /* packed integer codes */
+    MIXQ_SEC_SCALES,   /* one f16 scale per group */
+    MIXQ_SEC_MINS,     /* one f16 minimum per group (asymmetric types) */
+    MIXQ_SEC_COUNT
+} mixq_section_kind;
+
+/* Name of a section kind as stored in files ("codes", ...). */
+MIXQ_API const char *mixq_section_name(mixq_section_kind kind);
+
+/* Open file and tensor handles; opaque. */
+typedef struct mixq_file mixq_file;
+typedef struct mixq_tensor mixq_tensor;
+
+/* Everything there is to know about one stored tensor. */
+typedef struct mixq_tensor_info {
+    const char *name;          /* UTF-8, NUL-terminated */
+    unsigned ndim;             /* 0 for a scalar */
+    uint64_t shape[MIXQ_MAX_DIMS];
+    uint64_t n_elements;       /* product of shape (1 for a scalar) */
+    uint64_t rows;             /* product of all dims but the last (1 if ndim <= 1) */
+    uint64_t row_length;       /* last dim (n_elements if ndim <= 1) */
+    mixq_qtype qtype;
+    const char *quant_type;    /* name of qtype */
+    const char *source_dtype;  /* safetensors dtype of the source ("BF16", ...) */
+    unsigned group_size;       /* weights per scale group; 0 = one group per row */
+    int quantized;             /* 1 if codes + scales, 0 if plain values */
+    int symmetric;             /* 1 if no zero point/min is stored */
+    uint64_t offset;           /* absolute file offset of the tensor's bytes */
+    uint64_t nbytes;           /* stored size, all sections and inner padding */
+    double bits_per_weight;    /* nbytes * 8 / n_elements (0 if empty) */
+    uint64_t checksum;         /* xxh3-64 of the stored bytes */
+} mixq_tensor_info;
+
+/* A zero-copy view of one section of a stored tensor. */
+typedef struct mixq_section {
+    const void *data;    /* into the mapped file; 64-byte aligned */
+    uint64_t size;       /* bytes */
+    uint64_t row_stride; /* bytes per tensor row within this section */
+} mixq_section;
+
+/* Flags for mixq_open. */
+#define MIXQ_OPEN_VERIFY 1u /* check every checksum before returning */
+
+/*
+ * Opens a container read-only with mmap and validates its preamble and
+ * header (and, with MIXQ_OPEN_VERIFY, every checksum).  Only the preamble and
+ * header are read unless verification is asked for.  Returns NULL on failure
+ * with *err filled in (err may be NULL).
+ */
+MIXQ_API mixq_file *mixq_open(const char *path, unsigned flags, mixq_error *err);
+
+/* Unmaps and frees everything; NULL is allowed. */
+MIXQ_API void mixq_close(mixq_file *file);
+
+/* Number of tensors in the file. */
+MIXQ_API size_t mixq_tensor_count(const mixq_file *file);
+
+/* The i-th tensor in file order, or NULL if i is out of range. */
+MIXQ_API const mixq_tensor *mixq_tensor_at(const mixq_file *file, size_t i);
+
+/* The tensor with this exact name (hash lookup, O(1)), or NULL. */
+MIXQ_API const mixq_tensor *mixq_find(const mixq_file *file, const char *name);
+
+/* Fills *info for a tensor; strings point into the open file. */
+MIXQ_API void mixq_tensor_get_info(const mixq_tensor *tensor, mixq_tensor_info *info);
+
+/*
+ * Zero-copy view of one section of a tensor, for runtimes with kernels of
+ * their own.  Returns MIXQ_E_NOT_FOUND if the tensor has no such section.
+ */
+MIXQ_API mixq_status mixq_tensor_section(const mixq_tensor *tensor, mixq_section_kind kind,
+                                         mixq_section *out);
+
+/*
+ * Dequantizes rows [row_begin, row_end) of a tensor into out, which must hold
+ * (row_end - row_begin) * row_length floats.  Works for every quant type;
+ * raw integer and bool tensors are converted to their float values.
+ */
+MIXQ_API mixq_status mixq_dequantize_f32(const mixq_file *file, const mixq_tensor *tensor,
+                                         uint64_t row_begin, uint64_t row_end, float *out,
+                                         mixq_error *err);
+
+/* As mixq_dequantize_f32, but writes IEEE binary16 bit patterns (round to nearest even). */
+MIXQ_API mixq_status mixq_dequantize_f16(const mixq_file *file, const mixq_tensor *tensor,
+                                         uint64_t row_begin, uint64_t row_end, uint16_t *out,
+                                         mixq_error *err);
+
+/*
+ * Checks every checksum and that all padding is zero.  On the first bad
+ * region returns MIXQ_E_CHECKSUM with a message naming it (preamble, header,
+ * a tensor by name, or padding at an offset).
+ */
+MIXQ_API mixq_status mixq_verify(const mixq_file *file, mixq_error *err);
+
+/* The header JSON text exactly as stored (not NUL-terminated); *len gets its length. */
+MIXQ_API const char *mixq_header_json(const mixq_file *file, size_t *len);
+
+/* Size of the whole file in bytes. */
+MIXQ_API uint64_t mixq_file_size(const mixq_file *file);
+
+/*
+ * Value of a key of the source checkpoint's __metadata__ as recorded in the
+ * container, or NULL.  The string stays valid until mixq_close().
+ */
+MIXQ_API const char *mixq_source_metadata(const mixq_file *file, const char *key);
+
+/* ---------------------------------------------------------------------- */
+/* Conversion (safetensors -> container)                                   */
+/* ---------------------------------------------------------------------- */
+
+/* Called after each tensor is written; must not call back into the conversion. */
+typedef void (*mixq_progress_fn)(void *ctx, size_t done, size_t total, const char *tensor_name);
+
+/* Options for mixq_convert; initialise with mixq_convert_options_init. */
+typedef struct mixq_convert_options {
+    mixq_qtype type;        /* type for tensors of 2 or more dims (default int8) */
+    unsigned group_size;    /* 0 = the type's default */
+    int quantize_1d;        /* 1 = also convert 1-D tensors to `type` (default 0: keep) */
+    int force;              /* 1 = replace an existing output file */
+    volatile sig_atomic_t *cancel; /* if non-NULL and set non-zero, stop and clean up */
+    mixq_progress_fn progress;     /* optional */
+    void *progress_ctx;
+} mixq_convert_options;
+
+/* Fills *opts with the defaults. */
+MIXQ_API void mixq_convert_options_init(mixq_convert_options *opts);
+
+/*
+ * Converts a safetensors checkpoint (a .safetensors file, a directory holding
+ * model.safetensors or model.safetensors.index.json, or that index file) to a
+ * container at out_path.  The output is written to a temporary file in the
+ * same directory, fsynced and renamed into place; on any failure no output
+ * file is left and the input is never modified.
+ */
+MIXQ_API mixq_status mixq_convert(const char *in_path, const char *out_path,
+                                  const mixq_convert_options *opts, mixq_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MIXQ_H */

@@ -1,0 +1,35 @@
+/*
+ * atomic_file.h - writing a file so that it appears whole or not at all:
+ * a temporary beside the destination, fsync, rename, fsync of the directory.
+ */
+#ifndef MIXQ_ATOMIC_FILE_H
+#define MIXQ_ATOMIC_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mixq.h"
+
+typedef struct afile {
+    int fd;
+    char *tmp_path;
+    char *final_path;
+    int force;
+} afile;
+
+/*
+ * Creates a fresh temporary file next to final_path.  Fails with
+ * MIXQ_E_EXISTS if final_path exists and force is 0.
+ */
+mixq_status afile_open(afile *f, const char *final_path, int force, mixq_error *err);
+
+/* Writes len bytes at offset (loops over short writes; EINTR retried). */
+mixq_status afile_pwrite(afile *f, const void *buf, size_t len, uint64_t offset, mixq_error *err);
+
+/* fsyncs, renames into place (refusing to replace unless force) and fsyncs the directory. */
+mixq_status afile_commit(afile *f, mixq_error *err);
+
+/* Closes and removes the temporary; safe to call after commit or twice. */
+void afile_abort(afile *f);
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * container_write.h - streaming writer of container files: tensors are
+ * appended in order, the JSON header goes last, the preamble is patched,
+ * and the whole is committed atomically (atomic_file.h).
+ */
+#ifndef MIXQ_CONTAINER_WRITE_H
+#define MIXQ_CONTAINER_WRITE_H
+
+#include <jansson.h>
+
+#include "mixq.h"
+#include "qtype.h"
+
+typedef struct cwriter cwriter;
+
+/* What the writer records for one tensor besides its bytes. */
+typedef struct cw_tensor {
+    const char *name;
+    unsigned ndim;
+    const uint64_t *shape;
+    const char *source_dtype;    /* safetensors dtype name */
+    const qtype_desc *qt;
+    unsigned group_size;         /* as requested: 0 = per row (or not quantized) */
+    json_t *extra;               /* optional object of extra entry keys (borrowed) */
+} cw_tensor;
+
+/* Starts a container at path (temporary file until cw_finish). */
+mixq_status cw_open(cwriter **out, const char *path, int force, mixq_error *err);
+
+/*
+ * Appends one tensor whose stored bytes (layout->total of them, section
+ * padding zeroed) are `bytes`.  Computes the checksum and the entry.
+ */
+mixq_status cw_add_tensor(cwriter *w, const cw_tensor *t, const qlayout *layout,
+                          const uint8_t *bytes, mixq_error *err);
+
+/* Writes header and preamble, fsyncs and renames; metadata is borrowed. Frees w. */
+mixq_status cw_finish(cwriter *w, json_t *metadata, mixq_error *err);
+
+/* Discards everything written; frees w (NULL allowed). */
+void cw_abort(cwriter *w);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * qtype.h - the table of quantization types.  Everything that depends on a
+ * type (bits, groups, which sections exist, kernels) is read from here.
+ */
+#ifndef MIXQ_QTYPE_H
+#define MIXQ_QTYPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mixq.h"
+#include "dtype.h"
+
+/* Alignment of every tensor and every section within it, in bytes. */
+#define MX_ALIGN 64u
+
+/*
+ * Pointers to one row's part of each section, indexed by mixq_section_kind.
+ * Unused kinds are NULL.
+ */
+typedef struct mx_rowptrs {
+    uint8_t *sec[MIXQ_SECTION_COUNT];
+} mx_rowptrs;
+
+typedef struct mx_crowptrs {
+    const uint8_t *sec[MIXQ_SECTION_COUNT];
+} mx_crowptrs;
+
+/*
+ * Quantizes one row of n floats (all finite) into codes/scales/mins.
+ * group is the group size (> 0; a per-row group is passed as n).
+ */
+typedef void (*mx_quantize_row_fn)(const float *x, size_t n, unsigned group, mx_rowptrs out);
+
+/* Reconstructs one row of n floats. */
+typedef void (*mx_dequantize_row_fn)(mx_crowptrs in, size_t n, unsigned group, float *out);
+
+typedef struct qtype_desc {
+    const char *name;          /* "int4" */
+    mixq_qtype id;
+    bool quantized;            /* codes + per-group scales (else plain values) */
+    bool symmetric;            /* no mins section */
+    unsigned code_bits;        /* bits per code (quantized) or per element (f32/f16/bf16; 0 raw) */
+    unsigned scale_bytes;      /* bytes per group scale (2 = f16) */
+    unsigned min_bytes;        /* bytes per group min (0 if symmetric) */
+    unsigned group_min;        /* smallest allowed group size (power of two) */
+    unsigned group_max;        /* largest allowed group size (power of two) */
+    unsigned group_default;
+    bool allow_row_group;      /* group_size 0 (one group per row) allowed */
+    mx_quantize_row_fn quantize_row;
+    mx_dequantize_row_fn dequantize_row;
+} qtype_desc;
+
+extern const qtype_desc mx_qtypes[MIXQ_QT_COUNT];
+
+/* The descriptor for a type id (never NULL for a valid id). */
+const qtype_desc *qtype_get(mixq_qtype id);
+
+/* The descriptor for a type name, or NULL. */
+const qtype_desc *qtype_by_name(const char *name);
+
+/* True if group_size is allowed for this type (0 = per row). */
+bool qtype_group_ok(const qtype_desc *qt, unsigned group_size);
+
+/* Byte layout of one stored tensor. Offsets are relative to the tensor start. */
+typedef struct qlayout {
+    uint64_t rows, row_length;
+    unsigned group;                         /* effective group size (> 0 if quantized) */
+    uint64_t groups_per_row;
+    uint64_t row_bytes[MIXQ_SECTION_COUNT]; /* 0 = section absent */
+    uint64_t offset[MIXQ_SECTION_COUNT];
+    uint64_t length[MIXQ_SECTION_COUNT];
+    uint64_t total;                         /* end of the last section */
+} qlayout;
+
+/*
+ * Computes the layout of a tensor of `rows` x `row_length` elements stored as
+ * qt with group_size (0 = per row) whose source elements have dtype src
+ * (used by raw).  Returns false on arithmetic overflow.
+ */
+bool qtype_layout(const qtype_desc *qt, st_dtype src, uint64_t rows, uint64_t row_length,
+                  unsigned group_size, qlayout *out);
+
+#endif
+
+/* Quantized types need every value finite with |x| <= this (the f16 maximum). */
+#define MX_QUANT_ABS_MAX 65504.0f

@@ -1,0 +1,174 @@
+/* test_support.c - helpers shared by the Criterion tests. */
+#include "test_support.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+char *ts_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    char *tmpl = NULL;
+    cr_assert(asprintf(&tmpl, "%s/mixq-test-XXXXXX", base) > 0);
+    cr_assert(mkdtemp(tmpl) != NULL, "mkdtemp: %s", strerror(errno));
+    return tmpl;
+}
+
+void ts_rmtree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) { unlink(path); return; }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char *p = ts_path(path, e->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+            chmod(p, 0700);
+            ts_rmtree(p);
+        } else {
+            unlink(p);
+        }
+        free(p);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+char *ts_path(const char *dir, const char *name)
+{
+    char *p = NULL;
+    cr_assert(asprintf(&p, "%s/%s", dir, name) > 0);
+    return p;
+}
+
+void ts_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert(f != NULL, "cannot create %s: %s", path, strerror(errno));
+    cr_assert(len == 0 || fwrite(data, 1, len, f) == len);
+    cr_assert(fclose(f) == 0);
+}
+
+uint8_t *ts_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) buf = realloc(buf, cap *= 2);
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+int ts_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+int ts_dir_count(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(d);
+    return n;
+}
+
+uint8_t *ts_safetensors(const char *header_json, const void *data, size_t data_len, size_t *len)
+{
+    size_t hl = strlen(header_json);
+    *len = 8 + hl + data_len;
+    uint8_t *buf = malloc(*len ? *len : 1);
+    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)hl >> (8 * i));
+    memcpy(buf + 8, header_json, hl);
+    for (size_t i = 0; i < data_len; i++)
+        buf[8 + hl + i] = data ? ((const uint8_t *)data)[i] : (uint8_t)(i * 7 + 1);
+    return buf;
+}
+
+char *ts_source_path(const char *rel)
+{
+    const char *root = getenv("MIXQ_SOURCE_ROOT");
+    cr_assert(root != NULL, "MIXQ_SOURCE_ROOT is not set (run the tests through meson test)");
+    return ts_path(root, rel);
+}
+
+char *ts_models_dir(void)
+{
+    const char *env = getenv("MIXQ_MODELS_DIR");
+    char *p = env ? strdup(env) : ts_source_path("../shared/models");
+    struct stat st;
+    if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) { free(p); return NULL; }
+    return p;
+}
+
+/* Reads everything from fd into a malloc'd NUL-terminated string. */
+static char *slurp_fd(int fd)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    ssize_t got;
+    while ((got = read(fd, buf + n, cap - n - 1)) > 0) {
+        n += (size_t)got;
+        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+int ts_run_cli(const char *const *args, char **out, char **err)
+{
+    const char *exe = getenv("MIXQ_EXE");
+    cr_assert(exe != NULL, "MIXQ_EXE is not set (run the tests through meson test)");
+    size_t n = 0;
+    while (args[n]) n++;
+    char **argv = calloc(n + 2, sizeof *argv);
+    argv[0] = (char *)exe;
+    for (size_t i = 0; i < n; i++) argv[i + 1] = (char *)args[i];
+
+    char otmpl[] = "/tmp/mixq-out-XXXXXX", etmpl[] = "/tmp/mixq-err-XXXXXX";
+    int ofd = mkstemp(otmpl), efd = mkstemp(etmpl);
+    cr_assert(ofd >= 0 && efd >= 0);
+    unlink(otmpl);
+    unlink(etmpl);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int nul = open("/dev/null", O_RDONLY);
+        dup2(nul, 0);
+        dup2(ofd, 1);
+        dup2(efd, 2);
+        execv(exe, argv);
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    free(argv);
+    lseek(ofd, 0, SEEK_SET);
+    lseek(efd, 0, SEEK_SET);
+    if (out) *out = slurp_fd(ofd);
+    if (err) *err = slurp_fd(efd);
+    close(ofd);
+    close(efd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

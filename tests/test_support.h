@@ -1,0 +1,43 @@
+/* test_support.h - helpers shared by the Criterion tests. */
+#ifndef MIXQ_TEST_SUPPORT_H
+#define MIXQ_TEST_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Creates a fresh temporary directory (removed by ts_rmtree); returns its malloc'd path. */
+char *ts_tmpdir(void);
+/* Removes a directory tree (best effort). */
+void ts_rmtree(const char *path);
+/* Joins dir and name into a malloc'd path. */
+char *ts_path(const char *dir, const char *name);
+/* Writes len bytes to path (creating or truncating); aborts the test on failure. */
+void ts_write_file(const char *path, const void *data, size_t len);
+/* Reads a whole file into a malloc'd buffer; *len gets its size; NULL if it cannot. */
+uint8_t *ts_read_file(const char *path, size_t *len);
+/* True if path exists. */
+int ts_exists(const char *path);
+/* Number of entries in a directory other than . and .. */
+int ts_dir_count(const char *path);
+
+/*
+ * Builds safetensors bytes: the 8-byte little-endian length of header_json,
+ * the header, then data_len bytes (data, or a deterministic pattern if NULL).
+ * Returns a malloc'd buffer; *len gets its size.
+ */
+uint8_t *ts_safetensors(const char *header_json, const void *data, size_t data_len, size_t *len);
+
+/* Path of a file under the source tree (MIXQ_SOURCE_ROOT), malloc'd. */
+char *ts_source_path(const char *rel);
+/* Path of the shared models folder (../shared/models beside the source tree), or NULL if absent. */
+char *ts_models_dir(void);
+
+/*
+ * Runs the mixq CLI (MIXQ_EXE) with the given NULL-terminated argument list
+ * (argv[0] not included), capturing stdout and stderr into malloc'd strings
+ * (either may be NULL to discard).  Returns the exit status, or -1 if it did
+ * not exit normally (*signal_out gets the signal if non-NULL).
+ */
+int ts_run_cli(const char *const *args, char **out, char **err);
+
+#endif
