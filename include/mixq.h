@@ -96,7 +96,7 @@ typedef enum mixq_section_kind {
     MIXQ_SEC_CODES,    /* packed integer codes */
     MIXQ_SEC_SCALES,   /* one f16 scale per group */
     MIXQ_SEC_MINS,     /* one f16 minimum per group (asymmetric types) */
-    MIXQ_SEC_COUNT
+    MIXQ_SECTION_COUNT
 } mixq_section_kind;
 
 /* Name of a section kind as stored in files ("codes", ...). */
@@ -129,6 +129,7 @@ typedef struct mixq_tensor_info {
 /* A zero-copy view of one section of a stored tensor. */
 typedef struct mixq_section {
     const void *data;    /* into the mapped file; 64-byte aligned */
+    uint64_t offset;     /* absolute file offset of data */
     uint64_t size;       /* bytes */
     uint64_t row_stride; /* bytes per tensor row within this section */
 } mixq_section;
@@ -203,13 +204,16 @@ MIXQ_API const char *mixq_source_metadata(const mixq_file *file, const char *key
 /* Conversion (safetensors -> container)                                   */
 /* ---------------------------------------------------------------------- */
 
+/* mixq_convert_options.group_size value asking for one group per row (int8). */
+#define MIXQ_GROUP_PER_ROW 0xFFFFFFFFu
+
 /* Called after each tensor is written; must not call back into the conversion. */
 typedef void (*mixq_progress_fn)(void *ctx, size_t done, size_t total, const char *tensor_name);
 
 /* Options for mixq_convert; initialise with mixq_convert_options_init. */
 typedef struct mixq_convert_options {
     mixq_qtype type;        /* type for tensors of 2 or more dims (default int8) */
-    unsigned group_size;    /* 0 = the type's default */
+    unsigned group_size;    /* 0 = the type's default; MIXQ_GROUP_PER_ROW = one group per row */
     int quantize_1d;        /* 1 = also convert 1-D tensors to `type` (default 0: keep) */
     int force;              /* 1 = replace an existing output file */
     volatile sig_atomic_t *cancel; /* if non-NULL and set non-zero, stop and clean up */

@@ -82,7 +82,19 @@ typedef struct qlayout {
 bool qtype_layout(const qtype_desc *qt, st_dtype src, uint64_t rows, uint64_t row_length,
                   unsigned group_size, qlayout *out);
 
-#endif
+/* True if tensors of this type store section `kind` (even when it is empty). */
+static inline bool qtype_has_section(const qtype_desc *qt, mixq_section_kind kind)
+{
+    switch (kind) {
+    case MIXQ_SEC_DATA: return !qt->quantized;
+    case MIXQ_SEC_CODES:
+    case MIXQ_SEC_SCALES: return qt->quantized;
+    case MIXQ_SEC_MINS: return qt->quantized && !qt->symmetric;
+    default: return false;
+    }
+}
 
 /* Quantized types need every value finite with |x| <= this (the f16 maximum). */
 #define MX_QUANT_ABS_MAX 65504.0f
+
+#endif

@@ -1,0 +1,166 @@
+/* atomic_file.c - temporary file + fsync + rename, so an output appears whole or not at all. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "atomic_file.h"
+#include "error.h"
+
+/* Directory part of path (malloc'd), "." if none. */
+static char *dir_of(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy) return NULL;
+    char *d = strdup(dirname(copy));
+    free(copy);
+    return d;
+}
+
+static char *base_of(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy) return NULL;
+    char *b = strdup(basename(copy));
+    free(copy);
+    return b;
+}
+
+mixq_status afile_open(afile *f, const char *final_path, int force, mixq_error *err)
+{
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    struct stat st;
+    if (stat(final_path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            return mx_err(err, MIXQ_E_INVALID_ARG, "%s: is a directory; give a file name for the output", final_path);
+        if (!force)
+            return mx_err(err, MIXQ_E_EXISTS, "%s: already exists; pass --force to replace it", final_path);
+    }
+    char *dir = dir_of(final_path), *base = base_of(final_path);
+    if (!dir || !base || asprintf(&f->tmp_path, "%s/.%s.tmp-XXXXXX", dir, base) < 0) {
+        free(dir);
+        free(base);
+        f->tmp_path = NULL;
+        return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", final_path);
+    }
+    free(base);
+    f->final_path = strdup(final_path);
+    f->force = force;
+    if (!f->final_path) {
+        free(dir);
+        afile_abort(f);
+        return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", final_path);
+    }
+    f->fd = mkostemp(f->tmp_path, O_CLOEXEC);
+    if (f->fd < 0) {
+        int e = errno;
+        free(f->tmp_path);
+        f->tmp_path = NULL;
+        mixq_status s = mx_err(err, MIXQ_E_IO, "%s: cannot create a temporary file in %s: %s", final_path, dir,
+                               strerror(e));
+        free(dir);
+        afile_abort(f);
+        return s;
+    }
+    free(dir);
+    /* mkstemp creates 0600; give the output the usual permissions under the umask. */
+    mode_t um = umask(0);
+    umask(um);
+    if (fchmod(f->fd, 0666 & ~um) != 0) {
+        int e = errno;
+        afile_abort(f);
+        return mx_err(err, MIXQ_E_IO, "%s: cannot set permissions: %s", final_path, strerror(e));
+    }
+    return MIXQ_OK;
+}
+
+mixq_status afile_pwrite(afile *f, const void *buf, size_t len, uint64_t offset, mixq_error *err)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t n = pwrite(f->fd, p, chunk, (off_t)offset);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return mx_err(err, MIXQ_E_IO, "%s: write failed at offset %llu: %s", f->final_path,
+                          (unsigned long long)offset, strerror(errno));
+        }
+        if (n == 0)
+            return mx_err(err, MIXQ_E_IO, "%s: write made no progress at offset %llu", f->final_path,
+                          (unsigned long long)offset);
+        p += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return MIXQ_OK;
+}
+
+/* fsync of the directory holding path, so the rename itself is durable. */
+static int fsync_dir(const char *path)
+{
+    char *dir = dir_of(path);
+    if (!dir) return -1;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0) return -1;
+    int r = fsync(fd);
+    close(fd);
+    return r;
+}
+
+mixq_status afile_commit(afile *f, mixq_error *err)
+{
+    if (fsync(f->fd) != 0) {
+        int e = errno;
+        afile_abort(f);
+        return mx_err(err, MIXQ_E_IO, "%s: fsync failed: %s", f->final_path, strerror(e));
+    }
+    if (close(f->fd) != 0) {
+        int e = errno;
+        f->fd = -1;
+        afile_abort(f);
+        return mx_err(err, MIXQ_E_IO, "%s: close failed: %s", f->final_path, strerror(e));
+    }
+    f->fd = -1;
+    int r;
+    if (f->force) {
+        r = rename(f->tmp_path, f->final_path);
+    } else {
+        /* Refuse to replace a file that appeared while we were writing. */
+        r = renameat2(AT_FDCWD, f->tmp_path, AT_FDCWD, f->final_path, RENAME_NOREPLACE);
+        if (r != 0 && (errno == EINVAL || errno == ENOSYS)) {
+            r = link(f->tmp_path, f->final_path);
+            if (r == 0) unlink(f->tmp_path);
+        }
+    }
+    if (r != 0) {
+        int e = errno;
+        afile_abort(f);
+        if (e == EEXIST)
+            return mx_err(err, MIXQ_E_EXISTS, "%s: already exists; pass --force to replace it", f->final_path);
+        return mx_err(err, MIXQ_E_IO, "%s: cannot rename the temporary file into place: %s", f->final_path,
+                      strerror(e));
+    }
+    free(f->tmp_path);
+    f->tmp_path = NULL;
+    (void)fsync_dir(f->final_path); /* best effort: some file systems refuse directory fsync */
+    free(f->final_path);
+    f->final_path = NULL;
+    return MIXQ_OK;
+}
+
+void afile_abort(afile *f)
+{
+    if (f->fd >= 0) close(f->fd);
+    f->fd = -1;
+    if (f->tmp_path) unlink(f->tmp_path);
+    free(f->tmp_path);
+    free(f->final_path);
+    f->tmp_path = NULL;
+    f->final_path = NULL;
+}

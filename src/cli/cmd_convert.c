@@ -1,0 +1,136 @@
+/* cmd_convert.c - `mixq convert IN -o OUT`: safetensors checkpoint -> container. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_util.h"
+#include "commands.h"
+
+static const char usage[] =
+    "Usage: mixq convert IN -o OUT [OPTIONS]\n"
+    "\n"
+    "Converts a safetensors checkpoint to a mixq container. IN is a .safetensors\n"
+    "file, a directory holding model.safetensors or model.safetensors.index.json,\n"
+    "or such an index file. Tensors of 2 or more dimensions with a floating dtype\n"
+    "are stored as TYPE; 1-D and scalar tensors and non-float tensors keep their\n"
+    "source bytes. The output is written to a temporary file and renamed into\n"
+    "place, so it appears whole or not at all; the input is never modified.\n"
+    "\n"
+    "Options:\n"
+    "  -o, --output OUT      the container to write (required)\n"
+    "  -t, --type TYPE       int8 (default), int4, f16, bf16 or f32\n"
+    "  -g, --group-size N    weights per scale group: int8 32|64|128|256 or 'row'\n"
+    "                        (default 128); int4 16|32|64|128|256 (default 64)\n"
+    "      --quantize-1d     also convert 1-D tensors (norms, biases) to TYPE\n"
+    "  -f, --force           replace OUT if it exists\n"
+    "  -q, --quiet           print nothing on success\n"
+    "  -h, --help            show this help\n"
+    "\n"
+    "Exit status: 0 success; 1 malformed input or values TYPE cannot hold (NaN,\n"
+    "Inf, |x| > 65504 in a tensor to quantize); 2 usage error; 3 I/O error,\n"
+    "OUT exists (without --force) or out of memory; 130/143 interrupted.\n";
+
+static volatile sig_atomic_t cancel_flag;
+
+static void on_signal(int sig)
+{
+    cancel_flag = sig;
+}
+
+/* Shows "[i/n] name" on a terminal. */
+static void progress(void *ctx, size_t done, size_t total, const char *name)
+{
+    (void)ctx;
+    fprintf(stderr, "\r\033[K[%zu/%zu] %s", done, total, name);
+    if (done == total) fputc('\n', stderr);
+}
+
+/* Prints the one-line summary of a written container. */
+static void summary(const char *path)
+{
+    mixq_error err;
+    mixq_file *f = mixq_open(path, 0, &err);
+    if (!f) {
+        printf("%s: written\n", path);
+        return;
+    }
+    uint64_t src = 0, stored = 0, elems = 0;
+    for (size_t i = 0; i < mixq_tensor_count(f); i++) {
+        mixq_tensor_info info;
+        mixq_tensor_get_info(mixq_tensor_at(f, i), &info);
+        src += info.n_elements * cli_dtype_size(info.source_dtype);
+        stored += info.nbytes;
+        elems += info.n_elements;
+    }
+    char a[32], b[32];
+    printf("%s: %zu tensors, %s from %s of tensor data (%.2fx smaller), %.3f bits per weight\n", path,
+           mixq_tensor_count(f), cli_bytes(mixq_file_size(f), a, sizeof a), cli_bytes(src, b, sizeof b),
+           stored ? (double)src / (double)stored : 0.0, elems ? (double)stored * 8.0 / (double)elems : 0.0);
+    mixq_close(f);
+}
+
+int cmd_convert(int argc, char **argv)
+{
+    enum { OPT_Q1D = 1000 };
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, 'o'}, {"type", required_argument, NULL, 't'},
+        {"group-size", required_argument, NULL, 'g'}, {"quantize-1d", no_argument, NULL, OPT_Q1D},
+        {"force", no_argument, NULL, 'f'}, {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    mixq_convert_options opts;
+    mixq_convert_options_init(&opts);
+    const char *out = NULL;
+    int quiet = 0, c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":o:t:g:fqh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 't':
+            if (mixq_qtype_from_name(optarg, &opts.type) != MIXQ_OK || opts.type == MIXQ_QT_RAW)
+                return cli_usage_error("convert", "unknown type '%s' (choose int8, int4, f16, bf16 or f32)", optarg);
+            break;
+        case 'g': {
+            unsigned long long g;
+            if (!strcmp(optarg, "row")) opts.group_size = MIXQ_GROUP_PER_ROW;
+            else if (cli_parse_uint(optarg, 1u << 20, &g) == 0 && g > 0) opts.group_size = (unsigned)g;
+            else return cli_usage_error("convert", "--group-size takes a positive number or 'row', not '%s'", optarg);
+            break;
+        }
+        case OPT_Q1D: opts.quantize_1d = 1; break;
+        case 'f': opts.force = 1; break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(usage, stdout); return EXIT_OK;
+        case ':': return cli_usage_error("convert", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("convert", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 1) return cli_usage_error("convert", "expected exactly one input (IN)");
+    if (!out) return cli_usage_error("convert", "the output is required: -o OUT");
+    const char *in = argv[optind];
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    opts.cancel = &cancel_flag;
+    if (!quiet && isatty(2)) opts.progress = progress;
+
+    mixq_error err;
+    mixq_status s = mixq_convert(in, out, &opts, &err);
+    if (s == MIXQ_E_CANCELLED) {
+        cli_error("convert", "interrupted; no output was written");
+        return 128 + (int)cancel_flag;
+    }
+    if (s != MIXQ_OK) {
+        cli_error("convert", "%s", err.message);
+        return cli_exit_code(s);
+    }
+    if (!quiet) summary(out);
+    return EXIT_OK;
+}

@@ -1,0 +1,9 @@
+/* commands.h - entry points of the mixq subcommands; argv[0] is the command name. */
+#ifndef MIXQ_COMMANDS_H
+#define MIXQ_COMMANDS_H
+
+int cmd_convert(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+
+#endif

@@ -1,0 +1,48 @@
+/* main.c - the mixq command line: dispatches to the subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "commands.h"
+
+static const char usage[] =
+    "mixq - mixed-precision quantization of safetensors checkpoints\n"
+    "\n"
+    "Usage: mixq COMMAND [OPTIONS]\n"
+    "\n"
+    "Commands:\n"
+    "  convert   convert a safetensors checkpoint to a mixq container (.mxq)\n"
+    "  dump      list the tensors of a container with their types and sizes\n"
+    "  verify    check every checksum of a container\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help     show this help\n"
+    "  -V, --version  show the version of mixq and of its container format\n"
+    "\n"
+    "Exit status: 0 success; 1 malformed or corrupt input, or verification failed;\n"
+    "2 usage error; 3 I/O error, existing output or out of memory;\n"
+    "130 or 143 interrupted by SIGINT or SIGTERM (no output is left behind).\n"
+    "\n"
+    "Run 'mixq COMMAND --help' for the options of a command.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (cli_is_help(cmd)) {
+        fputs(usage, stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+        printf("mixq %s (container format %d)\n", mixq_version_string(), MIXQ_FORMAT_VERSION);
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
+    if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
+    if (!strcmp(cmd, "verify")) return cmd_verify(argc - 1, argv + 1);
+    fprintf(stderr, "mixq: unknown command '%s'\nTry 'mixq --help'.\n", cmd);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,299 @@
+/*
+ * convert.c - safetensors checkpoint -> container: picks each tensor's type,
+ * converts or quantizes it row by row, and streams it to the writer.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "checked.h"
+#include "container_write.h"
+#include "error.h"
+#include "half.h"
+#include "mixq_config.h"
+#include "qtype.h"
+#include "st_reader.h"
+
+void mixq_convert_options_init(mixq_convert_options *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->type = MIXQ_QT_INT8;
+    opts->group_size = 0;
+}
+
+/* The plain type that holds a source dtype exactly, or raw. */
+static const qtype_desc *keep_type(st_dtype dt)
+{
+    switch (dt) {
+    case ST_F32: return qtype_get(MIXQ_QT_F32);
+    case ST_F16: return qtype_get(MIXQ_QT_F16);
+    case ST_BF16: return qtype_get(MIXQ_QT_BF16);
+    default: return qtype_get(MIXQ_QT_RAW);
+    }
+}
+
+/* Rows and row length of a tensor as FORMAT.md §3.1 defines them; false on overflow. */
+static bool rows_of(const st_tensor *t, uint64_t *rows, uint64_t *row_length)
+{
+    if (t->ndim <= 1) {
+        *rows = 1;
+        *row_length = t->n_elements;
+        return true;
+    }
+    uint64_t r = 1;
+    for (unsigned i = 0; i + 1 < t->ndim; i++)
+        if (!ck_mul(r, t->shape[i], &r)) return false;
+    *rows = r;
+    *row_length = t->shape[t->ndim - 1];
+    return true;
+}
+
+/* Converts one row of floats to the plain type's bytes. */
+static void store_plain_row(mixq_qtype id, const float *x, size_t n, uint8_t *dst)
+{
+    switch (id) {
+    case MIXQ_QT_F32:
+        memcpy(dst, x, n * 4);
+        break;
+    case MIXQ_QT_F16:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = mx_f32_to_f16(x[i]);
+            dst[2 * i] = (uint8_t)h;
+            dst[2 * i + 1] = (uint8_t)(h >> 8);
+        }
+        break;
+    case MIXQ_QT_BF16:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = mx_f32_to_bf16(x[i]);
+            dst[2 * i] = (uint8_t)h;
+            dst[2 * i + 1] = (uint8_t)(h >> 8);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+typedef struct conv_ctx {
+    const char *in_path;
+    const mixq_convert_options *opts;
+    const st_model *model;
+    cwriter *writer;
+    float *row;          /* one row of source values as float */
+    size_t row_cap;
+} conv_ctx;
+
+/* Checks that a row can be quantized; names the tensor and element if not. */
+static mixq_status check_row(const conv_ctx *c, const st_tensor *t, const float *x, size_t n, uint64_t r,
+                             mixq_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!(fabsf(x[i]) <= MX_QUANT_ABS_MAX)) {
+            const char *what = isnan(x[i]) ? "NaN" : isinf(x[i]) ? "an infinity" : "a value beyond ±65504";
+            return mx_err(err, MIXQ_E_DATA,
+                          "%s: tensor \"%s\": row %llu, column %zu holds %s (%g), which %s cannot store; "
+                          "keep this tensor at source precision (--type f32/f16/bf16) or fix the checkpoint",
+                          c->model->files[t->file_index].path, t->name, (unsigned long long)r, i, what,
+                          (double)x[i], mixq_qtype_name(c->opts->type));
+        }
+    }
+    return MIXQ_OK;
+}
+
+/* Converts one tensor into a freshly allocated buffer and hands it to the writer. */
+static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, mixq_error *err)
+{
+    const mixq_convert_options *o = c->opts;
+    const char *fname = c->model->files[t->file_index].path;
+    const qtype_desc *qt = keep_type(t->dtype);
+    bool eligible = st_dtypes[t->dtype].is_float && t->n_elements > 0 &&
+                    (t->ndim >= 2 || (t->ndim == 1 && o->quantize_1d));
+    if (eligible) qt = qtype_get(o->type);
+
+    unsigned group_req = 0, group = 0; /* as recorded; as passed to the layout (0 = per row) */
+    if (qt->quantized) {
+        group_req = o->group_size == 0 ? qt->group_default : o->group_size;
+        if (group_req == MIXQ_GROUP_PER_ROW) group_req = 0;
+        group = group_req;
+    }
+    uint64_t rows, row_length;
+    qlayout lay;
+    if (!rows_of(t, &rows, &row_length) || !qtype_layout(qt, t->dtype, rows, row_length, group, &lay))
+        return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": stored size overflows 64 bits", fname, t->name);
+    if (lay.total > SIZE_MAX)
+        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": too large for this machine", fname, t->name);
+    uint8_t *buf = calloc(1, lay.total ? (size_t)lay.total : 1);
+    if (!buf)
+        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory for %llu bytes", fname, t->name,
+                      (unsigned long long)lay.total);
+
+    mixq_status s = MIXQ_OK;
+    if (qt == keep_type(t->dtype)) { /* stored exactly as in the source */
+        if (t->nbytes) memcpy(buf, t->data, (size_t)t->nbytes);
+    } else {
+        if (row_length > c->row_cap) {
+            float *nr = realloc(c->row, (size_t)row_length * sizeof(float));
+            if (!nr) {
+                free(buf);
+                return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", fname, t->name);
+            }
+            c->row = nr;
+            c->row_cap = (size_t)row_length;
+        }
+        size_t esize = st_dtypes[t->dtype].size;
+        for (uint64_t r = 0; r < rows && s == MIXQ_OK; r++) {
+            if (o->cancel && *o->cancel) {
+                s = mx_err(err, MIXQ_E_CANCELLED, "%s: conversion interrupted", c->in_path);
+                break;
+            }
+            st_to_f32(t->dtype, t->data + r * row_length * esize, (size_t)row_length, c->row);
+            if (qt->quantized) {
+                s = check_row(c, t, c->row, (size_t)row_length, r, err);
+                if (s != MIXQ_OK) break;
+                mx_rowptrs p = {{NULL}};
+                for (int k = 0; k < MIXQ_SECTION_COUNT; k++)
+                    if (lay.row_bytes[k]) p.sec[k] = buf + lay.offset[k] + r * lay.row_bytes[k];
+                qt->quantize_row(c->row, (size_t)row_length, group ? group : (unsigned)row_length, p);
+            } else {
+                store_plain_row(qt->id, c->row, (size_t)row_length,
+                                buf + lay.offset[MIXQ_SEC_DATA] + r * lay.row_bytes[MIXQ_SEC_DATA]);
+            }
+        }
+    }
+    if (s == MIXQ_OK) {
+        cw_tensor ct = {.name = t->name, .ndim = t->ndim, .shape = t->shape,
+                        .source_dtype = st_dtypes[t->dtype].name, .qt = qt, .group_size = group_req};
+        s = cw_add_tensor(c->writer, &ct, &lay, buf, err);
+    }
+    free(buf);
+    return s;
+}
+
+/* Base name of a path (malloc'd). */
+static char *base_name(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy) return NULL;
+    char *b = strdup(basename(copy));
+    free(copy);
+    return b;
+}
+
+/* Appends {"name","size"} for a source file. */
+static int add_source_file(json_t *arr, const char *path, uint64_t size)
+{
+    char *b = base_name(path);
+    if (!b) return -1;
+    json_t *o = json_pack("{s:s,s:I}", "name", b, "size", (json_int_t)size);
+    free(b);
+    return o ? json_array_append_new(arr, o) : -1;
+}
+
+/* The file-level metadata object of FORMAT.md §3.2. */
+static json_t *make_metadata(const st_model *m, const mixq_convert_options *o)
+{
+    json_t *meta = json_object(), *src = json_object(), *files = json_array(), *opts;
+    if (!meta || !src || !files) goto fail;
+    for (size_t i = 0; i < m->nmeta; i++)
+        if (json_object_set_new(src, m->meta[i].key, json_string(m->meta[i].value))) goto fail;
+    if (m->index_path) {
+        struct stat st;
+        if (stat(m->index_path, &st) != 0 || add_source_file(files, m->index_path, (uint64_t)st.st_size)) goto fail;
+    }
+    for (size_t i = 0; i < m->nfiles; i++)
+        if (add_source_file(files, m->files[i].path, m->files[i].size)) goto fail;
+    unsigned g = o->group_size == MIXQ_GROUP_PER_ROW ? 0 : o->group_size;
+    opts = json_pack("{s:s,s:i,s:b}", "type", mixq_qtype_name(o->type), "group_size", (int)g, "quantize_1d",
+                     o->quantize_1d != 0);
+    if (!opts) goto fail;
+    if (json_object_set_new(meta, "mixq_version", json_string(MIXQ_VERSION_STRING)) ||
+        json_object_set_new(meta, "source_metadata", src) || json_object_set_new(meta, "source_files", files) ||
+        json_object_set_new(meta, "options", opts)) {
+        json_decref(meta);
+        return NULL;
+    }
+    return meta;
+fail:
+    json_decref(meta);
+    json_decref(src);
+    json_decref(files);
+    return NULL;
+}
+
+/* Refuses an output path that names one of the input files. */
+static mixq_status check_not_input(const st_model *m, const char *out_path, mixq_error *err)
+{
+    struct stat so;
+    if (stat(out_path, &so) != 0) return MIXQ_OK;
+    for (size_t i = 0; i <= m->nfiles; i++) {
+        const char *p = i < m->nfiles ? m->files[i].path : m->index_path;
+        struct stat si;
+        if (p && stat(p, &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+            return mx_err(err, MIXQ_E_INVALID_ARG, "%s: the output is the input file %s; choose another output path",
+                          out_path, p);
+    }
+    return MIXQ_OK;
+}
+
+mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_convert_options *opts,
+                         mixq_error *err)
+{
+    mixq_convert_options defaults;
+    if (!opts) {
+        mixq_convert_options_init(&defaults);
+        opts = &defaults;
+    }
+    if (!in_path || !out_path) return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_convert: input and output paths are required");
+    const qtype_desc *qt = qtype_get(opts->type);
+    if ((unsigned)opts->type >= MIXQ_QT_COUNT || !qt || opts->type == MIXQ_QT_RAW)
+        return mx_err(err, MIXQ_E_INVALID_ARG, "%s: cannot convert to type %d", in_path, (int)opts->type);
+    if (qt->quantized && opts->group_size != 0) {
+        unsigned g = opts->group_size == MIXQ_GROUP_PER_ROW ? 0 : opts->group_size;
+        if (!qtype_group_ok(qt, g))
+            return mx_err(err, MIXQ_E_INVALID_ARG,
+                          "group size %u is not allowed for %s: use a power of two from %u to %u%s", opts->group_size,
+                          qt->name, qt->group_min, qt->group_max, qt->allow_row_group ? " (or per row)" : "");
+    }
+
+    st_model *model = NULL;
+    mixq_status s = st_open(in_path, &model, err);
+    if (s != MIXQ_OK) return s;
+    s = check_not_input(model, out_path, err);
+    if (s != MIXQ_OK) {
+        st_close(model);
+        return s;
+    }
+    conv_ctx c = {.in_path = in_path, .opts = opts, .model = model};
+    s = cw_open(&c.writer, out_path, opts->force, err);
+    if (s != MIXQ_OK) {
+        st_close(model);
+        return s;
+    }
+    for (size_t i = 0; i < model->ntensors && s == MIXQ_OK; i++) {
+        if (opts->cancel && *opts->cancel) {
+            s = mx_err(err, MIXQ_E_CANCELLED, "%s: conversion interrupted", in_path);
+            break;
+        }
+        s = convert_tensor(&c, &model->tensors[i], err);
+        if (s == MIXQ_OK && opts->progress) opts->progress(opts->progress_ctx, i + 1, model->ntensors, model->tensors[i].name);
+    }
+    if (s == MIXQ_OK) {
+        json_t *meta = make_metadata(model, opts);
+        if (!meta) {
+            s = mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", out_path);
+        } else {
+            s = cw_finish(c.writer, meta, err);
+            c.writer = NULL;
+            json_decref(meta);
+        }
+    }
+    if (c.writer) cw_abort(c.writer);
+    free(c.row);
+    st_close(model);
+    return s;
+}
