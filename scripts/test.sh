@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs the packages it needs (as root on
+# Debian 12), builds and tests a normal build, then the same suite under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    build-essential meson ninja-build pkg-config zlib1g-dev libjansson-dev libxxhash-dev libcriterion-dev \
+    >/dev/null
+fi
+jobs=$(nproc 2>/dev/null || echo 2)
+
+echo "== build and test (debugoptimized)"
+[ -d build-test ] || meson setup build-test >/dev/null
+ninja -C build-test >/dev/null
+meson test -C build-test --print-errorlogs --num-processes "$jobs"
+
+echo "== build and test under AddressSanitizer + UndefinedBehaviorSanitizer"
+[ -d build-asan ] || meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+  -Dc_args=-fno-sanitize-recover=all -Dc_link_args=-fno-sanitize-recover=all >/dev/null
+ninja -C build-asan >/dev/null
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  meson test -C build-asan --print-errorlogs --num-processes "$jobs"
+
+python3 scripts/summarize-tests.py build-test/meson-logs/testlog.json build-asan/meson-logs/testlog.json
