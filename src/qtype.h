@@ -48,8 +48,8 @@ typedef struct qtype_desc {
     unsigned group_max;        /* largest allowed group size (power of two) */
     unsigned group_default;
     bool allow_row_group;      /* group_size 0 (one group per row) allowed */
-    mx_quantize_row_fn quantize_row;
-    mx_dequantize_row_fn dequantize_row;
+    mx_quantize_row_fn quantize_row;      /* NULL for raw/f32/f16/bf16: the */
+    mx_dequantize_row_fn dequantize_row;  /* converter handles plain types itself */
 } qtype_desc;
 
 extern const qtype_desc mx_qtypes[MIXQ_QT_COUNT];
@@ -60,15 +60,21 @@ const qtype_desc *qtype_get(mixq_qtype id);
 /* The descriptor for a type name, or NULL. */
 const qtype_desc *qtype_by_name(const char *name);
 
-/* True if group_size is allowed for this type (0 = per row). */
+/*
+ * True if group_size is allowed for this type (0 = per row): plain types take
+ * only 0; quantized types a power of two in [group_min, group_max], or 0 if
+ * allow_row_group.
+ */
 bool qtype_group_ok(const qtype_desc *qt, unsigned group_size);
 
 /* Byte layout of one stored tensor. Offsets are relative to the tensor start. */
 typedef struct qlayout {
     uint64_t rows, row_length;
-    unsigned group;                         /* effective group size (> 0 if quantized) */
-    uint64_t groups_per_row;
-    uint64_t row_bytes[MIXQ_SECTION_COUNT]; /* 0 = section absent */
+    unsigned group;                         /* effective group size (> 0 if quantized and
+                                               row_length > 0; 0 for plain types) */
+    uint64_t groups_per_row;                /* ceil(row_length / group); 0 if row_length 0 */
+    uint64_t row_bytes[MIXQ_SECTION_COUNT]; /* 0 if absent (or row_length 0): see
+                                               qtype_has_section for presence */
     uint64_t offset[MIXQ_SECTION_COUNT];
     uint64_t length[MIXQ_SECTION_COUNT];
     uint64_t total;                         /* end of the last section */
@@ -77,7 +83,12 @@ typedef struct qlayout {
 /*
  * Computes the layout of a tensor of `rows` x `row_length` elements stored as
  * qt with group_size (0 = per row) whose source elements have dtype src
- * (used by raw).  Returns false on arithmetic overflow.
+ * (used by raw only), exactly as FORMAT.md §5: present sections in kind order,
+ * each at the previous end rounded up to MX_ALIGN, total = end of the last.
+ * A zero-element tensor has all lengths and offsets 0 and total 0.  Returns
+ * false (and zeroes *out) on arithmetic overflow, a group size not allowed by
+ * qtype_group_ok, an invalid src for raw, or a per-row group longer than
+ * UINT_MAX elements.
  */
 bool qtype_layout(const qtype_desc *qt, st_dtype src, uint64_t rows, uint64_t row_length,
                   unsigned group_size, qlayout *out);

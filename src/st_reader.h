@@ -44,6 +44,7 @@ typedef struct st_model {
     st_tensor *tensors; size_t ntensors; /* file order, then data offset order */
     st_meta *meta;    size_t nmeta;    /* __metadata__ of the first file, key order */
     char *index_path;                  /* the index.json path, NULL for a single file */
+    const st_tensor **by_name;         /* the tensors sorted by name, for st_find */
 } st_model;
 
 /*

@@ -36,7 +36,7 @@ Test(cli, help_and_version)
         cr_assert(strstr(o, "Usage: mixq") && strstr(o, cmds[i]), "%s", o);
         free(o); free(e);
     }
-    cr_assert_eq(RUN(&o, &e), 2);
+    cr_assert_eq(ts_run_cli((const char *const[]){NULL}, &o, &e), 2);
     free(o); free(e);
 }
 

@@ -132,9 +132,9 @@ Test(convert, quantize_1d_option)
     cr_assert(f, "%s", err.message);
     const mixq_tensor *t = mixq_find(f, "model.norm.weight");
     cr_assert(t);
-    mixq_tensor_info in;
-    mixq_tensor_get_info(t, &in);
-    cr_assert_eq(in.qtype, MIXQ_QT_INT8);
+    mixq_tensor_info info;
+    mixq_tensor_get_info(t, &info);
+    cr_assert_eq(info.qtype, MIXQ_QT_INT8);
     mixq_close(f);
     ts_rmtree(dir);
     free(dir); free(out); free(in);
