@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    build-essential meson ninja-build pkg-config zlib1g-dev libjansson-dev libxxhash-dev libcriterion-dev \
+    build-essential meson ninja-build pkg-config zlib1g-dev libjansson-dev libxxhash-dev libcriterion-dev python3-jsonschema \
     >/dev/null
 fi
 jobs=$(nproc 2>/dev/null || echo 2)

@@ -232,9 +232,10 @@ Test(testdata, generator_output_matches_checked_in)
         free(r);
         free(gp);
     }
-    /* Every checked-in file but the README comes from the generator. */
+    /* Every checked-in file but the README and the golden containers (written
+       once by mixq itself, see scripts/make-golden.sh) comes from the generator. */
     for (size_t i = 0; i < ref.n; i++) {
-        if (!strcmp(ref.v[i], "README.md")) continue;
+        if (!strcmp(ref.v[i], "README.md") || !strncmp(ref.v[i], "golden/", 7)) continue;
         int found = 0;
         for (size_t j = 0; j < gen.n && !found; j++) found = !strcmp(ref.v[i], gen.v[j]);
         cr_assert(found, "testdata/%s is not produced by gen_testdata", ref.v[i]);
