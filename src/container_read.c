@@ -165,7 +165,7 @@ static mixq_status check_preamble(mixq_file *f, mixq_error *err)
                       f->header_offset + f->header_length, f->size);
     if (end != f->size)
         return mx_err(err, MIXQ_E_FORMAT,
-                      "%s: %" PRIu64 " unexpected bytes after the header (the file should end at %" PRIu64 ")", fn,
+                      "%s: %" PRIu64 " unexpected byte(s) after the header (the file should end at %" PRIu64 ")", fn,
                       f->size - end, end);
     stored = mxc_get_u64(p + MXC_OFF_HEADER_XXH3);
     computed = XXH3_64bits(p + f->header_offset, (size_t)f->header_length);
@@ -301,8 +301,9 @@ static mixq_status check_sections(const mixq_file *f, const char *where, json_t 
         uint64_t o = (uint64_t)json_integer_value(off), l = (uint64_t)json_integer_value(len);
         if (o != t->lay.offset[k] || l != t->lay.length[k])
             return mx_err(err, MIXQ_E_FORMAT,
-                          "%s: %s: is at %" PRIu64 "+%" PRIu64 " but the layout of this shape and type puts it at %"
-                          PRIu64 "+%" PRIu64, f->shown, w2, o, l, t->lay.offset[k], t->lay.length[k]);
+                          "%s: %s has offset %" PRIu64 ", length %" PRIu64 "; the layout of this shape and type "
+                          "needs offset %" PRIu64 ", length %" PRIu64, f->shown, w2, o, l, t->lay.offset[k],
+                          t->lay.length[k]);
     }
     if (json_object_size(secs) != expected) {
         const char *key;
@@ -407,7 +408,7 @@ static mixq_status parse_entry(mixq_file *f, size_t i, json_t *e, uint64_t *expe
         return mx_err(err, MIXQ_E_FORMAT, "%s: %s: \"xxh3\" must be 16 lowercase hex digits", fn, where);
     if (t->length != t->lay.total)
         return mx_err(err, MIXQ_E_FORMAT,
-                      "%s: %s: \"length\" is %" PRIu64 " but a %s tensor of this shape takes %" PRIu64 " bytes", fn,
+                      "%s: %s: \"length\" is %" PRIu64 " but quant_type %s needs %" PRIu64 " bytes for this shape", fn,
                       where, t->length, t->qt->name, t->lay.total);
     if ((s = check_sections(f, where, secs, t, err))) return s;
     if (t->offset != *expect_offset)
