@@ -5,6 +5,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "mixq supports little-endian hosts only"
+#endif
+
 #define MXC_MAGIC "\x89MXQ\r\n\x1a\n"
 #define MXC_MAGIC_LEN 8
 #define MXC_PREAMBLE_LEN 64u

@@ -26,6 +26,7 @@
 #include "error.h"
 #include "half.h"
 #include "qtype.h"
+#include "simd.h"
 
 /* Longest rendering of a file-supplied string (name, type) in a message. */
 #define SHOWN_MAX 160
@@ -737,7 +738,7 @@ static void quant_row_to_f32(const mixq_tensor *t, uint64_t r, float *out)
     const uint8_t *base = t->file->map + t->offset;
     for (int k = 0; k < MIXQ_SECTION_COUNT; k++)
         if (t->has[k]) rp.sec[k] = base + t->lay.offset[k] + r * t->lay.row_bytes[k];
-    t->qt->dequantize_row(rp, (size_t)t->lay.row_length, t->lay.group, out);
+    mx_kernels()->dequantize_row[t->qt->id](rp, (size_t)t->lay.row_length, t->lay.group, out);
 }
 
 mixq_status mixq_dequantize_f32(const mixq_file *f, const mixq_tensor *t, uint64_t rb, uint64_t re, float *out,
@@ -773,7 +774,7 @@ mixq_status mixq_dequantize_f16(const mixq_file *f, const mixq_tensor *t, uint64
         for (uint64_t done = 0; done < n;) {
             size_t c = n - done < CHUNK ? (size_t)(n - done) : CHUNK;
             plain_to_f32(t, first + done, c, stackbuf);
-            for (size_t i = 0; i < c; i++) out[done + i] = mx_f32_to_f16(stackbuf[i]);
+            mx_kernels()->f32_to_f16(stackbuf, c, out + done);
             done += c;
         }
         return MIXQ_OK;
@@ -789,8 +790,7 @@ mixq_status mixq_dequantize_f16(const mixq_file *f, const mixq_tensor *t, uint64
     }
     for (uint64_t r = rb; r < re; r++) {
         quant_row_to_f32(t, r, row);
-        uint16_t *o = out + (r - rb) * k;
-        for (uint64_t i = 0; i < k; i++) o[i] = mx_f32_to_f16(row[i]);
+        mx_kernels()->f32_to_f16(row, (size_t)k, out + (r - rb) * k);
     }
     if (row != stackbuf) free(row);
     return MIXQ_OK;

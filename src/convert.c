@@ -17,6 +17,7 @@
 #include "half.h"
 #include "mixq_config.h"
 #include "qtype.h"
+#include "simd.h"
 #include "st_reader.h"
 
 void mixq_convert_options_init(mixq_convert_options *opts)
@@ -53,29 +54,15 @@ static bool rows_of(const st_tensor *t, uint64_t *rows, uint64_t *row_length)
     return true;
 }
 
-/* Converts one row of floats to the plain type's bytes. */
+/* Converts one row of floats to the plain type's bytes (little-endian host, dst 2-byte aligned). */
 static void store_plain_row(mixq_qtype id, const float *x, size_t n, uint8_t *dst)
 {
+    const mx_kernel_set *k = mx_kernels();
     switch (id) {
-    case MIXQ_QT_F32:
-        memcpy(dst, x, n * 4);
-        break;
-    case MIXQ_QT_F16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h = mx_f32_to_f16(x[i]);
-            dst[2 * i] = (uint8_t)h;
-            dst[2 * i + 1] = (uint8_t)(h >> 8);
-        }
-        break;
-    case MIXQ_QT_BF16:
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h = mx_f32_to_bf16(x[i]);
-            dst[2 * i] = (uint8_t)h;
-            dst[2 * i + 1] = (uint8_t)(h >> 8);
-        }
-        break;
-    default:
-        break;
+    case MIXQ_QT_F32: memcpy(dst, x, n * 4); break;
+    case MIXQ_QT_F16: k->f32_to_f16(x, n, (uint16_t *)(void *)dst); break;
+    case MIXQ_QT_BF16: k->f32_to_bf16(x, n, (uint16_t *)(void *)dst); break;
+    default: break;
     }
 }
 
@@ -158,7 +145,8 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, mixq_error *e
                 mx_rowptrs p = {{NULL}};
                 for (int k = 0; k < MIXQ_SECTION_COUNT; k++)
                     if (lay.row_bytes[k]) p.sec[k] = buf + lay.offset[k] + r * lay.row_bytes[k];
-                qt->quantize_row(c->row, (size_t)row_length, group ? group : (unsigned)row_length, p);
+                mx_kernels()->quantize_row[qt->id](c->row, (size_t)row_length,
+                                                   group ? group : (unsigned)row_length, p);
             } else {
                 store_plain_row(qt->id, c->row, (size_t)row_length,
                                 buf + lay.offset[MIXQ_SEC_DATA] + r * lay.row_bytes[MIXQ_SEC_DATA]);
