@@ -92,12 +92,16 @@ Test(dtype, 16_and_32bit_ints)
 
 Test(dtype, 64bit_ints)
 {
-    uint64_t u64[] = {0, 1, UINT64_MAX, 0x8000000000000000u, 0x0123456789ABCDEFu};
+    /* 2^60 + 2^36 + 1 is just above a float midpoint: one rounding gives 2^60 + 2^37,
+     * rounding through double first would give the tie and then 2^60. */
+    uint64_t u64[] = {0, 1, UINT64_MAX, 0x8000000000000000u, 0x0123456789ABCDEFu,
+                      0x1000001000000001u};
     float u64w[] = {0, 1, 18446744073709551616.0f, 9223372036854775808.0f,
-                    81985529216486895.0f};
+                    81985529216486895.0f, 0x1.000002p60f};
     check_conv(ST_U64, u64, u64w, N(u64));
-    uint64_t i64[] = {0x8000000000000000u, UINT64_MAX, 0x7FFFFFFFFFFFFFFFu, (uint64_t)-3};
-    float i64w[] = {-9223372036854775808.0f, -1, 9223372036854775808.0f, -3};
+    uint64_t i64[] = {0x8000000000000000u, UINT64_MAX, 0x7FFFFFFFFFFFFFFFu, (uint64_t)-3,
+                      (uint64_t)-0x1000001000000001};
+    float i64w[] = {-9223372036854775808.0f, -1, 9223372036854775808.0f, -3, -0x1.000002p60f};
     check_conv(ST_I64, i64, i64w, N(i64));
 }
 

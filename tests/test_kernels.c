@@ -503,3 +503,66 @@ Test(int4, hand_computed_bytes)
     cr_assert_arr_eq(r.mins, want2_mins, 4);
     qrow_free(&r);
 }
+
+/* ---- exact ties and rounding-path pins ---- */
+
+/* Positive normal f16 scales spread over the range (every 37th pattern) with 127 s <= 65504. */
+Test(int8, exact_ties_go_to_even)
+{
+    float x[128];
+    for (uint32_t sb = 0x0400u; sb <= 0x6008u; sb += 37u) {
+        float s = mx_f16_to_f32((uint16_t)sb);
+        if (127.0f * s > 65504.0f)
+            break;
+        x[0] = 127.0f * s; /* max: makes s the scale exactly */
+        for (int k = 0; k < 127; k++)
+            x[k + 1] = (k % 2 ? -1.0f : 1.0f) * ((float)k + 0.5f) * s; /* exact ties */
+        qrow r = qrow_new(MIXQ_QT_INT8, 128, 128);
+        qrow_run(&r, x, 128);
+        cr_assert_eq(ld16(r.scales), sb);
+        for (int k = 0; k < 127; k++) {
+            int want = (k % 2 == 0 ? k : k + 1) * (k % 2 ? -1 : 1);
+            cr_assert_eq(r.codes[k + 1], (uint8_t)(want < 0 ? want + 256 : want),
+                         "s=%04x tie %d.5", sb, k);
+        }
+        qrow_free(&r);
+        check_int8_row(x, 128, 128, "ties");
+    }
+}
+
+Test(int8, float_subnormal_group)
+{
+    /* amax / 127 underflows to 0 in binary32: the scale is still the smallest f16. */
+    float x[3] = {0x1p-149f, -0x1p-148f, 0.0f};
+    qrow r = qrow_new(MIXQ_QT_INT8, 3, 32);
+    qrow_run(&r, x, 32);
+    cr_assert_eq(ld16(r.scales), 0x0001);
+    cr_assert(r.codes[0] == 0 && r.codes[1] == 0 && r.out[1] == 0.0f);
+    qrow_free(&r);
+    check_int8_row(x, 3, 32, "float subnormal");
+}
+
+Test(int4, exact_ties_go_to_even)
+{
+    float x[17];
+    for (uint32_t sb = 0x0001u; sb < 0x7C00u; sb += 37u) {
+        float s = mx_f16_to_f32((uint16_t)sb);
+        if (15.0f * s > 65504.0f)
+            break;
+        x[0] = 0.0f;       /* m = 0 */
+        x[1] = 15.0f * s;  /* max: s is the smallest f16 with 15 s >= max */
+        for (int k = 0; k < 15; k++)
+            x[k + 2] = ((float)k + 0.5f) * s; /* exact ties (k + 0.5) * s */
+        qrow r = qrow_new(MIXQ_QT_INT4, 17, 32);
+        qrow_run(&r, x, 32);
+        cr_assert_eq(ld16(r.scales), sb);
+        cr_assert_eq(ld16(r.mins), 0);
+        for (int k = 0; k < 15; k++) {
+            size_t e = (size_t)k + 2;
+            unsigned q = (e % 2 == 0) ? (r.codes[e / 2] & 0xFu) : (r.codes[e / 2] >> 4);
+            cr_assert_eq(q, (unsigned)(k % 2 == 0 ? k : k + 1), "s=%04x tie %d.5", sb, k);
+        }
+        qrow_free(&r);
+        check_int4_row(x, 17, 32, "ties");
+    }
+}
