@@ -234,6 +234,113 @@ MIXQ_API void mixq_convert_options_init(mixq_convert_options *opts);
 MIXQ_API mixq_status mixq_convert(const char *in_path, const char *out_path,
                                   const mixq_convert_options *opts, mixq_error *err);
 
+/* ---------------------------------------------------------------------- */
+/* Comparison (source checkpoint vs container) and export (container ->    */
+/* dequantized safetensors)                                                */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Error statistics of a set of elements, x being the source values and y the
+ * values the container reconstructs, both taken to double precision.  The
+ * sums are kept so that sets can be pooled; the metrics are derived from
+ * them (n = n_elements):
+ *   rmse = sqrt(sum_sq_error / n); rel_error = sqrt(sum_sq_error / sum_sq_source);
+ *   sqnr_db = 10 log10(sum_sq_source / sum_sq_error), +INFINITY when exact;
+ *   cosine = dot / sqrt(sum_sq_source * sum_sq_output), clamped to [-1, 1]
+ *   (1 when both are all zero, 0 when only one is).
+ * An element where x and y are both NaN or the same infinity is equal and adds
+ * nothing to the sums; any other element with a non-finite x or y counts in
+ * `nonfinite` and makes rmse, rel_error and max_abs_error +INFINITY, sqnr_db
+ * -INFINITY and cosine NaN.  An empty set has rmse 0, sqnr_db +INFINITY and
+ * cosine 1.
+ */
+typedef struct mixq_compare_stats {
+    uint64_t n_elements;
+    uint64_t mismatches;    /* elements whose value differs (raw tensors: whose bytes differ) */
+    uint64_t nonfinite;     /* elements with a non-finite x or y that are not equal */
+    double sum_sq_source;   /* sum of x^2 */
+    double sum_sq_output;   /* sum of y^2 */
+    double sum_sq_error;    /* sum of (x - y)^2 */
+    double dot;             /* sum of x * y */
+    double max_abs_error;   /* max |x - y| */
+    double rmse, rel_error, sqnr_db, cosine; /* derived, as above */
+} mixq_compare_stats;
+
+/* One tensor of a comparison. */
+typedef struct mixq_compare_tensor {
+    const char *name;           /* valid until mixq_compare_free */
+    const char *quant_type;     /* the container's type name (static string) */
+    const char *source_dtype;   /* the source checkpoint's dtype name (static string) */
+    mixq_qtype qtype;
+    unsigned ndim;
+    uint64_t shape[MIXQ_MAX_DIMS];
+    int is_float;               /* 1 if the source dtype is a floating type */
+    mixq_compare_stats stats;
+} mixq_compare_tensor;
+
+/*
+ * A whole comparison: every tensor in container order and pooled totals
+ * (every element of every tensor of the group counts once).  Integer and
+ * bool tensors are in no group: they are compared for exactness only.
+ */
+typedef struct mixq_compare_result {
+    size_t n_tensors;
+    mixq_compare_tensor *tensors;
+    size_t n_float, n_quantized, n_matrices; /* tensors in each group */
+    mixq_compare_stats all_float;  /* tensors with a floating source dtype */
+    mixq_compare_stats quantized;  /* tensors stored int8/int4 */
+    mixq_compare_stats matrices;   /* floating tensors of two or more dimensions */
+    size_t n_exact;                /* tensors with no mismatching element */
+    size_t n_nonfloat_mismatched;  /* integer/bool tensors that differ (container != source) */
+} mixq_compare_result;
+
+/* Options for mixq_compare; initialise with mixq_compare_options_init. */
+typedef struct mixq_compare_options {
+    int verify;                    /* 1 (default) = check the container's checksums first */
+    volatile sig_atomic_t *cancel; /* if non-NULL and set non-zero, stop with MIXQ_E_CANCELLED */
+    mixq_progress_fn progress;     /* optional, called after each tensor */
+    void *progress_ctx;
+} mixq_compare_options;
+
+/* Fills *opts with the defaults. */
+MIXQ_API void mixq_compare_options_init(mixq_compare_options *opts);
+
+/*
+ * Compares a container with the safetensors checkpoint it was converted from
+ * (any input mixq_convert accepts), tensor by tensor in bounded memory.  A
+ * tensor missing on either side or a shape mismatch fails with
+ * MIXQ_E_NOT_FOUND or MIXQ_E_FORMAT naming the tensor.  On success *out gets
+ * a result to release with mixq_compare_free.
+ */
+MIXQ_API mixq_status mixq_compare(const char *source_path, const char *container_path,
+                                  const mixq_compare_options *opts, mixq_compare_result **out,
+                                  mixq_error *err);
+
+/* Frees a comparison result; NULL is allowed. */
+MIXQ_API void mixq_compare_free(mixq_compare_result *result);
+
+/* Options for mixq_export; initialise with mixq_export_options_init. */
+typedef struct mixq_export_options {
+    mixq_qtype dtype;              /* MIXQ_QT_F32 (default), MIXQ_QT_F16 or MIXQ_QT_BF16 */
+    int force;                     /* 1 = replace an existing output file */
+    int verify;                    /* 1 (default) = check the container's checksums first */
+    volatile sig_atomic_t *cancel; /* if non-NULL and set non-zero, stop and clean up */
+    mixq_progress_fn progress;     /* optional, called after each tensor */
+    void *progress_ctx;
+} mixq_export_options;
+
+/* Fills *opts with the defaults. */
+MIXQ_API void mixq_export_options_init(mixq_export_options *opts);
+
+/*
+ * Writes a dequantized safetensors file from a container: the original
+ * names, shapes and __metadata__, floating tensors in opts->dtype, integer and
+ * bool tensors with their source dtype and bytes.  Written atomically like
+ * mixq_convert; a value the dtype cannot hold fails with MIXQ_E_DATA.
+ */
+MIXQ_API mixq_status mixq_export(const char *container_path, const char *out_path,
+                                 const mixq_export_options *opts, mixq_error *err);
+
 #ifdef __cplusplus
 }
 #endif

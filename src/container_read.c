@@ -595,6 +595,7 @@ mixq_status mixq_tensor_section(const mixq_tensor *t, mixq_section_kind kind, mi
     if (!t || !out) return MIXQ_E_INVALID_ARG;
     if ((unsigned)kind >= MIXQ_SECTION_COUNT || !t->has[kind]) return MIXQ_E_NOT_FOUND;
     out->data = t->file->map + t->offset + t->lay.offset[kind];
+    out->offset = t->offset + t->lay.offset[kind];
     out->size = t->lay.length[kind];
     out->row_stride = t->lay.row_bytes[kind];
     return MIXQ_OK;

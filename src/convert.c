@@ -146,7 +146,7 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, mixq_error *e
                 for (int k = 0; k < MIXQ_SECTION_COUNT; k++)
                     if (lay.row_bytes[k]) p.sec[k] = buf + lay.offset[k] + r * lay.row_bytes[k];
                 mx_kernels()->quantize_row[qt->id](c->row, (size_t)row_length,
-                                                   group ? group : (unsigned)row_length, p);
+                                                   group ? group : (unsigned)row_length, NULL, p);
             } else {
                 store_plain_row(qt->id, c->row, (size_t)row_length,
                                 buf + lay.offset[MIXQ_SEC_DATA] + r * lay.row_bytes[MIXQ_SEC_DATA]);

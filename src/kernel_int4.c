@@ -30,8 +30,10 @@ static uint16_t int4_scale(float m, float hi)
     return (uint16_t)up;
 }
 
-void kernel_int4_quantize_row(const float *x, size_t n, unsigned group, mx_rowptrs out)
+void kernel_int4_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p,
+                              mx_rowptrs out)
 {
+    (void)p; /* min/max only for now */
     uint8_t *codes = out.sec[MIXQ_SEC_CODES];
     uint8_t *scales = out.sec[MIXQ_SEC_SCALES];
     uint8_t *mins = out.sec[MIXQ_SEC_MINS];

@@ -20,8 +20,10 @@ static uint16_t int8_scale(float amax)
     return h;
 }
 
-void kernel_int8_quantize_row(const float *x, size_t n, unsigned group, mx_rowptrs out)
+void kernel_int8_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p,
+                              mx_rowptrs out)
 {
+    (void)p; /* min/max only for now */
     uint8_t *codes = out.sec[MIXQ_SEC_CODES];
     uint8_t *scales = out.sec[MIXQ_SEC_SCALES];
     size_t g = group != 0 ? group : n;

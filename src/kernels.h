@@ -17,7 +17,7 @@
  * codes q = round_half_even(clamp(x / s, -127, 127)) as two's complement
  * bytes; reconstruction x^ = (float)q * s (exact).  |x - x^| <= s/2 exactly.
  */
-void kernel_int8_quantize_row(const float *x, size_t n, unsigned group, mx_rowptrs out);
+void kernel_int8_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
 void kernel_int8_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
 
 /*
@@ -28,7 +28,7 @@ void kernel_int8_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float 
  * Two codes per byte, element 2i of the row in the low nibble of byte i, an
  * odd row's last high nibble 0.
  */
-void kernel_int4_quantize_row(const float *x, size_t n, unsigned group, mx_rowptrs out);
+void kernel_int4_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
 void kernel_int4_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
 
 /*

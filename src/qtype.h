@@ -27,11 +27,20 @@ typedef struct mx_crowptrs {
     const uint8_t *sec[MIXQ_SECTION_COUNT];
 } mx_crowptrs;
 
+/* Per-call options of a quantize kernel. */
+typedef struct mx_qparams {
+    const float *importance; /* per-column weights of this row (n values >= 0), or NULL for all 1 */
+    bool search;             /* true: error-minimizing scale search; false: plain min/max (RTN) */
+    float tensor_absmax;     /* max |x| over the whole tensor (types with a per-tensor scale) */
+} mx_qparams;
+
 /*
- * Quantizes one row of n floats (all finite) into codes/scales/mins.
- * group is the group size (> 0; a per-row group is passed as n).
+ * Quantizes one row of n floats (all finite, |x| <= MX_QUANT_ABS_MAX) into
+ * codes/scales/mins.  group is the group size (> 0; a per-row group is
+ * passed as n).  p may be NULL: plain min/max, no importance.
  */
-typedef void (*mx_quantize_row_fn)(const float *x, size_t n, unsigned group, mx_rowptrs out);
+typedef void (*mx_quantize_row_fn)(const float *x, size_t n, unsigned group, const mx_qparams *p,
+                                   mx_rowptrs out);
 
 /* Reconstructs one row of n floats. */
 typedef void (*mx_dequantize_row_fn)(mx_crowptrs in, size_t n, unsigned group, float *out);

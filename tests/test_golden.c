@@ -43,6 +43,12 @@ static void check_golden(const char *file, const char *src_rel, mixq_qtype qt, u
         mixq_tensor_info in;
         mixq_tensor_get_info(t, &in);
         cr_assert_eq(in.n_elements, s->n_elements);
+        for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
+            mixq_section sv;
+            if (mixq_tensor_section(t, (mixq_section_kind)k, &sv) != MIXQ_OK) continue;
+            cr_assert_eq(sv.offset % 64, 0, "%s: section offset not aligned", s->name);
+            cr_assert(sv.offset >= in.offset && sv.offset + sv.size <= in.offset + in.nbytes, "%s", s->name);
+        }
         if (in.qtype == MIXQ_QT_RAW) {
             mixq_section sec;
             cr_assert_eq(mixq_tensor_section(t, MIXQ_SEC_DATA, &sec), MIXQ_OK);

@@ -100,7 +100,7 @@ static void qrow_run(qrow *r, const float *x, unsigned group)
     i.sec[MIXQ_SEC_CODES] = r->codes;
     i.sec[MIXQ_SEC_SCALES] = r->scales;
     i.sec[MIXQ_SEC_MINS] = r->mins;
-    r->qt->quantize_row(x, r->n, group, o);
+    r->qt->quantize_row(x, r->n, group, NULL, o);
     r->qt->dequantize_row(i, r->n, group, r->out);
 }
 

@@ -14,6 +14,8 @@ static const char usage[] =
     "  convert   convert a safetensors checkpoint to a mixq container (.mxq)\n"
     "  dump      list the tensors of a container with their types and sizes\n"
     "  verify    check every checksum of a container\n"
+    "  compare   measure the error of a container against its source checkpoint\n"
+    "  export    write a dequantized safetensors checkpoint from a container\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help\n"
@@ -43,6 +45,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
     if (!strcmp(cmd, "verify")) return cmd_verify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "compare")) return cmd_compare(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
     fprintf(stderr, "mixq: unknown command '%s'\nTry 'mixq --help'.\n", cmd);
     return EXIT_USAGE;
 }
