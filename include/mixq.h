@@ -81,6 +81,14 @@ typedef enum mixq_qtype {
     MIXQ_QT_BF16,    /* bfloat16 */
     MIXQ_QT_INT8,    /* symmetric 8-bit codes, f16 scale per group */
     MIXQ_QT_INT4,    /* asymmetric 4-bit codes, f16 scale and min per group */
+    MIXQ_QT_INT4S,   /* symmetric 4-bit codes, f16 scale per group */
+    MIXQ_QT_INT2,    /* asymmetric 2-bit codes, f16 scale and min per group */
+    MIXQ_QT_FP8_E4M3, /* OCP FP8 E4M3 codes, f32 scale per group or per tensor */
+    MIXQ_QT_FP8_E5M2, /* OCP FP8 E5M2 codes, f32 scale per group or per tensor */
+    MIXQ_QT_INT4_DQ, /* asymmetric 4-bit, 6-bit group scales/mins under f16 super-block scales */
+    MIXQ_QT_INT2_DQ, /* asymmetric 2-bit, 4-bit group scales/mins under f16 super-block scales */
+    MIXQ_QT_INT3_DQ, /* symmetric 3-bit, quantized group scales under f16 super-block scales */
+    MIXQ_QT_INT6_DQ, /* symmetric 6-bit, quantized group scales under f16 super-block scales */
     MIXQ_QT_COUNT
 } mixq_qtype;
 
@@ -96,6 +104,8 @@ typedef enum mixq_section_kind {
     MIXQ_SEC_CODES,    /* packed integer codes */
     MIXQ_SEC_SCALES,   /* one f16 scale per group */
     MIXQ_SEC_MINS,     /* one f16 minimum per group (asymmetric types) */
+    MIXQ_SEC_SUPER_SCALES, /* one f16 scale of the group scales per super-block */
+    MIXQ_SEC_SUPER_MINS,   /* one f16 scale of the group mins per super-block */
     MIXQ_SECTION_COUNT
 } mixq_section_kind;
 

@@ -22,11 +22,14 @@ static const char *const section_names[MIXQ_SECTION_COUNT] = {
     [MIXQ_SEC_CODES] = "codes",
     [MIXQ_SEC_SCALES] = "scales",
     [MIXQ_SEC_MINS] = "mins",
+    [MIXQ_SEC_SUPER_SCALES] = "super_scales",
+    [MIXQ_SEC_SUPER_MINS] = "super_mins",
 };
 
+/* Entries whose name is NULL are types this build does not implement yet. */
 const qtype_desc *qtype_get(mixq_qtype id)
 {
-    if ((unsigned)id >= MIXQ_QT_COUNT)
+    if ((unsigned)id >= MIXQ_QT_COUNT || mx_qtypes[id].name == NULL)
         return NULL;
     return &mx_qtypes[id];
 }
@@ -36,7 +39,7 @@ const qtype_desc *qtype_by_name(const char *name)
     if (name == NULL)
         return NULL;
     for (unsigned i = 0; i < MIXQ_QT_COUNT; i++) {
-        if (strcmp(mx_qtypes[i].name, name) == 0)
+        if (mx_qtypes[i].name != NULL && strcmp(mx_qtypes[i].name, name) == 0)
             return &mx_qtypes[i];
     }
     return NULL;
