@@ -298,7 +298,7 @@ typedef struct mixq_compare_result {
     mixq_compare_tensor *tensors;
     size_t n_float, n_quantized, n_matrices; /* tensors in each group */
     mixq_compare_stats all_float;  /* tensors with a floating source dtype */
-    mixq_compare_stats quantized;  /* tensors stored int8/int4 */
+    mixq_compare_stats quantized;  /* tensors stored in a quantized type (int8, int4, ...) */
     mixq_compare_stats matrices;   /* floating tensors of two or more dimensions */
     size_t n_exact;                /* tensors with no mismatching element */
     size_t n_nonfloat_mismatched;  /* integer/bool tensors that differ (container != source) */

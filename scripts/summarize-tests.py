@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Prints one closing line "N passed, N failed, N skipped" for meson test logs.
 
-Counts individual Criterion tests (from each test program's "Synthesis" line)
-and, for programs that print none, the program itself.
+Counts individual Criterion tests (from each test program's "Synthesis" line),
+the checks of plain-C test programs that end with a "NAME: N passed, M failed"
+line (tests/kernel_check.c), and, for programs that print neither, the program
+itself.
 """
 import json
 import re
@@ -13,9 +15,17 @@ for path in sys.argv[1:]:
     with open(path, encoding="utf-8") as f:
         for line in f:
             rec = json.loads(line)
-            m = re.search(r"Synthesis: Tested: (\d+) \| Passing: (\d+) \| Failing: (\d+) \| Crashing: (\d+)",
-                          rec.get("stdout", "") + (rec.get("stderr") or ""))
-            if m:
+            out = rec.get("stdout", "") + (rec.get("stderr") or "")
+            m = re.search(r"Synthesis: Tested: (\d+) \| Passing: (\d+) \| Failing: (\d+) \| Crashing: (\d+)", out)
+            # plain-C checkers (tests/kernel_check.c) end with "NAME: N passed, M failed"
+            p = re.search(r"^[\w.-]+: (\d+) passed, (\d+) failed$", out, re.M)
+            if not m and p:
+                ok, fail = map(int, p.groups())
+                passed += ok
+                failed += fail
+                if rec["result"] not in ("OK", "SKIP") and fail == 0:
+                    failed += 1
+            elif m:
                 tested, ok, fail, crash = map(int, m.groups())
                 passed += ok
                 failed += fail + crash

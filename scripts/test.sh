@@ -8,6 +8,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     build-essential meson ninja-build pkg-config zlib1g-dev libjansson-dev libxxhash-dev libcriterion-dev python3-jsonschema \
+    clang libclang-rt-14-dev \
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user \
     >/dev/null
 fi
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -24,4 +26,13 @@ ninja -C build-asan >/dev/null
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   meson test -C build-asan --print-errorlogs --num-processes "$jobs"
 
-python3 scripts/summarize-tests.py build-test/meson-logs/testlog.json build-asan/meson-logs/testlog.json
+echo "== fuzz smoke run: each libFuzzer target for 30 s (docs/FUZZING.md)"
+bash scripts/fuzz-smoke.sh
+
+echo "== NEON kernels against the scalar reference: aarch64 cross build run under qemu-aarch64"
+[ -d build-arm ] || meson setup build-arm --cross-file cross/aarch64-linux-gnu.ini -Dkernels_only=true >/dev/null
+ninja -C build-arm >/dev/null
+meson test -C build-arm --print-errorlogs
+
+python3 scripts/summarize-tests.py build-test/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
+  build-arm/meson-logs/testlog.json

@@ -21,6 +21,27 @@ void mixq_compare_options_init(mixq_compare_options *opts)
     opts->verify = 1;
 }
 
+/* Longest rendering of a tensor name in a message. */
+#define NAME_SHOWN 160
+#define NAME_BUF (NAME_SHOWN + 4)
+
+/* A name fit for a one-line message: control bytes become '?', a long name is cut (at a UTF-8 boundary) with "...". */
+static const char *shown(const char *s, char *buf)
+{
+    size_t n = 0;
+    for (; s[n] && n < NAME_SHOWN; n++) {
+        unsigned char c = (unsigned char)s[n];
+        buf[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (s[n]) {
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+        memcpy(buf + n, "...", 3);
+        n += 3;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Compensated sums                                                        */
 /* ---------------------------------------------------------------------- */
@@ -112,6 +133,11 @@ static uint64_t ld64(const uint8_t *p)
     return v;
 }
 
+static uint32_t ld32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 /*
  * n little-endian elements of dtype at src to double: exact for every dtype
  * but 64-bit integers beyond 2^53.  scratch holds n floats.
@@ -125,6 +151,15 @@ static void to_f64(st_dtype dt, const uint8_t *src, size_t n, double *dst, float
             memcpy(&dst[i], &u, sizeof u);
         }
         return;
+    case ST_U32:
+        for (size_t i = 0; i < n; i++) dst[i] = (double)ld32(src + 4 * i);
+        return;
+    case ST_I32:
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u = ld32(src + 4 * i);
+            dst[i] = u < 0x80000000u ? (double)u : (double)u - 4294967296.0;
+        }
+        return;
     case ST_U64:
         for (size_t i = 0; i < n; i++) dst[i] = (double)ld64(src + 8 * i);
         return;
@@ -135,7 +170,7 @@ static void to_f64(st_dtype dt, const uint8_t *src, size_t n, double *dst, float
         }
         return;
     default:
-        st_to_f32(dt, src, n, scratch); /* exact for every other dtype */
+        st_to_f32(dt, src, n, scratch); /* exact for every other dtype (at most 16-bit integers) */
         for (size_t i = 0; i < n; i++) dst[i] = (double)scratch[i];
         return;
     }
@@ -204,6 +239,12 @@ static void bufs_free(bufs *b)
     free(b->scratch);
 }
 
+/* Types whose data section holds plain values (read directly, in any element range). */
+static bool is_plain(mixq_qtype q)
+{
+    return q == MIXQ_QT_RAW || q == MIXQ_QT_F32 || q == MIXQ_QT_F16 || q == MIXQ_QT_BF16;
+}
+
 /* The element dtype of a plain container tensor's data section. */
 static st_dtype plain_dtype(const mixq_tensor_info *in, st_dtype src)
 {
@@ -223,6 +264,7 @@ static st_dtype plain_dtype(const mixq_tensor_info *in, st_dtype src)
 static mixq_status match_tensors(const st_model *m, const mixq_file *f, const char *src_path, const char *c_path,
                                  mixq_error *err)
 {
+    char nb[NAME_BUF];
     size_t n = mixq_tensor_count(f);
     for (size_t i = 0; i < n; i++) {
         mixq_tensor_info in;
@@ -231,7 +273,7 @@ static mixq_status match_tensors(const st_model *m, const mixq_file *f, const ch
         if (!t)
             return mx_err(err, MIXQ_E_NOT_FOUND,
                           "tensor \"%s\" is in %s but not in %s: the container was not converted from this "
-                          "checkpoint", in.name, c_path, src_path);
+                          "checkpoint", shown(in.name, nb), c_path, src_path);
         bool same = t->ndim == in.ndim;
         for (unsigned d = 0; same && d < in.ndim; d++) same = t->shape[d] == in.shape[d];
         if (!same) {
@@ -246,14 +288,14 @@ static mixq_status match_tensors(const st_model *m, const mixq_file *f, const ch
                                        (unsigned long long)in.shape[d]);
             return mx_err(err, MIXQ_E_FORMAT,
                           "tensor \"%s\": shape [%s] in %s but [%s] in %s: the container was not converted "
-                          "from this checkpoint", in.name, a, src_path, b, c_path);
+                          "from this checkpoint", shown(in.name, nb), a, src_path, b, c_path);
         }
     }
     for (size_t i = 0; i < m->ntensors; i++)
         if (!mixq_find(f, m->tensors[i].name))
             return mx_err(err, MIXQ_E_NOT_FOUND,
                           "tensor \"%s\" is in %s but not in %s: the container was not converted from this "
-                          "checkpoint", m->tensors[i].name, src_path, c_path);
+                          "checkpoint", shown(m->tensors[i].name, nb), src_path, c_path);
     return MIXQ_OK;
 }
 
@@ -262,16 +304,17 @@ static mixq_status compare_tensor(const mixq_file *f, const mixq_tensor *ct, con
                                   const st_tensor *t, bufs *b, const mixq_compare_options *o,
                                   const char *c_path, acc *a, mixq_error *err)
 {
+    char nb[NAME_BUF];
     uint64_t n = in->n_elements;
     if (n == 0) return MIXQ_OK;
     size_t esrc = st_dtypes[t->dtype].size;
-    if (in->quantized) {
+    if (!is_plain(in->qtype)) { /* any coded type: through the loader, in whole rows */
         uint64_t k = in->row_length;
         uint64_t rows_per = k >= BLOCK_ELEMS ? 1 : BLOCK_ELEMS / k;
         if (rows_per > in->rows) rows_per = in->rows;
         if (k > SIZE_MAX / sizeof(double) || bufs_reserve(b, (size_t)(rows_per * k)))
             return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory for a block of rows", c_path,
-                          in->name);
+                          shown(in->name, nb));
         for (uint64_t r = 0; r < in->rows; r += rows_per) {
             if (o->cancel && *o->cancel) return mx_err(err, MIXQ_E_CANCELLED, "%s: comparison interrupted", c_path);
             uint64_t re = r + rows_per > in->rows ? in->rows : r + rows_per;
@@ -289,18 +332,18 @@ static mixq_status compare_tensor(const mixq_file *f, const mixq_tensor *ct, con
     st_dtype rec;
     if (in->qtype == MIXQ_QT_RAW) {
         if (!st_dtype_parse(in->source_dtype, &rec))
-            return mx_err(err, MIXQ_E_FORMAT, "%s: tensor \"%s\": unknown source dtype %s", c_path, in->name,
+            return mx_err(err, MIXQ_E_FORMAT, "%s: tensor \"%s\": unknown source dtype %s", c_path, shown(in->name, nb),
                           in->source_dtype);
         cdt = rec;
     }
     mixq_section sec;
     if (mixq_tensor_section(ct, MIXQ_SEC_DATA, &sec) != MIXQ_OK)
-        return mx_err(err, MIXQ_E_FORMAT, "%s: tensor \"%s\" has no data section", c_path, in->name);
+        return mx_err(err, MIXQ_E_FORMAT, "%s: tensor \"%s\" has no data section", c_path, shown(in->name, nb));
     size_t ec = st_dtypes[cdt].size;
     bool bytewise = in->qtype == MIXQ_QT_RAW && cdt == t->dtype;
     size_t blk = n < BLOCK_ELEMS ? (size_t)n : BLOCK_ELEMS;
     if (bufs_reserve(b, blk))
-        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", c_path, in->name);
+        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", c_path, shown(in->name, nb));
     const uint8_t *cp = sec.data;
     for (uint64_t e = 0; e < n; e += blk) {
         if (o->cancel && *o->cancel) return mx_err(err, MIXQ_E_CANCELLED, "%s: comparison interrupted", c_path);
@@ -358,6 +401,8 @@ void mixq_compare_free(mixq_compare_result *r)
 mixq_status mixq_compare(const char *source_path, const char *container_path, const mixq_compare_options *opts,
                          mixq_compare_result **out, mixq_error *err)
 {
+    mixq_error local;
+    if (!err) err = &local;
     mx_err_clear(err);
     mixq_compare_options defaults;
     if (!opts) {
@@ -368,7 +413,7 @@ mixq_status mixq_compare(const char *source_path, const char *container_path, co
         return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_compare: source, container and result are required");
     *out = NULL;
     mixq_file *f = mixq_open(container_path, opts->verify ? MIXQ_OPEN_VERIFY : 0, err);
-    if (!f) return err ? err->code : MIXQ_E_IO;
+    if (!f) return err->code;
     st_model *m = NULL;
     mixq_status s = st_open(source_path, &m, err);
     if (s != MIXQ_OK) {

@@ -54,6 +54,27 @@ static bool rows_of(const st_tensor *t, uint64_t *rows, uint64_t *row_length)
     return true;
 }
 
+/*
+ * Checks that a row converted to f16/bf16 keeps every finite value finite
+ * (NaN and infinities are carried as they are); names the element if not.
+ */
+static mixq_status check_plain_overflow(const char *fname, const st_tensor *t, mixq_qtype id, const float *x,
+                                        size_t n, uint64_t r, mixq_error *err)
+{
+    if (id != MIXQ_QT_F16 && id != MIXQ_QT_BF16) return MIXQ_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(x[i]) || fabsf(x[i]) <= 65504.0f) continue; /* fits both types */
+        int inf = id == MIXQ_QT_F16 ? (mx_f32_to_f16(x[i]) & 0x7c00u) == 0x7c00u
+                                    : (mx_f32_to_bf16(x[i]) & 0x7f80u) == 0x7f80u;
+        if (inf)
+            return mx_err(err, MIXQ_E_DATA,
+                          "%s: tensor \"%s\": row %llu, column %zu holds %g, beyond the range of %s; "
+                          "use --type f32 or a wider type for this checkpoint",
+                          fname, t->name, (unsigned long long)r, i, (double)x[i], mixq_qtype_name(id));
+    }
+    return MIXQ_OK;
+}
+
 /* Converts one row of floats to the plain type's bytes (little-endian host, dst 2-byte aligned). */
 static void store_plain_row(mixq_qtype id, const float *x, size_t n, uint8_t *dst)
 {
@@ -148,6 +169,8 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, mixq_error *e
                 mx_kernels()->quantize_row[qt->id](c->row, (size_t)row_length,
                                                    group ? group : (unsigned)row_length, NULL, p);
             } else {
+                s = check_plain_overflow(fname, t, qt->id, c->row, (size_t)row_length, r, err);
+                if (s != MIXQ_OK) break;
                 store_plain_row(qt->id, c->row, (size_t)row_length,
                                 buf + lay.offset[MIXQ_SEC_DATA] + r * lay.row_bytes[MIXQ_SEC_DATA]);
             }

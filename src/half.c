@@ -169,3 +169,87 @@ uint16_t mx_f16_round_down(float f)
         h = 0;
     return h;
 }
+
+/* ---------------------------------------------------------------------- */
+/* float -> OCP FP8 (declared in fp8.h)                                    */
+/* ---------------------------------------------------------------------- */
+
+#include "fp8.h" /* the prototypes of the encoders below */
+
+/*
+ * Rounds a finite float magnitude (bits a, sign clear) that is below the
+ * format's largest finite value to the nearest fp8 magnitude code with
+ * `mbits` mantissa bits and exponent bias `bias`, ties to even.  Integer only,
+ * like mx_f32_to_f16.  Normal results (a >= 2^(1 - bias)): rebias the
+ * exponent and round at bit 23 - mbits; a carry into the exponent field gives
+ * the correct next code.  Subnormal results: round the 24-bit significand in
+ * units of the smallest subnormal u = 2^(1 - bias - mbits); a carry gives the
+ * smallest normal code, which is correct.  The caller guarantees that the
+ * result does not reach the NaN/Inf codes (a < largest finite value).
+ */
+static uint8_t fp8_round_mag(uint32_t a, uint32_t mbits, uint32_t bias)
+{
+    uint32_t drop = 23u - mbits;
+    uint32_t e, mant, shift, r, rem, half;
+
+    if (a >= (128u - bias) << 23) {
+        r = a - ((127u - bias) << 23);
+        r += ((1u << (drop - 1u)) - 1u) + ((r >> drop) & 1u);
+        return (uint8_t)(r >> drop);
+    }
+    /* a = mant * 2^(e - 150) = (mant >> shift) units u + remainder, with
+     * shift = 151 - bias - mbits - e: 24 - mbits in the top subnormal binade
+     * (e = 127 - bias), 24 at e = 127 - bias - mbits, where a in [u/2, u). */
+    e = a >> 23;
+    if (e < 127u - bias - mbits) /* a < u/2 (float subnormals and 0 too): zero */
+        return 0;
+    mant = (a & 0x7FFFFFu) | 0x800000u;
+    shift = 151u - bias - mbits - e;
+    r = mant >> shift;
+    rem = mant & ((1u << shift) - 1u);
+    half = 1u << (shift - 1u);
+    if (rem > half || (rem == half && (r & 1u)))
+        r++;
+    return (uint8_t)r;
+}
+
+/*
+ * float -> OCP E4M3, round to nearest, ties to even, saturating: every
+ * magnitude >= 448 (finite or infinite) gives +-448 (0x7E / 0xFE); E4M3 has
+ * no infinity.  NaN gives the only E4M3 NaN, S.1111.111, with the input's
+ * sign (0x7F / 0xFF).  The sign of zero and of values that round to zero is
+ * kept.
+ */
+uint8_t mx_f32_to_e4m3(float f)
+{
+    uint32_t u = mx_f32_bits(f);
+    uint8_t sign = (uint8_t)((u >> 24) & 0x80u);
+    uint32_t a = u & 0x7FFFFFFFu;
+
+    if (a > 0x7F800000u) /* NaN */
+        return (uint8_t)(sign | 0x7Fu);
+    if (a >= 0x43E00000u) /* >= 448, including infinity: saturate */
+        return (uint8_t)(sign | 0x7Eu);
+    return (uint8_t)(sign | fp8_round_mag(a, 3u, 7u));
+}
+
+/*
+ * float -> OCP E5M2, round to nearest, ties to even.  Finite magnitudes
+ * >= 57344 saturate to +-57344 (0x7B / 0xFB); +-infinity stays +-infinity
+ * (0x7C / 0xFC).  NaN gives the quiet NaN S.11111.10 with the input's sign
+ * (0x7E / 0xFE), payload dropped.  The sign of zero is kept.
+ */
+uint8_t mx_f32_to_e5m2(float f)
+{
+    uint32_t u = mx_f32_bits(f);
+    uint8_t sign = (uint8_t)((u >> 24) & 0x80u);
+    uint32_t a = u & 0x7FFFFFFFu;
+
+    if (a > 0x7F800000u) /* NaN */
+        return (uint8_t)(sign | 0x7Eu);
+    if (a == 0x7F800000u)
+        return (uint8_t)(sign | 0x7Cu);
+    if (a >= 0x47600000u) /* >= 57344, finite: saturate */
+        return (uint8_t)(sign | 0x7Bu);
+    return (uint8_t)(sign | fp8_round_mag(a, 2u, 15u));
+}

@@ -6,15 +6,70 @@
 #include "kernels.h"
 #include "qtype.h"
 
+#define S_DATA QT_SEC(MIXQ_SEC_DATA)
+#define S_CS (QT_SEC(MIXQ_SEC_CODES) | QT_SEC(MIXQ_SEC_SCALES))
+#define S_CSM (S_CS | QT_SEC(MIXQ_SEC_MINS))
+#define S_SUP QT_SEC(MIXQ_SEC_SUPER_SCALES)
+#define S_SUPM (QT_SEC(MIXQ_SEC_SUPER_SCALES) | QT_SEC(MIXQ_SEC_SUPER_MINS))
+
+/* Plain types: one data section of code_bits-bit elements (raw: the source dtype's size). */
+#define PLAIN(ID, NAME, BITS)                                                                      \
+    [ID] = {.name = NAME, .id = ID, .symmetric = true, .code_bits = BITS, .allow_row_group = true, \
+            .sections = S_DATA}
+
+/*
+ * The table (FORMAT.md §4, §5).  A row's codes are the planes of
+ * code_planes; its scales (and mins) the planes of scale_planes; super-block
+ * types add one f16 per super-block per row (and one more if asymmetric).
+ */
 const qtype_desc mx_qtypes[MIXQ_QT_COUNT] = {
-    [MIXQ_QT_RAW] = {"raw", MIXQ_QT_RAW, false, true, 0, 0, 0, 0, 0, 0, true, NULL, NULL},
-    [MIXQ_QT_F32] = {"f32", MIXQ_QT_F32, false, true, 32, 0, 0, 0, 0, 0, true, NULL, NULL},
-    [MIXQ_QT_F16] = {"f16", MIXQ_QT_F16, false, true, 16, 0, 0, 0, 0, 0, true, NULL, NULL},
-    [MIXQ_QT_BF16] = {"bf16", MIXQ_QT_BF16, false, true, 16, 0, 0, 0, 0, 0, true, NULL, NULL},
-    [MIXQ_QT_INT8] = {"int8", MIXQ_QT_INT8, true, true, 8, 2, 0, 32, 256, 128, true,
-                      kernel_int8_quantize_row, kernel_int8_dequantize_row},
-    [MIXQ_QT_INT4] = {"int4", MIXQ_QT_INT4, true, false, 4, 2, 2, 16, 256, 64, false,
-                      kernel_int4_quantize_row, kernel_int4_dequantize_row},
+    PLAIN(MIXQ_QT_RAW, "raw", 0),
+    PLAIN(MIXQ_QT_F32, "f32", 32),
+    PLAIN(MIXQ_QT_F16, "f16", 16),
+    PLAIN(MIXQ_QT_BF16, "bf16", 16),
+    [MIXQ_QT_INT8] = {.name = "int8", .id = MIXQ_QT_INT8, .quantized = true, .symmetric = true,
+                      .code_bits = 8, .code_planes = {8}, .scale_kind = QS_F16, .scale_bits = 16,
+                      .scale_planes = {16}, .group_min = 32, .group_max = 256, .group_default = 128,
+                      .allow_row_group = true, .sections = S_CS,
+                      .quantize_row = kernel_int8_quantize_row,
+                      .dequantize_row = kernel_int8_dequantize_row},
+    [MIXQ_QT_INT4] = {.name = "int4", .id = MIXQ_QT_INT4, .quantized = true, .symmetric = false,
+                      .code_bits = 4, .code_planes = {4}, .scale_kind = QS_F16, .scale_bits = 16,
+                      .scale_planes = {16}, .group_min = 16, .group_max = 256, .group_default = 64,
+                      .sections = S_CSM, .quantize_row = kernel_int4_quantize_row,
+                      .dequantize_row = kernel_int4_dequantize_row},
+    [MIXQ_QT_INT4S] = {.name = NULL, .id = MIXQ_QT_INT4S, .quantized = true, .symmetric = true,
+                       .code_bits = 4, .code_planes = {4}, .scale_kind = QS_F16, .scale_bits = 16,
+                       .scale_planes = {16}, .group_min = 16, .group_max = 256, .group_default = 32,
+                       .sections = S_CS, .quantize_row = NULL, .dequantize_row = NULL},
+    [MIXQ_QT_INT2] = {.name = NULL, .id = MIXQ_QT_INT2, .quantized = true, .symmetric = false,
+                      .code_bits = 2, .code_planes = {2}, .scale_kind = QS_F16, .scale_bits = 16,
+                      .scale_planes = {16}, .group_min = 16, .group_max = 128, .group_default = 32,
+                      .sections = S_CSM, .quantize_row = NULL, .dequantize_row = NULL},
+    [MIXQ_QT_FP8_E4M3] = {.name = NULL, .id = MIXQ_QT_FP8_E4M3, .quantized = true, .symmetric = true,
+                          .code_bits = 8, .code_planes = {8}, .scale_kind = QS_F32, .scale_bits = 32,
+                          .scale_planes = {32}, .group_min = 32, .group_max = 256, .group_default = 0,
+                          .allow_row_group = true, .tensor_scale = true, .sections = S_CS},
+    [MIXQ_QT_FP8_E5M2] = {.name = NULL, .id = MIXQ_QT_FP8_E5M2, .quantized = true, .symmetric = true,
+                          .code_bits = 8, .code_planes = {8}, .scale_kind = QS_F32, .scale_bits = 32,
+                          .scale_planes = {32}, .group_min = 32, .group_max = 256, .group_default = 0,
+                          .allow_row_group = true, .tensor_scale = true, .sections = S_CS},
+    [MIXQ_QT_INT4_DQ] = {.name = NULL, .id = MIXQ_QT_INT4_DQ, .quantized = true, .symmetric = false,
+                         .code_bits = 4, .code_planes = {4}, .scale_kind = QS_CODE, .scale_bits = 6,
+                         .scale_planes = {4, 2}, .group_min = 16, .group_max = 64, .group_default = 32,
+                         .super_block = 256, .sections = S_CSM | S_SUPM},
+    [MIXQ_QT_INT2_DQ] = {.name = NULL, .id = MIXQ_QT_INT2_DQ, .quantized = true, .symmetric = false,
+                         .code_bits = 2, .code_planes = {2}, .scale_kind = QS_CODE, .scale_bits = 4,
+                         .scale_planes = {4}, .group_min = 16, .group_max = 16, .group_default = 16,
+                         .super_block = 256, .sections = S_CSM | S_SUPM},
+    [MIXQ_QT_INT3_DQ] = {.name = NULL, .id = MIXQ_QT_INT3_DQ, .quantized = true, .symmetric = true,
+                         .code_bits = 3, .code_planes = {2, 1}, .scale_kind = QS_CODE, .scale_bits = 6,
+                         .scale_planes = {4, 2}, .group_min = 16, .group_max = 16, .group_default = 16,
+                         .super_block = 256, .sections = S_CS | S_SUP},
+    [MIXQ_QT_INT6_DQ] = {.name = NULL, .id = MIXQ_QT_INT6_DQ, .quantized = true, .symmetric = true,
+                         .code_bits = 6, .code_planes = {4, 2}, .scale_kind = QS_CODE, .scale_bits = 8,
+                         .scale_planes = {8}, .group_min = 16, .group_max = 16, .group_default = 16,
+                         .super_block = 256, .sections = S_CS | S_SUP},
 };
 
 static const char *const section_names[MIXQ_SECTION_COUNT] = {
@@ -59,11 +114,35 @@ bool qtype_group_ok(const qtype_desc *qt, unsigned group_size)
     return group_size >= qt->group_min && group_size <= qt->group_max;
 }
 
+bool qtype_plane_bytes(const uint8_t planes[QT_MAX_PLANES], uint64_t count, uint64_t *out)
+{
+    uint64_t total = 0, bits;
+    for (int p = 0; p < QT_MAX_PLANES && planes[p] != 0; p++) {
+        if (!ck_mul(count, planes[p], &bits) || !ck_add(total, ck_div_ceil(bits, 8), &total))
+            return false;
+    }
+    *out = total;
+    return true;
+}
+
+double qtype_nominal_bpw(const qtype_desc *qt, unsigned g)
+{
+    double bits;
+    if (qt == NULL || !qt->quantized || g == 0)
+        return 0.0;
+    bits = (double)qt->code_bits + (double)qt->scale_bits * (qt->symmetric ? 1.0 : 2.0) / g;
+    if (qt->super_block)
+        bits += 16.0 * (qt->symmetric ? 1.0 : 2.0) / qt->super_block;
+    return bits;
+}
+
 /*
- * FORMAT.md §5: per-row bytes of each present section, lengths R * row bytes,
- * sections placed in kind order, each at the previous end rounded up to
- * MX_ALIGN.  A zero-element tensor gets lengths 0 (R or K is 0, so R * row
- * bytes is 0), hence offsets 0 and total 0, with no special case.
+ * FORMAT.md §5: per-row bytes of each present section (from the table's
+ * planes and super-block size), lengths R * row bytes, sections placed in
+ * kind order, each at the previous end rounded up to MX_ALIGN.  A
+ * zero-element tensor gets lengths 0 (R or K is 0, so R * row bytes is 0),
+ * hence offsets 0 and total 0, with no special case; the per-tensor scale
+ * is likewise stored only when there are elements.
  */
 bool qtype_layout(const qtype_desc *qt, st_dtype src, uint64_t rows, uint64_t row_length,
                   unsigned group_size, qlayout *out)
@@ -85,19 +164,24 @@ bool qtype_layout(const qtype_desc *qt, st_dtype src, uint64_t rows, uint64_t ro
 
     if (qt->quantized) {
         uint64_t g = group_size != 0 ? group_size : row_length;
-        uint64_t code_bits;
         if (g > UINT_MAX)
             return false; /* a per-row group longer than the kernels' unsigned group */
         l.group = (unsigned)g;
         l.groups_per_row = row_length == 0 ? 0 : ck_div_ceil(row_length, g);
-        if (!ck_mul(row_length, qt->code_bits, &code_bits))
+        l.per_tensor = qt->tensor_scale && group_size == 0;
+        if (!qtype_plane_bytes(qt->code_planes, row_length, &l.row_bytes[MIXQ_SEC_CODES]))
             return false;
-        l.row_bytes[MIXQ_SEC_CODES] = ck_div_ceil(code_bits, 8);
-        if (!ck_mul(l.groups_per_row, qt->scale_bytes, &l.row_bytes[MIXQ_SEC_SCALES]))
+        if (!l.per_tensor &&
+            !qtype_plane_bytes(qt->scale_planes, l.groups_per_row, &l.row_bytes[MIXQ_SEC_SCALES]))
             return false;
-        if (!qt->symmetric &&
-            !ck_mul(l.groups_per_row, qt->min_bytes, &l.row_bytes[MIXQ_SEC_MINS]))
-            return false;
+        if (!qt->symmetric)
+            l.row_bytes[MIXQ_SEC_MINS] = l.row_bytes[MIXQ_SEC_SCALES];
+        if (qt->super_block != 0) {
+            l.supers_per_row = ck_div_ceil(row_length, qt->super_block);
+            l.row_bytes[MIXQ_SEC_SUPER_SCALES] = 2 * l.supers_per_row; /* <= row_length: no overflow */
+            if (!qt->symmetric)
+                l.row_bytes[MIXQ_SEC_SUPER_MINS] = l.row_bytes[MIXQ_SEC_SUPER_SCALES];
+        }
     } else {
         uint64_t elem;
         if (qt->id == MIXQ_QT_RAW) {
@@ -114,7 +198,9 @@ bool qtype_layout(const qtype_desc *qt, st_dtype src, uint64_t rows, uint64_t ro
     for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
         if (!qtype_has_section(qt, (mixq_section_kind)k))
             continue;
-        if (!ck_mul(rows, l.row_bytes[k], &l.length[k]))
+        if (k == MIXQ_SEC_SCALES && l.per_tensor)
+            l.length[k] = n_elements != 0 ? qt->scale_bits / 8u : 0;
+        else if (!ck_mul(rows, l.row_bytes[k], &l.length[k]))
             return false;
         if (!ck_align(end, MX_ALIGN, &l.offset[k]))
             return false;

@@ -328,3 +328,26 @@ Test(convert, cancel_leaves_nothing)
     ts_rmtree(dir);
     free(dir); free(out); free(in);
 }
+
+/* A finite value beyond f16's range is refused, not silently turned into infinity. */
+Test(convert, f16_overflow_is_refused)
+{
+    char *dir = ts_tmpdir(), *in = ts_path(dir, "m.safetensors"), *out = ts_path(dir, "o.mxq");
+    float vals[4] = {1.0f, 65519.0f, 1e5f, 2.0f}; /* 65519 rounds to 65504; 1e5 overflows */
+    size_t len;
+    uint8_t *st = ts_safetensors("{\"big.weight\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", vals,
+                                 sizeof vals, &len);
+    ts_write_file(in, st, len);
+    free(st);
+    mixq_convert_options o;
+    mixq_convert_options_init(&o);
+    o.type = MIXQ_QT_F16;
+    mixq_error err;
+    cr_assert_eq(mixq_convert(in, out, &o, &err), MIXQ_E_DATA);
+    cr_assert(strstr(err.message, "big.weight") && strstr(err.message, "row 1, column 0"), "%s", err.message);
+    cr_assert(!ts_exists(out));
+    o.type = MIXQ_QT_BF16; /* bf16 holds 1e5 */
+    cr_assert_eq(mixq_convert(in, out, &o, &err), MIXQ_OK, "%s", err.message);
+    ts_rmtree(dir);
+    free(dir); free(in); free(out);
+}

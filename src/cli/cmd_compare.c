@@ -19,7 +19,7 @@ static const char usage[] =
     "tensor by tensor: RMSE, relative error ||x-y||/||x||, SQNR in dB\n"
     "(10 log10 of sum x^2 / sum (x-y)^2; inf when exact), cosine similarity and\n"
     "largest absolute error. Totals pool every element of: all floating tensors,\n"
-    "the quantized ones (int8/int4) and the floating tensors of 2 or more\n"
+    "the quantized ones (int8, int4, ...) and the floating tensors of 2 or more\n"
     "dimensions. Integer and bool tensors are checked for exactness only.\n"
     "\n"
     "Options:\n"

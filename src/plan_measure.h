@@ -1,0 +1,64 @@
+/*
+ * plan_measure.h - what each candidate type would cost and how much error it
+ * would add, measured on the real tensor with the converter's own kernels:
+ * the exact stored bytes come from qtype_layout and the squared error from
+ * quantizing and dequantizing every row exactly as mixq_convert does, so
+ * that the planner's estimate is the converter's result.
+ */
+#ifndef MIXQ_PLAN_MEASURE_H
+#define MIXQ_PLAN_MEASURE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mixq.h"
+#include "qtype.h"
+#include "st_reader.h"
+
+/* A candidate storage: a type and the group size recorded for it. */
+typedef struct mx_cand {
+    const qtype_desc *qt;
+    unsigned group_size; /* as recorded in the header: 0 = one group per row (quantized) or plain */
+} mx_cand;
+
+/* Statistics of a tensor's values (floating tensors only). */
+typedef struct mx_tstats {
+    uint64_t n;
+    double sumsq;        /* sum of x^2 */
+    double mean, std;    /* population standard deviation */
+    double kurtosis;     /* m4 / m2^2 (3 for a Gaussian; 0 if constant) */
+    double outlier_frac; /* fraction of |x - mean| > 3 std */
+    float absmax;        /* max |x| */
+    bool quantizable;    /* every value finite with |x| <= 65504 (FORMAT.md §4.3) */
+} mx_tstats;
+
+/* rows and row_length of a tensor as FORMAT.md §3.1 defines them; false on overflow. */
+bool mx_tensor_rows(const st_tensor *t, uint64_t *rows, uint64_t *row_length);
+
+/* The layout of tensor t stored as candidate c; false if the size overflows or the group is not allowed. */
+bool mx_cand_layout(const mx_cand *c, const st_tensor *t, qlayout *out);
+
+/*
+ * The quantize-kernel options the converter uses for a tensor: error-
+ * minimizing search unless rtn, no importance, the tensor's max |x|.
+ */
+mx_qparams mx_convert_qparams(bool rtn, float tensor_absmax);
+
+/*
+ * Statistics of a floating tensor (one pass for the mean and max, one for
+ * the central moments).  Non-floating tensors get n and nothing else.
+ */
+mixq_status mx_measure_stats(const st_tensor *t, mx_tstats *st, mixq_error *err);
+
+/*
+ * Sum of squared errors sum((x - x^)^2), in double, of storing floating
+ * tensor t as candidate c, where x are the source values as float and x^ what
+ * the container gives back (one row at a time, in bounded memory).
+ * Quantized candidates need st->quantizable.  Returns MIXQ_E_CANCELLED if
+ * *cancel becomes non-zero, MIXQ_E_NOMEM or MIXQ_E_RANGE (bad layout).
+ */
+mixq_status mx_measure_error(const st_tensor *t, const mx_cand *c, const mx_tstats *st, bool rtn,
+                             volatile sig_atomic_t *cancel, double *sse, mixq_error *err);
+
+#endif

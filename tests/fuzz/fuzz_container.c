@@ -1,0 +1,311 @@
+/*
+ * fuzz_container.c - libFuzzer target: the container loader (mixq_open
+ * without verification, every accessor, dequantization of every tensor to
+ * f32 and f16, then mixq_verify and mixq_open with MIXQ_OPEN_VERIFY).
+ *
+ * mixq_open takes a path, so the input is written to a memfd and opened as
+ * /proc/self/fd/N; the library is used exactly as an application uses it.
+ *
+ * Checksum fix-up.  A container protects its preamble and header with xxh3,
+ * so almost every mutation of the JSON header would stop at the checksum
+ * check.  Each input is therefore run twice when that changes anything: once
+ * as is (every preamble rule and checksum path), and once with header_length
+ * set to "the rest of the file" and both checksums recomputed, so that the
+ * mutated JSON reaches the header validator and everything after it.
+ *
+ * Out-of-range reads.  The file is mmap'd; ASan does not poison the tail of
+ * the last page, so an overread of a few bytes past the end of the file is
+ * invisible to it (only one that leaves the mapping faults).  To compensate,
+ * the target (1) checks that every section pointer the library hands out lies
+ * inside the tensor's bytes, inside the data region; and (2) re-runs the row
+ * kernels and the plain-type conversions on exact-size malloc'd copies of
+ * each row's sections, where ASan sees a one-byte overread, and compares the
+ * results bit for bit with the library's (which also compares the active
+ * SIMD kernels with the scalar reference).  See docs/FUZZING.md.
+ *
+ * A broken promise aborts (a finding).  No global state; everything is freed.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "container.h"
+#include "dtype.h"
+#include "mixq.h"
+#include "qtype.h"
+#include "simd.h"
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "fuzz_container: check failed: %s (%s:%d)\n", #cond,     \
+                    __FILE__, __LINE__);                                             \
+            abort();                                                                 \
+        }                                                                            \
+    } while (0)
+
+/* Largest number of elements dequantized per call (bounds memory per input). */
+#define ELEM_CAP ((uint64_t)1 << 22)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    CHECK(p != NULL);
+    return p;
+}
+
+/* Writes the input to a fresh memfd; returns the fd. */
+static int to_memfd(const uint8_t *data, size_t size)
+{
+    int fd = memfd_create("fuzz.mxq", MFD_CLOEXEC);
+    if (fd < 0) {
+        perror("fuzz_container: memfd_create");
+        abort();
+    }
+    for (size_t done = 0; done < size;) {
+        ssize_t w = write(fd, data + done, size - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            perror("fuzz_container: write");
+            abort();
+        }
+        done += (size_t)w;
+    }
+    return fd;
+}
+
+static void check_error(const mixq_error *err, mixq_status s)
+{
+    CHECK(s != MIXQ_OK && err->code == s);
+    CHECK(memchr(err->message, '\0', sizeof err->message) != NULL);
+    CHECK(err->message[0] != '\0');
+}
+
+/* The element dtype of a plain tensor's data section. */
+static st_dtype plain_dtype(const mixq_tensor_info *info)
+{
+    st_dtype dt;
+    switch (info->qtype) {
+    case MIXQ_QT_F32: return ST_F32;
+    case MIXQ_QT_F16: return ST_F16;
+    case MIXQ_QT_BF16: return ST_BF16;
+    default:
+        CHECK(st_dtype_parse(info->source_dtype, &dt));
+        return dt;
+    }
+}
+
+/*
+ * Dequantizes rows [rb, re) through the library and checks the result
+ * against the kernels run on exact-size copies of the sections.
+ */
+static void check_rows(const mixq_file *f, const mixq_tensor *t, const mixq_tensor_info *info,
+                       const mixq_section *secs, const int *has, uint64_t rb, uint64_t re)
+{
+    uint64_t k = info->row_length, n = (re - rb) * k;
+    float *out = xmalloc((size_t)n * sizeof *out), *ref = xmalloc((size_t)n * sizeof *ref);
+    uint16_t *h = xmalloc((size_t)n * sizeof *h), *href = xmalloc((size_t)n * sizeof *href);
+    mixq_error err;
+    mixq_status s = mixq_dequantize_f32(f, t, rb, re, out, &err);
+    CHECK(s == MIXQ_OK);
+    s = mixq_dequantize_f16(f, t, rb, re, h, &err);
+    CHECK(s == MIXQ_OK);
+
+    const mx_kernel_set *ks = mx_kernels(), *scalar = mx_kernels_for(MX_SIMD_SCALAR);
+    CHECK(ks != NULL && scalar != NULL);
+    if (info->quantized) {
+        const uint8_t *copy[MIXQ_SECTION_COUNT] = {0};
+        mx_crowptrs rp = {{0}};
+        for (int j = 0; j < MIXQ_SECTION_COUNT; j++) {
+            if (!has[j]) continue;
+            copy[j] = xmalloc((size_t)secs[j].row_stride);
+            rp.sec[j] = copy[j];
+        }
+        unsigned group = info->group_size ? info->group_size : (unsigned)k;
+        float *row2 = xmalloc((size_t)k * sizeof *row2);
+        for (uint64_t r = rb; r < re; r++) {
+            for (int j = 0; j < MIXQ_SECTION_COUNT; j++)
+                if (has[j])
+                    memcpy((void *)copy[j], (const uint8_t *)secs[j].data + r * secs[j].row_stride,
+                           (size_t)secs[j].row_stride);
+            float *dst = ref + (r - rb) * k;
+            ks->dequantize_row[info->qtype](rp, (size_t)k, group, dst);
+            if (ks != scalar) {
+                scalar->dequantize_row[info->qtype](rp, (size_t)k, group, row2);
+                CHECK(memcmp(dst, row2, (size_t)k * sizeof *row2) == 0); /* SIMD == scalar reference */
+            }
+        }
+        free(row2);
+        for (int j = 0; j < MIXQ_SECTION_COUNT; j++) free((void *)copy[j]);
+    } else {
+        st_dtype dt = plain_dtype(info);
+        size_t es = st_dtypes[dt].size;
+        CHECK(has[MIXQ_SEC_DATA] && secs[MIXQ_SEC_DATA].row_stride == k * es);
+        uint8_t *copy = xmalloc((size_t)n * es);
+        memcpy(copy, (const uint8_t *)secs[MIXQ_SEC_DATA].data + rb * k * es, (size_t)n * es);
+        st_to_f32(dt, copy, (size_t)n, ref);
+        if (dt == ST_F16) /* f16 output of f16 data is the stored bit patterns */
+            for (uint64_t i = 0; i < n; i++) href[i] = (uint16_t)(copy[2 * i] | (copy[2 * i + 1] << 8));
+        free(copy);
+    }
+    CHECK(memcmp(out, ref, (size_t)n * sizeof *out) == 0);
+    if (info->quantized || plain_dtype(info) != ST_F16) {
+        scalar->f32_to_f16(out, (size_t)n, href);
+    }
+    CHECK(memcmp(h, href, (size_t)n * sizeof *h) == 0);
+    free(out);
+    free(ref);
+    free(h);
+    free(href);
+}
+
+static void check_tensor(const mixq_file *f, size_t i, const uint8_t *base, uint64_t header_offset)
+{
+    const mixq_tensor *t = mixq_tensor_at(f, i);
+    CHECK(t != NULL);
+    mixq_tensor_info info;
+    mixq_tensor_get_info(t, &info);
+    CHECK(info.name != NULL && info.name[0] != '\0');
+    CHECK(mixq_find(f, info.name) == t);
+    CHECK(info.ndim <= MIXQ_MAX_DIMS);
+    uint64_t n = 1, rows = 1;
+    for (unsigned d = 0; d < info.ndim; d++) {
+        n *= info.shape[d]; /* validated: cannot overflow unless a dim is 0 */
+        if (d + 1 < info.ndim) rows *= info.shape[d];
+    }
+    CHECK(info.n_elements == n);
+    CHECK(info.rows == rows);
+    CHECK(info.row_length == (info.ndim ? info.shape[info.ndim - 1] : 1));
+    CHECK((unsigned)info.qtype < MIXQ_QT_COUNT && strcmp(info.quant_type, mixq_qtype_name(info.qtype)) == 0);
+    st_dtype src;
+    CHECK(info.source_dtype && st_dtype_parse(info.source_dtype, &src));
+    CHECK(info.offset >= MXC_PREAMBLE_LEN && info.offset % MX_ALIGN == 0);
+    CHECK(info.nbytes <= header_offset - info.offset);
+
+    /* Section views: inside the tensor's bytes, aligned, rows * stride long. */
+    mixq_section secs[MIXQ_SECTION_COUNT];
+    int has[MIXQ_SECTION_COUNT] = {0};
+    volatile uint64_t sink = 0;
+    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
+        memset(&secs[k], 0xA5, sizeof secs[k]); /* so a field left unset is seen */
+        mixq_status s = mixq_tensor_section(t, (mixq_section_kind)k, &secs[k]);
+        if (s == MIXQ_E_NOT_FOUND) continue;
+        CHECK(s == MIXQ_OK);
+        has[k] = 1;
+        const uint8_t *p = secs[k].data;
+        CHECK(p >= base + info.offset && p <= base + info.offset + info.nbytes);
+        CHECK(secs[k].size <= (uint64_t)(base + info.offset + info.nbytes - p));
+        CHECK(((uintptr_t)p % MX_ALIGN) == 0);
+#ifndef MIXQ_FUZZ_SKIP_SECTION_OFFSET
+        CHECK(secs[k].offset == (uint64_t)(p - base));
+#endif
+        CHECK(secs[k].row_stride * info.rows == secs[k].size);
+        sink += XXH3_64bits(p, (size_t)secs[k].size); /* touch every byte */
+    }
+    (void)sink;
+    mixq_section dummy;
+    CHECK(mixq_tensor_section(t, MIXQ_SECTION_COUNT, &dummy) == MIXQ_E_NOT_FOUND);
+    CHECK(mixq_tensor_section(t, (mixq_section_kind)(MIXQ_SECTION_COUNT + 7), &dummy) == MIXQ_E_NOT_FOUND);
+    CHECK(info.quantized ? has[MIXQ_SEC_CODES] && has[MIXQ_SEC_SCALES] && !has[MIXQ_SEC_DATA]
+                         : has[MIXQ_SEC_DATA] && !has[MIXQ_SEC_CODES]);
+    CHECK(has[MIXQ_SEC_MINS] == !info.symmetric);
+
+    /* Out-of-range row ranges are refused without writing. */
+    mixq_error err;
+    float fdummy;
+    uint16_t hdummy;
+    CHECK(mixq_dequantize_f32(f, t, info.rows, info.rows + 1, &fdummy, &err) == MIXQ_E_RANGE);
+    CHECK(mixq_dequantize_f16(f, t, 1, 0, &hdummy, &err) == MIXQ_E_RANGE);
+
+    if (info.n_elements == 0) {
+        CHECK(mixq_dequantize_f32(f, t, 0, info.rows, NULL, &err) == MIXQ_OK);
+        CHECK(mixq_dequantize_f16(f, t, 0, info.rows, NULL, &err) == MIXQ_OK);
+        return;
+    }
+    if (info.row_length > ELEM_CAP) return; /* cannot happen below 16 MiB inputs */
+    uint64_t step = ELEM_CAP / info.row_length;
+    for (uint64_t rb = 0; rb < info.rows; rb += step) {
+        uint64_t re = info.rows - rb < step ? info.rows : rb + step;
+        check_rows(f, t, &info, secs, has, rb, re);
+    }
+    if (info.rows > 1) check_rows(f, t, &info, secs, has, info.rows - 1, info.rows); /* a partial range */
+}
+
+/* Opens the input and exercises everything; returns the open status. */
+static mixq_status run(const uint8_t *data, size_t size)
+{
+    int fd = to_memfd(data, size);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    mixq_error err;
+    mixq_file *f = mixq_open(path, 0, &err);
+    if (!f) {
+        check_error(&err, err.code);
+        close(fd);
+        return err.code;
+    }
+    CHECK(size >= MXC_PREAMBLE_LEN);
+    uint64_t header_offset = mxc_get_u64(data + MXC_OFF_HEADER_OFFSET);
+    uint64_t header_length = mxc_get_u64(data + MXC_OFF_HEADER_LENGTH);
+    CHECK(mixq_file_size(f) == size);
+    CHECK(header_offset <= size && header_length == size - header_offset);
+    size_t hl = 0;
+    const char *hj = mixq_header_json(f, &hl);
+    CHECK(hj != NULL && hl == header_length);
+    CHECK(memcmp(hj, data + header_offset, hl) == 0);
+    const uint8_t *base = (const uint8_t *)hj - header_offset; /* the mapping */
+    (void)mixq_source_metadata(f, "format");
+    (void)mixq_source_metadata(f, "");
+
+    size_t n = mixq_tensor_count(f);
+    CHECK(mixq_tensor_at(f, n) == NULL);
+    CHECK(mixq_find(f, "") == NULL);
+    for (size_t i = 0; i < n; i++) check_tensor(f, i, base, header_offset);
+
+    mixq_status v = mixq_verify(f, &err);
+    if (v != MIXQ_OK) check_error(&err, v);
+    CHECK(v == MIXQ_OK || v == MIXQ_E_CHECKSUM);
+    mixq_close(f);
+
+    /*
+     * Opening with verification agrees with mixq_verify.  It parses the
+     * header a second time, so it is done only for small inputs (the paths it
+     * adds do not depend on size) and for files that verify.
+     */
+    if (v == MIXQ_OK || size <= 4096) {
+        mixq_file *g = mixq_open(path, MIXQ_OPEN_VERIFY, &err);
+        CHECK((g != NULL) == (v == MIXQ_OK));
+        if (g) CHECK(mixq_tensor_count(g) == n);
+        else CHECK(err.code == v);
+        mixq_close(g);
+    }
+    close(fd);
+    return MIXQ_OK;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    mixq_status s = run(data, size);
+    if (s == MIXQ_OK || size < MXC_PREAMBLE_LEN || memcmp(data, MXC_MAGIC, MXC_MAGIC_LEN) != 0) return 0;
+
+    /* Second run with a consistent header_length and fresh checksums. */
+    uint8_t *fixed = xmalloc(size);
+    memcpy(fixed, data, size);
+    uint64_t ho = mxc_get_u64(fixed + MXC_OFF_HEADER_OFFSET);
+    if (ho <= size) {
+        mxc_put_u64(fixed + MXC_OFF_HEADER_LENGTH, size - ho);
+        mxc_put_u64(fixed + MXC_OFF_HEADER_XXH3, XXH3_64bits(fixed + ho, size - ho));
+    }
+    mxc_put_u64(fixed + MXC_OFF_PREAMBLE_XXH3, XXH3_64bits(fixed, MXC_OFF_PREAMBLE_XXH3));
+    if (memcmp(fixed, data, MXC_PREAMBLE_LEN) != 0) run(fixed, size);
+    free(fixed);
+    return 0;
+}

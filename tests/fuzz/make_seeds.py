@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""Regenerates the seed corpora of the fuzz targets (tests/fuzz/corpus/).
+
+    python3 tests/fuzz/make_seeds.py build/mixq
+
+Writes small, deterministic inputs:
+  corpus/st_header/  safetensors files: a shrunken copy of the tiny-llama
+                     layout (same names, dtypes and ranks, small shapes), every
+                     dtype, edge cases (scalar, empty, 8 dims, metadata forms)
+                     and a few invalid files that reach the error paths;
+  corpus/st_index/   model.safetensors.index.json variants (the testdata one
+                     and small ones);
+  corpus/container/  containers converted by `mixq convert` from the seeds
+                     above with every type and several group sizes.
+The golden containers of testdata/golden/ are not copied (too large to fuzz
+fast); the replay test reads them in place.  Seed names are stable: rerunning
+the script rewrites the same files (outputs are byte-for-byte deterministic).
+"""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CORPUS = os.path.join(HERE, "corpus")
+
+DTYPE_SIZE = {"BOOL": 1, "U8": 1, "I8": 1, "U16": 2, "I16": 2, "U32": 4, "I32": 4,
+              "U64": 8, "I64": 8, "F8_E4M3": 1, "F8_E5M2": 1, "F16": 2, "BF16": 2,
+              "F32": 4, "F64": 8}
+
+
+class Rng:
+    """splitmix64: deterministic everywhere."""
+
+    def __init__(self, seed):
+        self.s = seed & (2**64 - 1)
+
+    def next(self):
+        self.s = (self.s + 0x9E3779B97F4A7C15) & (2**64 - 1)
+        z = self.s
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
+        return z ^ (z >> 31)
+
+    def value(self):
+        """A float in [-1, 1) with an occasional outlier (x 12), exact in binary32."""
+        v = ((self.next() >> 40) - (1 << 23)) / float(1 << 23)
+        if self.next() % 29 == 0:
+            v *= 12
+        return v
+
+
+def name_seed(name):
+    h = 1469598103934665603
+    for c in name.encode():
+        h = ((h ^ c) * 1099511628211) & (2**64 - 1)
+    return h
+
+
+def encode(dtype, n, rng):
+    out = bytearray()
+    for i in range(n):
+        if dtype == "BOOL":
+            out += bytes([rng.next() & 1])
+        elif dtype in ("U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64"):
+            size = DTYPE_SIZE[dtype]
+            out += (i % 100).to_bytes(size, "little")
+        elif dtype == "F8_E4M3":
+            out += bytes([0x20 + rng.next() % 0x30 | (0x80 if rng.next() & 1 else 0)])
+        elif dtype == "F8_E5M2":
+            out += bytes([0x20 + rng.next() % 0x30 | (0x80 if rng.next() & 1 else 0)])
+        elif dtype == "F16":
+            out += struct.pack("<e", rng.value())
+        elif dtype == "BF16":
+            out += struct.pack("<f", rng.value())[2:]
+        elif dtype == "F32":
+            out += struct.pack("<f", rng.value())
+        elif dtype == "F64":
+            out += struct.pack("<d", rng.value())
+        else:
+            raise ValueError(dtype)
+    return bytes(out)
+
+
+def numel(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def safetensors(tensors, metadata=None, pad=True, meta_last=False, indent=None, trailer=b""):
+    """tensors: list of (name, dtype, shape) in data order."""
+    header = {}
+    if metadata is not None and not meta_last:
+        header["__metadata__"] = metadata
+    data = bytearray()
+    for name, dtype, shape in tensors:
+        blob = encode(dtype, numel(shape), Rng(name_seed(name)))
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
+        data += blob
+    if metadata is not None and meta_last:
+        header["__metadata__"] = metadata
+    text = json.dumps(header, separators=None if indent else (",", ":"), indent=indent,
+                      ensure_ascii=False).encode()
+    if pad:
+        text += b" " * ((-(8 + len(text))) % 8)
+    return struct.pack("<Q", len(text)) + text + bytes(data) + trailer
+
+
+def raw_safetensors(header_text, data):
+    text = header_text.encode() if isinstance(header_text, str) else header_text
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def small_llama(dtype="BF16"):
+    """The 35 tensors of testdata/tiny-llama-*, shrunk: same names, dtypes and ranks."""
+    last = {64: 40, 160: 70, 100: 37}
+    t = []
+    def w(name, shape, dt=dtype):
+        if len(shape) >= 1:
+            shape = [max(1, d // 48) for d in shape[:-1]] + [last.get(shape[-1], shape[-1] // 2 or 1)]
+        t.append((name, dt, shape))
+    t.append(("model.vision_embed.position_ids", "I64", [1, 17]))
+    w("lm_head.weight", [96, 64])
+    t.append(("logit_scale", dtype, []))
+    w("model.embed_tokens.weight", [96, 64])
+    for l in (0, 1):
+        p = "model.layers.%d." % l
+        w(p + "input_layernorm.weight", [64])
+        w(p + "mlp.down_proj.weight", [64, 160])
+        if l == 1:
+            t.append((p + "mlp.experts.gate_up_proj", dtype, [2, 1, 37]))
+        w(p + "mlp.gate_proj.weight", [160, 64])
+        w(p + "mlp.up_proj.weight", [160, 64])
+        w(p + "post_attention_layernorm.weight", [64])
+        for proj, rows in (("k", 32), ("o", 64), ("q", 64), ("v", 32)):
+            w(p + "self_attn.%s_proj.bias" % proj, [rows])
+            w(p + "self_attn.%s_proj.weight" % proj, [rows, 64])
+    w("model.norm.weight", [64])
+    w("model.vision_embed.patch_embedding.bias", [16])
+    t.append(("model.vision_embed.patch_embedding.weight", dtype, [1, 3, 7, 7]))
+    t.append(("model.layers.0.self_attn.causal_mask", "BOOL", [1, 1, 9, 9]))
+    return t
+
+
+def write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: make_seeds.py PATH/TO/mixq")
+    mixq = os.path.abspath(sys.argv[1])
+    st = os.path.join(CORPUS, "st_header")
+    ix = os.path.join(CORPUS, "st_index")
+    ct = os.path.join(CORPUS, "container")
+    for d in (st, ix, ct):
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+
+    # --- safetensors headers -------------------------------------------
+    seeds = {}
+    seeds["small-llama-bf16.safetensors"] = safetensors(small_llama("BF16"), {"format": "pt"})
+    seeds["small-llama-f32.safetensors"] = safetensors(small_llama("F32"), {"format": "pt"})
+    seeds["all-dtypes.safetensors"] = safetensors(
+        [("t." + dt.lower(), dt, [2, 3]) for dt in DTYPE_SIZE], {"format": "pt", "note": "every dtype"})
+    seeds["edge-shapes.safetensors"] = safetensors(
+        [("scalar", "F32", []), ("empty", "F16", [0]), ("empty_rows", "BF16", [4, 0]),
+         ("zero_dim", "F32", [0, 3]), ("one", "F64", [1]), ("eight_dims", "F16", [1, 2, 1, 2, 1, 1, 2, 3]),
+         ("odd_row", "BF16", [3, 33]), ("caf\u00e9.\u6743\u91cd", "I8", [5])],
+        {"format": "pt", "k\u00e9y": "v\u00e4lue", "": ""}, meta_last=True)
+    seeds["meta-null-indent.safetensors"] = safetensors(
+        [("a", "F32", [2, 2]), ("b", "U16", [3])], None, pad=False, indent=1)
+    seeds["no-tensors.safetensors"] = raw_safetensors("{}", b"")
+    seeds["meta-only.safetensors"] = raw_safetensors('{"__metadata__":{"format":"pt"}}      ', b"")
+    seeds["meta-null.safetensors"] = raw_safetensors(
+        '{"__metadata__":null,"x":{"dtype":"U8","shape":[4],"data_offsets":[0,4],"extra":[1,{}]}}', b"\1\2\3\4")
+    seeds["unordered-offsets.safetensors"] = raw_safetensors(
+        '{"b":{"dtype":"F16","shape":[2],"data_offsets":[4,8]},"a":{"dtype":"I32","shape":[1],"data_offsets":[0,4]},'
+        '"c":{"dtype":"BOOL","shape":[0,5],"data_offsets":[8,8]}}', b"\0\0\0\1\0\x3c\0\xbc")
+    # invalid inputs, each failing one rule
+    seeds["bad-overlap.safetensors"] = raw_safetensors(
+        '{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}}',
+        b"abcd")
+    seeds["bad-gap.safetensors"] = raw_safetensors(
+        '{"a":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}}', b"abcd")
+    seeds["bad-size.safetensors"] = raw_safetensors(
+        '{"a":{"dtype":"F32","shape":[4294967296,4294967296,2],"data_offsets":[0,4]}}', b"abcd")
+    seeds["bad-utf8.safetensors"] = raw_safetensors(b'{"\xc3\x28":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}',
+                                                    b"a")
+    seeds["bad-trailing.safetensors"] = safetensors([("a", "I16", [3])], {"format": "pt"}, trailer=b"xx")
+    seeds["bad-dup-key.safetensors"] = raw_safetensors(
+        '{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}',
+        b"ab")
+    seeds["bad-header-len.safetensors"] = struct.pack("<Q", 2**40) + b"{}"
+    for name, data in seeds.items():
+        write(os.path.join(st, name), data)
+
+    # --- index.json -------------------------------------------------------
+    shutil.copy(os.path.join(ROOT, "testdata", "tiny-llama-sharded", "model.safetensors.index.json"),
+                os.path.join(ix, "tiny-llama-sharded.index.json"))
+    idx = {}
+    idx["minimal.json"] = '{"weight_map":{"a":"model.safetensors"}}'
+    idx["three-shards.json"] = json.dumps({
+        "metadata": {"total_size": 123, "format": "pt"},
+        "weight_map": {"z.weight": "s-3.safetensors", "a.bias": "s-1.safetensors", "m.w": "s-2.safetensors",
+                       "b.\u00e9": "s-1.safetensors", "esc\"ape\\\t": "s-2.safetensors",
+                       "m.v": "s-3.safetensors"}}, indent=2, ensure_ascii=True)
+    idx["unicode.json"] = json.dumps({"weight_map": {"\u6743\u91cd": "\u5206\u7247.safetensors",
+                                                     "x": "\u5206\u7247.safetensors"}}, ensure_ascii=False)
+    idx["bad-path.json"] = '{"metadata":{},"weight_map":{"a":"../evil.safetensors","b":"."}}'
+    idx["bad-empty.json"] = '{"weight_map":{}}'
+    idx["bad-types.json"] = '{"metadata":[],"weight_map":{"a":1}}'
+    for name, text in idx.items():
+        write(os.path.join(ix, name), text.encode())
+
+    # --- containers -------------------------------------------------------
+    tmp = tempfile.mkdtemp(prefix="mixq-seeds-")
+    try:
+        def convert(src_seed, out, *opts):
+            src = os.path.join(tmp, src_seed)
+            write(src, seeds[src_seed])
+            dst = os.path.join(ct, out)
+            subprocess.run([mixq, "convert", src, "-o", dst, "--force", "--quiet"] + list(opts), check=True)
+        convert("small-llama-bf16.safetensors", "small-llama-int4-g64.mxq", "--type", "int4")
+        convert("small-llama-bf16.safetensors", "small-llama-int4-g16-1d.mxq", "--type", "int4", "--group-size", "16",
+                "--quantize-1d")
+        convert("small-llama-bf16.safetensors", "small-llama-int8-g128.mxq", "--type", "int8")
+        convert("small-llama-f32.safetensors", "small-llama-int8-row-1d.mxq", "--type", "int8", "--group-size", "row",
+                "--quantize-1d")
+        convert("small-llama-f32.safetensors", "small-llama-int8-g32.mxq", "--type", "int8", "--group-size", "32")
+        convert("small-llama-f32.safetensors", "small-llama-f16.mxq", "--type", "f16")
+        convert("small-llama-bf16.safetensors", "small-llama-f32.mxq", "--type", "f32", "--quantize-1d")
+        convert("all-dtypes.safetensors", "all-dtypes-int4-g256.mxq", "--type", "int4", "--group-size", "256")
+        convert("all-dtypes.safetensors", "all-dtypes-bf16-1d.mxq", "--type", "bf16", "--quantize-1d")
+        convert("edge-shapes.safetensors", "edge-shapes-int4-g32-1d.mxq", "--type", "int4", "--group-size", "32",
+                "--quantize-1d")
+        convert("edge-shapes.safetensors", "edge-shapes-int8-row.mxq", "--type", "int8", "--group-size", "row")
+        convert("no-tensors.safetensors", "no-tensors.mxq")
+        convert("meta-null-indent.safetensors", "two-tensors-int8-1d.mxq", "--quantize-1d")
+    finally:
+        shutil.rmtree(tmp)
+    total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(CORPUS) for f in fs)
+    print("corpus: %d bytes" % total)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,780 @@
+/*
+ * kernel_check.c - every SIMD kernel path of this build (NEON on aarch64,
+ * AVX2 on x86-64 when the CPU has it) against the scalar reference, bit for
+ * bit.  Plain C, no test framework, so it also runs in the dependency-free
+ * -Dkernels_only=true build (e.g. cross-compiled for aarch64 under qemu).
+ *
+ * For every quantized type in the table: random rows (sizes, allowed group
+ * sizes, value distributions, special groups: all zero, +-0, constant,
+ * f16 extremes, subnormal, exact ties), search on and off, with and without
+ * importance weights; quantize with both paths and compare every section
+ * byte for byte (and guard bytes after each), then dequantize the same
+ * sections with both and compare the floats bitwise; also dequantize random
+ * section bytes.  Conversions: all 65,536 f16 and bf16 patterns to f32, and
+ * f32 patterns (random, strided over all 2^32, every exponent with rounding
+ * boundary mantissas, NaN/Inf/subnormal) to f16 and bf16, at random
+ * offsets and lengths for the vector tails.
+ *
+ * Prints one line per check and finally "kernel_check: N passed, M failed";
+ * exits 1 on any failure.  Environment: MIXQ_KERNEL_CHECK_SEED (base seed,
+ * default fixed), MIXQ_KERNEL_CHECK_SCALE (multiplies the row counts).
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "half.h"
+#include "kernels.h"
+#include "qtype.h"
+#include "simd.h"
+
+#define GUARD 32u        /* bytes checked after every output buffer */
+#define GUARD_BYTE 0xA5u /* initial contents of every output buffer */
+
+static unsigned n_passed, n_failed;
+static uint64_t base_seed = 0x6D69787120u;
+static unsigned iter_scale = 1;
+
+/* ---- random numbers ---- */
+
+static uint64_t rng;
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+}
+static uint64_t rnd(void) { return mix64(rng += 0x9E3779B97F4A7C15u); }
+static uint32_t below(uint32_t n) { return (uint32_t)(((rnd() >> 32) * n) >> 32); }
+static float unit(void) { return (float)(rnd() >> 40) * 0x1p-24f; } /* [0, 1) */
+static int coin(unsigned one_in) { return below(one_in) == 0; }
+static float pow2f(int e) { return mx_bits_f32((uint32_t)(e + 127) << 23); } /* -126 <= e <= 127 */
+
+static float clampq(float v)
+{
+    return v > MX_QUANT_ABS_MAX ? MX_QUANT_ABS_MAX : v < -MX_QUANT_ABS_MAX ? -MX_QUANT_ABS_MAX : v;
+}
+
+/* A random finite f16 value (any magnitude, subnormals included). */
+static float rand_f16_value(void)
+{
+    for (;;) {
+        uint16_t h = (uint16_t)rnd();
+        if ((h & 0x7C00u) != 0x7C00u)
+            return mx_f16_to_f32(h);
+    }
+}
+
+/* A random float of random binade 2^-149 .. 2^15 (clamped to 65504). */
+static float rand_any_magnitude(void)
+{
+    uint32_t e = below(143);                  /* exponent field 0 (subnormal) .. 142 */
+    uint32_t u = (uint32_t)rnd() & 0x807FFFFFu; /* sign and mantissa */
+    return clampq(mx_bits_f32(u | e << 23));
+}
+
+/* One value of distribution `kind` around `offset` with spread `scale`. */
+static float gen_value(unsigned kind, float scale, float offset)
+{
+    switch (kind) {
+    case 0: /* roughly gaussian (Irwin-Hall) */
+        return clampq(offset + scale * 1.7f * (unit() + unit() + unit() + unit() - 2.0f));
+    case 1: /* uniform */
+        return clampq(offset + scale * (2.0f * unit() - 1.0f));
+    case 2: /* small integers times a power of two: many exact ties */
+        return clampq(offset + scale * (float)((int)below(61) - 30) * 0.125f);
+    case 3:
+        return rand_f16_value();
+    case 4:
+        return rand_any_magnitude();
+    default: /* sparse */
+        return coin(8) ? clampq(offset + scale * (2.0f * unit() - 1.0f)) : 0.0f;
+    }
+}
+
+/* Fills a group with one of the special patterns. */
+static void special_group(float *x, size_t len)
+{
+    size_t i;
+    float c;
+    switch (below(12)) {
+    case 0:
+        for (i = 0; i < len; i++) x[i] = 0.0f;
+        break;
+    case 1:
+        for (i = 0; i < len; i++) x[i] = coin(2) ? -0.0f : 0.0f;
+        break;
+    case 2: /* constant, usually not an f16 value */
+        c = gen_value(below(5), pow2f((int)below(30) - 20), 0.0f);
+        for (i = 0; i < len; i++) x[i] = c;
+        break;
+    case 3: /* constant f16 value */
+        c = rand_f16_value();
+        for (i = 0; i < len; i++) x[i] = c;
+        break;
+    case 4: /* one non-zero */
+        for (i = 0; i < len; i++) x[i] = 0.0f;
+        x[below((uint32_t)len)] = gen_value(below(5), pow2f((int)below(30) - 20), 0.0f);
+        break;
+    case 5: /* the f16 extremes */
+        for (i = 0; i < len; i++) x[i] = coin(2) ? 65504.0f : -65504.0f;
+        break;
+    case 6:
+        c = coin(2) ? 65504.0f : -65504.0f;
+        for (i = 0; i < len; i++) x[i] = c;
+        break;
+    case 7: /* extremes among ordinary values */
+        for (i = 0; i < len; i++) x[i] = gen_value(0, 1000.0f, 0.0f);
+        x[below((uint32_t)len)] = 65504.0f;
+        x[below((uint32_t)len)] = -65504.0f;
+        break;
+    case 8: /* float subnormals */
+        for (i = 0; i < len; i++)
+            x[i] = mx_bits_f32(((uint32_t)rnd() & 0x807FFFFFu));
+        break;
+    case 9: /* two levels */
+    {
+        float a = rand_f16_value(), b = gen_value(1, 10.0f, 0.0f);
+        for (i = 0; i < len; i++) x[i] = coin(2) ? a : b;
+        break;
+    }
+    case 10: /* tiny values around f16 subnormals */
+        for (i = 0; i < len; i++) x[i] = gen_value(2, 0x1p-20f, 0.0f);
+        break;
+    default: /* all positive, far from zero */
+        c = pow2f((int)below(16));
+        for (i = 0; i < len; i++) x[i] = clampq(c + c * 0.01f * unit());
+        break;
+    }
+}
+
+/* A random row of n values with groups of g; one group in `special_one_in` is special. */
+static void gen_row(float *x, size_t n, size_t g, unsigned special_one_in)
+{
+    unsigned kind = below(6);
+    float scale = pow2f((int)below(40) - 26) * (1.0f + unit());
+    float offset = coin(3) ? scale * (float)((int)below(17) - 8) : 0.0f;
+    for (size_t i = 0; i < n; i++)
+        x[i] = gen_value(kind, scale, offset);
+    if (special_one_in)
+        for (size_t s = 0; s < n; s += g)
+            if (coin(special_one_in))
+                special_group(x + s, n - s < g ? n - s : g);
+}
+
+/* Importance weights: mode 1 random (some zero), mode 2 special patterns. */
+static void gen_importance(float *w, size_t n, int mode)
+{
+    size_t i;
+    if (mode == 1) {
+        for (i = 0; i < n; i++) w[i] = coin(10) ? 0.0f : 4.0f * unit();
+        return;
+    }
+    switch (below(5)) {
+    case 0:
+        for (i = 0; i < n; i++) w[i] = 0.0f;
+        break;
+    case 1:
+        for (i = 0; i < n; i++) w[i] = 1.0f;
+        break;
+    case 2:
+        for (i = 0; i < n; i++) w[i] = pow2f((int)below(41) - 20) * (1.0f + unit());
+        break;
+    case 3:
+        for (i = 0; i < n; i++) w[i] = 0.0f;
+        w[below((uint32_t)n)] = 1.0f;
+        break;
+    default:
+        for (i = 0; i < n; i++) w[i] = (float)below(3);
+        break;
+    }
+}
+
+/* ---- reporting ---- */
+
+typedef struct check {
+    char name[160];
+    unsigned cases, bad;
+    char first[400]; /* the first mismatch */
+} check;
+
+static void check_begin(check *c, const char *fmt, ...)
+{
+    va_list ap;
+    memset(c, 0, sizeof *c);
+    va_start(ap, fmt);
+    vsnprintf(c->name, sizeof c->name, fmt, ap);
+    va_end(ap);
+}
+
+static void check_fail(check *c, const char *fmt, ...)
+{
+    if (c->bad++ == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->first, sizeof c->first, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static void check_end(check *c, const char *what)
+{
+    if (c->bad == 0) {
+        n_passed++;
+        printf("ok   %s: %u %s\n", c->name, c->cases, what);
+    } else {
+        n_failed++;
+        printf("FAIL %s: %u of %u %s differ; first: %s\n", c->name, c->bad, c->cases, what, c->first);
+    }
+    fflush(stdout);
+}
+
+static void note(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("#    ");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+}
+
+/* ---- quantized types ---- */
+
+/* One row's sections (each followed by GUARD bytes), from the layout of a one-row tensor. */
+typedef struct sections {
+    uint8_t *sec[MIXQ_SECTION_COUNT];
+    size_t bytes[MIXQ_SECTION_COUNT];
+} sections;
+
+static void sections_alloc(sections *s, const qlayout *l)
+{
+    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
+        /* one row: the section lengths (a per-tensor scale has row_bytes 0 but length 4) */
+        s->bytes[k] = (size_t)l->length[k];
+        s->sec[k] = s->bytes[k] ? malloc(s->bytes[k] + GUARD) : NULL;
+        if (s->bytes[k] && !s->sec[k]) {
+            fprintf(stderr, "kernel_check: out of memory\n");
+            exit(2);
+        }
+        if (s->sec[k])
+            memset(s->sec[k], GUARD_BYTE, s->bytes[k] + GUARD);
+    }
+}
+
+static void sections_free(sections *s)
+{
+    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) free(s->sec[k]);
+}
+
+static mx_rowptrs rowptrs(const sections *s)
+{
+    mx_rowptrs r;
+    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) r.sec[k] = s->sec[k];
+    return r;
+}
+
+static mx_crowptrs crowptrs(const sections *s)
+{
+    mx_crowptrs r;
+    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) r.sec[k] = s->sec[k];
+    return r;
+}
+
+/* Compares two rows' sections including guards; describes the first difference. */
+static int sections_differ(const sections *a, const sections *b, char *why, size_t whysz)
+{
+    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
+        if (!a->sec[k])
+            continue;
+        for (size_t i = 0; i < a->bytes[k] + GUARD; i++) {
+            if (a->sec[k][i] != b->sec[k][i]) {
+                snprintf(why, whysz, "%s byte %zu%s: scalar 0x%02x, simd 0x%02x", mixq_section_name((mixq_section_kind)k),
+                         i, i >= a->bytes[k] ? " (past the end)" : "", a->sec[k][i], b->sec[k][i]);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Bitwise float comparison of n values plus guard; nan_equal: any two NaNs match. */
+static int floats_differ(const float *a, const float *b, size_t n, int nan_equal, char *why, size_t whysz)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t ua = mx_f32_bits(a[i]), ub = mx_f32_bits(b[i]);
+        if (ua == ub || (nan_equal && a[i] != a[i] && b[i] != b[i]))
+            continue;
+        snprintf(why, whysz, "element %zu: scalar 0x%08" PRIx32 " (%.9g), simd 0x%08" PRIx32 " (%.9g)", i, ua,
+                 (double)a[i], ub, (double)b[i]);
+        return 1;
+    }
+    if (memcmp((const uint8_t *)(a + n), (const uint8_t *)(b + n), GUARD) != 0) {
+        snprintf(why, whysz, "write past element %zu", n);
+        return 1;
+    }
+    return 0;
+}
+
+/* A random allowed group size for qt (0 = per row) and row length. */
+static unsigned pick_group(const qtype_desc *qt)
+{
+    unsigned opts[32], k = 0;
+    for (unsigned g = qt->group_min; g && g <= qt->group_max && k < 31; g *= 2)
+        if (qtype_group_ok(qt, g))
+            opts[k++] = g;
+    if (qt->allow_row_group)
+        opts[k++] = 0;
+    return k ? opts[below(k)] : 0;
+}
+
+static size_t pick_length(void)
+{
+    switch (below(4)) {
+    case 0: return 1 + below(40);
+    case 1: return 1 + below(300);
+    case 2: return 1 + below(1200);
+    default: return (size_t)(16 * (1 + below(64))) + below(3); /* multiples of 16, +0..2 */
+    }
+}
+
+/* The inputs of one quantize case. */
+typedef struct qcase {
+    uint64_t seed;
+    size_t n;
+    unsigned group_size; /* as stored: 0 = per row */
+    int search, imp_mode;
+} qcase;
+
+/*
+ * Quantizes one random row with both kernel sets and compares the sections,
+ * then dequantizes them with both and compares the floats.  Returns 0 if the
+ * layout is not available (no case run), else 1.
+ */
+static int run_qcase(const mx_kernel_set *ref, const mx_kernel_set *simd, const qtype_desc *qt, qcase *qc,
+                     unsigned special_one_in, check *cq, check *cd)
+{
+    qlayout l;
+    sections a, b;
+    char why[300];
+    size_t off;
+    float *xbuf, *x, *w = NULL, *da, *db;
+    mx_qparams p;
+    const mx_qparams *pp;
+
+    rng = mix64(qc->seed);
+    if (!qtype_layout(qt, ST_F32, 1, qc->n, qc->group_size, &l))
+        return 0;
+    off = below(2); /* misalign the input by one float half the time */
+    xbuf = malloc((qc->n + off) * sizeof *xbuf);
+    da = malloc(qc->n * sizeof(float) + GUARD);
+    db = malloc(qc->n * sizeof(float) + GUARD);
+    if (!xbuf || !da || !db) {
+        fprintf(stderr, "kernel_check: out of memory\n");
+        exit(2);
+    }
+    x = xbuf + off;
+    gen_row(x, qc->n, l.group, special_one_in);
+
+    memset(&p, 0, sizeof p);
+    p.search = qc->search != 0;
+    if (qc->imp_mode) {
+        w = malloc(qc->n * sizeof *w);
+        if (!w) {
+            fprintf(stderr, "kernel_check: out of memory\n");
+            exit(2);
+        }
+        gen_importance(w, qc->n, qc->imp_mode);
+        p.importance = w;
+    }
+    {
+        float amax = 0.0f;
+        for (size_t i = 0; i < qc->n; i++) {
+            float v = x[i] < 0.0f ? -x[i] : x[i];
+            amax = v > amax ? v : amax;
+        }
+        /* per-tensor scale (tensor_scale type, group_size 0): the max |x| of a
+           tensor holding this row; otherwise negative (-1), or NaN (fp8.h) */
+        if (l.per_tensor) {
+            switch (below(4)) {
+            case 0: p.tensor_absmax = amax; break;
+            case 1: p.tensor_absmax = amax * (1.0f + 3.0f * unit()); break;
+            case 2: p.tensor_absmax = MX_QUANT_ABS_MAX; break;
+            default: p.tensor_absmax = amax * pow2f((int)below(8)); break;
+            }
+            if (p.tensor_absmax > MX_QUANT_ABS_MAX)
+                p.tensor_absmax = MX_QUANT_ABS_MAX;
+        } else {
+            p.tensor_absmax = coin(8) ? mx_bits_f32(0x7FC00000u) : -1.0f;
+        }
+    }
+    /* no parameters at all: plain min/max, per group */
+    pp = !p.search && !p.importance && !l.per_tensor && coin(4) ? NULL : &p;
+
+    sections_alloc(&a, &l);
+    sections_alloc(&b, &l);
+    ref->quantize_row[qt->id](x, qc->n, l.group, pp, rowptrs(&a));
+    simd->quantize_row[qt->id](x, qc->n, l.group, pp, rowptrs(&b));
+    cq->cases++;
+    if (sections_differ(&a, &b, why, sizeof why))
+        check_fail(cq, "%s n=%zu group=%u search=%d importance=%d params=%s tensor_absmax=%.9g seed=0x%016" PRIx64 ": %s",
+                   qt->name, qc->n, qc->group_size, qc->search, qc->imp_mode, pp ? "set" : "NULL",
+                   (double)p.tensor_absmax, qc->seed, why);
+
+    /* Dequantize the reference's sections with both. */
+    memset(da, GUARD_BYTE, qc->n * sizeof(float) + GUARD);
+    memset(db, GUARD_BYTE, qc->n * sizeof(float) + GUARD);
+    ref->dequantize_row[qt->id](crowptrs(&a), qc->n, l.group, da);
+    simd->dequantize_row[qt->id](crowptrs(&a), qc->n, l.group, db);
+    cd->cases++;
+    if (floats_differ(da, db, qc->n, 0, why, sizeof why))
+        check_fail(cd, "%s n=%zu group=%u seed=0x%016" PRIx64 ": %s", qt->name, qc->n, qc->group_size, qc->seed,
+                   why);
+
+    sections_free(&a);
+    sections_free(&b);
+    free(xbuf);
+    free(w);
+    free(da);
+    free(db);
+    return 1;
+}
+
+/* Dequantizes random section bytes with both sets (NaNs from NaN parameters match any NaN). */
+static void run_dequant_random(const mx_kernel_set *ref, const mx_kernel_set *simd, const qtype_desc *qt,
+                               uint64_t seed, check *c)
+{
+    qlayout l;
+    sections s;
+    char why[300];
+    size_t n;
+    unsigned gs;
+    float *da, *db;
+
+    rng = mix64(seed);
+    n = pick_length();
+    gs = pick_group(qt);
+    if (!qtype_layout(qt, ST_F32, 1, n, gs, &l))
+        return;
+    sections_alloc(&s, &l);
+    for (int k = 0; k < MIXQ_SECTION_COUNT; k++)
+        for (size_t i = 0; i < s.bytes[k]; i++) s.sec[k][i] = (uint8_t)rnd();
+    da = malloc(n * sizeof(float) + GUARD);
+    db = malloc(n * sizeof(float) + GUARD);
+    if (!da || !db) {
+        fprintf(stderr, "kernel_check: out of memory\n");
+        exit(2);
+    }
+    memset(da, GUARD_BYTE, n * sizeof(float) + GUARD);
+    memset(db, GUARD_BYTE, n * sizeof(float) + GUARD);
+    ref->dequantize_row[qt->id](crowptrs(&s), n, l.group, da);
+    simd->dequantize_row[qt->id](crowptrs(&s), n, l.group, db);
+    c->cases++;
+    if (floats_differ(da, db, n, 1, why, sizeof why))
+        check_fail(c, "%s n=%zu group=%u seed=0x%016" PRIx64 ": %s", qt->name, n, gs, seed, why);
+    sections_free(&s);
+    free(da);
+    free(db);
+}
+
+static void check_qtype(const mx_kernel_set *ref, const mx_kernel_set *simd, const qtype_desc *qt, unsigned rows)
+{
+    static const char *const imp_names[3] = {"none", "random", "special"};
+    const char *path = mx_simd_name(simd->path);
+    uint64_t tseed = mix64(base_seed ^ ((uint64_t)qt->id << 48) ^ ((uint64_t)simd->path << 56));
+    check cd, cr;
+
+    if (simd->quantize_row[qt->id] == qt->quantize_row)
+        note("%s %s quantize is the scalar reference", path, qt->name);
+    if (simd->dequantize_row[qt->id] == qt->dequantize_row)
+        note("%s %s dequantize is the scalar reference", path, qt->name);
+
+    check_begin(&cd, "%s %s dequantize (of the reference's sections)", path, qt->name);
+    for (int search = 0; search <= 1; search++) {
+        for (int imp = 0; imp <= 2; imp++) {
+            check cq;
+            check_begin(&cq, "%s %s quantize search=%s importance=%s", path, qt->name, search ? "on" : "off",
+                        imp_names[imp]);
+            for (unsigned r = 0; r < rows; r++) {
+                qcase qc;
+                qc.seed = mix64(tseed + (uint64_t)(search * 3 + imp) * 1000003u + r);
+                rng = qc.seed ^ 0x5555u;
+                qc.n = pick_length();
+                qc.group_size = pick_group(qt);
+                qc.search = search;
+                qc.imp_mode = imp;
+                run_qcase(ref, simd, qt, &qc, r % 2 ? 5 : 0, &cq, &cd);
+            }
+            check_end(&cq, "rows");
+        }
+    }
+    {
+        /* Rows made of special groups only. */
+        check cq;
+        check_begin(&cq, "%s %s quantize special groups (search on/off, importance)", path, qt->name);
+        for (unsigned r = 0; r < rows; r++) {
+            qcase qc;
+            qc.seed = mix64(tseed + 0xABCDEFu + r);
+            rng = qc.seed ^ 0x5555u;
+            qc.n = pick_length();
+            qc.group_size = pick_group(qt);
+            qc.search = (int)(r % 2);
+            qc.imp_mode = (int)(r / 2 % 3);
+            run_qcase(ref, simd, qt, &qc, 1, &cq, &cd);
+        }
+        check_end(&cq, "rows");
+    }
+    check_end(&cd, "rows");
+
+    check_begin(&cr, "%s %s dequantize (random section bytes)", path, qt->name);
+    for (unsigned r = 0; r < rows; r++)
+        run_dequant_random(ref, simd, qt, mix64(tseed + 0x77777777u + r), &cr);
+    check_end(&cr, "rows");
+}
+
+/* ---- conversions ---- */
+
+typedef void (*from16_fn)(const uint16_t *, size_t, float *);
+typedef void (*to16_fn)(const float *, size_t, uint16_t *);
+
+/* Converts src[0..n) with both functions, whole and in random slices; counts mismatching elements. */
+static void cmp_from16(check *c, from16_fn fa, from16_fn fb, const uint16_t *src, size_t n, float *da, float *db)
+{
+    char why[300];
+    memset(da, GUARD_BYTE, n * sizeof(float) + GUARD);
+    memset(db, GUARD_BYTE, n * sizeof(float) + GUARD);
+    fa(src, n, da);
+    fb(src, n, db);
+    c->cases += (unsigned)n;
+    if (floats_differ(da, db, n, 0, why, sizeof why)) {
+        for (size_t i = 0; i < n; i++)
+            if (mx_f32_bits(da[i]) != mx_f32_bits(db[i]))
+                check_fail(c, "input 0x%04x: scalar 0x%08" PRIx32 ", simd 0x%08" PRIx32, src[i], mx_f32_bits(da[i]),
+                           mx_f32_bits(db[i]));
+        if (c->bad == 0)
+            check_fail(c, "%s", why);
+    }
+}
+
+static void cmp_to16(check *c, to16_fn fa, to16_fn fb, const float *src, size_t n, uint16_t *da, uint16_t *db)
+{
+    memset(da, GUARD_BYTE, n * 2 + GUARD);
+    memset(db, GUARD_BYTE, n * 2 + GUARD);
+    fa(src, n, da);
+    fb(src, n, db);
+    c->cases += (unsigned)n;
+    for (size_t i = 0; i < n; i++)
+        if (da[i] != db[i])
+            check_fail(c, "input 0x%08" PRIx32 " (%.9g): scalar 0x%04x, simd 0x%04x", mx_f32_bits(src[i]),
+                       (double)src[i], da[i], db[i]);
+    if (memcmp((uint8_t *)(da + n), (uint8_t *)(db + n), GUARD) != 0)
+        check_fail(c, "write past element %zu", n);
+}
+
+/* Random slices [off, off + len) of src with small lengths (vector tails, unaligned starts). */
+static void slices_from16(check *c, from16_fn fa, from16_fn fb, const uint16_t *src, size_t n, float *da, float *db,
+                          unsigned count)
+{
+    for (unsigned i = 0; i < count; i++) {
+        size_t len = below(70), off = below((uint32_t)(n - len));
+        cmp_from16(c, fa, fb, src + off, len, da, db);
+    }
+}
+
+static void slices_to16(check *c, to16_fn fa, to16_fn fb, const float *src, size_t n, uint16_t *da, uint16_t *db,
+                        unsigned count)
+{
+    for (unsigned i = 0; i < count; i++) {
+        size_t len = below(70), off = below((uint32_t)(n - len));
+        cmp_to16(c, fa, fb, src + off, len, da, db);
+    }
+}
+
+/* f32 patterns that matter for rounding to f16 / bf16. */
+static size_t gen_f32_patterns(float *v, size_t cap)
+{
+    static const uint32_t specials[] = {
+        0x00000000u, 0x80000000u, 0x7F800000u, 0xFF800000u, 0x7FC00000u, 0xFFC00000u, 0x7F800001u, 0xFF800001u,
+        0x7FBFFFFFu, 0x7FFFFFFFu, 0xFFFFFFFFu, 0x7FA00000u, 0x7F802000u, 0x7F801FFFu, 0x7F810000u, 0x7F80FFFFu,
+        0x00000001u, 0x807FFFFFu, 0x00800000u, 0x7F7FFFFFu, 0xFF7FFFFFu, 0x477FE000u, 0x477FEFFFu, 0x477FF000u,
+        0x477FF001u, 0xC77FF000u, 0x477FFFFFu, 0x47800000u, 0x33000000u, 0x33000001u, 0x32FFFFFFu, 0x33800000u,
+        0x33C00000u, 0x38800000u, 0x387FFFFFu, 0x387FE000u, 0x387FF000u, 0x3F808000u, 0x3F818000u, 0x3F80FFFFu,
+        0x7F7F8000u, 0x7F7F7FFFu, 0xFF7F8000u,
+    };
+    size_t k = 0;
+    for (size_t i = 0; i < sizeof specials / sizeof specials[0] && k < cap; i++)
+        v[k++] = mx_bits_f32(specials[i]);
+    /* every exponent, each sign, mantissas at and around the f16 / bf16 rounding points */
+    static const uint32_t lows[] = {0x0000u, 0x0001u, 0x0FFFu, 0x1000u, 0x1001u, 0x1FFFu, 0x7FFFu, 0x8000u, 0x8001u,
+                                    0xFFFFu, 0x2000u, 0x3000u, 0x18000u, 0x10000u};
+    for (uint32_t e = 0; e < 256; e++)
+        for (size_t li = 0; li < sizeof lows / sizeof lows[0]; li++)
+            for (int r = 0; r < 3 && k + 2 <= cap; r++) {
+                uint32_t hi = (uint32_t)rnd() & 0x7F0000u & (lows[li] >= 0x10000u ? 0x7E0000u : 0x7F0000u);
+                uint32_t m = r == 0 ? lows[li] : (((uint32_t)rnd() & 0x7FE000u) | (lows[li] & 0x1FFFu)) ^ (r == 2 ? hi : 0);
+                v[k++] = mx_bits_f32(e << 23 | (m & 0x7FFFFFu));
+                v[k++] = mx_bits_f32(0x80000000u | e << 23 | (m & 0x7FFFFFu));
+            }
+    /* exponents 101 .. 143 (f16 subnormal, normal, overflow) with random mantissas */
+    while (k < cap / 2)
+        v[k++] = mx_bits_f32(((uint32_t)rnd() & 0x807FFFFFu) | (101u + below(43)) << 23);
+    /* uniformly random patterns */
+    while (k < cap)
+        v[k++] = mx_bits_f32((uint32_t)rnd());
+    return k;
+}
+
+static void check_conversions(const mx_kernel_set *ref, const mx_kernel_set *simd, unsigned scale)
+{
+    const char *path = mx_simd_name(simd->path);
+    size_t n16 = 65536, nf = 262144u * scale, stride_n;
+    uint16_t *h = malloc(n16 * sizeof *h);
+    float *fa = malloc((nf > n16 ? nf : n16) * sizeof(float) + GUARD);
+    float *fb = malloc((nf > n16 ? nf : n16) * sizeof(float) + GUARD);
+    float *src = malloc(nf * sizeof(float));
+    uint16_t *ha = malloc(nf * 2 + GUARD), *hb = malloc(nf * 2 + GUARD);
+    check c;
+
+    if (!h || !fa || !fb || !src || !ha || !hb) {
+        fprintf(stderr, "kernel_check: out of memory\n");
+        exit(2);
+    }
+    rng = mix64(base_seed ^ 0xC0FFEEu ^ (uint64_t)simd->path);
+    for (size_t i = 0; i < n16; i++) h[i] = (uint16_t)i;
+
+    if (simd->f16_to_f32 == ref->f16_to_f32)
+        note("%s f16_to_f32 is the scalar reference", path);
+    check_begin(&c, "%s f16 -> f32, all 65536 patterns and random slices", path);
+    cmp_from16(&c, ref->f16_to_f32, simd->f16_to_f32, h, n16, fa, fb);
+    slices_from16(&c, ref->f16_to_f32, simd->f16_to_f32, h, n16, fa, fb, 2000);
+    check_end(&c, "values");
+
+    if (simd->bf16_to_f32 == ref->bf16_to_f32)
+        note("%s bf16_to_f32 is the scalar reference", path);
+    check_begin(&c, "%s bf16 -> f32, all 65536 patterns and random slices", path);
+    cmp_from16(&c, ref->bf16_to_f32, simd->bf16_to_f32, h, n16, fa, fb);
+    slices_from16(&c, ref->bf16_to_f32, simd->bf16_to_f32, h, n16, fa, fb, 2000);
+    check_end(&c, "values");
+
+    /* f32 -> 16 bits: rounding-point and random patterns, then every 2^32 / nf-th pattern */
+    size_t np = gen_f32_patterns(src, nf);
+    if (simd->f32_to_f16 == ref->f32_to_f16)
+        note("%s f32_to_f16 is the scalar reference", path);
+    check_begin(&c, "%s f32 -> f16, boundary/NaN/Inf/subnormal/random patterns, strided sweep, slices", path);
+    cmp_to16(&c, ref->f32_to_f16, simd->f32_to_f16, src, np, ha, hb);
+    slices_to16(&c, ref->f32_to_f16, simd->f32_to_f16, src, np, ha, hb, 2000);
+    stride_n = nf;
+    {
+        uint64_t stride = (((uint64_t)1 << 32) / stride_n) | 1u;
+        uint32_t start = (uint32_t)rnd();
+        for (size_t i = 0; i < stride_n; i++) src[i] = mx_bits_f32((uint32_t)(start + i * stride));
+        cmp_to16(&c, ref->f32_to_f16, simd->f32_to_f16, src, stride_n, ha, hb);
+    }
+    check_end(&c, "values");
+
+    np = gen_f32_patterns(src, nf);
+    if (simd->f32_to_bf16 == ref->f32_to_bf16)
+        note("%s f32_to_bf16 is the scalar reference", path);
+    check_begin(&c, "%s f32 -> bf16, boundary/NaN/Inf/subnormal/random patterns, strided sweep, slices", path);
+    cmp_to16(&c, ref->f32_to_bf16, simd->f32_to_bf16, src, np, ha, hb);
+    slices_to16(&c, ref->f32_to_bf16, simd->f32_to_bf16, src, np, ha, hb, 2000);
+    {
+        uint64_t stride = (((uint64_t)1 << 32) / stride_n) | 1u;
+        uint32_t start = (uint32_t)rnd();
+        for (size_t i = 0; i < stride_n; i++) src[i] = mx_bits_f32((uint32_t)(start + i * stride));
+        cmp_to16(&c, ref->f32_to_bf16, simd->f32_to_bf16, src, stride_n, ha, hb);
+    }
+    check_end(&c, "values");
+
+    free(h);
+    free(fa);
+    free(fb);
+    free(src);
+    free(ha);
+    free(hb);
+}
+
+/* ---- main ---- */
+
+/* The set of each path matches the table: quantize/dequantize present exactly for quantized types. */
+static void check_set_shape(const mx_kernel_set *ks)
+{
+    check c;
+    check_begin(&c, "%s kernel set covers the type table", mx_simd_name(ks->path));
+    for (int t = 0; t < MIXQ_QT_COUNT; t++) {
+        const qtype_desc *qt = qtype_get((mixq_qtype)t);
+        int want = qt && qt->quantized && qt->quantize_row;
+        c.cases++;
+        if (want && (!ks->quantize_row[t] || !ks->dequantize_row[t]))
+            check_fail(&c, "type %d (%s) has no kernel", t, qt->name);
+        if (!want && ks->quantize_row[t] && (!qt || !qt->quantized))
+            check_fail(&c, "type %d is not quantized but has a kernel", t);
+    }
+    if (!ks->f32_to_f16 || !ks->f16_to_f32 || !ks->f32_to_bf16 || !ks->bf16_to_f32)
+        check_fail(&c, "a conversion is missing");
+    check_end(&c, "types");
+}
+
+int main(void)
+{
+    const char *e;
+    const mx_kernel_set *ref = mx_kernels_for(MX_SIMD_SCALAR);
+    int simd_paths = 0;
+
+    if ((e = getenv("MIXQ_KERNEL_CHECK_SEED")) && *e)
+        base_seed = strtoull(e, NULL, 0);
+    if ((e = getenv("MIXQ_KERNEL_CHECK_SCALE")) && *e && atoi(e) > 0)
+        iter_scale = (unsigned)atoi(e);
+    printf("#    kernel_check: seed 0x%" PRIx64 ", scale %u\n", base_seed, iter_scale);
+
+    {
+        check c;
+        check_begin(&c, "scalar kernel set present");
+        c.cases = 1;
+        if (!ref)
+            check_fail(&c, "mx_kernels_for(MX_SIMD_SCALAR) is NULL");
+        check_end(&c, "sets");
+        if (!ref)
+            goto done;
+    }
+#if defined(MIXQ_HAVE_NEON)
+    {
+        /* A NEON build must have the NEON path (selected at compile time). */
+        check c;
+        check_begin(&c, "neon path built in and selected by default");
+        c.cases = 1;
+        if (!mx_kernels_for(MX_SIMD_NEON))
+            check_fail(&c, "mx_kernels_for(MX_SIMD_NEON) is NULL");
+        else if (!getenv("MIXQ_SIMD") && mx_kernels()->path != MX_SIMD_NEON)
+            check_fail(&c, "mx_kernels() is %s", mx_simd_name(mx_kernels()->path));
+        check_end(&c, "sets");
+    }
+#endif
+
+    for (int path = 1; path < MX_SIMD_COUNT; path++) {
+        const mx_kernel_set *simd = mx_kernels_for((mx_simd)path);
+        if (!simd) {
+            note("path %s not available in this build or on this CPU", mx_simd_name((mx_simd)path));
+            continue;
+        }
+        simd_paths++;
+        check_set_shape(simd);
+        check_conversions(ref, simd, iter_scale);
+        for (int t = 0; t < MIXQ_QT_COUNT; t++) {
+            const qtype_desc *qt = qtype_get((mixq_qtype)t);
+            if (!qt || !qt->quantized || !qt->quantize_row || !qt->dequantize_row)
+                continue;
+            if (!simd->quantize_row[t] || !simd->dequantize_row[t])
+                continue; /* reported by check_set_shape */
+            check_qtype(ref, simd, qt, 60 * iter_scale);
+        }
+    }
+    if (simd_paths == 0)
+        note("no SIMD path to compare: nothing else to check");
+done:
+    printf("kernel_check: %u passed, %u failed\n", n_passed, n_failed);
+    return n_failed ? 1 : 0;
+}
