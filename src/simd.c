@@ -44,11 +44,20 @@ static void fill_scalar(mx_kernel_set *s)
 }
 
 #if defined(MIXQ_HAVE_AVX2)
-/* True if the CPU and OS support AVX2, FMA and F16C (with YMM state enabled). */
+#include <cpuid.h>
+
+/* True if the CPU has AVX2, FMA and F16C and the OS saves YMM state (cpuid + xgetbv). */
 static int cpu_has_avx2(void)
 {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!(fma && osxsave && avx && f16c)) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 6u) != 6u) return 0; /* XMM and YMM state enabled */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (b >> 5) & 1; /* AVX2 */
 }
 #endif
 
