@@ -229,6 +229,12 @@ typedef struct mixq_convert_options {
     volatile sig_atomic_t *cancel; /* if non-NULL and set non-zero, stop and clean up */
     mixq_progress_fn progress;     /* optional */
     void *progress_ctx;
+    int rtn;                /* 1 = plain min/max scales (round to nearest); 0 (default) = the
+                               error-minimizing scale search (FORMAT.md §4.9) */
+    const struct mixq_plan *plan;                 /* if set: apply this plan exactly (every tensor named,
+                                                     shapes equal; its rtn setting is used) */
+    const struct mixq_plan_options *plan_options; /* if set (and no plan): plan with these options first
+                                                     (their rtn and cancel are the converter's) */
 } mixq_convert_options;
 
 /* Fills *opts with the defaults. */
@@ -350,6 +356,128 @@ MIXQ_API void mixq_export_options_init(mixq_export_options *opts);
  */
 MIXQ_API mixq_status mixq_export(const char *container_path, const char *out_path,
                                  const mixq_export_options *opts, mixq_error *err);
+
+/* ---------------------------------------------------------------------- */
+/* Planning: which type each tensor gets (docs/PLANNER.md)                 */
+/* ---------------------------------------------------------------------- */
+
+/* A plan: one storage type and group size per tensor of a checkpoint. */
+typedef struct mixq_plan mixq_plan;
+
+typedef enum mixq_plan_strategy {
+    MIXQ_STRATEGY_UNIFORM = 0, /* one type for every quantizable tensor */
+    MIXQ_STRATEGY_SENSITIVITY, /* a score per tensor, thresholds map scores to types */
+    MIXQ_STRATEGY_BUDGET       /* least weighted error within a size budget (multiple-choice knapsack) */
+} mixq_plan_strategy;
+
+typedef enum mixq_plan_weights {
+    MIXQ_WEIGHTS_ROLE = 0, /* role and depth prior, per unit of the tensor's mean square (default) */
+    MIXQ_WEIGHTS_FLAT      /* every tensor's squared error counts as it is */
+} mixq_plan_weights;
+
+/* Options of mixq_plan_create; initialise with mixq_plan_options_init. */
+typedef struct mixq_plan_options {
+    mixq_plan_strategy strategy;
+    mixq_qtype type;          /* uniform: the type (default int8); sensitivity: the type of a score-1
+                                 tensor (default int4); MIXQ_QT_RAW = that default */
+    unsigned group_size;      /* 0 = each type's default; MIXQ_GROUP_PER_ROW; applies to each
+                                 candidate that allows it */
+    double target_bpw;        /* budget: stored bits per weight, as `mixq dump` counts them (0 = unset) */
+    uint64_t target_size;     /* budget: bytes of the whole output file (0 = unset) */
+    const char *candidates;   /* "int4,int8:32,f16" (TYPE[:GROUP|:row]); NULL = every quantized type
+                                 this build has (at its default group and, without group_size, also
+                                 its largest group), and f16 */
+    const char *min_type;     /* NULL, or only candidates of at least this type's nominal bits per weight */
+    const char *max_type;     /* NULL, or only candidates of at most this type's nominal bits per weight */
+    const char *const *rules; /* "GLOB=TYPE[:GROUP]" or "GLOB=keep"; the last matching rule wins over */
+    size_t n_rules;           /*   every strategy (fnmatch on the full tensor name) */
+    mixq_plan_weights weights;
+    const char *sensitivity_path; /* NULL, or a JSON file of per-tensor gradient_norm, weight_variance,
+                                     activation_range, output_sensitivity (docs/PLANNER.md) */
+    double thresholds[3];     /* sensitivity: low, medium, high score thresholds (default 0.5, 2, 4) */
+    int quantize_1d;          /* 1 = 1-D tensors are quantizable too */
+    int rtn;                  /* 1 = measure with plain min/max rounding, as convert's rtn option */
+    volatile sig_atomic_t *cancel; /* if non-NULL and set non-zero, stop with MIXQ_E_CANCELLED */
+    mixq_progress_fn progress;     /* optional, called after each tensor is measured */
+    void *progress_ctx;
+} mixq_plan_options;
+
+/* Fills *opts with the defaults (uniform int8, role weights). */
+MIXQ_API void mixq_plan_options_init(mixq_plan_options *opts);
+
+/*
+ * Plans a checkpoint (any input mixq_convert accepts): classifies every
+ * tensor, measures the exact stored size and squared error of each candidate
+ * type with the converter's own kernels, and assigns types by the strategy.
+ * A budget below the smallest achievable size fails with MIXQ_E_RANGE and a
+ * message stating that size.  On success *out gets a plan to release with
+ * mixq_plan_free.
+ */
+MIXQ_API mixq_status mixq_plan_create(const char *in_path, const mixq_plan_options *opts, mixq_plan **out,
+                                      mixq_error *err);
+
+/* Frees a plan; NULL is allowed. */
+MIXQ_API void mixq_plan_free(mixq_plan *plan);
+
+/* Number of tensors in a plan (source order). */
+MIXQ_API size_t mixq_plan_tensor_count(const mixq_plan *plan);
+
+/* One tensor of a plan.  Strings stay valid until mixq_plan_free. */
+typedef struct mixq_plan_tensor {
+    const char *name;
+    unsigned ndim;
+    uint64_t shape[MIXQ_MAX_DIMS];
+    uint64_t n_elements;
+    const char *source_dtype;  /* safetensors dtype, or NULL if the plan file did not say */
+    const char *role;          /* "embedding", "norm", "output", "attn_q", ... "other" */
+    int layer;                 /* block index, -1 outside the blocks */
+    double depth;              /* depth fraction in [0, 1] */
+    int tied;                  /* 1 for a token embedding that is also the output head */
+    mixq_qtype qtype;          /* the planned type (MIXQ_QT_RAW: source bytes) */
+    unsigned group_size;       /* as recorded in the container: 0 = per row (or per tensor) or plain */
+    uint64_t nbytes;           /* stored bytes (0 if the dtype is unknown) */
+    double estimated_error;    /* sum of squared errors x - x^ over the tensor; NaN if unknown */
+    double rel_error;          /* sqrt(estimated_error / sum x^2); NaN if unknown */
+    double weight;             /* weight of its error in the budget objective */
+    double score;              /* sensitivity score (0 if not computed) */
+    const char *reason;        /* why it got its type: "strategy", "rule", "keep", "1-D", "non-float", ... */
+} mixq_plan_tensor;
+
+/* Fills *out for the i-th tensor; MIXQ_E_RANGE if i is out of range. */
+MIXQ_API mixq_status mixq_plan_tensor_get(const mixq_plan *plan, size_t i, mixq_plan_tensor *out);
+
+/* Totals of a plan. */
+typedef struct mixq_plan_summary {
+    const char *strategy;      /* "uniform", "sensitivity", "budget" */
+    double target_bpw;         /* 0 if none */
+    uint64_t target_size;      /* 0 if none */
+    const char *weights;       /* "role", "flat" or "role+file" */
+    size_t n_tensors;
+    uint64_t n_elements;       /* weights of every tensor */
+    uint64_t source_bytes;     /* the source tensors' bytes */
+    uint64_t tensor_bytes;     /* sum of stored tensor bytes (what `mixq dump` calls stored) */
+    uint64_t file_bytes;       /* upper bound of the output file: preamble, aligned tensors, header */
+    double bits_per_weight;    /* tensor_bytes * 8 / n_elements, as `mixq dump` */
+    double estimated_error;    /* sum of the tensors' squared errors (NaN if some are unknown) */
+    double weighted_error;     /* sum of weight * error: the budget objective */
+    double lower_bound;        /* budget: no plan within the budget has a smaller weighted error */
+    int optimal;               /* budget: 1 if the plan is proven optimal */
+    const char *solver;        /* budget: "dp" or "lagrangian"; else "" */
+    uint64_t budget_bytes;     /* budget: what the planned tensors could use, in the target's units */
+    uint64_t min_bytes;        /* budget: the smallest achievable, same units */
+} mixq_plan_summary;
+
+/* Fills *out. */
+MIXQ_API void mixq_plan_get_summary(const mixq_plan *plan, mixq_plan_summary *out);
+
+/* Writes a plan as JSON (docs/PLANNER.md), atomically; force = replace an existing file. */
+MIXQ_API mixq_status mixq_plan_save(const mixq_plan *plan, const char *path, int force, mixq_error *err);
+
+/*
+ * Reads a plan file (strict: unknown keys, unknown types, bad group sizes,
+ * duplicate names are errors naming the file and the tensor).
+ */
+MIXQ_API mixq_status mixq_plan_load(const char *path, mixq_plan **out, mixq_error *err);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     build-essential meson ninja-build pkg-config zlib1g-dev libjansson-dev libxxhash-dev libcriterion-dev python3-jsonschema \
     clang libclang-rt-14-dev \
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user \
+    valgrind \
     >/dev/null
 fi
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -33,6 +34,13 @@ echo "== NEON kernels against the scalar reference: aarch64 cross build run unde
 [ -d build-arm ] || meson setup build-arm --cross-file cross/aarch64-linux-gnu.ini -Dkernels_only=true >/dev/null
 ninja -C build-arm >/dev/null
 meson test -C build-arm --print-errorlogs
+
+echo "== valgrind memcheck: convert -> verify -> dump -> export round trip, zero errors and zero leaks"
+if command -v valgrind >/dev/null; then
+  bash scripts/valgrind-roundtrip.sh build-test
+else
+  echo "valgrind is not installed: skipped"
+fi
 
 python3 scripts/summarize-tests.py build-test/meson-logs/testlog.json build-asan/meson-logs/testlog.json \
   build-arm/meson-logs/testlog.json

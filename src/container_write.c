@@ -112,6 +112,16 @@ mixq_status cw_add_tensor(cwriter *w, const cw_tensor *t, const qlayout *layout,
     return MIXQ_OK;
 }
 
+/* How the header is serialised (FORMAT.md §3: compact, fixed key order). */
+#define HEADER_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17))
+
+/* The top-level header object (FORMAT.md §3). */
+static json_t *make_root(json_t *metadata, json_t *tensors)
+{
+    return json_pack("{s:s,s:i,s:i,s:O,s:O}", "format", "mixq", "format_version", (int)MXC_FORMAT_MAJOR,
+                     "alignment", (int)MX_ALIGN, "metadata", metadata, "tensors", tensors);
+}
+
 mixq_status cw_finish(cwriter *w, json_t *metadata, mixq_error *err)
 {
     mixq_status s;
@@ -123,9 +133,8 @@ mixq_status cw_finish(cwriter *w, json_t *metadata, mixq_error *err)
     s = write_padding(w, w->end, data_end, err);
     if (s != MIXQ_OK) goto out;
 
-    json_t *root = json_pack("{s:s,s:i,s:i,s:O,s:O}", "format", "mixq", "format_version", (int)MXC_FORMAT_MAJOR,
-                             "alignment", (int)MX_ALIGN, "metadata", metadata, "tensors", w->tensors);
-    char *text = root ? json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) : NULL;
+    json_t *root = make_root(metadata, w->tensors);
+    char *text = root ? json_dumps(root, HEADER_DUMP_FLAGS) : NULL;
     json_decref(root);
     if (!text) {
         s = mx_err(err, MIXQ_E_NOMEM, "%s: cannot serialise the header (out of memory)", w->file.final_path);
@@ -170,4 +179,32 @@ void cw_abort(cwriter *w)
     afile_abort(&w->file);
     json_decref(w->tensors);
     free(w);
+}
+
+size_t cw_entry_bytes(const cw_tensor *t, const qlayout *layout, uint64_t offset)
+{
+    json_t *e = make_entry(t, layout, offset, UINT64_MAX); /* every hash prints as 16 hex digits */
+    char *text = e ? json_dumps(e, HEADER_DUMP_FLAGS) : NULL;
+    json_decref(e);
+    size_t n = text ? strlen(text) : 0;
+    free(text);
+    return n;
+}
+
+size_t cw_entry_bound(const cw_tensor *t, const qlayout *layout, uint64_t max_offset)
+{
+    return cw_entry_bytes(t, layout, max_offset > INT64_MAX ? INT64_MAX : max_offset);
+}
+
+size_t cw_header_bytes(json_t *metadata, size_t n_entries, uint64_t entry_bytes)
+{
+    json_t *empty = json_array();
+    json_t *root = empty ? make_root(metadata, empty) : NULL;
+    char *text = root ? json_dumps(root, HEADER_DUMP_FLAGS) : NULL;
+    json_decref(root);
+    json_decref(empty);
+    size_t n = text ? strlen(text) : 0;
+    free(text);
+    if (!n) return 0;
+    return n + (size_t)entry_bytes + (n_entries ? n_entries - 1 : 0);
 }

@@ -37,6 +37,23 @@ mixq_status cw_add_tensor(cwriter *w, const cw_tensor *t, const qlayout *layout,
 /* Writes header and preamble, fsyncs and renames; metadata is borrowed. Frees w. */
 mixq_status cw_finish(cwriter *w, json_t *metadata, mixq_error *err);
 
+/* Exact bytes of t's entry in the header when the tensor starts at offset; 0 if out of memory. */
+size_t cw_entry_bytes(const cw_tensor *t, const qlayout *layout, uint64_t offset);
+
+/*
+ * Upper bound of the bytes t's entry takes in the header when the tensor
+ * starts at an offset of at most max_offset (sections are relative to the
+ * tensor, so only the offset varies; extra included as given).  0 if out of
+ * memory.
+ */
+size_t cw_entry_bound(const cw_tensor *t, const qlayout *layout, uint64_t max_offset);
+
+/*
+ * Exact header length with this metadata and n_entries tensor entries of
+ * entry_bytes bytes in all (commas between them added).  0 if out of memory.
+ */
+size_t cw_header_bytes(json_t *metadata, size_t n_entries, uint64_t entry_bytes);
+
 /* Discards everything written; frees w (NULL allowed). */
 void cw_abort(cwriter *w);
 

@@ -13,9 +13,11 @@
 
 #include "checked.h"
 #include "container_write.h"
+#include "convert.h"
 #include "error.h"
 #include "half.h"
 #include "mixq_config.h"
+#include "plan.h"
 #include "qtype.h"
 #include "simd.h"
 #include "st_reader.h"
@@ -94,6 +96,7 @@ typedef struct conv_ctx {
     cwriter *writer;
     float *row;          /* one row of source values as float */
     size_t row_cap;
+    mixq_qtype cur_type; /* the type of the tensor being converted */
 } conv_ctx;
 
 /* Checks that a row can be quantized; names the tensor and element if not. */
@@ -107,14 +110,14 @@ static mixq_status check_row(const conv_ctx *c, const st_tensor *t, const float 
                           "%s: tensor \"%s\": row %llu, column %zu holds %s (%g), which %s cannot store; "
                           "keep this tensor at source precision (--type f32/f16/bf16) or fix the checkpoint",
                           c->model->files[t->file_index].path, t->name, (unsigned long long)r, i, what,
-                          (double)x[i], mixq_qtype_name(c->opts->type));
+                          (double)x[i], mixq_qtype_name(c->cur_type));
         }
     }
     return MIXQ_OK;
 }
 
-/* Converts one tensor into a freshly allocated buffer and hands it to the writer. */
-static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, mixq_error *err)
+/* Converts one tensor (as planned by pe, if not NULL) into a freshly allocated buffer and hands it to the writer. */
+static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan_entry *pe, mixq_error *err)
 {
     const mixq_convert_options *o = c->opts;
     const char *fname = c->model->files[t->file_index].path;
@@ -129,6 +132,11 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, mixq_error *e
         if (group_req == MIXQ_GROUP_PER_ROW) group_req = 0;
         group = group_req;
     }
+    if (pe) { /* the plan's type and group (checked against this tensor by mx_plan_match) */
+        qt = pe->qt;
+        group_req = group = qt->quantized ? pe->group_size : 0;
+    }
+    c->cur_type = qt->id;
     uint64_t rows, row_length;
     qlayout lay;
     if (!rows_of(t, &rows, &row_length) || !qtype_layout(qt, t->dtype, rows, row_length, group, &lay))
@@ -141,7 +149,7 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, mixq_error *e
                       (unsigned long long)lay.total);
 
     mixq_status s = MIXQ_OK;
-    if (qt == keep_type(t->dtype)) { /* stored exactly as in the source */
+    if (qt == keep_type(t->dtype) || qt->id == MIXQ_QT_RAW) { /* stored exactly as in the source */
         if (t->nbytes) memcpy(buf, t->data, (size_t)t->nbytes);
     } else {
         if (row_length > c->row_cap) {
@@ -154,6 +162,17 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, mixq_error *e
             c->row_cap = (size_t)row_length;
         }
         size_t esize = st_dtypes[t->dtype].size;
+        mx_qparams qp = {.importance = NULL, .search = o->rtn == 0, .tensor_absmax = -1.0f};
+        if (lay.per_tensor) { /* one scale for the whole tensor: max |x| first */
+            float amax = 0.0f;
+            for (uint64_t r = 0; r < rows && s == MIXQ_OK; r++) {
+                st_to_f32(t->dtype, t->data + r * row_length * esize, (size_t)row_length, c->row);
+                s = check_row(c, t, c->row, (size_t)row_length, r, err);
+                for (size_t i = 0; i < (size_t)row_length && s == MIXQ_OK; i++)
+                    if (fabsf(c->row[i]) > amax) amax = fabsf(c->row[i]);
+            }
+            qp.tensor_absmax = amax;
+        }
         for (uint64_t r = 0; r < rows && s == MIXQ_OK; r++) {
             if (o->cancel && *o->cancel) {
                 s = mx_err(err, MIXQ_E_CANCELLED, "%s: conversion interrupted", c->in_path);
@@ -164,10 +183,9 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, mixq_error *e
                 s = check_row(c, t, c->row, (size_t)row_length, r, err);
                 if (s != MIXQ_OK) break;
                 mx_rowptrs p = {{NULL}};
-                for (int k = 0; k < MIXQ_SECTION_COUNT; k++)
-                    if (lay.row_bytes[k]) p.sec[k] = buf + lay.offset[k] + r * lay.row_bytes[k];
-                mx_kernels()->quantize_row[qt->id](c->row, (size_t)row_length,
-                                                   group ? group : (unsigned)row_length, NULL, p);
+                for (int k = 0; k < MIXQ_SECTION_COUNT; k++) /* row stride 0 for a per-tensor scale */
+                    if (qtype_has_section(qt, (mixq_section_kind)k)) p.sec[k] = buf + lay.offset[k] + r * lay.row_bytes[k];
+                mx_kernels()->quantize_row[qt->id](c->row, (size_t)row_length, lay.group, &qp, p);
             } else {
                 s = check_plain_overflow(fname, t, qt->id, c->row, (size_t)row_length, r, err);
                 if (s != MIXQ_OK) break;
@@ -177,9 +195,11 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, mixq_error *e
         }
     }
     if (s == MIXQ_OK) {
+        json_t *extra = pe ? mx_plan_entry_extra(pe) : NULL; /* "estimated_error" */
         cw_tensor ct = {.name = t->name, .ndim = t->ndim, .shape = t->shape,
-                        .source_dtype = st_dtypes[t->dtype].name, .qt = qt, .group_size = group_req};
+                        .source_dtype = st_dtypes[t->dtype].name, .qt = qt, .group_size = group_req, .extra = extra};
         s = cw_add_tensor(c->writer, &ct, &lay, buf, err);
+        json_decref(extra);
     }
     free(buf);
     return s;
@@ -219,8 +239,8 @@ static json_t *make_metadata(const st_model *m, const mixq_convert_options *o)
     for (size_t i = 0; i < m->nfiles; i++)
         if (add_source_file(files, m->files[i].path, m->files[i].size)) goto fail;
     unsigned g = o->group_size == MIXQ_GROUP_PER_ROW ? 0 : o->group_size;
-    opts = json_pack("{s:s,s:i,s:b}", "type", mixq_qtype_name(o->type), "group_size", (int)g, "quantize_1d",
-                     o->quantize_1d != 0);
+    opts = json_pack("{s:s,s:i,s:b,s:b}", "type", mixq_qtype_name(o->type), "group_size", (int)g, "quantize_1d",
+                     o->quantize_1d != 0, "search", o->rtn == 0);
     if (!opts) goto fail;
     if (json_object_set_new(meta, "mixq_version", json_string(MIXQ_VERSION_STRING)) ||
         json_object_set_new(meta, "source_metadata", src) || json_object_set_new(meta, "source_files", files) ||
@@ -251,10 +271,58 @@ static mixq_status check_not_input(const st_model *m, const char *out_path, mixq
     return MIXQ_OK;
 }
 
-mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_convert_options *opts,
+/*
+ * Plans with o->plan_options, or checks o->plan against the checkpoint:
+ * o->plan gets the plan to apply (*owned if made here), *map the plan entry
+ * of each tensor, o->rtn the plan's quantizer setting.
+ */
+static mixq_status setup_plan(const char *in_path, const st_model *m, mixq_convert_options *o, mixq_plan **owned,
+                              size_t **map, mixq_error *err)
+{
+    if (!o->plan && !o->plan_options) return MIXQ_OK;
+    if (o->plan && o->plan_options)
+        return mx_err(err, MIXQ_E_INVALID_ARG, "%s: give either a plan or planning options, not both", in_path);
+    *map = malloc((m->ntensors ? m->ntensors : 1) * sizeof **map);
+    if (!*map) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
+    mixq_status s;
+    if (o->plan_options) {
+        mixq_plan_options po = *o->plan_options;
+        po.rtn = o->rtn;
+        po.cancel = o->cancel;
+        json_t *meta = make_metadata(m, o);
+        if (!meta) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
+        s = mx_plan_build(m, in_path, &po, meta, owned, err);
+        json_decref(meta);
+        if (s != MIXQ_OK) return s;
+        o->plan = *owned;
+        for (size_t i = 0; i < m->ntensors; i++) (*map)[i] = i;
+        return MIXQ_OK;
+    }
+    const mixq_plan *p = o->plan;
+    s = mx_plan_match(p, m, p->origin ? p->origin : "the plan", *map, err);
+    if (s != MIXQ_OK) return s;
+    o->rtn = p->rtn;
+    if (p->target_size > 0) { /* a saved plan's file budget still holds with this converter's header */
+        json_t *meta = make_metadata(m, o), *pm = mx_plan_header_meta(p, false);
+        if (!meta || !pm || json_object_set_new(meta, "plan", pm)) {
+            json_decref(meta);
+            return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
+        }
+        uint64_t size = mx_plan_file_size(p, m, *map, meta);
+        json_decref(meta);
+        if (size == 0 || size > p->target_size)
+            return mx_err(err, MIXQ_E_RANGE, "%s: this plan gives a %llu-byte file, above its target size of %llu bytes",
+                          p->origin ? p->origin : "the plan", (unsigned long long)size,
+                          (unsigned long long)p->target_size);
+    }
+    return MIXQ_OK;
+}
+
+mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_convert_options *opts_in,
                          mixq_error *err)
 {
-    mixq_convert_options defaults;
+    mixq_convert_options defaults, eff;
+    const mixq_convert_options *opts = opts_in;
     if (!opts) {
         mixq_convert_options_init(&defaults);
         opts = &defaults;
@@ -263,7 +331,7 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
     const qtype_desc *qt = qtype_get(opts->type);
     if ((unsigned)opts->type >= MIXQ_QT_COUNT || !qt || opts->type == MIXQ_QT_RAW)
         return mx_err(err, MIXQ_E_INVALID_ARG, "%s: cannot convert to type %d", in_path, (int)opts->type);
-    if (qt->quantized && opts->group_size != 0) {
+    if (qt->quantized && opts->group_size != 0 && !opts->plan && !opts->plan_options) {
         unsigned g = opts->group_size == MIXQ_GROUP_PER_ROW ? 0 : opts->group_size;
         if (!qtype_group_ok(qt, g))
             return mx_err(err, MIXQ_E_INVALID_ARG,
@@ -275,13 +343,22 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
     mixq_status s = st_open(in_path, &model, err);
     if (s != MIXQ_OK) return s;
     s = check_not_input(model, out_path, err);
+    mixq_plan *owned_plan = NULL;
+    size_t *plan_map = NULL;
+    eff = *opts; /* with a plan: its rtn setting */
+    opts = &eff;
+    if (s == MIXQ_OK) s = setup_plan(in_path, model, &eff, &owned_plan, &plan_map, err);
     if (s != MIXQ_OK) {
+        mixq_plan_free(owned_plan);
+        free(plan_map);
         st_close(model);
         return s;
     }
     conv_ctx c = {.in_path = in_path, .opts = opts, .model = model};
     s = cw_open(&c.writer, out_path, opts->force, err);
     if (s != MIXQ_OK) {
+        mixq_plan_free(owned_plan);
+        free(plan_map);
         st_close(model);
         return s;
     }
@@ -290,11 +367,15 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
             s = mx_err(err, MIXQ_E_CANCELLED, "%s: conversion interrupted", in_path);
             break;
         }
-        s = convert_tensor(&c, &model->tensors[i], err);
+        s = convert_tensor(&c, &model->tensors[i], opts->plan ? &opts->plan->t[plan_map[i]] : NULL, err);
         if (s == MIXQ_OK && opts->progress) opts->progress(opts->progress_ctx, i + 1, model->ntensors, model->tensors[i].name);
     }
     if (s == MIXQ_OK) {
         json_t *meta = make_metadata(model, opts);
+        if (meta && opts->plan && json_object_set_new(meta, "plan", mx_plan_header_meta(opts->plan, false))) {
+            json_decref(meta);
+            meta = NULL;
+        }
         if (!meta) {
             s = mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", out_path);
         } else {
@@ -305,6 +386,13 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
     }
     if (c.writer) cw_abort(c.writer);
     free(c.row);
+    mixq_plan_free(owned_plan);
+    free(plan_map);
     st_close(model);
     return s;
+}
+
+json_t *mx_convert_metadata(const st_model *m, const mixq_convert_options *o)
+{
+    return make_metadata(m, o);
 }

@@ -3,6 +3,7 @@
 #define MIXQ_KERNELS_H
 
 #include "qtype.h"
+#include "quant_search.h"
 
 /*
  * Common to both: a row of n elements is split into groups of `group`
@@ -30,6 +31,119 @@ void kernel_int8_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float 
  */
 void kernel_int4_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
 void kernel_int4_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
+
+/*
+ * Search (p != NULL && p->search; FORMAT.md §4.9): each group's scale (and
+ * min) is chosen by mx_search_sym / mx_search_asym among f16 candidates,
+ * never worse than the plain choice above; codes and reconstruction follow
+ * the same formulas.  The *_ops variants take the search passes of a SIMD
+ * path (the plain names use mx_search_ops_scalar), so that a SIMD kernel
+ * reuses the scalar drivers and gets identical bytes.
+ */
+void kernel_int8_quantize_row_ops(const mx_search_ops *ops, const float *x, size_t n, unsigned group,
+                                  const mx_qparams *p, mx_rowptrs out);
+void kernel_int4_quantize_row_ops(const mx_search_ops *ops, const float *x, size_t n, unsigned group,
+                                  const mx_qparams *p, mx_rowptrs out);
+
+/*
+ * int4s (FORMAT.md §4.3): symmetric, codes q in [-8, 7] stored as q + 8 in
+ * nibbles like int4, signed f16 scale d per group, x^ = q * d (exact).  Plain
+ * choice: |d| = the smallest f16 with 8 |d| >= max|x|, negative when the
+ * group's largest-magnitude element xm is positive (+amax if max(x) = amax,
+ * else -amax), so that xm gets code -8; q = rhe(clamp(x / d, -8, 7)); +0 and
+ * codes 8 for an all-zero group.
+ */
+void kernel_int4s_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
+void kernel_int4s_quantize_row_ops(const mx_search_ops *ops, const float *x, size_t n, unsigned group,
+                                   const mx_qparams *p, mx_rowptrs out);
+void kernel_int4s_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
+
+/*
+ * int2 (FORMAT.md §4.4): int4 with 2-bit codes (L = 3 instead of 15): m the
+ * largest f16 <= min(x), s the smallest f16 with fl(m + 3 s) >= max(x),
+ * q = rhe(clamp(fl(fl(x - m) / s), 0, 3)), x^ = fl(q * s + m).  Element 4i+j
+ * of a row in bits 2j..2j+1 of byte i.
+ */
+void kernel_int2_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
+void kernel_int2_quantize_row_ops(const mx_search_ops *ops, const float *x, size_t n, unsigned group,
+                                  const mx_qparams *p, mx_rowptrs out);
+void kernel_int2_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
+
+/*
+ * Double-quantized types (FORMAT.md §4.5-§4.8): groups of `group` weights in
+ * super-blocks of 256 weights of the row (the last ones partial).  Codes and
+ * scale codes are bit planes (FORMAT.md §5.1).
+ *   int4_dq, int2_dq (asymmetric): x^ = fl(q * fl(d * sc) + fl(dm * mc)),
+ *     q in [0, 15] / [0, 3], sc, mc in [0, 63] / [0, 15], d >= 0 and dm
+ *     (any sign) f16 per super-block (both products exact).
+ *   int3_dq, int6_dq (symmetric): x^ = fl(q * fl(d * c)), q stored as
+ *     q + 4 / q + 32 (q in [-4, 3] / [-32, 31]), c stored as c + 32 / c + 128
+ *     (c in [-32, 31] / [-128, 127]), d f16 per super-block.
+ */
+void kernel_int4_dq_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
+void kernel_int4_dq_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
+void kernel_int2_dq_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
+void kernel_int2_dq_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
+void kernel_int3_dq_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
+void kernel_int3_dq_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
+void kernel_int6_dq_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
+void kernel_int6_dq_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
+void kernel_dq_quantize_row_ops(const mx_search_ops *ops, mixq_qtype type, const float *x, size_t n,
+                                unsigned group, const mx_qparams *p, mx_rowptrs out);
+
+/*
+ * Bit planes (FORMAT.md §5.1): a field of `count` codes of a type with plane
+ * widths planes[] (1, 2, 4 or 8 bits, low bits first) stores plane p after
+ * the planes before it; in a plane of width w, element k occupies bits
+ * (k w) mod 8 .. + w - 1 of byte floor(k w / 8).  off[p] gets the byte
+ * offset of plane p within the field.
+ */
+static inline void mx_planes_offsets(const uint8_t planes[QT_MAX_PLANES], size_t count,
+                                     size_t off[QT_MAX_PLANES])
+{
+    size_t o = 0;
+    for (int p = 0; p < QT_MAX_PLANES; p++) {
+        off[p] = o;
+        if (planes[p] != 0)
+            o += (count * planes[p] + 7u) / 8u;
+    }
+}
+
+/* Total bytes of the field (the offset after the last plane). */
+static inline size_t mx_planes_bytes(const uint8_t planes[QT_MAX_PLANES], size_t count)
+{
+    size_t off[QT_MAX_PLANES], o = 0;
+    mx_planes_offsets(planes, count, off);
+    for (int p = 0; p < QT_MAX_PLANES && planes[p] != 0; p++)
+        o = off[p] + (count * planes[p] + 7u) / 8u;
+    return o;
+}
+
+/* ORs code u of element k into its planes (the field's bytes must start zeroed). */
+static inline void mx_planes_put(uint8_t *base, const uint8_t planes[QT_MAX_PLANES],
+                                 const size_t off[QT_MAX_PLANES], size_t k, unsigned u)
+{
+    for (int p = 0; p < QT_MAX_PLANES && planes[p] != 0; p++) {
+        unsigned w = planes[p];
+        size_t bit = k * w;
+        base[off[p] + bit / 8u] |= (uint8_t)((u & ((1u << w) - 1u)) << (bit % 8u));
+        u >>= w;
+    }
+}
+
+/* Code of element k. */
+static inline unsigned mx_planes_get(const uint8_t *base, const uint8_t planes[QT_MAX_PLANES],
+                                     const size_t off[QT_MAX_PLANES], size_t k)
+{
+    unsigned u = 0, shift = 0;
+    for (int p = 0; p < QT_MAX_PLANES && planes[p] != 0; p++) {
+        unsigned w = planes[p];
+        size_t bit = k * w;
+        u |= ((unsigned)(base[off[p] + bit / 8u] >> (bit % 8u)) & ((1u << w) - 1u)) << shift;
+        shift += w;
+    }
+    return u;
+}
 
 /*
  * Directed rounding to f16, defined in half.c: the smallest f16 >= f and the

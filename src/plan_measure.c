@@ -30,13 +30,13 @@ bool mx_cand_layout(const mx_cand *c, const st_tensor *t, qlayout *out)
     return qtype_layout(c->qt, t->dtype, rows, row_length, c->qt->quantized ? c->group_size : 0, out);
 }
 
-mx_qparams mx_convert_qparams(bool rtn, float tensor_absmax)
+mx_qparams mx_convert_qparams(bool rtn, const qlayout *lay, float tensor_absmax)
 {
     mx_qparams p;
     memset(&p, 0, sizeof p);
     p.importance = NULL;
     p.search = !rtn;
-    p.tensor_absmax = tensor_absmax;
+    p.tensor_absmax = lay->per_tensor ? tensor_absmax : -1.0f;
     return p;
 }
 
@@ -146,8 +146,13 @@ mixq_status mx_measure_error(const st_tensor *t, const mx_cand *c, const mx_tsta
     if (c->qt->quantized && !st->quantizable)
         return mx_err(err, MIXQ_E_DATA, "tensor \"%s\": holds values %s cannot store", t->name, c->qt->name);
     uint64_t rows = lay.rows, row_length = lay.row_length;
-    uint64_t row_total = 0;
-    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) row_total += lay.row_bytes[k];
+    /* one row of every section; a per-tensor scale (row stride 0) is shared by every row */
+    uint64_t sec_bytes[MIXQ_SECTION_COUNT] = {0}, row_total = 0;
+    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
+        if (!qtype_has_section(c->qt, (mixq_section_kind)k)) continue;
+        sec_bytes[k] = lay.row_bytes[k] ? lay.row_bytes[k] : lay.length[k];
+        row_total += sec_bytes[k] + 1;
+    }
     if (row_length > SIZE_MAX / 8 || row_total > SIZE_MAX / 2)
         return mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": rows too long for this machine", t->name);
     float *x = malloc((size_t)row_length * sizeof *x), *y = malloc((size_t)row_length * sizeof *y);
@@ -158,20 +163,20 @@ mixq_status mx_measure_error(const st_tensor *t, const mx_cand *c, const mx_tsta
         free(store);
         return mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
     }
-    /* one row of every section, back to back (2-byte aligned for the f16 scales) */
+    /* the sections back to back (2-byte aligned for the f16 scales), as the converter points into them */
     mx_rowptrs p = {{NULL}};
     mx_crowptrs cp = {{NULL}};
     size_t off = 0;
     for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
-        if (!lay.row_bytes[k]) continue;
+        if (!qtype_has_section(c->qt, (mixq_section_kind)k)) continue;
         p.sec[k] = store + off;
         cp.sec[k] = store + off;
-        off += (size_t)lay.row_bytes[k];
+        off += (size_t)sec_bytes[k];
         off += off & 1u;
     }
     const mx_kernel_set *ks = mx_kernels();
-    mx_qparams qp = mx_convert_qparams(rtn, st->absmax);
-    unsigned group = lay.group ? lay.group : (unsigned)row_length;
+    mx_qparams qp = mx_convert_qparams(rtn, &lay, st->absmax);
+    unsigned group = lay.group;
     size_t esize = st_dtypes[t->dtype].size;
     double total = 0;
     mixq_status s = MIXQ_OK;

@@ -40,10 +40,11 @@ bool mx_tensor_rows(const st_tensor *t, uint64_t *rows, uint64_t *row_length);
 bool mx_cand_layout(const mx_cand *c, const st_tensor *t, qlayout *out);
 
 /*
- * The quantize-kernel options the converter uses for a tensor: error-
- * minimizing search unless rtn, no importance, the tensor's max |x|.
+ * The quantize-kernel options the converter uses for a tensor (convert.c):
+ * error-minimizing search unless rtn, no importance, the tensor's max |x| for
+ * a per-tensor scale (else -1).
  */
-mx_qparams mx_convert_qparams(bool rtn, float tensor_absmax);
+mx_qparams mx_convert_qparams(bool rtn, const qlayout *lay, float tensor_absmax);
 
 /*
  * Statistics of a floating tensor (one pass for the mean and max, one for

@@ -74,6 +74,7 @@ static const role_rule rules[] = {
     {"llama", "v_proj", MX_ROLE_ATTN_V, 0},
     {"llama", "o_proj", MX_ROLE_ATTN_OUT, 0},
     {"llama", "gate_proj", MX_ROLE_MLP_GATE, 0},
+    {"llama", "gate_up_proj", MX_ROLE_MLP_UP, 0}, /* fused gate and up (Llama 4, Phi-3, MoE experts) */
     {"llama", "up_proj", MX_ROLE_MLP_UP, 0},
     {"llama", "down_proj", MX_ROLE_MLP_DOWN, 0},
     {"llama", "input_layernorm", MX_ROLE_NORM, 0},

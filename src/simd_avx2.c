@@ -30,17 +30,45 @@
  * the hardware definition the scalar half.c conversions were written to
  * match, including NaN payloads and subnormals.
  */
+#include <float.h>
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
+#include "fp8.h"
 #include "half.h"
 #include "kernels.h"
+#include "quant_search.h"
 #include "simd.h"
 
 #define RNE (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 
 /* f16 bits -> float with F16C: identical to mx_f16_to_f32 for all 65536 inputs. */
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+/*
+ * mx_f16_round_up / mx_f16_round_down with F16C's directed rounding, a zero
+ * result made +0: identical to half.c for every non-NaN float (checked on all
+ * 2^32 inputs); NaN goes to the reference.
+ */
+/* mx_f32_to_f16 (round to nearest even) with F16C, identical for every input (checked on all 2^32). */
+static inline uint16_t f2h(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+
+static inline uint16_t f16_up(float f)
+{
+    if (f != f)
+        return mx_f16_round_up(f);
+    uint16_t h = (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_POS_INF | _MM_FROUND_NO_EXC);
+    return (h & 0x7FFFu) == 0 ? 0 : h;
+}
+
+static inline uint16_t f16_down(float f)
+{
+    if (f != f)
+        return mx_f16_round_down(f);
+    uint16_t h = (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    return (h & 0x7FFFu) == 0 ? 0 : h;
+}
 
 /* ------------------------------------------------------------------------ */
 /* f32 <-> f16 / bf16 arrays                                                */
@@ -146,7 +174,46 @@ static inline float hmin8(__m256 v)
     return _mm_cvtss_f32(m);
 }
 
-/* 32 int32 codes (4 vectors, each in [-128, 255] as needed) -> 32 bytes in element order. */
+/*
+ * mx_lanes_sum of the 8 lanes: ((a0+a4)+(a2+a6))+((a1+a5)+(a3+a7)).  b = lo + hi
+ * gives b_j = a_j + a_{j+4}; then (b0+b2) + (b1+b3).  IEEE addition is
+ * commutative, so the operand order inside each add does not matter.
+ */
+static inline float lanes_sum(__m256 v)
+{
+    __m128 b = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b)); /* c0 = b0+b2, c1 = b1+b3 */
+    return _mm_cvtss_f32(_mm_add_ss(c, _mm_movehdup_ps(c)));
+}
+
+/*
+ * The last r (1..7) elements of a group as a vector block: x and w padded
+ * with zeros (w = 1 when w is NULL) and a mask of the r live lanes.  Lane j
+ * is element base + j, so the lane of an element is still its index mod 8.
+ * Terms of dead lanes are and-ed to +0 before they are added; adding +0 does
+ * not change a partial sum (a sum started at +0 is never -0).
+ */
+typedef struct tail8 {
+    __m256 x, w, live;
+} tail8;
+
+static inline tail8 load_tail(const float *x, const float *w, size_t r)
+{
+    float bx[8] = {0}, bw[8] = {0};
+    int32_t bm[8] = {0};
+    tail8 t;
+    for (size_t j = 0; j < r; j++) {
+        bx[j] = x[j];
+        bw[j] = w ? w[j] : 1.0f;
+        bm[j] = -1;
+    }
+    t.x = _mm256_loadu_ps(bx);
+    t.w = _mm256_loadu_ps(bw);
+    t.live = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(const void *)bm));
+    return t;
+}
+
+/* 32 int32 codes (4 vectors, each in [-128, 127]) -> 32 signed bytes in element order. */
 static inline __m256i pack32_epi8(__m256i a, __m256i b, __m256i c, __m256i d)
 {
     __m256i ab = _mm256_packs_epi32(a, b);  /* a0-3 b0-3 | a4-7 b4-7 */
@@ -155,7 +222,7 @@ static inline __m256i pack32_epi8(__m256i a, __m256i b, __m256i c, __m256i d)
     return _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-/* Same for codes in [0, 255] (unsigned saturation at the byte step). */
+/* Same for codes in [0, 255]. */
 static inline __m256i pack32_epu8(__m256i a, __m256i b, __m256i c, __m256i d)
 {
     __m256i ab = _mm256_packs_epi32(a, b);
@@ -164,104 +231,373 @@ static inline __m256i pack32_epu8(__m256i a, __m256i b, __m256i c, __m256i d)
     return _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-/* 32 codes in [0, 15], one per byte in element order -> 16 bytes, element 2i in the low nibble of byte i. */
-static inline __m128i nibbles32(__m256i q8)
+/*
+ * Packs 32 codes held one per byte (element order, each < 2^w) into a bit
+ * plane of width w at dst, whose first element starts a byte (FORMAT.md
+ * §5.1: element k in bits (k w) mod 8 .. of byte k w / 8).
+ */
+static inline void pack_plane32(uint8_t *dst, __m256i u8, unsigned w)
 {
-    /* each u16 pair (lo, hi) -> lo + 16 * hi */
-    __m256i w = _mm256_maddubs_epi16(q8, _mm256_set1_epi16(0x1001));
-    __m128i a = _mm256_castsi256_si128(w), b = _mm256_extracti128_si256(w, 1);
-    return _mm_packus_epi16(a, b);
+    if (w == 8) {
+        _mm256_storeu_si256((__m256i *)(void *)dst, u8);
+    } else if (w == 4) { /* byte pairs (lo, hi) -> lo + 16 hi */
+        __m256i v = _mm256_maddubs_epi16(u8, _mm256_set1_epi16(0x1001));
+        _mm_storeu_si128((__m128i *)(void *)dst,
+                         _mm_packus_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+    } else if (w == 2) { /* bytes q0..q3 -> q0 + 4 q1 + 16 q2 + 64 q3 */
+        __m256i v = _mm256_maddubs_epi16(u8, _mm256_set1_epi16(0x0401));
+        v = _mm256_madd_epi16(v, _mm256_set1_epi32(0x00100001));
+        v = _mm256_packs_epi32(v, v);
+        v = _mm256_packus_epi16(v, v);
+        v = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+        _mm_storel_epi64((__m128i *)(void *)dst, _mm256_castsi256_si128(v));
+    } else { /* w == 1: bit k = element k */
+        uint32_t bits = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(u8, 7));
+        memcpy(dst, &bits, 4);
+    }
+}
+
+/*
+ * Stores 32 codes (4 x 8 int32, element order) of width `bits` (8, 4 or 2)
+ * whose first element starts a byte.  bits 8: two's complement bytes (values
+ * in [-128, 127]); 4 and 2: values in [0, 2^bits).
+ */
+static inline void store_codes32(uint8_t *dst, unsigned bits, __m256i a, __m256i b, __m256i c, __m256i d)
+{
+    if (bits == 8)
+        _mm256_storeu_si256((__m256i *)(void *)dst, pack32_epi8(a, b, c, d));
+    else
+        pack_plane32(dst, pack32_epu8(a, b, c, d), bits);
+}
+
+/* rhe(clamp(t, lo, hi)) with NaN -> hi (min first: vminps(NaN, c) = c), as an int32 vector. */
+static inline __m256i clamp_rhe_hi(__m256 t, __m256 lo, __m256 hi)
+{
+    t = _mm256_max_ps(_mm256_min_ps(t, hi), lo);
+    return _mm256_cvtps_epi32(_mm256_round_ps(t, RNE));
+}
+
+/* rhe(clamp(t, lo, hi)) with NaN -> lo (max first), as an int32 vector. */
+static inline __m256i clamp_rhe_lo(__m256 t, __m256 lo, __m256 hi)
+{
+    t = _mm256_min_ps(_mm256_max_ps(t, lo), hi);
+    return _mm256_cvtps_epi32(_mm256_round_ps(t, RNE));
+}
+
+/* Same, as float.  "+ 0" turns the -0 that vroundps gives for t in (-0.5, 0) into the +0 of (float)int. */
+static inline __m256 clamp_rhe_hi_f(__m256 t, __m256 lo, __m256 hi)
+{
+    t = _mm256_max_ps(_mm256_min_ps(t, hi), lo);
+    return _mm256_add_ps(_mm256_round_ps(t, RNE), _mm256_setzero_ps());
+}
+
+static inline __m256 clamp_rhe_lo_f(__m256 t, __m256 lo, __m256 hi)
+{
+    t = _mm256_min_ps(_mm256_max_ps(t, lo), hi);
+    return _mm256_add_ps(_mm256_round_ps(t, RNE), _mm256_setzero_ps());
 }
 
 /* ------------------------------------------------------------------------ */
-/* int8 (FORMAT.md §4.1)                                                    */
+/* search passes (quant_search.h): same terms, lane j = index mod 8         */
 /* ------------------------------------------------------------------------ */
 
-/* Same definition as kernel_int8.c int8_scale: the smallest f16 s with 127 * s >= amax. */
-static uint16_t int8_scale(float amax)
+static void v_stats(const float *x, const float *w, size_t n, mx_gstats *out)
+{
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    float lo = n ? x[0] : 0.0f, hi = lo, amax = 0.0f;
+    __m256 vlo = _mm256_set1_ps(lo), vhi = vlo, vam = _mm256_setzero_ps();
+    __m256 sw = _mm256_setzero_ps(), sx = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        vlo = _mm256_min_ps(vlo, v);
+        vhi = _mm256_max_ps(vhi, v);
+        vam = _mm256_max_ps(vam, _mm256_and_ps(v, absm));
+        if (w) {
+            __m256 wi = _mm256_loadu_ps(w + i);
+            sw = _mm256_add_ps(sw, wi);
+            sx = _mm256_add_ps(sx, _mm256_mul_ps(wi, v));
+        } else {
+            sw = _mm256_add_ps(sw, _mm256_set1_ps(1.0f));
+            sx = _mm256_add_ps(sx, v); /* 1 * v is exact */
+        }
+    }
+    if (i < n) {
+        tail8 t = load_tail(x + i, w ? w + i : NULL, n - i);
+        sw = _mm256_add_ps(sw, _mm256_and_ps(t.w, t.live));
+        sx = _mm256_add_ps(sx, _mm256_and_ps(_mm256_mul_ps(t.w, t.x), t.live));
+        for (; i < n; i++) {
+            float v = x[i], a = v < 0.0f ? -v : v;
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+            amax = a > amax ? a : amax;
+        }
+    }
+    if (n >= 8) {
+        float l = hmin8(vlo), h = hmax8(vhi), a = hmax8(vam);
+        lo = l < lo ? l : lo;
+        hi = h > hi ? h : hi;
+        amax = a > amax ? a : amax;
+    }
+    out->lo = lo;
+    out->hi = hi;
+    out->amax = amax;
+    out->sw = lanes_sum(sw);
+    out->sx = lanes_sum(sx);
+}
+
+static void v_sym_pass(const float *x, const float *w, size_t n, int qlo, int qhi, float id, float *sxq,
+                       float *sqq)
+{
+    const __m256 vid = _mm256_set1_ps(id), vlo = _mm256_set1_ps((float)qlo), vhi = _mm256_set1_ps((float)qhi);
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 q = clamp_rhe_hi_f(_mm256_mul_ps(v, vid), vlo, vhi);
+        if (w) {
+            __m256 wi = _mm256_loadu_ps(w + i);
+            a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_mul_ps(wi, v), q));
+            b = _mm256_add_ps(b, _mm256_mul_ps(_mm256_mul_ps(wi, q), q));
+        } else {
+            a = _mm256_add_ps(a, _mm256_mul_ps(v, q));
+            b = _mm256_add_ps(b, _mm256_mul_ps(q, q));
+        }
+    }
+    if (i < n) {
+        tail8 t = load_tail(x + i, w ? w + i : NULL, n - i);
+        __m256 q = clamp_rhe_hi_f(_mm256_mul_ps(t.x, vid), vlo, vhi);
+        a = _mm256_add_ps(a, _mm256_and_ps(_mm256_mul_ps(_mm256_mul_ps(t.w, t.x), q), t.live));
+        b = _mm256_add_ps(b, _mm256_and_ps(_mm256_mul_ps(_mm256_mul_ps(t.w, q), q), t.live));
+    }
+    *sxq = lanes_sum(a);
+    *sqq = lanes_sum(b);
+}
+
+static float v_sym_err(const float *x, const float *w, size_t n, int qlo, int qhi, float d)
+{
+    const __m256 vd = _mm256_set1_ps(d), vlo = _mm256_set1_ps((float)qlo), vhi = _mm256_set1_ps((float)qhi);
+    const bool dz = d == 0.0f;
+    __m256 a = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 q = dz ? _mm256_setzero_ps() : clamp_rhe_hi_f(_mm256_div_ps(v, vd), vlo, vhi);
+        __m256 e = _mm256_sub_ps(v, _mm256_mul_ps(q, vd));
+        e = _mm256_mul_ps(e, e);
+        a = _mm256_add_ps(a, w ? _mm256_mul_ps(_mm256_loadu_ps(w + i), e) : e);
+    }
+    if (i < n) {
+        tail8 t = load_tail(x + i, w ? w + i : NULL, n - i);
+        __m256 q = dz ? _mm256_setzero_ps() : clamp_rhe_hi_f(_mm256_div_ps(t.x, vd), vlo, vhi);
+        __m256 e = _mm256_sub_ps(t.x, _mm256_mul_ps(q, vd));
+        a = _mm256_add_ps(a, _mm256_and_ps(_mm256_mul_ps(t.w, _mm256_mul_ps(e, e)), t.live));
+    }
+    return lanes_sum(a);
+}
+
+static void v_asym_pass(const float *x, const float *w, size_t n, int L, float m, float id, float *sq,
+                        float *sqq, float *sxq)
+{
+    const __m256 vm = _mm256_set1_ps(m), vid = _mm256_set1_ps(id), vL = _mm256_set1_ps((float)L);
+    const __m256 z = _mm256_setzero_ps();
+    __m256 a = z, b = z, c = z;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 q = clamp_rhe_lo_f(_mm256_mul_ps(_mm256_sub_ps(v, vm), vid), z, vL);
+        __m256 wq = w ? _mm256_mul_ps(_mm256_loadu_ps(w + i), q) : q;
+        a = _mm256_add_ps(a, wq);
+        b = _mm256_add_ps(b, _mm256_mul_ps(wq, q));
+        c = _mm256_add_ps(c, _mm256_mul_ps(wq, v));
+    }
+    if (i < n) {
+        tail8 t = load_tail(x + i, w ? w + i : NULL, n - i);
+        __m256 q = clamp_rhe_lo_f(_mm256_mul_ps(_mm256_sub_ps(t.x, vm), vid), z, vL);
+        __m256 wq = _mm256_and_ps(_mm256_mul_ps(t.w, q), t.live);
+        a = _mm256_add_ps(a, wq);
+        b = _mm256_add_ps(b, _mm256_mul_ps(wq, q));
+        c = _mm256_add_ps(c, _mm256_mul_ps(wq, t.x));
+    }
+    *sq = lanes_sum(a);
+    *sqq = lanes_sum(b);
+    *sxq = lanes_sum(c);
+}
+
+static float v_asym_err(const float *x, const float *w, size_t n, int L, float s, float m)
+{
+    const __m256 vs = _mm256_set1_ps(s), vm = _mm256_set1_ps(m), vL = _mm256_set1_ps((float)L);
+    const __m256 z = _mm256_setzero_ps();
+    const bool sp = s > 0.0f;
+    __m256 a = z;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 q = sp ? clamp_rhe_lo_f(_mm256_div_ps(_mm256_sub_ps(v, vm), vs), z, vL) : z;
+        __m256 e = _mm256_sub_ps(v, _mm256_add_ps(_mm256_mul_ps(q, vs), vm));
+        e = _mm256_mul_ps(e, e);
+        a = _mm256_add_ps(a, w ? _mm256_mul_ps(_mm256_loadu_ps(w + i), e) : e);
+    }
+    if (i < n) {
+        tail8 t = load_tail(x + i, w ? w + i : NULL, n - i);
+        __m256 q = sp ? clamp_rhe_lo_f(_mm256_div_ps(_mm256_sub_ps(t.x, vm), vs), z, vL) : z;
+        __m256 e = _mm256_sub_ps(t.x, _mm256_add_ps(_mm256_mul_ps(q, vs), vm));
+        a = _mm256_add_ps(a, _mm256_and_ps(_mm256_mul_ps(t.w, _mm256_mul_ps(e, e)), t.live));
+    }
+    return lanes_sum(a);
+}
+
+/*
+ * Exported (not in a header) so that tests/test_simd.c can compare every pass
+ * with mx_search_ops_scalar directly, through a weak declaration.
+ */
+extern const mx_search_ops mx_search_ops_avx2;
+const mx_search_ops mx_search_ops_avx2 = {
+    .stats = v_stats,
+    .sym_pass = v_sym_pass,
+    .sym_err = v_sym_err,
+    .asym_pass = v_asym_pass,
+    .asym_err = v_asym_err,
+};
+
+/* ------------------------------------------------------------------------ */
+/* symmetric f16-scale types: int8 (FORMAT.md §4.1), int4s (§4.3)           */
+/* ------------------------------------------------------------------------ */
+
+typedef struct symf16_type {
+    int qlo, qhi;  /* code range */
+    float top;     /* |code| of the largest-magnitude element in the plain choice */
+    bool positive; /* d >= 0 (int8); else d's sign sends xm to qlo (int4s) */
+    unsigned bits; /* 8 or 4 */
+    int bias;      /* stored code = (q + bias) mod 2^bits */
+} symf16_type;
+
+static const symf16_type T_INT8 = {-127, 127, 127.0f, true, 8, 256};
+static const symf16_type T_INT4S = {-8, 7, 8.0f, false, 4, 8};
+
+/* As kernel_int8.c min_cover_scale: the smallest f16 h >= 0 with top * h >= amax (top * h exact). */
+static uint16_t sym_cover_scale(float amax, float top)
 {
     uint16_t h;
     if (!(amax > 0.0f))
         return 0;
-    h = mx_f16_round_up(amax / 127.0f);
-    while (h > 0 && 127.0f * h2f((uint16_t)(h - 1u)) >= amax)
+    h = f16_up(amax / top);
+    while (h > 0 && top * h2f((uint16_t)(h - 1u)) >= amax)
         h--;
-    while (h < 0x7C00u && 127.0f * h2f(h) < amax)
+    while (h < 0x7C00u && top * h2f(h) < amax)
         h++;
     return h;
 }
 
-static inline __m256i int8_q8(__m256 x, __m256 vs)
+/* Codes of 8 elements as int32 q + (bits == 8 ? 0 : bias). */
+static inline __m256i sym_codes8(__m256 x, __m256 vd, __m256 vlo, __m256 vhi, __m256i vbias)
 {
-    __m256 t = _mm256_div_ps(x, vs);
-    t = _mm256_min_ps(t, _mm256_set1_ps(127.0f));
-    t = _mm256_max_ps(t, _mm256_set1_ps(-127.0f));
-    return _mm256_cvtps_epi32(_mm256_round_ps(t, RNE));
+    return _mm256_add_epi32(clamp_rhe_hi(_mm256_div_ps(x, vd), vlo, vhi), vbias);
 }
 
-static void avx2_int8_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p,
-                                   mx_rowptrs out)
+static void sym_quantize(const symf16_type *T, const float *x, size_t n, unsigned group, const mx_qparams *p,
+                         mx_rowptrs out)
 {
-    (void)p;
     uint8_t *codes = out.sec[MIXQ_SEC_CODES];
     uint8_t *scales = out.sec[MIXQ_SEC_SCALES];
     size_t g = group != 0 ? group : n;
+    bool search = p != NULL && p->search;
     const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    const __m256 vlo = _mm256_set1_ps((float)T->qlo), vhi = _mm256_set1_ps((float)T->qhi);
+    const __m256i vbias = _mm256_set1_epi32(T->bits == 8 ? 0 : T->bias);
+    const unsigned mask = (1u << T->bits) - 1u;
 
+    if (T->bits < 8)
+        memset(codes, 0, (n * T->bits + 7u) / 8u);
     for (size_t start = 0, j = 0; start < n; start += g, j++) {
         size_t len = n - start < g ? n - start : g;
         const float *xg = x + start;
-        uint8_t *cg = codes + start;
-        float amax = 0.0f, s;
+        float amax = 0.0f, hi = xg[0], xm, d;
         size_t i = 0;
         uint16_t h;
 
         if (len >= 8) {
-            __m256 m0 = _mm256_setzero_ps(), m1 = m0, m2 = m0, m3 = m0;
-            for (; i + 32 <= len; i += 32) {
-                m0 = _mm256_max_ps(m0, _mm256_and_ps(_mm256_loadu_ps(xg + i), absm));
-                m1 = _mm256_max_ps(m1, _mm256_and_ps(_mm256_loadu_ps(xg + i + 8), absm));
-                m2 = _mm256_max_ps(m2, _mm256_and_ps(_mm256_loadu_ps(xg + i + 16), absm));
-                m3 = _mm256_max_ps(m3, _mm256_and_ps(_mm256_loadu_ps(xg + i + 24), absm));
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, h0 = _mm256_loadu_ps(xg), h1 = h0;
+            for (; i + 16 <= len; i += 16) {
+                __m256 u = _mm256_loadu_ps(xg + i), v = _mm256_loadu_ps(xg + i + 8);
+                a0 = _mm256_max_ps(a0, _mm256_and_ps(u, absm));
+                a1 = _mm256_max_ps(a1, _mm256_and_ps(v, absm));
+                h0 = _mm256_max_ps(h0, u);
+                h1 = _mm256_max_ps(h1, v);
             }
-            for (; i + 8 <= len; i += 8)
-                m0 = _mm256_max_ps(m0, _mm256_and_ps(_mm256_loadu_ps(xg + i), absm));
-            amax = hmax8(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
+            for (; i + 8 <= len; i += 8) {
+                __m256 u = _mm256_loadu_ps(xg + i);
+                a0 = _mm256_max_ps(a0, _mm256_and_ps(u, absm));
+                h0 = _mm256_max_ps(h0, u);
+            }
+            amax = hmax8(_mm256_max_ps(a0, a1));
+            hi = hmax8(_mm256_max_ps(h0, h1));
         }
         for (; i < len; i++) {
             float a = xg[i] < 0.0f ? -xg[i] : xg[i];
             if (a > amax)
                 amax = a;
+            if (xg[i] > hi)
+                hi = xg[i];
         }
-        h = int8_scale(amax);
+        xm = T->positive || hi == amax ? amax : -amax;
+        h = sym_cover_scale(amax, T->top);
+        if (!T->positive && xm > 0.0f && h != 0)
+            h |= 0x8000u;
+        d = h2f(h);
+        if (search) {
+            const float *w = p->importance ? p->importance + start : NULL;
+            float ds = mx_search_sym(&mx_search_ops_avx2, xg, w, len, T->qlo, T->qhi, MX_ROUND_F16, T->positive, d, xm);
+            if (ds != d) {
+                d = ds;
+                h = f2h(d);
+            }
+        }
         mx_st16le(scales + 2 * j, h);
-        s = h2f(h);
-        if (!(s > 0.0f)) {
-            memset(cg, 0, len);
+
+        if (d == 0.0f) { /* all codes 0, stored as bias */
+            if (T->bits == 8)
+                memset(codes + start, 0, len);
+            else
+                for (i = 0; i < len; i++) {
+                    size_t k = start + i;
+                    codes[k * T->bits / 8u] |= (uint8_t)(((unsigned)T->bias & mask) << (k * T->bits % 8u));
+                }
             continue;
         }
-
-        const __m256 vs = _mm256_set1_ps(s);
-        for (i = 0; i + 32 <= len; i += 32) {
-            __m256i a = int8_q8(_mm256_loadu_ps(xg + i), vs);
-            __m256i b = int8_q8(_mm256_loadu_ps(xg + i + 8), vs);
-            __m256i c = int8_q8(_mm256_loadu_ps(xg + i + 16), vs);
-            __m256i d = int8_q8(_mm256_loadu_ps(xg + i + 24), vs);
-            _mm256_storeu_si256((__m256i *)(void *)(cg + i), pack32_epi8(a, b, c, d));
-        }
-        for (; i + 8 <= len; i += 8) {
-            __m256i a = int8_q8(_mm256_loadu_ps(xg + i), vs);
-            __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
-            _mm_storel_epi64((__m128i *)(void *)(cg + i), _mm_packs_epi16(w, w));
+        const __m256 vd = _mm256_set1_ps(d);
+        i = 0;
+        if ((start * T->bits) % 8u == 0) {
+            for (; i + 32 <= len; i += 32) {
+                __m256i a = sym_codes8(_mm256_loadu_ps(xg + i), vd, vlo, vhi, vbias);
+                __m256i b = sym_codes8(_mm256_loadu_ps(xg + i + 8), vd, vlo, vhi, vbias);
+                __m256i c = sym_codes8(_mm256_loadu_ps(xg + i + 16), vd, vlo, vhi, vbias);
+                __m256i e = sym_codes8(_mm256_loadu_ps(xg + i + 24), vd, vlo, vhi, vbias);
+                store_codes32(codes + (start + i) * T->bits / 8u, T->bits, a, b, c, e);
+            }
         }
         for (; i < len; i++) {
-            float t = xg[i] / s;
-            t = t <= 127.0f ? t : 127.0f;
-            t = t >= -127.0f ? t : -127.0f;
-            int q = mx_round_half_even(t);
-            cg[i] = (uint8_t)(q < 0 ? q + 256 : q);
+            size_t k = start + i;
+            float t = xg[i] / d;
+            t = t <= (float)T->qhi ? t : (float)T->qhi;
+            t = t >= (float)T->qlo ? t : (float)T->qlo;
+            unsigned u = (unsigned)(mx_round_half_even(t) + T->bias) & mask;
+            if (T->bits == 8)
+                codes[k] = (uint8_t)u;
+            else
+                codes[k * T->bits / 8u] |= (uint8_t)(u << (k * T->bits % 8u));
         }
     }
+}
+
+static void avx2_int8_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out)
+{
+    sym_quantize(&T_INT8, x, n, group, p, out);
+}
+
+static void avx2_int4s_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out)
+{
+    sym_quantize(&T_INT4S, x, n, group, p, out);
 }
 
 static void avx2_int8_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out)
@@ -297,36 +633,97 @@ static void avx2_int8_dequantize_row(mx_crowptrs in, size_t n, unsigned group, f
     }
 }
 
+/* 32 nibbles from 16 bytes, element order, as two 16-byte vectors of codes 0..15. */
+static inline void unpack_nibbles32(const uint8_t *cb, __m128i *q0, __m128i *q1)
+{
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)cb);
+    __m128i lo = _mm_and_si128(b, low4);
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), low4);
+    *q0 = _mm_unpacklo_epi8(lo, hi);
+    *q1 = _mm_unpackhi_epi8(lo, hi);
+}
+
+/* 8 nibbles from 4 bytes. */
+static inline __m128i unpack_nibbles8(const uint8_t *cb)
+{
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    int v;
+    memcpy(&v, cb, 4);
+    __m128i b = _mm_cvtsi32_si128(v);
+    return _mm_unpacklo_epi8(_mm_and_si128(b, low4), _mm_and_si128(_mm_srli_epi16(b, 4), low4));
+}
+
+/* Codes 0..15 in the low 8 bytes of q -> floats of (code - bias). */
+static inline __m256 nib_to_f(__m128i q, __m256i vbias)
+{
+    return _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(q), vbias));
+}
+
+static void avx2_int4s_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out)
+{
+    const uint8_t *codes = in.sec[MIXQ_SEC_CODES];
+    const uint8_t *scales = in.sec[MIXQ_SEC_SCALES];
+    size_t g = group != 0 ? group : n;
+    const __m256i vb = _mm256_set1_epi32(8);
+
+    for (size_t start = 0, j = 0; start < n; start += g, j++) {
+        size_t len = n - start < g ? n - start : g;
+        float d = h2f(mx_ld16le(scales + 2 * j));
+        const __m256 vd = _mm256_set1_ps(d);
+        size_t i = 0;
+        if ((start & 1u) == 0) {
+            const uint8_t *cb = codes + start / 2;
+            float *og = out + start;
+            for (; i + 32 <= len; i += 32, cb += 16) {
+                __m128i q0, q1;
+                unpack_nibbles32(cb, &q0, &q1);
+                _mm256_storeu_ps(og + i, _mm256_mul_ps(nib_to_f(q0, vb), vd));
+                _mm256_storeu_ps(og + i + 8, _mm256_mul_ps(nib_to_f(_mm_unpackhi_epi64(q0, q0), vb), vd));
+                _mm256_storeu_ps(og + i + 16, _mm256_mul_ps(nib_to_f(q1, vb), vd));
+                _mm256_storeu_ps(og + i + 24, _mm256_mul_ps(nib_to_f(_mm_unpackhi_epi64(q1, q1), vb), vd));
+            }
+            for (; i + 8 <= len; i += 8, cb += 4)
+                _mm256_storeu_ps(og + i, _mm256_mul_ps(nib_to_f(unpack_nibbles8(cb), vb), vd));
+        }
+        for (; i < len; i++) {
+            size_t k = start + i;
+            unsigned u = (unsigned)(codes[k / 2u] >> (k * 4u % 8u)) & 0xFu;
+            out[k] = (float)((int)u - 8) * d;
+        }
+    }
+}
+
 /* ------------------------------------------------------------------------ */
-/* int4 (FORMAT.md §4.2)                                                    */
+/* asymmetric f16-scale types: int4 (FORMAT.md §4.2), int2 (§4.4)           */
 /* ------------------------------------------------------------------------ */
 
-/* fl(m + fl(15 * s)) >= hi, as kernel_int4.c int4_covers. */
-static inline int int4_covers(float m, uint16_t h, float hi)
+/* fl(m + fl(L * s)) >= hi, as kernel_int4.c covers (L * s exact). */
+static inline int asym_covers(float m, uint16_t h, float L, float hi)
 {
-    float top = 15.0f * h2f(h);
+    float top = L * h2f(h);
     float sum = m + top;
     return sum >= hi;
 }
 
 /*
- * The smallest f16 s >= 0 with int4_covers (the test is monotone in s, so it
- * is unique).  kernel_int4.c finds it by bisection over [0, +inf]; here the
- * rounded-up quotient is tried first and accepted only if it passes and its
- * predecessor fails, which proves it is that smallest value; otherwise the
- * same bisection runs.
+ * The smallest f16 s >= 0 with asym_covers (kernel_int4.c min_cover_scale;
+ * the test is monotone in s, so that value is unique).  The reference
+ * bisects over [0, +inf]; here the rounded-up quotient is tried first and
+ * accepted only if it passes and its predecessor fails, which proves it is
+ * that smallest value; otherwise the same bisection runs.
  */
-static uint16_t int4_scale(float m, float hi)
+static uint16_t asym_cover_scale(float m, float L, float hi)
 {
     unsigned lo = 0, up = 0x7C00u;
-    if (int4_covers(m, 0, hi))
+    if (asym_covers(m, 0, L, hi))
         return 0;
-    uint16_t c = mx_f16_round_up((hi - m) / 15.0f);
-    if (c > 0 && c <= 0x7C00u && int4_covers(m, c, hi) && !int4_covers(m, (uint16_t)(c - 1u), hi))
+    uint16_t c = f16_up((hi - m) / L);
+    if (c > 0 && c <= 0x7C00u && asym_covers(m, c, L, hi) && !asym_covers(m, (uint16_t)(c - 1u), L, hi))
         return c;
     while (up - lo > 1u) {
         unsigned mid = lo + (up - lo) / 2u;
-        if (int4_covers(m, (uint16_t)mid, hi))
+        if (asym_covers(m, (uint16_t)mid, L, hi))
             up = mid;
         else
             lo = mid;
@@ -334,109 +731,111 @@ static uint16_t int4_scale(float m, float hi)
     return (uint16_t)up;
 }
 
-static inline __m256i int4_q8(__m256 x, __m256 vm, __m256 vs)
+static inline __m256i asym_codes8(__m256 x, __m256 vm, __m256 vs, __m256 vL)
 {
-    __m256 t = _mm256_div_ps(_mm256_sub_ps(x, vm), vs);
-    t = _mm256_min_ps(t, _mm256_set1_ps(15.0f));
-    t = _mm256_max_ps(t, _mm256_setzero_ps());
-    return _mm256_cvtps_epi32(_mm256_round_ps(t, RNE));
+    return clamp_rhe_hi(_mm256_div_ps(_mm256_sub_ps(x, vm), vs), _mm256_setzero_ps(), vL);
 }
 
-/* One element of the reference loop (code k of the row, into the packed codes). */
-static inline void int4_put(uint8_t *codes, size_t k, int q)
+static void asym_quantize(int L, unsigned bits, const float *x, size_t n, unsigned group, const mx_qparams *p,
+                          mx_rowptrs out)
 {
-    if (k % 2 == 0)
-        codes[k / 2] = (uint8_t)q;
-    else
-        codes[k / 2] = (uint8_t)(codes[k / 2] | q << 4);
-}
-
-static void avx2_int4_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p,
-                                   mx_rowptrs out)
-{
-    (void)p;
     uint8_t *codes = out.sec[MIXQ_SEC_CODES];
     uint8_t *scales = out.sec[MIXQ_SEC_SCALES];
     uint8_t *mins = out.sec[MIXQ_SEC_MINS];
     size_t g = group != 0 ? group : n;
+    bool search = p != NULL && p->search;
+    const __m256 vL = _mm256_set1_ps((float)L);
 
+    memset(codes, 0, (n * bits + 7u) / 8u);
     for (size_t start = 0, j = 0; start < n; start += g, j++) {
         size_t len = n - start < g ? n - start : g;
         const float *xg = x + start;
-        float lo = xg[0], hi = xg[0], m, s;
+        const float *w = search && p->importance ? p->importance + start : NULL;
+        float m, s;
         size_t i = 0;
         uint16_t mh, sh;
+        mx_gstats st;
 
-        if (len >= 8) {
-            __m256 l0 = _mm256_loadu_ps(xg), h0 = l0, l1 = l0, h1 = l0;
-            for (i = 8; i + 16 <= len; i += 16) {
-                __m256 a = _mm256_loadu_ps(xg + i), b = _mm256_loadu_ps(xg + i + 8);
-                l0 = _mm256_min_ps(l0, a);
-                h0 = _mm256_max_ps(h0, a);
-                l1 = _mm256_min_ps(l1, b);
-                h1 = _mm256_max_ps(h1, b);
+        if (search) {
+            v_stats(xg, w, len, &st);
+        } else {
+            st.lo = st.hi = xg[0];
+            if (len >= 8) {
+                __m256 l0 = _mm256_loadu_ps(xg), h0 = l0, l1 = l0, h1 = l0;
+                for (i = 8; i + 16 <= len; i += 16) {
+                    __m256 a = _mm256_loadu_ps(xg + i), b = _mm256_loadu_ps(xg + i + 8);
+                    l0 = _mm256_min_ps(l0, a);
+                    h0 = _mm256_max_ps(h0, a);
+                    l1 = _mm256_min_ps(l1, b);
+                    h1 = _mm256_max_ps(h1, b);
+                }
+                for (; i + 8 <= len; i += 8) {
+                    __m256 a = _mm256_loadu_ps(xg + i);
+                    l0 = _mm256_min_ps(l0, a);
+                    h0 = _mm256_max_ps(h0, a);
+                }
+                st.lo = hmin8(_mm256_min_ps(l0, l1));
+                st.hi = hmax8(_mm256_max_ps(h0, h1));
             }
-            for (; i + 8 <= len; i += 8) {
-                __m256 a = _mm256_loadu_ps(xg + i);
-                l0 = _mm256_min_ps(l0, a);
-                h0 = _mm256_max_ps(h0, a);
+            for (; i < len; i++) {
+                if (xg[i] < st.lo)
+                    st.lo = xg[i];
+                if (xg[i] > st.hi)
+                    st.hi = xg[i];
             }
-            lo = hmin8(_mm256_min_ps(l0, l1));
-            hi = hmax8(_mm256_max_ps(h0, h1));
         }
-        for (; i < len; i++) {
-            if (xg[i] < lo)
-                lo = xg[i];
-            if (xg[i] > hi)
-                hi = xg[i];
-        }
-        mh = mx_f16_round_down(lo);
+        mh = f16_down(st.lo);
         m = h2f(mh);
-        sh = int4_scale(m, hi);
+        sh = asym_cover_scale(m, (float)L, st.hi);
         s = h2f(sh);
+        if (search) {
+            float s2, m2;
+            mx_search_asym(&mx_search_ops_avx2, xg, w, len, L, MX_ROUND_F16, &st, s, m, &s2, &m2);
+            if (s2 != s || m2 != m) {
+                s = s2;
+                m = m2;
+                sh = f2h(s);
+                mh = f2h(m);
+            }
+        }
         mx_st16le(scales + 2 * j, sh);
         mx_st16le(mins + 2 * j, mh);
 
-        if (!(s > 0.0f)) {
-            for (i = 0; i < len; i++) int4_put(codes, start + i, 0);
-            continue;
-        }
+        if (!(s > 0.0f))
+            continue; /* codes stay 0 */
         const __m256 vm = _mm256_set1_ps(m), vs = _mm256_set1_ps(s);
         i = 0;
-        if ((start & 1u) != 0) { /* odd group start (odd group sizes only): one element to even */
-            float t = (xg[0] - m) / s;
-            t = t <= 15.0f ? t : 15.0f;
-            t = t >= 0.0f ? t : 0.0f;
-            int4_put(codes, start, mx_round_half_even(t));
-            i = 1;
-        }
-        uint8_t *cb = codes + (start + i) / 2;
-        for (; i + 32 <= len; i += 32, cb += 16) {
-            __m256i a = int4_q8(_mm256_loadu_ps(xg + i), vm, vs);
-            __m256i b = int4_q8(_mm256_loadu_ps(xg + i + 8), vm, vs);
-            __m256i c = int4_q8(_mm256_loadu_ps(xg + i + 16), vm, vs);
-            __m256i d = int4_q8(_mm256_loadu_ps(xg + i + 24), vm, vs);
-            _mm_storeu_si128((__m128i *)(void *)cb, nibbles32(pack32_epu8(a, b, c, d)));
-        }
-        for (; i + 8 <= len; i += 8, cb += 4) {
-            __m256i a = int4_q8(_mm256_loadu_ps(xg + i), vm, vs);
-            /* 8 codes: pairs lo + 16 * hi through 16-bit lanes */
-            __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
-            w = _mm_or_si128(w, _mm_srli_epi32(w, 12)); /* lo | hi << 4 in the low 16 bits of each u32 */
-            w = _mm_and_si128(w, _mm_set1_epi32(0xFF));
-            w = _mm_packs_epi32(w, w);
-            w = _mm_packus_epi16(w, w);
-            int v = _mm_cvtsi128_si32(w);
-            memcpy(cb, &v, 4);
+        if ((start * bits) % 8u == 0) {
+            for (; i + 32 <= len; i += 32) {
+                __m256i a = asym_codes8(_mm256_loadu_ps(xg + i), vm, vs, vL);
+                __m256i b = asym_codes8(_mm256_loadu_ps(xg + i + 8), vm, vs, vL);
+                __m256i c = asym_codes8(_mm256_loadu_ps(xg + i + 16), vm, vs, vL);
+                __m256i d = asym_codes8(_mm256_loadu_ps(xg + i + 24), vm, vs, vL);
+                store_codes32(codes + (start + i) * bits / 8u, bits, a, b, c, d);
+            }
         }
         for (; i < len; i++) {
+            size_t k = start + i;
             float t = (xg[i] - m) / s;
-            t = t <= 15.0f ? t : 15.0f;
+            t = t <= (float)L ? t : (float)L;
             t = t >= 0.0f ? t : 0.0f;
-            int4_put(codes, start + i, mx_round_half_even(t));
+            codes[k * bits / 8u] |= (uint8_t)((unsigned)mx_round_half_even(t) << (k * bits % 8u));
         }
     }
 }
+
+static void avx2_int4_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out)
+{
+    asym_quantize(15, 4, x, n, group, p, out);
+}
+
+static void avx2_int2_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out)
+{
+    asym_quantize(3, 2, x, n, group, p, out);
+}
+
+/* fl(fl(q * s) + m): separate multiply and add as in the reference (the product is exact). */
+static inline __m256 qsm(__m256 q, __m256 vs, __m256 vm) { return _mm256_add_ps(_mm256_mul_ps(q, vs), vm); }
 
 static void avx2_int4_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out)
 {
@@ -444,7 +843,7 @@ static void avx2_int4_dequantize_row(mx_crowptrs in, size_t n, unsigned group, f
     const uint8_t *scales = in.sec[MIXQ_SEC_SCALES];
     const uint8_t *mins = in.sec[MIXQ_SEC_MINS];
     size_t g = group != 0 ? group : n;
-    const __m128i low4 = _mm_set1_epi8(0x0F);
+    const __m256i z = _mm256_setzero_si256();
 
     for (size_t start = 0, j = 0; start < n; start += g, j++) {
         size_t len = n - start < g ? n - start : g;
@@ -452,39 +851,55 @@ static void avx2_int4_dequantize_row(mx_crowptrs in, size_t n, unsigned group, f
         float m = h2f(mx_ld16le(mins + 2 * j));
         const __m256 vs = _mm256_set1_ps(s), vm = _mm256_set1_ps(m);
         size_t i = 0;
-        if ((start & 1u) != 0) {
-            out[start] = (float)(codes[start / 2] >> 4) * s + m;
-            i = 1;
-        }
-        const uint8_t *cb = codes + (start + i) / 2;
-        float *og = out + start;
-        for (; i + 32 <= len; i += 32, cb += 16) {
-            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)cb);
-            __m128i lo = _mm_and_si128(b, low4);
-            __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), low4);
-            __m128i q0 = _mm_unpacklo_epi8(lo, hi); /* codes 0..15 */
-            __m128i q1 = _mm_unpackhi_epi8(lo, hi); /* codes 16..31 */
-            __m256 f0 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q0));
-            __m256 f1 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_unpackhi_epi64(q0, q0)));
-            __m256 f2 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q1));
-            __m256 f3 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_unpackhi_epi64(q1, q1)));
-            _mm256_storeu_ps(og + i, _mm256_add_ps(_mm256_mul_ps(f0, vs), vm));
-            _mm256_storeu_ps(og + i + 8, _mm256_add_ps(_mm256_mul_ps(f1, vs), vm));
-            _mm256_storeu_ps(og + i + 16, _mm256_add_ps(_mm256_mul_ps(f2, vs), vm));
-            _mm256_storeu_ps(og + i + 24, _mm256_add_ps(_mm256_mul_ps(f3, vs), vm));
-        }
-        for (; i + 8 <= len; i += 8, cb += 4) {
-            int v;
-            memcpy(&v, cb, 4);
-            __m128i b = _mm_cvtsi32_si128(v);
-            __m128i q = _mm_unpacklo_epi8(_mm_and_si128(b, low4), _mm_and_si128(_mm_srli_epi16(b, 4), low4));
-            __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(q));
-            _mm256_storeu_ps(og + i, _mm256_add_ps(_mm256_mul_ps(f, vs), vm));
+        if ((start & 1u) == 0) {
+            const uint8_t *cb = codes + start / 2;
+            float *og = out + start;
+            for (; i + 32 <= len; i += 32, cb += 16) {
+                __m128i q0, q1;
+                unpack_nibbles32(cb, &q0, &q1);
+                _mm256_storeu_ps(og + i, qsm(nib_to_f(q0, z), vs, vm));
+                _mm256_storeu_ps(og + i + 8, qsm(nib_to_f(_mm_unpackhi_epi64(q0, q0), z), vs, vm));
+                _mm256_storeu_ps(og + i + 16, qsm(nib_to_f(q1, z), vs, vm));
+                _mm256_storeu_ps(og + i + 24, qsm(nib_to_f(_mm_unpackhi_epi64(q1, q1), z), vs, vm));
+            }
+            for (; i + 8 <= len; i += 8, cb += 4)
+                _mm256_storeu_ps(og + i, qsm(nib_to_f(unpack_nibbles8(cb), z), vs, vm));
         }
         for (; i < len; i++) {
             size_t k = start + i;
-            unsigned b = codes[k / 2];
-            unsigned q = k % 2 == 0 ? (b & 0xFu) : (b >> 4);
+            unsigned q = (unsigned)(codes[k / 2u] >> (k * 4u % 8u)) & 0xFu;
+            float pr = (float)q * s;
+            out[k] = pr + m;
+        }
+    }
+}
+
+static void avx2_int2_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out)
+{
+    const uint8_t *codes = in.sec[MIXQ_SEC_CODES];
+    const uint8_t *scales = in.sec[MIXQ_SEC_SCALES];
+    const uint8_t *mins = in.sec[MIXQ_SEC_MINS];
+    size_t g = group != 0 ? group : n;
+    const __m256i shifts = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), three = _mm256_set1_epi32(3);
+
+    for (size_t start = 0, j = 0; start < n; start += g, j++) {
+        size_t len = n - start < g ? n - start : g;
+        float s = h2f(mx_ld16le(scales + 2 * j));
+        float m = h2f(mx_ld16le(mins + 2 * j));
+        const __m256 vs = _mm256_set1_ps(s), vm = _mm256_set1_ps(m);
+        size_t i = 0;
+        if ((start & 3u) == 0) {
+            const uint8_t *cb = codes + start / 4;
+            float *og = out + start;
+            for (; i + 8 <= len; i += 8, cb += 2) {
+                __m256i v = _mm256_set1_epi32(cb[0] | cb[1] << 8);
+                __m256i q = _mm256_and_si256(_mm256_srlv_epi32(v, shifts), three);
+                _mm256_storeu_ps(og + i, qsm(_mm256_cvtepi32_ps(q), vs, vm));
+            }
+        }
+        for (; i < len; i++) {
+            size_t k = start + i;
+            unsigned q = (unsigned)(codes[k / 4u] >> (k * 2u % 8u)) & 3u;
             float pr = (float)q * s;
             out[k] = pr + m;
         }
@@ -492,19 +907,793 @@ static void avx2_int4_dequantize_row(mx_crowptrs in, size_t n, unsigned group, f
 }
 
 /* ------------------------------------------------------------------------ */
+/* fp8_e4m3 / fp8_e5m2 (fp8.h)                                              */
+/* ------------------------------------------------------------------------ */
 
+/* half.c fp8_round_mag on 8 magnitudes a (sign clear, finite, below the largest finite value). */
+static inline __m256i fp8_round_mag8(__m256i a, int mbits, int bias)
+{
+    const int drop = 23 - mbits;
+    const __m256i one = _mm256_set1_epi32(1);
+    /* normal: rebias, round at bit `drop` */
+    __m256i r = _mm256_sub_epi32(a, _mm256_set1_epi32((127 - bias) << 23));
+    r = _mm256_add_epi32(r, _mm256_add_epi32(_mm256_set1_epi32((1 << (drop - 1)) - 1),
+                                             _mm256_and_si256(_mm256_srli_epi32(r, drop), one)));
+    r = _mm256_srli_epi32(r, drop);
+    /* subnormal: round mant >> shift, shift = 151 - bias - mbits - e */
+    __m256i e = _mm256_srli_epi32(a, 23);
+    __m256i mant = _mm256_or_si256(_mm256_and_si256(a, _mm256_set1_epi32(0x7FFFFF)), _mm256_set1_epi32(0x800000));
+    __m256i sh = _mm256_sub_epi32(_mm256_set1_epi32(151 - bias - mbits), e);
+    __m256i rs = _mm256_srlv_epi32(mant, sh);
+    __m256i rem = _mm256_sub_epi32(mant, _mm256_sllv_epi32(rs, sh));
+    __m256i half = _mm256_sllv_epi32(one, _mm256_sub_epi32(sh, one));
+    __m256i up = _mm256_or_si256(_mm256_cmpgt_epi32(rem, half),
+                                 _mm256_and_si256(_mm256_cmpeq_epi32(rem, half),
+                                                  _mm256_cmpeq_epi32(_mm256_and_si256(rs, one), one)));
+    rs = _mm256_sub_epi32(rs, up); /* up is -1 where rounding up */
+    /* e < 127 - bias - mbits: zero */
+    rs = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(127 - bias - mbits), e), rs);
+    __m256i normal = _mm256_cmpgt_epi32(a, _mm256_set1_epi32(((128 - bias) << 23) - 1));
+    return _mm256_blendv_epi8(rs, r, normal);
+}
+
+/* mx_f32_to_e4m3 on 8 floats, codes as int32. */
+static inline __m256i e4m3_enc8(__m256 f)
+{
+    __m256i u = _mm256_castps_si256(f);
+    __m256i sign = _mm256_and_si256(_mm256_srli_epi32(u, 24), _mm256_set1_epi32(0x80));
+    __m256i a = _mm256_and_si256(u, _mm256_set1_epi32(0x7FFFFFFF));
+    __m256i r = fp8_round_mag8(a, 3, 7);
+    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7E), _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x43E00000 - 1)));
+    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7F), _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7F800000)));
+    return _mm256_or_si256(r, sign);
+}
+
+/* mx_f32_to_e5m2 on 8 floats, codes as int32. */
+static inline __m256i e5m2_enc8(__m256 f)
+{
+    __m256i u = _mm256_castps_si256(f);
+    __m256i sign = _mm256_and_si256(_mm256_srli_epi32(u, 24), _mm256_set1_epi32(0x80));
+    __m256i a = _mm256_and_si256(u, _mm256_set1_epi32(0x7FFFFFFF));
+    __m256i r = fp8_round_mag8(a, 2, 15);
+    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7B), _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x47600000 - 1)));
+    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7C), _mm256_cmpeq_epi32(a, _mm256_set1_epi32(0x7F800000)));
+    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7E), _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7F800000)));
+    return _mm256_or_si256(r, sign);
+}
+
+/*
+ * mx_e4m3_to_f32 on 8 codes (int32 0..255): the magnitude bits placed as an
+ * f16 (bits << 7) read 2^8 too small, both for normals and subnormals, so
+ * the value is that f16 times 256 (exact); S.1111.111 is the quiet NaN.
+ */
+static inline __m256 e4m3_dec8(__m256i c)
+{
+    __m256i mag = _mm256_and_si256(c, _mm256_set1_epi32(0x7F));
+    __m256i hb = _mm256_or_si256(_mm256_slli_epi32(mag, 7), _mm256_slli_epi32(_mm256_and_si256(c, _mm256_set1_epi32(0x80)), 8));
+    /* 8 halves -> the low 128 bits in order */
+    __m128i h = _mm_packus_epi32(_mm256_castsi256_si128(hb), _mm256_extracti128_si256(hb, 1));
+    __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
+    __m256i nan = _mm256_cmpeq_epi32(mag, _mm256_set1_epi32(0x7F));
+    __m256i qn = _mm256_or_si256(_mm256_slli_epi32(_mm256_and_si256(c, _mm256_set1_epi32(0x80)), 24),
+                                 _mm256_set1_epi32(0x7FC00000));
+    return _mm256_blendv_ps(v, _mm256_castsi256_ps(qn), _mm256_castsi256_ps(nan));
+}
+
+/* mx_e5m2_to_f32 on 8 codes: the f16 with bits code << 8. */
+static inline __m256 e5m2_dec8(__m256i c)
+{
+    __m256i hb = _mm256_slli_epi32(c, 8);
+    __m128i h = _mm_packus_epi32(_mm256_castsi256_si128(hb), _mm256_extracti128_si256(hb, 1));
+    return _mm256_cvtph_ps(h);
+}
+
+typedef struct fp8_kind {
+    float fmax;
+    bool e4m3;
+    uint8_t (*enc)(float);
+    float (*dec)(uint8_t);
+} fp8_kind;
+
+static const fp8_kind K_E4M3 = {MX_FP8_E4M3_MAX, true, mx_f32_to_e4m3, mx_e4m3_to_f32};
+static const fp8_kind K_E5M2 = {MX_FP8_E5M2_MAX, false, mx_f32_to_e5m2, mx_e5m2_to_f32};
+
+static inline __m256i fp8_enc8(const fp8_kind *K, __m256 f) { return K->e4m3 ? e4m3_enc8(f) : e5m2_enc8(f); }
+static inline __m256 fp8_dec8(const fp8_kind *K, __m256i c) { return K->e4m3 ? e4m3_dec8(c) : e5m2_dec8(c); }
+
+/* As kernel_fp8.c fp8_rtn_scale. */
+static float fp8_rtn_scale(float amax, float fmax)
+{
+    float s;
+    if (!(amax > 0.0f))
+        return 0.0f;
+    s = amax / fmax;
+    if (!(amax <= FLT_MAX))
+        return s;
+    if (s == 0.0f)
+        s = mx_bits_f32(1u);
+    while (amax / s > fmax)
+        s = mx_bits_f32(mx_f32_bits(s) + 1u);
+    return s;
+}
+
+/* As kernel_fp8.c fp8_encode_group: enc(fl(x / s)), all 0 for s == 0 (s > 0 otherwise). */
+static void fp8_encode(const fp8_kind *K, const float *x, size_t len, float s, uint8_t *codes)
+{
+    size_t i = 0;
+    if (!(s > 0.0f)) {
+        memset(codes, 0, len);
+        return;
+    }
+    const __m256 vs = _mm256_set1_ps(s);
+    for (; i + 32 <= len; i += 32) {
+        __m256i a = fp8_enc8(K, _mm256_div_ps(_mm256_loadu_ps(x + i), vs));
+        __m256i b = fp8_enc8(K, _mm256_div_ps(_mm256_loadu_ps(x + i + 8), vs));
+        __m256i c = fp8_enc8(K, _mm256_div_ps(_mm256_loadu_ps(x + i + 16), vs));
+        __m256i d = fp8_enc8(K, _mm256_div_ps(_mm256_loadu_ps(x + i + 24), vs));
+        _mm256_storeu_si256((__m256i *)(void *)(codes + i), pack32_epu8(a, b, c, d));
+    }
+    for (; i < len; i++) codes[i] = K->enc(x[i] / s);
+}
+
+/* kernel_fp8.c fp8_group_error: sum w (x - dec(enc(x / s)) s)^2 in lanes by index mod 8. */
+static float fp8_group_error(const fp8_kind *K, const float *x, const float *w, size_t len, float s)
+{
+    const __m256 vs = _mm256_set1_ps(s);
+    __m256 acc = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 xh = _mm256_mul_ps(fp8_dec8(K, fp8_enc8(K, _mm256_div_ps(v, vs))), vs);
+        __m256 d = _mm256_sub_ps(v, xh);
+        __m256 e = _mm256_mul_ps(d, d);
+        if (w)
+            e = _mm256_mul_ps(_mm256_loadu_ps(w + i), e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    if (i < len) {
+        tail8 t = load_tail(x + i, w ? w + i : NULL, len - i);
+        __m256 xh = _mm256_mul_ps(fp8_dec8(K, fp8_enc8(K, _mm256_div_ps(t.x, vs))), vs);
+        __m256 d = _mm256_sub_ps(t.x, xh);
+        __m256 e = _mm256_mul_ps(d, d);
+        if (w)
+            e = _mm256_mul_ps(t.w, e);
+        acc = _mm256_add_ps(acc, _mm256_and_ps(e, t.live));
+    }
+    return lanes_sum(acc);
+}
+
+static void fp8_quantize(const fp8_kind *K, const float *x, size_t n, unsigned group, const mx_qparams *p,
+                         mx_rowptrs out)
+{
+    uint8_t *codes = out.sec[MIXQ_SEC_CODES];
+    uint8_t *scales = out.sec[MIXQ_SEC_SCALES];
+    size_t g = group != 0 ? group : n;
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+
+    if (n == 0)
+        return;
+    if (p != NULL && p->tensor_absmax >= 0.0f) {
+        float s = fp8_rtn_scale(p->tensor_absmax, K->fmax);
+        mx_fp8_st_f32le(scales, s);
+        fp8_encode(K, x, n, s, codes);
+        return;
+    }
+    for (size_t start = 0, j = 0; start < n; start += g, j++) {
+        size_t len = n - start < g ? n - start : g;
+        const float *xg = x + start;
+        float amax = 0.0f, s;
+        size_t i = 0;
+        if (len >= 8) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+            for (; i + 16 <= len; i += 16) {
+                a0 = _mm256_max_ps(a0, _mm256_and_ps(_mm256_loadu_ps(xg + i), absm));
+                a1 = _mm256_max_ps(a1, _mm256_and_ps(_mm256_loadu_ps(xg + i + 8), absm));
+            }
+            for (; i + 8 <= len; i += 8)
+                a0 = _mm256_max_ps(a0, _mm256_and_ps(_mm256_loadu_ps(xg + i), absm));
+            amax = hmax8(_mm256_max_ps(a0, a1));
+        }
+        for (; i < len; i++) {
+            float a = xg[i] < 0.0f ? -xg[i] : xg[i];
+            if (a > amax)
+                amax = a;
+        }
+        s = fp8_rtn_scale(amax, K->fmax);
+        if (p != NULL && p->search && s > 0.0f && amax <= FLT_MAX) {
+            const float *w = p->importance ? p->importance + start : NULL;
+            float best = fp8_group_error(K, xg, w, len, s);
+            float s0 = s;
+            for (int k = 1; k < MX_FP8_SEARCH_CANDIDATES; k++) {
+                float sk = s0 * mx_fp8_search_mult[k];
+                float err = fp8_group_error(K, xg, w, len, sk);
+                if (err < best) {
+                    best = err;
+                    s = sk;
+                }
+            }
+        }
+        mx_fp8_st_f32le(scales + 4 * j, s);
+        fp8_encode(K, xg, len, s, codes + start);
+    }
+}
+
+static void fp8_dequantize(const fp8_kind *K, mx_crowptrs in, size_t n, unsigned group, float *out)
+{
+    const uint8_t *codes = in.sec[MIXQ_SEC_CODES];
+    const uint8_t *scales = in.sec[MIXQ_SEC_SCALES];
+    size_t g = group != 0 ? group : n;
+
+    for (size_t start = 0, j = 0; start < n; start += g, j++) {
+        size_t len = n - start < g ? n - start : g;
+        float s = mx_fp8_ld_f32le(scales + 4 * j);
+        const __m256 vs = _mm256_set1_ps(s);
+        const uint8_t *cg = codes + start;
+        float *og = out + start;
+        size_t i = 0;
+        for (; i + 16 <= len; i += 16) {
+            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(cg + i));
+            _mm256_storeu_ps(og + i, _mm256_mul_ps(fp8_dec8(K, _mm256_cvtepu8_epi32(b)), vs));
+            _mm256_storeu_ps(og + i + 8, _mm256_mul_ps(fp8_dec8(K, _mm256_cvtepu8_epi32(_mm_unpackhi_epi64(b, b))), vs));
+        }
+        for (; i < len; i++) og[i] = K->dec(cg[i]) * s;
+    }
+}
+
+static void avx2_e4m3_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out)
+{
+    fp8_quantize(&K_E4M3, x, n, group, p, out);
+}
+
+static void avx2_e4m3_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out)
+{
+    fp8_dequantize(&K_E4M3, in, n, group, out);
+}
+
+static void avx2_e5m2_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out)
+{
+    fp8_quantize(&K_E5M2, x, n, group, p, out);
+}
+
+static void avx2_e5m2_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out)
+{
+    fp8_dequantize(&K_E5M2, in, n, group, out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* double-quantized types: int4_dq, int2_dq, int3_dq, int6_dq (kernel_dq.c) */
+/* ------------------------------------------------------------------------ */
+
+#define DQ_SUPER 256u
+#define DQ_MAX_GROUPS 16u
+
+typedef struct dq_type {
+    mixq_qtype id;
+    bool asym;
+    int qlo, qhi;
+    int clo, chi;
+    unsigned qbias, cbias;
+    mx_quantize_row_fn scalar_q; /* the reference (rows the vector code does not take) */
+    mx_dequantize_row_fn scalar_d;
+} dq_type;
+
+static const dq_type D_INT4_DQ = {MIXQ_QT_INT4_DQ, true, 0, 15, 0, 63, 0, 0, kernel_int4_dq_quantize_row,
+                                  kernel_int4_dq_dequantize_row};
+static const dq_type D_INT2_DQ = {MIXQ_QT_INT2_DQ, true, 0, 3, 0, 15, 0, 0, kernel_int2_dq_quantize_row,
+                                  kernel_int2_dq_dequantize_row};
+static const dq_type D_INT3_DQ = {MIXQ_QT_INT3_DQ, false, -4, 3, -32, 31, 4, 32, kernel_int3_dq_quantize_row,
+                                  kernel_int3_dq_dequantize_row};
+static const dq_type D_INT6_DQ = {MIXQ_QT_INT6_DQ, false, -32, 31, -128, 127, 32, 128, kernel_int6_dq_quantize_row,
+                                  kernel_int6_dq_dequantize_row};
+
+typedef struct dq_sb {
+    uint16_t dh, mh;
+    int sc[DQ_MAX_GROUPS];
+    int mc[DQ_MAX_GROUPS];
+} dq_sb;
+
+static float dq_clampf(float t, float lo, float hi, float nan_to)
+{
+    if (t != t)
+        t = nan_to;
+    t = t < lo ? lo : t;
+    return t > hi ? hi : t;
+}
+
+static bool dq_asym_covers(float m, float d, int c, int L, float hi)
+{
+    float top = (float)L * (d * (float)c);
+    float sum = m + top;
+    return sum >= hi;
+}
+
+static bool dq_sym_covers(float d, int c, int qlo, float amax)
+{
+    return (float)(-qlo) * (d * (float)c) >= amax;
+}
+
+/* Every group covered at scale code SC under super-block scale d. */
+static bool dq_asym_all(const float *m, const float *hi, int ng, float d, int SC, int L)
+{
+    bool all = true;
+    for (int j = 0; j < ng && all; j++)
+        all = dq_asym_covers(m[j], d, SC, L, hi[j]);
+    return all;
+}
+
+/*
+ * The smallest code c in (c0, c1] passing a test that is monotone in c and
+ * holds at c1 (the reference bisects): the candidate `guess` (clamped) is
+ * checked first.
+ */
+#define SMALLEST_CODE(c0_, c1_, guess, test, out)                                                         \
+    do {                                                                                                    \
+        int lo_ = (c0_), hi_ = (c1_), g_ = (guess);                                                         \
+        g_ = g_ <= lo_ ? lo_ + 1 : g_ > hi_ ? hi_ : g_;                                                     \
+        { int c = g_; if (test) { c = g_ - 1; if (g_ - 1 == lo_ || !(test)) { lo_ = g_ - 1; hi_ = g_; } } } \
+        while (hi_ - lo_ > 1) {                                                                             \
+            int c = (lo_ + hi_) / 2;                                                                        \
+            if (test)                                                                                       \
+                hi_ = c;                                                                                    \
+            else                                                                                            \
+                lo_ = c;                                                                                    \
+        }                                                                                                   \
+        (out) = hi_;                                                                                        \
+    } while (0)
+
+/* kernel_dq.c dq_rtn_asym after its min / max loops (lo[j], hi[j] of the ng groups). */
+static void dq_rtn_asym(const dq_type *T, const float *lo, const float *hi, int ng, dq_sb *r)
+{
+    float m[DQ_MAX_GROUPS] = {0};
+    float minlo, maxlo, dm, d;
+    int SC = T->chi, L = T->qhi;
+    unsigned a, b;
+
+    minlo = maxlo = lo[0];
+    for (int j = 1; j < ng; j++) {
+        minlo = lo[j] < minlo ? lo[j] : minlo;
+        maxlo = lo[j] > maxlo ? lo[j] : maxlo;
+    }
+    if (minlo < 0.0f) {
+        uint16_t h = f16_up(-minlo / (float)SC);
+        while (h > 0 && (float)SC * h2f((uint16_t)(h - 1u)) >= -minlo)
+            h--;
+        while ((float)SC * h2f(h) < -minlo)
+            h++;
+        r->mh = (uint16_t)(h | 0x8000u);
+        dm = -h2f(h);
+        for (int j = 0; j < ng; j++) {
+            int c = 0;
+            if (lo[j] < 0.0f) {
+                c = (int)dq_clampf(ceilf(lo[j] / dm), 0.0f, (float)SC, (float)SC);
+                while (c > 0 && dm * (float)(c - 1) <= lo[j])
+                    c--;
+                while (c < SC && dm * (float)c > lo[j])
+                    c++;
+            }
+            r->mc[j] = c;
+        }
+    } else {
+        uint16_t h = f16_down(maxlo / (float)SC);
+        while (h > 0 && (float)SC * h2f(h) > maxlo)
+            h--;
+        while (h < 0x7BFFu && (float)SC * h2f((uint16_t)(h + 1u)) <= maxlo)
+            h++;
+        r->mh = h;
+        dm = h2f(h);
+        for (int j = 0; j < ng; j++) {
+            int c = 0;
+            if (dm > 0.0f) {
+                c = (int)dq_clampf(floorf(lo[j] / dm), 0.0f, (float)SC, 0.0f);
+                while (c < SC && dm * (float)(c + 1) <= lo[j])
+                    c++;
+                while (c > 0 && dm * (float)c > lo[j])
+                    c--;
+            }
+            r->mc[j] = c;
+        }
+    }
+    for (int j = 0; j < ng; j++)
+        m[j] = dm * (float)r->mc[j];
+
+    a = 0;
+    b = 0x7C00u;
+    {
+        bool all = true;
+        for (int j = 0; j < ng; j++)
+            all = all && dq_asym_covers(m[j], 0.0f, SC, L, hi[j]);
+        if (all)
+            b = 0;
+    }
+    if (b != 0) {
+        /*
+         * The reference bisects for the smallest f16 d covering every group
+         * (the test is monotone in d, so that value is unique).  Try the
+         * rounded-up quotient of the widest range first: it is that value if
+         * it passes and its predecessor fails.
+         */
+        float need = 0.0f;
+        for (int j = 0; j < ng; j++) {
+            float r = hi[j] - m[j];
+            need = r > need ? r : need;
+        }
+        unsigned c = f16_up(need / ((float)L * (float)SC));
+        if (c > 0u && c <= 0x7C00u && dq_asym_all(m, hi, ng, h2f((uint16_t)c), SC, L) &&
+            !dq_asym_all(m, hi, ng, h2f((uint16_t)(c - 1u)), SC, L))
+            a = c - 1u, b = c;
+        while (b - a > 1u) {
+            unsigned mid = a + (b - a) / 2u;
+            if (dq_asym_all(m, hi, ng, h2f((uint16_t)mid), SC, L))
+                b = mid;
+            else
+                a = mid;
+        }
+    }
+    r->dh = (uint16_t)b;
+    d = h2f(r->dh);
+    for (int j = 0; j < ng; j++) {
+        if (dq_asym_covers(m[j], d, 0, L, hi[j])) {
+            r->sc[j] = 0;
+            continue;
+        }
+        float gq = ceilf((hi[j] - m[j]) / ((float)L * d));
+        int guess = gq >= 1.0f && gq <= (float)SC ? (int)gq : SC;
+        SMALLEST_CODE(0, SC, guess, dq_asym_covers(m[j], d, c, L, hi[j]), r->sc[j]);
+    }
+}
+
+/* kernel_dq.c dq_rtn_sym after its loop (amax[j], pos[j] = (max x == amax), A = max amax). */
+static void dq_rtn_sym(const dq_type *T, const float *amax, const bool *pos, float A, int ng, dq_sb *r)
+{
+    float d;
+    int C = T->chi;
+    unsigned a = 0, b = 0x7C00u;
+
+    r->mh = 0;
+    if (!(A > 0.0f)) {
+        r->dh = 0;
+        for (int j = 0; j < ng; j++)
+            r->sc[j] = 0;
+        return;
+    }
+    {
+        unsigned c = f16_up(A / ((float)(-T->qlo) * (float)C));
+        if (c > 0u && c <= 0x7C00u && dq_sym_covers(h2f((uint16_t)c), C, T->qlo, A) &&
+            !dq_sym_covers(h2f((uint16_t)(c - 1u)), C, T->qlo, A))
+            a = c - 1u, b = c;
+    }
+    while (b - a > 1u) {
+        unsigned mid = a + (b - a) / 2u;
+        if (dq_sym_covers(h2f((uint16_t)mid), C, T->qlo, A))
+            b = mid;
+        else
+            a = mid;
+    }
+    r->dh = (uint16_t)b;
+    d = h2f(r->dh);
+    for (int j = 0; j < ng; j++) {
+        int c1;
+        if (!(amax[j] > 0.0f)) {
+            r->sc[j] = 0;
+            continue;
+        }
+        float gq = ceilf(amax[j] / ((float)(-T->qlo) * d));
+        int guess = gq >= 1.0f && gq <= (float)C ? (int)gq : C;
+        SMALLEST_CODE(0, C, guess, dq_sym_covers(d, c, T->qlo, amax[j]), c1);
+        r->sc[j] = pos[j] ? -c1 : c1;
+    }
+}
+
+/* Min, max and max |x| of x[0..n) (n >= 1), order-independent. */
+static void minmax_abs(const float *x, size_t n, float *lo, float *hi, float *amax)
+{
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    float l = x[0], h = x[0], a = 0.0f;
+    size_t i = 0;
+    if (n >= 8) {
+        __m256 vl = _mm256_loadu_ps(x), vh = vl, va = _mm256_and_ps(vl, absm);
+        for (i = 8; i + 8 <= n; i += 8) {
+            __m256 v = _mm256_loadu_ps(x + i);
+            vl = _mm256_min_ps(vl, v);
+            vh = _mm256_max_ps(vh, v);
+            va = _mm256_max_ps(va, _mm256_and_ps(v, absm));
+        }
+        l = hmin8(vl);
+        h = hmax8(vh);
+        a = hmax8(va);
+    }
+    for (; i < n; i++) {
+        float v = x[i], av = v < 0.0f ? -v : v;
+        l = v < l ? v : l;
+        h = v > h ? v : h;
+        a = av > a ? av : a;
+    }
+    *lo = l;
+    *hi = h;
+    *amax = a;
+}
+
+/* Bit-plane widths and offsets of a field (kernels.h mx_planes_*). */
+typedef struct planes {
+    unsigned np, w[QT_MAX_PLANES];
+    size_t off[QT_MAX_PLANES];
+    const uint8_t *spec;
+} planes;
+
+static void planes_init(planes *P, const uint8_t spec[QT_MAX_PLANES], size_t count)
+{
+    P->spec = spec;
+    P->np = 0;
+    for (int p = 0; p < QT_MAX_PLANES && spec[p] != 0; p++)
+        P->w[P->np++] = spec[p];
+    mx_planes_offsets(spec, count, P->off);
+}
+
+/*
+ * ORs the codes u[0..len) of elements k0.. into the zeroed planes: whole
+ * blocks of 32 (byte-aligned in every plane when k0 % 32 == 0) by vector
+ * stores, the rest as the reference does.
+ */
+static void put_codes(uint8_t *base, const planes *P, size_t k0, const uint8_t *u, size_t len)
+{
+    size_t i = 0;
+    if (k0 % 32 == 0) {
+        for (; i + 32 <= len; i += 32) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(u + i));
+            unsigned shift = 0;
+            for (unsigned p = 0; p < P->np; p++) {
+                unsigned w = P->w[p];
+                /* bits shift .. shift + w - 1 of each byte (shift + w <= 8: no bits from the next byte) */
+                __m256i part = _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128((int)shift)),
+                                                _mm256_set1_epi8((char)((1u << w) - 1u)));
+                pack_plane32(base + P->off[p] + (k0 + i) * w / 8u, part, w);
+                shift += w;
+            }
+        }
+    }
+    for (; i < len; i++) mx_planes_put(base, P->spec, P->off, k0 + i, u[i]);
+}
+
+/* The 8 fields of width w (1, 2, 4 or 8 bits) starting at byte b, as int32. */
+static inline __m256i plane8(const uint8_t *b, unsigned w)
+{
+    uint32_t bits;
+    switch (w) {
+    case 8: return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)b));
+    case 4: memcpy(&bits, b, 4);
+        return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)bits), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                                _mm256_set1_epi32(0xF));
+    case 2: bits = (uint32_t)b[0] | (uint32_t)b[1] << 8;
+        return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)bits), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+                                _mm256_set1_epi32(3));
+    default: bits = b[0];
+        return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)bits), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+                                _mm256_set1_epi32(1));
+    }
+}
+
+/* The codes of elements k..k+7 (k % 8 == 0) as int32. */
+static inline __m256i get_codes8(const uint8_t *base, const planes *P, size_t k)
+{
+    __m256i u = plane8(base + P->off[0] + k * P->w[0] / 8u, P->w[0]);
+    if (P->np > 1)
+        u = _mm256_or_si256(u, _mm256_sll_epi32(plane8(base + P->off[1] + k * P->w[1] / 8u, P->w[1]),
+                                                _mm_cvtsi32_si128((int)P->w[0])));
+    if (P->np > 2)
+        u = _mm256_or_si256(u, _mm256_sll_epi32(plane8(base + P->off[2] + k * P->w[2] / 8u, P->w[2]),
+                                                _mm_cvtsi32_si128((int)(P->w[0] + P->w[1]))));
+    return u;
+}
+
+static unsigned dq_group(unsigned group)
+{
+    return group != 0 && group <= DQ_SUPER && DQ_SUPER % group == 0 ? group : 16u;
+}
+
+static void dq_quantize(const dq_type *T, const float *x, size_t n, unsigned group, const mx_qparams *p,
+                        mx_rowptrs out)
+{
+    const qtype_desc *qt = &mx_qtypes[T->id];
+    uint8_t *codes = out.sec[MIXQ_SEC_CODES];
+    uint8_t *scales = out.sec[MIXQ_SEC_SCALES];
+    uint8_t *mins = out.sec[MIXQ_SEC_MINS];
+    uint8_t *sups = out.sec[MIXQ_SEC_SUPER_SCALES];
+    uint8_t *supm = out.sec[MIXQ_SEC_SUPER_MINS];
+    unsigned G = dq_group(group);
+    size_t ng = (n + G - 1) / G;
+    planes CP, SP;
+    uint8_t u[DQ_SUPER];
+
+    if (p != NULL && p->search) {
+        /* the reference drivers (two-level search), with the AVX2 passes */
+        kernel_dq_quantize_row_ops(&mx_search_ops_avx2, T->id, x, n, group, p, out);
+        return;
+    }
+    if (G % 8u != 0) { /* groups shorter than a vector: not worth it */
+        T->scalar_q(x, n, group, p, out);
+        return;
+    }
+    planes_init(&CP, qt->code_planes, n);
+    planes_init(&SP, qt->scale_planes, ng);
+    memset(codes, 0, mx_planes_bytes(qt->code_planes, n));
+    memset(scales, 0, mx_planes_bytes(qt->scale_planes, ng));
+    if (T->asym)
+        memset(mins, 0, mx_planes_bytes(qt->scale_planes, ng));
+
+    const __m256 vqlo = _mm256_set1_ps((float)T->qlo), vqhi = _mm256_set1_ps((float)T->qhi);
+    const __m256i vqb = _mm256_set1_epi32((int)T->qbias);
+    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += DQ_SUPER) {
+        size_t len = n - s0 < DQ_SUPER ? n - s0 : DQ_SUPER;
+        const float *xs = x + s0;
+        size_t j0 = s0 / G;
+        float lo[DQ_MAX_GROUPS] = {0}, hi[DQ_MAX_GROUPS] = {0}, am[DQ_MAX_GROUPS] = {0}, A = 0.0f;
+        bool pos[DQ_MAX_GROUPS] = {0};
+        int ng_sb = 0;
+        dq_sb r;
+
+        memset(&r, 0, sizeof r);
+        for (size_t g0 = 0; g0 < len; g0 += G, ng_sb++) {
+            size_t gl = len - g0 < G ? len - g0 : G;
+            minmax_abs(xs + g0, gl, &lo[ng_sb], &hi[ng_sb], &am[ng_sb]);
+            pos[ng_sb] = hi[ng_sb] == am[ng_sb];
+            A = am[ng_sb] > A ? am[ng_sb] : A;
+        }
+        if (T->asym)
+            dq_rtn_asym(T, lo, hi, ng_sb, &r);
+        else
+            dq_rtn_sym(T, am, pos, A, ng_sb, &r);
+
+        mx_st16le(sups + 2 * b, r.dh);
+        if (T->asym)
+            mx_st16le(supm + 2 * b, r.mh);
+        int j = 0;
+        for (size_t g0 = 0; g0 < len; g0 += G, j++) {
+            size_t gl = len - g0 < G ? len - g0 : G, i = 0;
+            float s = h2f(r.dh) * (float)r.sc[j];
+            float m = T->asym ? h2f(r.mh) * (float)r.mc[j] : 0.0f;
+            const float *xg = xs + g0;
+            mx_planes_put(scales, SP.spec, SP.off, j0 + (size_t)j, (unsigned)(r.sc[j] + (int)T->cbias));
+            if (T->asym)
+                mx_planes_put(mins, SP.spec, SP.off, j0 + (size_t)j, (unsigned)r.mc[j]);
+            /* element codes into u[] (q + qbias); q = 0 where the reference's elem_code gives 0 */
+            bool zero = s == 0.0f || (T->asym && !(s > 0.0f));
+            if (zero) {
+                memset(u + g0, (int)T->qbias, gl);
+                continue;
+            }
+            const __m256 vs = _mm256_set1_ps(s), vm = _mm256_set1_ps(m);
+            for (; i + 8 <= gl; i += 8) {
+                __m256 v = _mm256_loadu_ps(xg + i);
+                __m256i q = T->asym ? clamp_rhe_lo(_mm256_div_ps(_mm256_sub_ps(v, vm), vs), _mm256_setzero_ps(), vqhi)
+                                    : clamp_rhe_hi(_mm256_div_ps(v, vs), vqlo, vqhi);
+                q = _mm256_add_epi32(q, vqb);
+                __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+                _mm_storel_epi64((__m128i *)(void *)(u + g0 + i), _mm_packus_epi16(w16, w16));
+            }
+            for (; i < gl; i++) {
+                int q = T->asym ? mx_round_half_even(dq_clampf((xg[i] - m) / s, 0.0f, (float)T->qhi, 0.0f))
+                                : mx_round_half_even(dq_clampf(xg[i] / s, (float)T->qlo, (float)T->qhi, (float)T->qhi));
+                u[g0 + i] = (uint8_t)(q + (int)T->qbias);
+            }
+        }
+        put_codes(codes, &CP, s0, u, len);
+    }
+}
+
+static void dq_dequantize(const dq_type *T, mx_crowptrs in, size_t n, unsigned group, float *out)
+{
+    const qtype_desc *qt = &mx_qtypes[T->id];
+    const uint8_t *codes = in.sec[MIXQ_SEC_CODES];
+    const uint8_t *scales = in.sec[MIXQ_SEC_SCALES];
+    const uint8_t *mins = in.sec[MIXQ_SEC_MINS];
+    const uint8_t *sups = in.sec[MIXQ_SEC_SUPER_SCALES];
+    const uint8_t *supm = in.sec[MIXQ_SEC_SUPER_MINS];
+    unsigned G = dq_group(group);
+    size_t ng = (n + G - 1) / G;
+    planes CP, SP;
+
+    if (G % 8u != 0) {
+        T->scalar_d(in, n, group, out);
+        return;
+    }
+    planes_init(&CP, qt->code_planes, n);
+    planes_init(&SP, qt->scale_planes, ng);
+    const __m256i vqb = _mm256_set1_epi32((int)T->qbias), vcb = _mm256_set1_epi32((int)T->cbias);
+    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += DQ_SUPER) {
+        size_t len = n - s0 < DQ_SUPER ? n - s0 : DQ_SUPER;
+        size_t j0 = s0 / G, nsb = (len + G - 1) / G, j = 0;
+        float d = h2f(mx_ld16le(sups + 2 * b)), dm = T->asym ? h2f(mx_ld16le(supm + 2 * b)) : 0.0f;
+        float sj[DQ_MAX_GROUPS], mj[DQ_MAX_GROUPS];
+        /* group scales fl(d * c) and mins fl(dm * mc) (exact products), 8 groups at a time */
+        if (j0 % 8u == 0)
+            for (; j + 8 <= nsb; j += 8) {
+                __m256 c = _mm256_cvtepi32_ps(_mm256_sub_epi32(get_codes8(scales, &SP, j0 + j), vcb));
+                _mm256_storeu_ps(sj + j, _mm256_mul_ps(_mm256_set1_ps(d), c));
+                if (T->asym)
+                    _mm256_storeu_ps(mj + j, _mm256_mul_ps(_mm256_set1_ps(dm), _mm256_cvtepi32_ps(get_codes8(mins, &SP, j0 + j))));
+            }
+        for (; j < nsb; j++) {
+            sj[j] = d * (float)((int)mx_planes_get(scales, SP.spec, SP.off, j0 + j) - (int)T->cbias);
+            mj[j] = T->asym ? dm * (float)mx_planes_get(mins, SP.spec, SP.off, j0 + j) : 0.0f;
+        }
+        j = 0;
+        for (size_t g0 = s0; g0 < s0 + len; g0 += G, j++) {
+            size_t gl = s0 + len - g0 < G ? s0 + len - g0 : G, i = 0;
+            float s = sj[j], m = mj[j];
+            const __m256 vs = _mm256_set1_ps(s), vm = _mm256_set1_ps(m);
+            for (; i + 8 <= gl; i += 8) {
+                __m256 q = _mm256_cvtepi32_ps(_mm256_sub_epi32(get_codes8(codes, &CP, g0 + i), vqb));
+                __m256 v = _mm256_mul_ps(q, vs);
+                _mm256_storeu_ps(out + g0 + i, T->asym ? _mm256_add_ps(v, vm) : v);
+            }
+            for (; i < gl; i++) {
+                int q = (int)mx_planes_get(codes, CP.spec, CP.off, g0 + i) - (int)T->qbias;
+                float v = (float)q * s;
+                out[g0 + i] = T->asym ? v + m : v;
+            }
+        }
+    }
+}
+
+#define DQ_WRAPPERS(NAME, T)                                                                                \
+    static void avx2_##NAME##_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p,    \
+                                           mx_rowptrs out)                                                  \
+    {                                                                                                       \
+        dq_quantize(&T, x, n, group, p, out);                                                               \
+    }                                                                                                       \
+    static void avx2_##NAME##_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out)          \
+    {                                                                                                       \
+        dq_dequantize(&T, in, n, group, out);                                                               \
+    }
+
+DQ_WRAPPERS(int4_dq, D_INT4_DQ)
+DQ_WRAPPERS(int2_dq, D_INT2_DQ)
+DQ_WRAPPERS(int3_dq, D_INT3_DQ)
+DQ_WRAPPERS(int6_dq, D_INT6_DQ)
+
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Each kernel is installed only while the table still holds the scalar
+ * kernel it mirrors, so a table change never silently pairs new scalar
+ * semantics with an old SIMD copy (the entry then stays scalar).
+ */
 void mx_simd_fill_avx2(mx_kernel_set *set)
 {
+    static const struct {
+        mixq_qtype id;
+        mx_quantize_row_fn ref_q, q;
+        mx_dequantize_row_fn ref_d, d;
+    } k[] = {
+        {MIXQ_QT_INT8, kernel_int8_quantize_row, avx2_int8_quantize_row, kernel_int8_dequantize_row,
+         avx2_int8_dequantize_row},
+        {MIXQ_QT_INT4S, kernel_int4s_quantize_row, avx2_int4s_quantize_row, kernel_int4s_dequantize_row,
+         avx2_int4s_dequantize_row},
+        {MIXQ_QT_INT4, kernel_int4_quantize_row, avx2_int4_quantize_row, kernel_int4_dequantize_row,
+         avx2_int4_dequantize_row},
+        {MIXQ_QT_INT2, kernel_int2_quantize_row, avx2_int2_quantize_row, kernel_int2_dequantize_row,
+         avx2_int2_dequantize_row},
+        {MIXQ_QT_FP8_E4M3, kernel_fp8_e4m3_quantize_row, avx2_e4m3_quantize_row, kernel_fp8_e4m3_dequantize_row,
+         avx2_e4m3_dequantize_row},
+        {MIXQ_QT_FP8_E5M2, kernel_fp8_e5m2_quantize_row, avx2_e5m2_quantize_row, kernel_fp8_e5m2_dequantize_row,
+         avx2_e5m2_dequantize_row},
+#define DQ_ENTRY(ID, NAME)                                                                                  \
+    {ID, kernel_##NAME##_quantize_row, avx2_##NAME##_quantize_row, kernel_##NAME##_dequantize_row,          \
+     avx2_##NAME##_dequantize_row}
+        DQ_ENTRY(MIXQ_QT_INT4_DQ, int4_dq),
+        DQ_ENTRY(MIXQ_QT_INT2_DQ, int2_dq),
+        DQ_ENTRY(MIXQ_QT_INT3_DQ, int3_dq),
+        DQ_ENTRY(MIXQ_QT_INT6_DQ, int6_dq),
+#undef DQ_ENTRY
+    };
     set->f32_to_f16 = avx2_f32_to_f16;
     set->f16_to_f32 = avx2_f16_to_f32;
     set->f32_to_bf16 = avx2_f32_to_bf16;
     set->bf16_to_f32 = avx2_bf16_to_f32;
-    if (mx_qtypes[MIXQ_QT_INT8].quantize_row == kernel_int8_quantize_row) {
-        set->quantize_row[MIXQ_QT_INT8] = avx2_int8_quantize_row;
-        set->dequantize_row[MIXQ_QT_INT8] = avx2_int8_dequantize_row;
-    }
-    if (mx_qtypes[MIXQ_QT_INT4].quantize_row == kernel_int4_quantize_row) {
-        set->quantize_row[MIXQ_QT_INT4] = avx2_int4_quantize_row;
-        set->dequantize_row[MIXQ_QT_INT4] = avx2_int4_dequantize_row;
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        if (mx_qtypes[k[i].id].quantize_row == k[i].ref_q && set->quantize_row[k[i].id] == k[i].ref_q)
+            set->quantize_row[k[i].id] = k[i].q;
+        if (mx_qtypes[k[i].id].dequantize_row == k[i].ref_d && set->dequantize_row[k[i].id] == k[i].ref_d)
+            set->dequantize_row[k[i].id] = k[i].d;
     }
 }

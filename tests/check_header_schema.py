@@ -483,6 +483,47 @@ def main(argv):
                 print("ok   %s: %d tensors, header %d bytes, data %d bytes"
                       % (label, len(header["tensors"]), pre["header_length"], pre["data_length"]))
 
+        # A planned conversion (docs/PLANNER.md): metadata.plan and per-tensor estimated_error.
+        planned = None
+        model_dir = os.path.join(root, "testdata", "tiny-llama-f32")
+        out = os.path.join(tmp, "planned.mxq")
+        label = "tiny-llama-f32 --target-bpw 6 --candidates int4,int8,f16"
+        r = subprocess.run([exe, "convert", model_dir, "-o", out, "--target-bpw", "6",
+                            "--candidates", "int4,int8,f16", "--quiet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            failures += 1
+            print("FAIL %s: mixq convert exited %d: %s" % (label, r.returncode, (r.stderr or r.stdout).strip()))
+        else:
+            try:
+                pre, header = read_container(out)
+                e = check(validator, header, pre)
+            except Invalid as ex:
+                e = [str(ex)]
+            plan = header["metadata"].get("plan", {}) if not e else {}
+            if not e and plan.get("strategy") != "budget":
+                e.append("metadata/plan/strategy %r, expected 'budget'" % plan.get("strategy"))
+            if not e and not all(isinstance(t.get("estimated_error"), (int, float)) for t in header["tensors"]):
+                e.append("a planned tensor lacks estimated_error")
+            if e:
+                failures += 1
+                print("FAIL %s: %d problem(s)" % (label, len(e)))
+                for line in e[:10]:
+                    print("       " + line)
+            else:
+                planned = header
+                print("ok   %s: %d tensors, plan %s" % (label, len(header["tensors"]), plan.get("strategy")))
+        if planned is not None:
+            for what, mut in [("estimated_error -1", _set(["tensors", 0, "estimated_error"], -1)),
+                              ("plan without strategy", lambda h: h["metadata"]["plan"].pop("strategy"))]:
+                h = copy.deepcopy(planned)
+                mut(h)
+                if validator.is_valid(h):
+                    failures += 1
+                    print("FAIL negative check: a planned header with %s passed the schema" % what)
+                else:
+                    print("ok   negative check: a planned header with %s is rejected" % what)
+
         # The same negative check on a real header.
         if real is not None:
             for what, mut in [("xxh3 \"XYZ\"", _set(["tensors", 0, "xxh3"], "XYZ")),

@@ -10,7 +10,10 @@
  * importance weights; quantize with both paths and compare every section
  * byte for byte (and guard bytes after each), then dequantize the same
  * sections with both and compare the floats bitwise; also dequantize random
- * section bytes.  Conversions: all 65,536 f16 and bf16 patterns to f32, and
+ * section bytes.  The search passes (quant_search.h) of a path that exports
+ * them (mx_search_ops_neon / mx_search_ops_avx2) directly against
+ * mx_search_ops_scalar, bit for bit.
+ * Conversions: all 65,536 f16 and bf16 patterns to f32, and
  * f32 patterns (random, strided over all 2^32, every exponent with rounding
  * boundary mantissas, NaN/Inf/subnormal) to f16 and bf16, at random
  * offsets and lengths for the vector tails.
@@ -100,7 +103,41 @@ static void special_group(float *x, size_t len)
 {
     size_t i;
     float c;
-    switch (below(12)) {
+    switch (below(16)) {
+    case 12: /* exact ties of an asymmetric grid: m + (k + 1/2) s, with m and m + qmax s present, or */
+    case 13: /* of a symmetric grid: (k + 1/2) s, with +-qmax s present */
+    {
+        static const int qmaxes[] = {1, 3, 7, 15, 31, 127};
+        int qmax = qmaxes[below(6)], sym = coin(2);
+        float sc = mx_f16_to_f32((uint16_t)(0x0400u + below(0x7000u))); /* normal f16 */
+        float m = sym ? 0.0f : rand_f16_value() * pow2f(-(int)below(8));
+        while (sc * (float)(2 * qmax + 1) > 60000.0f)
+            sc *= 0.5f;
+        if (!sym && (m + sc * (float)qmax > 65504.0f || m < -65504.0f + sc))
+            m = 0.0f;
+        for (i = 0; i < len; i++) {
+            int k = sym ? (int)below((uint32_t)(2 * qmax)) - qmax : (int)below((uint32_t)qmax);
+            x[i] = clampq(m + ((float)k + 0.5f) * sc);
+        }
+        x[below((uint32_t)len)] = sym ? (float)qmax * sc : m;
+        x[below((uint32_t)len)] = sym ? -(float)qmax * sc : clampq(m + (float)qmax * sc);
+        break;
+    }
+    case 14: /* midpoints of the fp8 grids times a power of two, with the top value present */
+    case 15:
+    {
+        int e4 = coin(2);
+        float sc = pow2f((int)below(24) - (e4 ? 16 : 20)), top = (e4 ? 448.0f : 57344.0f) * sc;
+        for (i = 0; i < len; i++) {
+            uint8_t c = (uint8_t)below(e4 ? 0x7Eu : 0x7Bu);
+            float a = e4 ? mx_e4m3_to_f32(c) : mx_e5m2_to_f32(c);
+            float b = e4 ? mx_e4m3_to_f32((uint8_t)(c + 1)) : mx_e5m2_to_f32((uint8_t)(c + 1));
+            x[i] = clampq((coin(2) ? 1.0f : -1.0f) * ((a + b) * 0.5f) * sc);
+        }
+        if (top <= 65504.0f)
+            x[below((uint32_t)len)] = coin(2) ? top : -top;
+        break;
+    }
     case 0:
         for (i = 0; i < len; i++) x[i] = 0.0f;
         break;
@@ -506,7 +543,7 @@ static void check_qtype(const mx_kernel_set *ref, const mx_kernel_set *simd, con
                 qc.group_size = pick_group(qt);
                 qc.search = search;
                 qc.imp_mode = imp;
-                run_qcase(ref, simd, qt, &qc, r % 2 ? 5 : 0, &cq, &cd);
+                run_qcase(ref, simd, qt, &qc, r % 2 ? 3 : 0, &cq, &cd);
             }
             check_end(&cq, "rows");
         }
@@ -697,6 +734,145 @@ static void check_conversions(const mx_kernel_set *ref, const mx_kernel_set *sim
     free(hb);
 }
 
+/* ---- search passes (quant_search.h) ---- */
+
+#if defined(MIXQ_HAVE_NEON)
+extern const mx_search_ops mx_search_ops_neon; /* src/simd_neon.c */
+#endif
+#if defined(MIXQ_HAVE_AVX2)
+extern const mx_search_ops mx_search_ops_avx2; /* src/simd_avx2.c */
+#endif
+
+/* The search passes of a SIMD path, where its translation unit exports them. */
+static const mx_search_ops *search_ops_for(mx_simd path)
+{
+#if defined(MIXQ_HAVE_NEON)
+    if (path == MX_SIMD_NEON)
+        return &mx_search_ops_neon;
+#endif
+#if defined(MIXQ_HAVE_AVX2)
+    if (path == MX_SIMD_AVX2)
+        return &mx_search_ops_avx2;
+#endif
+    (void)path;
+    return NULL;
+}
+
+/* Bitwise equality of two results (any two NaNs match). */
+static int same_f(float a, float b) { return mx_f32_bits(a) == mx_f32_bits(b) || (a != a && b != b); }
+
+static float rand_ratio(void)
+{
+    static const float r[] = {1.0f, 1.0625f, 1.125f, 1.25f, 1.5f, 0.9375f, 0.5f, 2.0f};
+    return coin(3) ? 0.25f + 2.0f * unit() : r[below(8)];
+}
+
+/*
+ * The passes of a SIMD path against mx_search_ops_scalar on random groups
+ * and parameters like the drivers pass (and some they never do: d = 0,
+ * negative or huge scales).
+ */
+static void check_search_passes(const mx_search_ops *ops, const char *path, unsigned rows)
+{
+    static const int sym_ranges[][2] = {{-127, 127}, {-8, 7}, {-4, 3}, {-32, 31}, {-128, 127}, {0, 63}, {0, 15}};
+    static const int asym_L[] = {15, 3, 63, 1, 7, 31};
+    const mx_search_ops *ref = &mx_search_ops_scalar;
+    check cs, cp, ce, ap, ae;
+    check_begin(&cs, "%s search pass stats", path);
+    check_begin(&cp, "%s search pass sym_pass", path);
+    check_begin(&ce, "%s search pass sym_err", path);
+    check_begin(&ap, "%s search pass asym_pass", path);
+    check_begin(&ae, "%s search pass asym_err", path);
+    for (unsigned r = 0; r < rows; r++) {
+        uint64_t seed = mix64(base_seed ^ 0x5EA4C8u ^ ((uint64_t)r << 20));
+        size_t n;
+        float *x, *w = NULL;
+        mx_gstats sa, sb;
+        rng = seed;
+        n = coin(3) ? 1 + below(24) : 1 + below(400);
+        x = malloc(n * sizeof *x);
+        if (!x) {
+            fprintf(stderr, "kernel_check: out of memory\n");
+            exit(2);
+        }
+        gen_row(x, n, n, coin(2) ? 1 : 0);
+        if (coin(3)) {
+            w = malloc(n * sizeof *w);
+            if (!w) {
+                fprintf(stderr, "kernel_check: out of memory\n");
+                exit(2);
+            }
+            gen_importance(w, n, 1 + (int)below(2));
+        }
+
+        ref->stats(x, w, n, &sa);
+        ops->stats(x, w, n, &sb);
+        cs.cases++;
+        if (!same_f(sa.lo, sb.lo) || !same_f(sa.hi, sb.hi) || !same_f(sa.amax, sb.amax) || !same_f(sa.sw, sb.sw) ||
+            !same_f(sa.sx, sb.sx))
+            check_fail(&cs, "n=%zu seed=0x%016" PRIx64 ": lo %a/%a hi %a/%a amax %a/%a sw %a/%a sx %a/%a", n, seed,
+                       (double)sa.lo, (double)sb.lo, (double)sa.hi, (double)sb.hi, (double)sa.amax, (double)sb.amax,
+                       (double)sa.sw, (double)sb.sw, (double)sa.sx, (double)sb.sx);
+
+        for (int k = 0; k < 4; k++) {
+            unsigned ri = below(sizeof sym_ranges / sizeof sym_ranges[0]);
+            int qlo = sym_ranges[ri][0], qhi = sym_ranges[ri][1];
+            float xm = sa.amax > 0.0f ? (coin(2) ? sa.amax : -sa.amax) : 1.0f;
+            float id = (float)(coin(2) ? qlo : qhi) * rand_ratio() / xm, a1, a2, b1, b2, e1, e2, d;
+            if (coin(8))
+                id = coin(2) ? 0.0f : 1e30f;
+            ref->sym_pass(x, w, n, qlo, qhi, id, &a1, &b1);
+            ops->sym_pass(x, w, n, qlo, qhi, id, &a2, &b2);
+            cp.cases++;
+            if (!same_f(a1, a2) || !same_f(b1, b2))
+                check_fail(&cp, "n=%zu q=[%d,%d] id=%a seed=0x%016" PRIx64 ": sxq %a/%a sqq %a/%a", n, qlo, qhi,
+                           (double)id, seed, (double)a1, (double)a2, (double)b1, (double)b2);
+
+            d = mx_f16_to_f32(mx_f32_to_f16(xm / (float)qhi * rand_ratio()));
+            if (coin(8))
+                d = coin(2) ? 0.0f : -d;
+            e1 = ref->sym_err(x, w, n, qlo, qhi, d);
+            e2 = ops->sym_err(x, w, n, qlo, qhi, d);
+            ce.cases++;
+            if (!same_f(e1, e2))
+                check_fail(&ce, "n=%zu q=[%d,%d] d=%a seed=0x%016" PRIx64 ": %a/%a", n, qlo, qhi, (double)d, seed,
+                           (double)e1, (double)e2);
+        }
+        for (int k = 0; k < 4; k++) {
+            int L = asym_L[below(sizeof asym_L / sizeof asym_L[0])];
+            float R = sa.hi - sa.lo, a = sa.lo + 0.0625f * (float)below(3) * R, b = sa.hi - 0.0625f * (float)below(3) * R;
+            float id = R > 0.0f && b > a ? (float)L / (b - a) : 1.0f, q1, q2, r1, r2, t1, t2, e1, e2, sc, m;
+            if (coin(4))
+                id *= rand_ratio();
+            ref->asym_pass(x, w, n, L, a, id, &q1, &r1, &t1);
+            ops->asym_pass(x, w, n, L, a, id, &q2, &r2, &t2);
+            ap.cases++;
+            if (!same_f(q1, q2) || !same_f(r1, r2) || !same_f(t1, t2))
+                check_fail(&ap, "n=%zu L=%d m=%a id=%a seed=0x%016" PRIx64 ": sq %a/%a sqq %a/%a sxq %a/%a", n, L,
+                           (double)a, (double)id, seed, (double)q1, (double)q2, (double)r1, (double)r2, (double)t1,
+                           (double)t2);
+
+            m = mx_f16_to_f32(mx_f16_round_down(a));
+            sc = mx_f16_to_f32(mx_f32_to_f16((R > 0.0f ? R : 1.0f) / (float)L * rand_ratio()));
+            if (coin(8))
+                sc = coin(2) ? 0.0f : -sc;
+            e1 = ref->asym_err(x, w, n, L, sc, m);
+            e2 = ops->asym_err(x, w, n, L, sc, m);
+            ae.cases++;
+            if (!same_f(e1, e2))
+                check_fail(&ae, "n=%zu L=%d s=%a m=%a seed=0x%016" PRIx64 ": %a/%a", n, L, (double)sc, (double)m, seed,
+                           (double)e1, (double)e2);
+        }
+        free(x);
+        free(w);
+    }
+    check_end(&cs, "groups");
+    check_end(&cp, "calls");
+    check_end(&ce, "calls");
+    check_end(&ap, "calls");
+    check_end(&ae, "calls");
+}
+
 /* ---- main ---- */
 
 /* The set of each path matches the table: quantize/dequantize present exactly for quantized types. */
@@ -763,13 +939,17 @@ int main(void)
         simd_paths++;
         check_set_shape(simd);
         check_conversions(ref, simd, iter_scale);
+        if (search_ops_for(simd->path))
+            check_search_passes(search_ops_for(simd->path), mx_simd_name(simd->path), 1000 * iter_scale);
+        else
+            note("%s search passes not exported to this test", mx_simd_name(simd->path));
         for (int t = 0; t < MIXQ_QT_COUNT; t++) {
             const qtype_desc *qt = qtype_get((mixq_qtype)t);
             if (!qt || !qt->quantized || !qt->quantize_row || !qt->dequantize_row)
                 continue;
             if (!simd->quantize_row[t] || !simd->dequantize_row[t])
                 continue; /* reported by check_set_shape */
-            check_qtype(ref, simd, qt, 60 * iter_scale);
+            check_qtype(ref, simd, qt, 300 * iter_scale);
         }
     }
     if (simd_paths == 0)

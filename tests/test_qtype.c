@@ -238,3 +238,252 @@ Test(qtype, layout_rejects)
     cr_assert_eq(l.offset[MIXQ_SEC_SCALES], 1ull << 40);
     cr_assert_eq(l.length[MIXQ_SEC_SCALES], (1ull << 20) * 4096 * 2);
 }
+
+/* ---- the type family (FORMAT.md §4.3-§4.10, §5) ---- */
+
+/* The descriptor even when the build leaves its name NULL (fp8 before its kernels land). */
+static const qtype_desc *RAWQT(mixq_qtype id) { return &mx_qtypes[id]; }
+
+static qlayout lay_any(const qtype_desc *qt, uint64_t rows, uint64_t k, unsigned g)
+{
+    qlayout l;
+    cr_assert(qtype_layout(qt, ST_F32, rows, k, g, &l), "layout %d %llu x %llu g%u failed", (int)qt->id,
+              (unsigned long long)rows, (unsigned long long)k, g);
+    return l;
+}
+
+static unsigned plane_sum(const uint8_t *p)
+{
+    unsigned s = 0;
+    for (int i = 0; i < QT_MAX_PLANES; i++) s += p[i];
+    return s;
+}
+
+Test(qtype, table_is_consistent)
+{
+    for (int i = 0; i < MIXQ_QT_COUNT; i++) {
+        const qtype_desc *q = RAWQT((mixq_qtype)i);
+        cr_assert_eq(q->id, (mixq_qtype)i, "entry %d", i);
+        if (!q->quantized) {
+            cr_assert_eq(q->sections, QT_SEC(MIXQ_SEC_DATA), "%s", q->name);
+            cr_assert_eq(q->scale_kind, QS_NONE);
+            continue;
+        }
+        /* sections: codes + scales always, mins iff asymmetric, super sections iff super-blocks */
+        unsigned want = QT_SEC(MIXQ_SEC_CODES) | QT_SEC(MIXQ_SEC_SCALES);
+        if (!q->symmetric) want |= QT_SEC(MIXQ_SEC_MINS);
+        if (q->super_block) {
+            want |= QT_SEC(MIXQ_SEC_SUPER_SCALES);
+            if (!q->symmetric) want |= QT_SEC(MIXQ_SEC_SUPER_MINS);
+        }
+        cr_assert_eq(q->sections, want, "type %d sections %#x", i, q->sections);
+        cr_assert_eq(plane_sum(q->code_planes), q->code_bits, "type %d code planes", i);
+        cr_assert_eq(plane_sum(q->scale_planes), q->scale_bits, "type %d scale planes", i);
+        for (int p = 0; p < QT_MAX_PLANES && q->code_planes[p]; p++)
+            cr_assert(q->code_planes[p] == 1 || q->code_planes[p] == 2 || q->code_planes[p] == 4 ||
+                      q->code_planes[p] == 8);
+        cr_assert_eq(q->scale_kind == QS_CODE, q->super_block != 0, "type %d", i);
+        cr_assert_eq(q->scale_kind == QS_F16, q->scale_bits == 16);
+        cr_assert_eq(q->scale_kind == QS_F32, q->scale_bits == 32);
+        cr_assert(q->group_min && q->group_min <= q->group_max);
+        if (q->super_block) cr_assert_eq(q->super_block % q->group_max, 0, "groups tile the super-block");
+        cr_assert(qtype_group_ok(q, q->group_default), "type %d default group %u", i, q->group_default);
+        cr_assert(!q->tensor_scale || q->allow_row_group);
+        if (q->name) {
+            cr_assert_not_null(q->quantize_row);
+            cr_assert_not_null(q->dequantize_row);
+        }
+        /* every section the mask names gets a layout entry, and no other */
+        qlayout l = lay_any(q, 3, 300, q->group_default ? q->group_default : q->group_min);
+        for (int k = 0; k < MIXQ_SECTION_COUNT; k++)
+            cr_assert_eq(l.length[k] != 0, qtype_has_section(q, (mixq_section_kind)k), "type %d section %d", i, k);
+    }
+    cr_assert(!qtype_has_section(QT(MIXQ_QT_INT8), MIXQ_SECTION_COUNT));
+    cr_assert(!qtype_has_section(QT(MIXQ_QT_INT8), (mixq_section_kind)-1));
+}
+
+Test(qtype, family_names_round_trip)
+{
+    static const struct { mixq_qtype id; const char *name; } t[] = {
+        {MIXQ_QT_INT4S, "int4s"},     {MIXQ_QT_INT2, "int2"},       {MIXQ_QT_INT4_DQ, "int4_dq"},
+        {MIXQ_QT_INT2_DQ, "int2_dq"}, {MIXQ_QT_INT3_DQ, "int3_dq"}, {MIXQ_QT_INT6_DQ, "int6_dq"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        mixq_qtype got = MIXQ_QT_COUNT;
+        cr_assert_str_eq(mixq_qtype_name(t[i].id), t[i].name);
+        cr_assert_eq(mixq_qtype_from_name(t[i].name, &got), MIXQ_OK);
+        cr_assert_eq(got, t[i].id);
+    }
+    cr_assert_str_eq(mixq_section_name(MIXQ_SEC_SUPER_SCALES), "super_scales");
+    cr_assert_str_eq(mixq_section_name(MIXQ_SEC_SUPER_MINS), "super_mins");
+    cr_assert(QT(MIXQ_QT_INT4S)->symmetric && !QT(MIXQ_QT_INT2)->symmetric);
+    cr_assert(!QT(MIXQ_QT_INT4_DQ)->symmetric && !QT(MIXQ_QT_INT2_DQ)->symmetric);
+    cr_assert(QT(MIXQ_QT_INT3_DQ)->symmetric && QT(MIXQ_QT_INT6_DQ)->symmetric);
+}
+
+Test(qtype, family_groups)
+{
+    for (unsigned g = 0; g <= 512; g++) {
+        int pow2 = g != 0 && (g & (g - 1)) == 0;
+        cr_assert_eq(qtype_group_ok(QT(MIXQ_QT_INT4S), g), pow2 && g >= 16 && g <= 256, "int4s %u", g);
+        cr_assert_eq(qtype_group_ok(QT(MIXQ_QT_INT2), g), pow2 && g >= 16 && g <= 128, "int2 %u", g);
+        cr_assert_eq(qtype_group_ok(QT(MIXQ_QT_INT4_DQ), g), pow2 && g >= 16 && g <= 64, "int4_dq %u", g);
+        cr_assert_eq(qtype_group_ok(QT(MIXQ_QT_INT2_DQ), g), g == 16, "int2_dq %u", g);
+        cr_assert_eq(qtype_group_ok(QT(MIXQ_QT_INT3_DQ), g), g == 16, "int3_dq %u", g);
+        cr_assert_eq(qtype_group_ok(QT(MIXQ_QT_INT6_DQ), g), g == 16, "int6_dq %u", g);
+        int fp8 = g == 0 || (pow2 && g >= 32 && g <= 256);
+        cr_assert_eq(qtype_group_ok(RAWQT(MIXQ_QT_FP8_E4M3), g), fp8, "fp8 %u", g);
+    }
+    cr_assert_eq(QT(MIXQ_QT_INT4S)->group_default, 32);
+    cr_assert_eq(QT(MIXQ_QT_INT2)->group_default, 32);
+    cr_assert_eq(QT(MIXQ_QT_INT4_DQ)->group_default, 32);
+    cr_assert_eq(QT(MIXQ_QT_INT6_DQ)->group_default, 16);
+}
+
+Test(qtype, nominal_bits_per_weight)
+{
+    cr_assert_float_eq(qtype_nominal_bpw(QT(MIXQ_QT_INT8), 32), 8.5, 1e-12);
+    cr_assert_float_eq(qtype_nominal_bpw(QT(MIXQ_QT_INT4), 64), 4.5, 1e-12);
+    cr_assert_float_eq(qtype_nominal_bpw(QT(MIXQ_QT_INT4S), 32), 4.5, 1e-12);
+    cr_assert_float_eq(qtype_nominal_bpw(QT(MIXQ_QT_INT2), 32), 3.0, 1e-12);
+    cr_assert_float_eq(qtype_nominal_bpw(QT(MIXQ_QT_INT4_DQ), 32), 4.5, 1e-12);
+    cr_assert_float_eq(qtype_nominal_bpw(QT(MIXQ_QT_INT2_DQ), 16), 2.625, 1e-12);
+    cr_assert_float_eq(qtype_nominal_bpw(QT(MIXQ_QT_INT3_DQ), 16), 3.4375, 1e-12);
+    cr_assert_float_eq(qtype_nominal_bpw(QT(MIXQ_QT_INT6_DQ), 16), 6.5625, 1e-12);
+    cr_assert_float_eq(qtype_nominal_bpw(RAWQT(MIXQ_QT_FP8_E4M3), 32), 9.0, 1e-12);
+    cr_assert_eq(qtype_nominal_bpw(QT(MIXQ_QT_F16), 32), 0.0);
+    /* A large matrix stores exactly the nominal figure (every section a multiple of 64). */
+    static const struct { mixq_qtype id; unsigned g; double bpw; } t[] = {
+        {MIXQ_QT_INT8, 32, 8.5},       {MIXQ_QT_INT4, 64, 4.5},       {MIXQ_QT_INT4S, 32, 4.5},
+        {MIXQ_QT_INT2, 32, 3.0},       {MIXQ_QT_INT4_DQ, 32, 4.5},    {MIXQ_QT_INT2_DQ, 16, 2.625},
+        {MIXQ_QT_INT3_DQ, 16, 3.4375}, {MIXQ_QT_INT6_DQ, 16, 6.5625}, {MIXQ_QT_INT4_DQ, 64, 4.3125},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        qlayout l = lay(t[i].id, ST_BF16, 4096, 4096, t[i].g);
+        cr_assert_eq((double)l.total * 8.0 / (4096.0 * 4096.0), t[i].bpw, "%s", mixq_qtype_name(t[i].id));
+        cr_assert_float_eq(qtype_nominal_bpw(QT(t[i].id), t[i].g), t[i].bpw, 1e-12);
+    }
+}
+
+Test(qtype, layout_int4s_int2)
+{
+    /* int4s: 3 rows of 101, group 32: codes 51 bytes, 4 groups -> 8 bytes of f16 scales, no mins. */
+    qlayout l = lay(MIXQ_QT_INT4S, ST_F32, 3, 101, 32);
+    cr_assert_eq(l.groups_per_row, 4);
+    expect_sec(&l, MIXQ_SEC_CODES, 51, 0, 153);
+    expect_sec(&l, MIXQ_SEC_SCALES, 8, 192, 24);
+    expect_sec(&l, MIXQ_SEC_MINS, 0, 0, 0);
+    cr_assert_eq(l.total, 216);
+    /* int2: 2 rows of 7 (partial byte), group 16: codes 2 bytes per row. */
+    l = lay(MIXQ_QT_INT2, ST_F32, 2, 7, 16);
+    expect_sec(&l, MIXQ_SEC_CODES, 2, 0, 4);
+    expect_sec(&l, MIXQ_SEC_SCALES, 2, 64, 4);
+    expect_sec(&l, MIXQ_SEC_MINS, 2, 128, 4);
+    cr_assert_eq(l.total, 132);
+    /* int2: 300 elements, group 128: 75 bytes of codes, 3 groups. */
+    l = lay(MIXQ_QT_INT2, ST_F32, 1, 300, 128);
+    expect_sec(&l, MIXQ_SEC_CODES, 75, 0, 75);
+    expect_sec(&l, MIXQ_SEC_SCALES, 6, 128, 6);
+    expect_sec(&l, MIXQ_SEC_MINS, 6, 192, 6);
+}
+
+Test(qtype, layout_dq)
+{
+    /* int4_dq, 2 rows of 300, G = 32: 10 groups (9 x 32 + 12), 2 super-blocks (256 + 44).
+     * codes 150; 6-bit codes: ceil(10/2) + ceil(10/4) = 5 + 3 = 8; super 4 bytes. */
+    qlayout l = lay(MIXQ_QT_INT4_DQ, ST_F32, 2, 300, 32);
+    cr_assert_eq(l.groups_per_row, 10);
+    cr_assert_eq(l.supers_per_row, 2);
+    expect_sec(&l, MIXQ_SEC_CODES, 150, 0, 300);
+    expect_sec(&l, MIXQ_SEC_SCALES, 8, 320, 16);
+    expect_sec(&l, MIXQ_SEC_MINS, 8, 384, 16);
+    expect_sec(&l, MIXQ_SEC_SUPER_SCALES, 4, 448, 8);
+    expect_sec(&l, MIXQ_SEC_SUPER_MINS, 4, 512, 8);
+    cr_assert_eq(l.total, 520);
+
+    /* int2_dq, 1 row of 257: 17 groups, 2 super-blocks; codes 65; 4-bit codes 9 bytes. */
+    l = lay(MIXQ_QT_INT2_DQ, ST_F32, 1, 257, 16);
+    expect_sec(&l, MIXQ_SEC_CODES, 65, 0, 65);
+    expect_sec(&l, MIXQ_SEC_SCALES, 9, 128, 9);
+    expect_sec(&l, MIXQ_SEC_MINS, 9, 192, 9);
+    expect_sec(&l, MIXQ_SEC_SUPER_SCALES, 4, 256, 4);
+    expect_sec(&l, MIXQ_SEC_SUPER_MINS, 4, 320, 4);
+    cr_assert_eq(l.total, 324);
+
+    /* int3_dq, 3 rows of 100: codes ceil(100/4) + ceil(100/8) = 25 + 13 = 38; 7 groups ->
+     * 6-bit codes 4 + 2 = 6; one super-block. Symmetric: no mins. */
+    l = lay(MIXQ_QT_INT3_DQ, ST_F32, 3, 100, 16);
+    expect_sec(&l, MIXQ_SEC_CODES, 38, 0, 114);
+    expect_sec(&l, MIXQ_SEC_SCALES, 6, 128, 18);
+    expect_sec(&l, MIXQ_SEC_MINS, 0, 0, 0);
+    expect_sec(&l, MIXQ_SEC_SUPER_SCALES, 2, 192, 6);
+    expect_sec(&l, MIXQ_SEC_SUPER_MINS, 0, 0, 0);
+    cr_assert_eq(l.total, 198);
+
+    /* int6_dq, 1 row of 1: codes 1 + 1; one group, one byte; one super-block. */
+    l = lay(MIXQ_QT_INT6_DQ, ST_F32, 1, 1, 16);
+    expect_sec(&l, MIXQ_SEC_CODES, 2, 0, 2);
+    expect_sec(&l, MIXQ_SEC_SCALES, 1, 64, 1);
+    expect_sec(&l, MIXQ_SEC_SUPER_SCALES, 2, 128, 2);
+    cr_assert_eq(l.total, 130);
+
+    /* int6_dq 4096 x 4096: 3072 + 256 + 32 bytes per row = 6.5625 bits per weight. */
+    l = lay(MIXQ_QT_INT6_DQ, ST_BF16, 4096, 4096, 16);
+    cr_assert_eq(l.row_bytes[MIXQ_SEC_CODES] + l.row_bytes[MIXQ_SEC_SCALES] + l.row_bytes[MIXQ_SEC_SUPER_SCALES],
+                 3360);
+    /* int4_dq at 4096 elements per row: 2304 bytes per row = 4.5 bits per weight. */
+    l = lay(MIXQ_QT_INT4_DQ, ST_BF16, 1, 4096, 32);
+    uint64_t per_row = 0;
+    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) per_row += l.row_bytes[k];
+    cr_assert_eq(per_row, 2304);
+    cr_assert_eq(per_row * 8, 4096 * 9 / 2);
+
+    /* zero elements: everything 0 */
+    l = lay(MIXQ_QT_INT4_DQ, ST_F32, 5, 0, 32);
+    cr_assert_eq(l.total, 0);
+    l = lay(MIXQ_QT_INT3_DQ, ST_F32, 0, 100, 16);
+    cr_assert_eq(l.total, 0);
+    /* DQ types take no per-row group. */
+    qlayout bad;
+    cr_assert(!qtype_layout(QT(MIXQ_QT_INT4_DQ), ST_F32, 1, 64, 0, &bad));
+    cr_assert(!qtype_layout(QT(MIXQ_QT_INT4_DQ), ST_F32, 1, 64, 128, &bad));
+}
+
+Test(qtype, layout_fp8_per_tensor_scale)
+{
+    const qtype_desc *q = RAWQT(MIXQ_QT_FP8_E4M3);
+    /* group 0: one binary32 for the whole tensor, row stride 0 */
+    qlayout l = lay_any(q, 10, 100, 0);
+    cr_assert(l.per_tensor);
+    cr_assert_eq(l.group, 100);
+    expect_sec(&l, MIXQ_SEC_CODES, 100, 0, 1000);
+    expect_sec(&l, MIXQ_SEC_SCALES, 0, 1024, 4);
+    cr_assert_eq(l.total, 1028);
+    /* per group: 4 bytes per group per row */
+    l = lay_any(q, 10, 100, 32);
+    cr_assert(!l.per_tensor);
+    expect_sec(&l, MIXQ_SEC_SCALES, 16, 1024, 160);
+    /* no elements: no scale either */
+    l = lay_any(q, 0, 100, 0);
+    cr_assert_eq(l.total, 0);
+    l = lay_any(RAWQT(MIXQ_QT_FP8_E5M2), 3, 0, 0);
+    cr_assert_eq(l.total, 0);
+    /* int8 group 0 is still one scale per row */
+    l = lay(MIXQ_QT_INT8, ST_F32, 10, 100, 0);
+    cr_assert(!l.per_tensor);
+    expect_sec(&l, MIXQ_SEC_SCALES, 2, 1024, 20);
+}
+
+Test(qtype, plane_bytes)
+{
+    static const uint8_t p3[QT_MAX_PLANES] = {2, 1}, p6[QT_MAX_PLANES] = {4, 2}, p16[QT_MAX_PLANES] = {16};
+    uint64_t b;
+    cr_assert(qtype_plane_bytes(p3, 10, &b) && b == 3 + 2);
+    cr_assert(qtype_plane_bytes(p6, 5, &b) && b == 3 + 2);
+    cr_assert(qtype_plane_bytes(p6, 0, &b) && b == 0);
+    cr_assert(qtype_plane_bytes(p16, 7, &b) && b == 14);
+    cr_assert(!qtype_plane_bytes(p16, UINT64_MAX / 4, &b));
+    qlayout l;
+    cr_assert(!qtype_layout(QT(MIXQ_QT_INT6_DQ), ST_F32, 1, UINT64_MAX / 2, 16, &l));
+    cr_assert(!qtype_layout(QT(MIXQ_QT_INT3_DQ), ST_F32, UINT64_MAX / 8, 64, 16, &l));
+}

@@ -28,7 +28,15 @@
 
 #include "half.h"
 #include "qtype.h"
+#include "quant_search.h"
 #include "simd.h"
+
+/*
+ * The search passes of the SIMD paths (defined in src/simd_<path>.c when it
+ * is built; weak, so a build without them links and the test skips).
+ */
+extern const mx_search_ops mx_search_ops_avx2 __attribute__((weak));
+extern const mx_search_ops mx_search_ops_neon __attribute__((weak));
 
 /* ---- random numbers ---- */
 
@@ -97,12 +105,19 @@ Test(simd, sets_complete)
         cr_assert_neq(paths[p]->path, MX_SIMD_SCALAR);
         cr_assert(paths[p]->f32_to_f16 && paths[p]->f16_to_f32 && paths[p]->f32_to_bf16 &&
                   paths[p]->bf16_to_f32);
+        char own[512] = "";
         for (int t = 0; t < MIXQ_QT_COUNT; t++) {
+            const qtype_desc *qt = qtype_get((mixq_qtype)t);
+            if (qt && ref->quantize_row[t])
+                snprintf(own + strlen(own), sizeof own - strlen(own), " %s%s%s", qt->name,
+                         paths[p]->quantize_row[t] != ref->quantize_row[t] ? "+q" : "",
+                         paths[p]->dequantize_row[t] != ref->dequantize_row[t] ? "+d" : "");
             cr_assert_eq(paths[p]->quantize_row[t] != NULL, ref->quantize_row[t] != NULL,
                          "%s: quantize_row[%d]", mx_simd_name(paths[p]->path), t);
             cr_assert_eq(paths[p]->dequantize_row[t] != NULL, ref->dequantize_row[t] != NULL,
                          "%s: dequantize_row[%d]", mx_simd_name(paths[p]->path), t);
         }
+        cr_log_info("%s kernels (+q / +d: own quantize / dequantize):%s", mx_simd_name(paths[p]->path), own);
     }
 }
 
@@ -295,9 +310,9 @@ static void rowbuf_new(rowbuf *r, const qlayout *l, size_t misalign, uint8_t fil
 {
     memset(r, 0, sizeof *r);
     for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
-        if (l->row_bytes[k] == 0)
+        if (l->length[k] == 0) /* one row: length = row bytes, or the per-tensor scale */
             continue;
-        r->bytes[k] = (size_t)l->row_bytes[k];
+        r->bytes[k] = (size_t)l->length[k];
         r->base[k] = malloc(r->bytes[k] + misalign);
         cr_assert_not_null(r->base[k]);
         r->sec[k] = r->base[k] + misalign;
@@ -336,11 +351,82 @@ static int group_sizes(const qtype_desc *qt, unsigned *gs)
     return k;
 }
 
-enum { DATA_KINDS = 10 };
+enum { DATA_KINDS = 12, KIND_NEAR_TIES = 10 };
 static const char *const data_names[DATA_KINDS] = {
     "gauss+outliers", "all-zero", "constant groups", "+-65504", "f16-subnormal range",
     "f32 subnormals", "ties (k/2, k/4)", "wide range", "mixed groups", "few distinct values",
+    "near decision boundaries", "near decision boundaries (wide)",
 };
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static float step_ulps(float v, int k)
+{
+    while (k > 0) { v = nextafterf(v, INFINITY); k--; }
+    while (k < 0) { v = nextafterf(v, -INFINITY); k++; }
+    return v;
+}
+
+/*
+ * Moves values onto (and a few ulps around) the decision boundaries of the
+ * reference quantizer, found generically: quantize x with the scalar kernel
+ * (RTN), dequantize, and take the midpoints between consecutive distinct
+ * reconstruction levels of each group.  The group's min and max elements are
+ * kept so that the RTN scale (and min) stay the same.  This is where a
+ * reciprocal multiply, an FMA or a different rounding would change a code.
+ */
+static void near_ties(float *x, size_t n, const qlayout *l, int t, uint64_t *rng)
+{
+    const mx_kernel_set *ref = mx_kernels_for(MX_SIMD_SCALAR);
+    size_t g = l->group;
+    mx_rowptrs o;
+    mx_crowptrs in;
+    uint8_t *sec[MIXQ_SECTION_COUNT];
+    float *xh = malloc(n * 4), *lv = malloc((g + 1) * 4);
+    mx_qparams qp = {NULL, false, -1.0f};
+    cr_assert(xh && lv);
+    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
+        size_t b = (size_t)l->length[k];
+        sec[k] = b ? malloc(b) : NULL;
+        o.sec[k] = sec[k];
+        in.sec[k] = sec[k];
+    }
+    if (l->per_tensor) {
+        for (size_t i = 0; i < n; i++) qp.tensor_absmax = fmaxf(qp.tensor_absmax, fabsf(x[i]));
+    }
+    ref->quantize_row[t](x, n, (unsigned)g, &qp, o);
+    ref->dequantize_row[t](in, n, (unsigned)g, xh);
+    for (size_t s = 0; s < n; s += g) {
+        size_t len = n - s < g ? n - s : g, nl = 0, imin = s, imax = s;
+        for (size_t i = s; i < s + len; i++) {
+            if (x[i] < x[imin]) imin = i;
+            if (x[i] > x[imax]) imax = i;
+        }
+        memcpy(lv, xh + s, len * 4);
+        qsort(lv, len, 4, cmp_float);
+        for (size_t i = 0; i < len; i++)
+            if (nl == 0 || lv[i] != lv[nl - 1])
+                lv[nl++] = lv[i];
+        if (nl < 2)
+            continue;
+        for (size_t i = s; i < s + len; i++) {
+            if (i == imin || i == imax)
+                continue;
+            size_t k = rng_below(rng, nl - 1);
+            float mid = (float)(((double)lv[k] + (double)lv[k + 1]) / 2);
+            mid = step_ulps(mid, (int)rng_below(rng, 5) - 2);
+            if (mid >= x[imin] && mid <= x[imax])
+                x[i] = mid;
+        }
+    }
+    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) free(sec[k]);
+    free(xh);
+    free(lv);
+}
 
 /* Fills x[0..n) with data of a kind; group is the effective group size. */
 static void gen_data(float *x, size_t n, size_t group, int kind, uint64_t *rng)
@@ -412,12 +498,21 @@ static void gen_data(float *x, size_t n, size_t group, int kind, uint64_t *rng)
             }
         }
         break;
-    default: {
+    case 9: {
         float v[3] = {clampq(rng_gauss(rng) * scale), clampq(rng_gauss(rng) * scale), 0.0f};
         for (size_t i = 0; i < n; i++) x[i] = v[rng_below(rng, 3)];
         break;
     }
+    default:
+        cr_assert_fail("data kind %d", kind);
     }
+}
+
+static void make_data(float *x, size_t n, const qlayout *l, int t, int kind, uint64_t *rng)
+{
+    gen_data(x, n, l->group, kind == KIND_NEAR_TIES ? 0 : kind == KIND_NEAR_TIES + 1 ? 7 : kind, rng);
+    if (kind >= KIND_NEAR_TIES)
+        near_ties(x, n, l, t, rng);
 }
 
 static size_t pick_n(uint64_t *rng, unsigned group_size)
@@ -489,7 +584,7 @@ static void check_type(const mx_kernel_set *ps, const qtype_desc *qt, uint64_t s
         float *xb = malloc((n + mis_x) * 4), *imp = malloc(n * 4);
         cr_assert(xb && imp);
         float *x = xb + mis_x;
-        gen_data(x, n, g, kind, &rng);
+        make_data(x, n, &l, t, kind, &rng);
 
         mx_qparams qp;
         memset(&qp, 0, sizeof qp);
@@ -505,9 +600,12 @@ static void check_type(const mx_kernel_set *ps, const qtype_desc *qt, uint64_t s
                 for (size_t i = 0; i < g; i++) imp[i] = 0.0f;
             qp.importance = imp;
         }
+        /* per-tensor scale types with group_size 0: absmax of "the tensor" (>= this row's) */
         float amax = 0.0f;
         for (size_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
-        qp.tensor_absmax = rng_below(&rng, 3) == 0 ? clampq((double)amax * (1.0 + 4.0 * rng_unit(&rng))) : amax;
+        if (rng_below(&rng, 3) == 0)
+            amax = clampq((double)amax * (1.0 + 4.0 * rng_unit(&rng)));
+        qp.tensor_absmax = l.per_tensor ? amax : -1.0f;
         const mx_qparams *pp = mode == 0 ? NULL : &qp;
 
         snprintf(ctx, sizeof ctx, "%s %s case %d (seed %llu): n=%zu group_size=%u data=%s search=%d importance=%s%s",
@@ -560,8 +658,8 @@ Test(simd, quantize_dequantize_all_types, .timeout = 1200)
     cr_assert_gt(nt, 0);
     for (int p = 0; p < np; p++)
         for (int i = 0; i < nt; i++)
-            for (uint64_t seed = 1; seed <= 12; seed++)
-                check_type(paths[p], types[i], seed, 100);
+            for (uint64_t seed = 1; seed <= 24; seed++)
+                check_type(paths[p], types[i], seed, 120);
 }
 
 /* Rows of exactly one group, short rows and rows ending in a short group, every length 1..300. */
@@ -585,11 +683,15 @@ Test(simd, every_short_length, .timeout = 600)
                         cr_assert(qtype_layout(qt, ST_F32, 1, n, gs[gi], &l));
                         float *x = malloc(n * 4);
                         cr_assert(x);
-                        gen_data(x, n, l.group, (int)(n % DATA_KINDS), &rng);
+                        make_data(x, n, &l, qt->id, (int)(n % DATA_KINDS), &rng);
                         mx_qparams qp;
                         memset(&qp, 0, sizeof qp);
                         qp.search = search != 0;
-                        for (size_t i = 0; i < n; i++) qp.tensor_absmax = fmaxf(qp.tensor_absmax, fabsf(x[i]));
+                        qp.tensor_absmax = -1.0f;
+                        if (l.per_tensor) {
+                            qp.tensor_absmax = 0.0f;
+                            for (size_t i = 0; i < n; i++) qp.tensor_absmax = fmaxf(qp.tensor_absmax, fabsf(x[i]));
+                        }
                         rowbuf a, b;
                         rowbuf_new(&a, &l, 0, 0x5A);
                         rowbuf_new(&b, &l, 0, 0xA5);
@@ -605,4 +707,109 @@ Test(simd, every_short_length, .timeout = 600)
                         free(x);
                     }
         }
+}
+
+/* ---- the search passes (quant_search.h), directly ---- */
+
+static void cmp_bits(float a, float b, const char *what, const char *ctx)
+{
+    if (f2u(a) != f2u(b))
+        cr_assert_fail("%s: %s: simd %08x (%a), scalar %08x (%a)", ctx, what, f2u(a), (double)a, f2u(b), (double)b);
+}
+
+Test(simd, search_passes)
+{
+    const mx_search_ops *ref = &mx_search_ops_scalar;
+    const mx_search_ops *ops[2];
+    const char *names[2];
+    int nops = 0;
+    if (&mx_search_ops_avx2 != NULL && mx_kernels_for(MX_SIMD_AVX2) != NULL) {
+        ops[nops] = &mx_search_ops_avx2;
+        names[nops++] = "avx2";
+    }
+    if (&mx_search_ops_neon != NULL && mx_kernels_for(MX_SIMD_NEON) != NULL) {
+        ops[nops] = &mx_search_ops_neon;
+        names[nops++] = "neon";
+    }
+    if (nops == 0)
+        cr_skip("no SIMD search passes in this build / on this CPU");
+    static const int sym_ranges[][2] = {{-127, 127}, {-8, 7}, {-4, 3}, {-32, 31}, {-32, 31}, {-128, 127}};
+    static const int Ls[] = {15, 3, 63, 15};
+    uint64_t rng = 777;
+    char ctx[200];
+    enum { NMAX = 700 };
+    float *x = malloc(NMAX * 4), *w = malloc(NMAX * 4);
+    cr_assert(x && w);
+    for (int c = 0; c < 30000; c++) {
+        size_t n = rng_below(&rng, 4) == 0 ? 1 + rng_below(&rng, 20) : 1 + rng_below(&rng, NMAX);
+        int kind = (int)rng_below(&rng, 10);
+        gen_data(x, n, n, kind, &rng);
+        const float *wp = NULL;
+        if (rng_below(&rng, 2)) {
+            for (size_t i = 0; i < n; i++) w[i] = rng_below(&rng, 8) == 0 ? 0.0f : (float)(rng_unit(&rng) * 3);
+            wp = w;
+        }
+        int r = (int)rng_below(&rng, 6);
+        int qlo = sym_ranges[r][0], qhi = sym_ranges[r][1], L = Ls[rng_below(&rng, 4)];
+        float lo = x[0], hi = x[0], amax = 0;
+        for (size_t i = 0; i < n; i++) {
+            lo = fminf(lo, x[i]);
+            hi = fmaxf(hi, x[i]);
+            amax = fmaxf(amax, fabsf(x[i]));
+        }
+        /* parameters near the plain ones, rounded to f16 sometimes (as the drivers do) */
+        float jit = (float)(0.7 + 0.6 * rng_unit(&rng));
+        float d = amax > 0 ? amax / (float)qhi * jit * (rng_below(&rng, 2) ? 1.0f : -1.0f) : 0.0f;
+        float s = hi > lo ? (hi - lo) / (float)L * jit : (float)rng_below(&rng, 2);
+        float m = lo + (hi - lo) * (float)(rng_unit(&rng) * 0.2 - 0.05);
+        if (rng_below(&rng, 2)) {
+            d = mx_f16_to_f32(mx_f32_to_f16(d));
+            s = mx_f16_to_f32(mx_f32_to_f16(s));
+            m = mx_f16_to_f32(mx_f32_to_f16(m));
+        }
+        if (rng_below(&rng, 20) == 0)
+            d = 0.0f;
+        if (rng_below(&rng, 20) == 0)
+            s = 0.0f;
+        /* put elements on / next to the decision boundaries of d and (m, s) */
+        if (rng_below(&rng, 2) && d != 0.0f && s > 0.0f)
+            for (size_t i = 0; i < n; i++) {
+                if (rng_below(&rng, 2) == 0)
+                    continue;
+                double v = rng_below(&rng, 2) ? ((double)((int)rng_below(&rng, (size_t)(qhi - qlo)) + qlo) + 0.5) * d
+                                              : (double)m + ((double)rng_below(&rng, (size_t)L) + 0.5) * s;
+                x[i] = step_ulps(clampq(v), (int)rng_below(&rng, 5) - 2);
+            }
+        float id = d != 0.0f ? 1.0f / d : 0.0f, ids = s > 0.0f ? 1.0f / s : 0.0f;
+        if (rng_below(&rng, 3) == 0) { /* a candidate id from the drivers' grid */
+            id = (float)qhi * 1.0625f / (amax > 0 ? amax : 1.0f);
+            ids = (float)L / ((hi - lo) > 0 ? hi - lo : 1.0f);
+        }
+        for (int o = 0; o < nops; o++) {
+            snprintf(ctx, sizeof ctx, "%s case %d n=%zu data=%s w=%s qlo=%d qhi=%d L=%d d=%a s=%a m=%a", names[o], c,
+                     n, data_names[kind], wp ? "yes" : "NULL", qlo, qhi, L, (double)d, (double)s, (double)m);
+            mx_gstats a, b;
+            ops[o]->stats(x, wp, n, &a);
+            ref->stats(x, wp, n, &b);
+            cmp_bits(a.lo, b.lo, "stats.lo", ctx);
+            cmp_bits(a.hi, b.hi, "stats.hi", ctx);
+            cmp_bits(a.amax, b.amax, "stats.amax", ctx);
+            cmp_bits(a.sw, b.sw, "stats.sw", ctx);
+            cmp_bits(a.sx, b.sx, "stats.sx", ctx);
+            float p1, p2, p3, r1, r2, r3;
+            ops[o]->sym_pass(x, wp, n, qlo, qhi, id, &p1, &p2);
+            ref->sym_pass(x, wp, n, qlo, qhi, id, &r1, &r2);
+            cmp_bits(p1, r1, "sym_pass.sxq", ctx);
+            cmp_bits(p2, r2, "sym_pass.sqq", ctx);
+            cmp_bits(ops[o]->sym_err(x, wp, n, qlo, qhi, d), ref->sym_err(x, wp, n, qlo, qhi, d), "sym_err", ctx);
+            ops[o]->asym_pass(x, wp, n, L, m, ids, &p1, &p2, &p3);
+            ref->asym_pass(x, wp, n, L, m, ids, &r1, &r2, &r3);
+            cmp_bits(p1, r1, "asym_pass.sq", ctx);
+            cmp_bits(p2, r2, "asym_pass.sqq", ctx);
+            cmp_bits(p3, r3, "asym_pass.sxq", ctx);
+            cmp_bits(ops[o]->asym_err(x, wp, n, L, s, m), ref->asym_err(x, wp, n, L, s, m), "asym_err", ctx);
+        }
+    }
+    free(x);
+    free(w);
 }

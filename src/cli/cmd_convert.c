@@ -7,6 +7,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "plan_opts.h"
 
 static const char usage[] =
     "Usage: mixq convert IN -o OUT [OPTIONS]\n"
@@ -20,10 +21,17 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  -o, --output OUT      the container to write (required)\n"
-    "  -t, --type TYPE       int8 (default), int4, f16, bf16 or f32\n"
+    "  -t, --type TYPE       int8 (default), int4, int4s, int2, int6_dq, int4_dq,\n"
+    "                        int3_dq, int2_dq, f16, bf16 or f32\n"
     "  -g, --group-size N    weights per scale group: int8 32|64|128|256 or 'row'\n"
-    "                        (default 128); int4 16|32|64|128|256 (default 64)\n"
+    "                        (default 128); int4 16..256 (default 64); int4s\n"
+    "                        16..256 (default 32); int2 16..128 (default 32);\n"
+    "                        int4_dq 16|32|64 (default 32); other _dq types 16\n"
+    "      --rtn             plain min/max scales (round to nearest) instead of\n"
+    "                        the default error-minimizing scale search\n"
     "      --quantize-1d     also convert 1-D tensors (norms, biases) to TYPE\n"
+    "      --plan FILE       apply a plan saved by 'mixq plan -o FILE' (or edited by\n"
+    "                        hand) exactly; or plan here with the options below\n"
     "  -f, --force           replace OUT if it exists\n"
     "  -q, --quiet           print nothing on success\n"
     "  -h, --help            show this help\n"
@@ -71,14 +79,30 @@ static void summary(const char *path)
     mixq_close(f);
 }
 
+static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **plan);
+
 int cmd_convert(int argc, char **argv)
 {
-    enum { OPT_Q1D = 1000 };
+    cli_plan_opts po;
+    mixq_plan *plan = NULL;
+    cli_plan_opts_init(&po);
+    int rc = run_convert(argc, argv, &po, &plan);
+    mixq_plan_free(plan);
+    cli_plan_opts_free(&po);
+    return rc;
+}
+
+static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **plan)
+{
+    enum { OPT_Q1D = 1000, OPT_RTN, OPT_PLAN };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'}, {"type", required_argument, NULL, 't'},
         {"group-size", required_argument, NULL, 'g'}, {"quantize-1d", no_argument, NULL, OPT_Q1D},
+        {"rtn", no_argument, NULL, OPT_RTN}, {"plan", required_argument, NULL, OPT_PLAN},
         {"force", no_argument, NULL, 'f'}, {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'}, CLI_PLAN_LONGOPTS, {NULL, 0, NULL, 0}};
+    const char *plan_path = NULL;
+    int type_given = 0;
     mixq_convert_options opts;
     mixq_convert_options_init(&opts);
     const char *out = NULL;
@@ -86,12 +110,17 @@ int cmd_convert(int argc, char **argv)
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":o:t:g:fqh", longopts, NULL)) != -1) {
+        int r = cli_plan_opt(po, "convert", c, optarg);
+        if (r < 0) return EXIT_USAGE;
+        if (r > 0) continue;
         switch (c) {
         case 'o': out = optarg; break;
         case 't':
             if (mixq_qtype_from_name(optarg, &opts.type) != MIXQ_OK || opts.type == MIXQ_QT_RAW)
-                return cli_usage_error("convert", "unknown type '%s' (choose int8, int4, f16, bf16 or f32)", optarg);
+                return cli_usage_error("convert", "unknown type '%s' (choose int8, int4, int4s, int2, int6_dq, int4_dq, int3_dq, int2_dq, f16, bf16 or f32)", optarg);
+            type_given = 1;
             break;
+        case OPT_PLAN: plan_path = optarg; break;
         case 'g': {
             unsigned long long g;
             if (!strcmp(optarg, "row")) opts.group_size = MIXQ_GROUP_PER_ROW;
@@ -100,9 +129,14 @@ int cmd_convert(int argc, char **argv)
             break;
         }
         case OPT_Q1D: opts.quantize_1d = 1; break;
+        case OPT_RTN: opts.rtn = 1; break;
         case 'f': opts.force = 1; break;
         case 'q': quiet = 1; break;
-        case 'h': fputs(usage, stdout); return EXIT_OK;
+        case 'h':
+            fputs(usage, stdout);
+            fputs("\n", stdout);
+            fputs(cli_plan_help, stdout);
+            return EXIT_OK;
         case ':': return cli_usage_error("convert", "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage_error("convert", "unknown option '%s'", argv[optind - 1]);
         }
@@ -110,6 +144,24 @@ int cmd_convert(int argc, char **argv)
     if (argc - optind != 1) return cli_usage_error("convert", "expected exactly one input (IN)");
     if (!out) return cli_usage_error("convert", "the output is required: -o OUT");
     const char *in = argv[optind];
+    cli_plan_opts_finish(po);
+    if (plan_path && po->any)
+        return cli_usage_error("convert", "--plan applies a saved plan; planning options cannot be combined with it");
+    mixq_error err;
+    if (plan_path) {
+        mixq_status ps = mixq_plan_load(plan_path, plan, &err);
+        if (ps != MIXQ_OK) {
+            cli_error("convert", "%s", err.message);
+            return cli_exit_code(ps);
+        }
+        opts.plan = *plan;
+    } else if (po->any) {
+        if (type_given) po->po.type = opts.type;
+        po->po.group_size = opts.group_size;
+        po->po.quantize_1d = opts.quantize_1d;
+        if (!quiet && isatty(2)) po->po.progress = progress;
+        opts.plan_options = &po->po;
+    }
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -121,7 +173,6 @@ int cmd_convert(int argc, char **argv)
     opts.cancel = &cancel_flag;
     if (!quiet && isatty(2)) opts.progress = progress;
 
-    mixq_error err;
     mixq_status s = mixq_convert(in, out, &opts, &err);
     if (s == MIXQ_E_CANCELLED) {
         cli_error("convert", "interrupted; no output was written");

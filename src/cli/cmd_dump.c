@@ -86,7 +86,10 @@ static int dump_json(const char *path, mixq_file *f, const char *only)
             mixq_tensor_info in;
             mixq_tensor_get_info(tn, &in);
             add_totals(&t, &in);
-            json_array_append_new(arr, tensor_json(tn, 0));
+            json_t *o = tensor_json(tn, 0);
+            json_t *ee = json_object_get(json_array_get(json_object_get(header, "tensors"), i), "estimated_error");
+            if (o && json_is_number(ee)) json_object_set(o, "estimated_error", ee);
+            json_array_append_new(arr, o);
         }
         root = json_pack("{s:s,s:I,s:i,s:O,s:o,s:{s:i,s:I,s:I,s:I,s:f,s:f}}", "file", path, "file_size",
                          (json_int_t)mixq_file_size(f), "format_version", MIXQ_FORMAT_VERSION,
@@ -146,8 +149,16 @@ static int dump_table(const char *path, mixq_file *f)
     }
     if (w > 60) w = 60;
     printf("%s: mixq container, format %d, %zu tensors\n\n", path, MIXQ_FORMAT_VERSION, n);
-    printf("%-*s  %-18s  %-5s  %-5s  %12s  %6s  %-16s\n", (int)w, "name", "shape", "type", "group", "bytes", "bpw",
-           "xxh3");
+    /* a planned container records each tensor's estimated squared error and the plan */
+    size_t hlen;
+    const char *htext = mixq_header_json(f, &hlen);
+    json_t *header = json_loadb(htext, hlen, 0, NULL);
+    json_t *hts = json_object_get(header, "tensors"), *plan = json_object_get(json_object_get(header, "metadata"), "plan");
+    int has_est = 0;
+    for (size_t i = 0; i < json_array_size(hts); i++)
+        has_est |= json_is_number(json_object_get(json_array_get(hts, i), "estimated_error"));
+    printf("%-*s  %-18s  %-5s  %-5s  %12s  %6s  %-16s%s\n", (int)w, "name", "shape", "type", "group", "bytes", "bpw",
+           "xxh3", has_est ? "  est.sq.err" : "");
     totals t = {0, 0, 0};
     for (size_t i = 0; i < n; i++) {
         mixq_tensor_info in;
@@ -157,15 +168,32 @@ static int dump_table(const char *path, mixq_file *f)
         if (!in.quantized) snprintf(group, sizeof group, "-");
         else if (in.group_size == 0) snprintf(group, sizeof group, "row");
         else snprintf(group, sizeof group, "%u", in.group_size);
-        printf("%-*s  %-18s  %-5s  %5s  %12llu  %6.3f  %016" PRIx64 "\n", (int)w, in.name,
+        printf("%-*s  %-18s  %-5s  %5s  %12llu  %6.3f  %016" PRIx64, (int)w, in.name,
                cli_shape(&in, shape, sizeof shape), in.quant_type, group, (unsigned long long)in.nbytes,
                in.bits_per_weight, in.checksum);
+        json_t *ee = json_object_get(json_array_get(hts, i), "estimated_error");
+        if (has_est && json_is_number(ee)) printf("  %11.4g", json_number_value(ee));
+        else if (has_est) printf("  %11s", "-");
+        putchar('\n');
     }
     char a[32], b[32], c[32];
     printf("\ntotal: %zu tensors, %llu weights; source %s, stored %s, file %s; %.2fx smaller; %.3f bits per weight\n",
            n, (unsigned long long)t.elements, cli_bytes(t.source, a, sizeof a), cli_bytes(t.stored, b, sizeof b),
            cli_bytes(mixq_file_size(f), c, sizeof c), t.stored ? (double)t.source / (double)t.stored : 0.0,
            bpw_of(t.stored, t.elements));
+    if (json_is_object(plan)) {
+        json_t *bpw = json_object_get(plan, "target_bpw"), *size = json_object_get(plan, "target_size");
+        json_t *est = json_object_get(plan, "estimated_error");
+        const char *strategy = json_string_value(json_object_get(plan, "strategy"));
+        printf("plan: strategy %s", strategy ? strategy : "?");
+        if (json_is_number(bpw)) printf(", target %.4g bits per weight", json_number_value(bpw));
+        if (json_is_integer(size)) printf(", target %lld bytes", (long long)json_integer_value(size));
+        if (json_is_string(json_object_get(plan, "weights")))
+            printf(", weights %s", json_string_value(json_object_get(plan, "weights")));
+        if (json_is_number(est)) printf(", estimated squared error %.6g", json_number_value(est));
+        putchar('\n');
+    }
+    json_decref(header);
     return EXIT_OK;
 }
 

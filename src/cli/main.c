@@ -16,6 +16,7 @@ static const char usage[] =
     "  verify    check every checksum of a container\n"
     "  compare   measure the error of a container against its source checkpoint\n"
     "  export    write a dequantized safetensors checkpoint from a container\n"
+    "  plan      show which type each tensor would get (uniform, sensitivity, budget)\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help\n"
@@ -47,6 +48,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "verify")) return cmd_verify(argc - 1, argv + 1);
     if (!strcmp(cmd, "compare")) return cmd_compare(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
     fprintf(stderr, "mixq: unknown command '%s'\nTry 'mixq --help'.\n", cmd);
     return EXIT_USAGE;
 }

@@ -11,7 +11,12 @@ Writes small, deterministic inputs:
   corpus/st_index/   model.safetensors.index.json variants (the testdata one
                      and small ones);
   corpus/container/  containers converted by `mixq convert` from the seeds
-                     above with every type and several group sizes.
+                     above (and an eight-tensor subset of the tiny-llama
+                     layout) with every type and several group sizes, all
+                     under 8 KiB; header variants breaking one rule each; and
+                     byte edits of the data region.
+Files named cov-* are not generated: they are small inputs a fuzzing campaign
+found that add coverage (docs/FUZZING.md); the script leaves them alone.
 The golden containers of testdata/golden/ are not copied (too large to fuzz
 fast); the replay test reads them in place.  Seed names are stable: rerunning
 the script rewrites the same files (outputs are byte-for-byte deterministic).
@@ -148,10 +153,71 @@ def small_llama(dtype="BF16"):
     return t
 
 
+MINI = ("model.vision_embed.position_ids", "logit_scale", "model.embed_tokens.weight",
+        "model.layers.0.input_layernorm.weight", "model.layers.0.mlp.down_proj.weight",
+        "model.layers.1.mlp.experts.gate_up_proj", "model.vision_embed.patch_embedding.weight",
+        "model.layers.0.self_attn.causal_mask")
+
+
+def mini_llama(dtype="BF16"):
+    """Eight tensors of small_llama, one of each kind: the container seeds stay under 8 KiB."""
+    return [t for t in small_llama(dtype) if t[0] in MINI]
+
+
 def write(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         f.write(data)
+
+
+def header_variants(src, outdir):
+    """Containers whose JSON header breaks one rule each (FORMAT.md section 3).
+
+    They are written with the source's preamble, so header_length and both
+    checksums are stale: fuzz_container restamps them on its second run, which
+    is where these inputs reach the header validator.
+    """
+    with open(src, "rb") as f:
+        blob = f.read()
+    ho = struct.unpack("<Q", blob[32:40])[0]
+    base = json.loads(blob[ho:])
+
+    def variant(name, edit):
+        h = json.loads(json.dumps(base))
+        edit(h)
+        write(os.path.join(outdir, "hdr-" + name + ".mxq"),
+              blob[:ho] + json.dumps(h, separators=(",", ":"), ensure_ascii=False).encode())
+
+    t0 = lambda h: h["tensors"][0]
+    t1 = lambda h: h["tensors"][1]
+    variant("nine-dims", lambda h: t1(h).update(shape=[1] * 8 + [3]))
+    variant("count-overflow", lambda h: t1(h).update(shape=[2**32, 2**32, 2**32]))
+    variant("row-group-too-long", lambda h: t0(h).update(shape=[1, 2**32], group_size=0))
+    variant("layout-overflow", lambda h: t0(h).update(shape=[2**62, 3]))
+    variant("past-data-region", lambda h: t0(h).update(
+        shape=[1000, 3], length=5008,
+        sections={"codes": {"offset": 0, "length": 3000}, "scales": {"offset": 3008, "length": 2000}}))
+    variant("section-not-object", lambda h: t0(h)["sections"].update(codes=4))
+    variant("section-unexpected", lambda h: t1(h)["sections"].update(mins={"offset": 0, "length": 0}))
+    variant("source-files-entry", lambda h: h["metadata"].update(source_files=[1]))
+    variant("meta-types", lambda h: h["metadata"].update(source_metadata={"k": 1}))
+    variant("name-duplicate", lambda h: t1(h).update(name="a"))
+    variant("xxh3-upper", lambda h: t1(h).update(xxh3=t1(h)["xxh3"].upper()))
+    variant("quant-type-new", lambda h: t1(h).update(quant_type="int3"))
+    variant("group-not-pow2", lambda h: t0(h).update(group_size=96))
+    variant("tensors-object", lambda h: h.update(tensors={}))
+    variant("no-tensors-left", lambda h: h.update(tensors=[]))
+    variant("unknown-keys", lambda h: (h.update(future={"x": [1.5, None]}), t0(h).update(future=True)))
+
+    # byte edits of the data region (header and its checksum intact)
+    def patched(name, offset, value):
+        b = bytearray(blob)
+        b[offset] = value
+        write(os.path.join(outdir, "data-" + name + ".mxq"), bytes(b))
+    a = base["tensors"][0]
+    patched("code-changed", a["offset"], blob[a["offset"]] ^ 0x55)                      # tensor xxh3 mismatch
+    patched("inner-padding", a["offset"] + a["sections"]["codes"]["length"], 1)         # between two sections
+    patched("gap-padding", a["offset"] + a["length"], 1)                                # between two tensors
 
 
 def main():
@@ -162,8 +228,10 @@ def main():
     ix = os.path.join(CORPUS, "st_index")
     ct = os.path.join(CORPUS, "container")
     for d in (st, ix, ct):
-        shutil.rmtree(d, ignore_errors=True)
-        os.makedirs(d)
+        os.makedirs(d, exist_ok=True)
+        for f in os.listdir(d):  # keep the cov-* inputs found by fuzzing campaigns
+            if not f.startswith("cov-"):
+                os.remove(os.path.join(d, f))
 
     # --- safetensors headers -------------------------------------------
     seeds = {}
@@ -176,6 +244,9 @@ def main():
          ("zero_dim", "F32", [0, 3]), ("one", "F64", [1]), ("eight_dims", "F16", [1, 2, 1, 2, 1, 1, 2, 3]),
          ("odd_row", "BF16", [3, 33]), ("caf\u00e9.\u6743\u91cd", "I8", [5])],
         {"format": "pt", "k\u00e9y": "v\u00e4lue", "": ""}, meta_last=True)
+    seeds["wide-rows.safetensors"] = safetensors(
+        [("w.two_supers", "F32", [2, 300]), ("w.three_supers", "BF16", [1, 513]), ("w.short", "F16", [3, 20])],
+        {"format": "pt"})
     seeds["meta-null-indent.safetensors"] = safetensors(
         [("a", "F32", [2, 2]), ("b", "U16", [3])], None, pad=False, indent=1)
     seeds["no-tensors.safetensors"] = raw_safetensors("{}", b"")
@@ -200,6 +271,14 @@ def main():
         '{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}',
         b"ab")
     seeds["bad-header-len.safetensors"] = struct.pack("<Q", 2**40) + b"{}"
+    seeds["bad-empty-file.safetensors"] = b""
+    # messages that must cut a long name / shape short (disp_text, fmt_shape)
+    seeds["bad-long-name.safetensors"] = raw_safetensors(
+        json.dumps({"q\"\\\t\u007f" + "n" * 300: {"dtype": "X" * 200, "shape": [1], "data_offsets": [0, 1]}}), b"a")
+    seeds["bad-shape-overflow-8d.safetensors"] = raw_safetensors(
+        '{"t":{"dtype":"F64","shape":[%s],"data_offsets":[0,8]}}' % ",".join(["9223372036854775807"] * 8), b"\0" * 8)
+    seeds["bad-real-offset.safetensors"] = raw_safetensors(
+        '{"t":{"dtype":"U8","shape":[1],"data_offsets":[0,1.5e300]}}', b"a")
     for name, data in seeds.items():
         write(os.path.join(st, name), data)
 
@@ -218,35 +297,47 @@ def main():
     idx["bad-path.json"] = '{"metadata":{},"weight_map":{"a":"../evil.safetensors","b":"."}}'
     idx["bad-empty.json"] = '{"weight_map":{}}'
     idx["bad-types.json"] = '{"metadata":[],"weight_map":{"a":1}}'
+    idx["bad-real.json"] = '{"weight_map":-2.5e-7}'
+    idx["bad-long-name.json"] = json.dumps({"weight_map": {"\t\"" + "n" * 300: 1.0}})
     for name, text in idx.items():
         write(os.path.join(ix, name), text.encode())
 
     # --- containers -------------------------------------------------------
     tmp = tempfile.mkdtemp(prefix="mixq-seeds-")
     try:
+        sources = dict(seeds)
+        sources["mini-llama-bf16.safetensors"] = safetensors(mini_llama("BF16"), {"format": "pt"})
+        sources["mini-llama-f32.safetensors"] = safetensors(mini_llama("F32"), {"format": "pt"})
+
         def convert(src_seed, out, *opts):
             src = os.path.join(tmp, src_seed)
-            write(src, seeds[src_seed])
+            write(src, sources[src_seed])
             dst = os.path.join(ct, out)
             subprocess.run([mixq, "convert", src, "-o", dst, "--force", "--quiet"] + list(opts), check=True)
-        convert("small-llama-bf16.safetensors", "small-llama-int4-g64.mxq", "--type", "int4")
-        convert("small-llama-bf16.safetensors", "small-llama-int4-g16-1d.mxq", "--type", "int4", "--group-size", "16",
+        convert("mini-llama-bf16.safetensors", "mini-llama-int4-g64.mxq", "--type", "int4")
+        convert("mini-llama-bf16.safetensors", "mini-llama-int4-g16-1d.mxq", "--type", "int4", "--group-size", "16",
                 "--quantize-1d")
-        convert("small-llama-bf16.safetensors", "small-llama-int8-g128.mxq", "--type", "int8")
-        convert("small-llama-f32.safetensors", "small-llama-int8-row-1d.mxq", "--type", "int8", "--group-size", "row",
+        convert("mini-llama-bf16.safetensors", "mini-llama-int8-g128.mxq", "--type", "int8")
+        convert("mini-llama-f32.safetensors", "mini-llama-int8-row-1d.mxq", "--type", "int8", "--group-size", "row",
                 "--quantize-1d")
-        convert("small-llama-f32.safetensors", "small-llama-int8-g32.mxq", "--type", "int8", "--group-size", "32")
-        convert("small-llama-f32.safetensors", "small-llama-f16.mxq", "--type", "f16")
-        convert("small-llama-bf16.safetensors", "small-llama-f32.mxq", "--type", "f32", "--quantize-1d")
+        convert("mini-llama-f32.safetensors", "mini-llama-int8-g32.mxq", "--type", "int8", "--group-size", "32")
+        convert("mini-llama-f32.safetensors", "mini-llama-f16.mxq", "--type", "f16")
+        convert("mini-llama-bf16.safetensors", "mini-llama-f32-1d.mxq", "--type", "f32", "--quantize-1d")
         convert("all-dtypes.safetensors", "all-dtypes-int4-g256.mxq", "--type", "int4", "--group-size", "256")
         convert("all-dtypes.safetensors", "all-dtypes-bf16-1d.mxq", "--type", "bf16", "--quantize-1d")
         convert("edge-shapes.safetensors", "edge-shapes-int4-g32-1d.mxq", "--type", "int4", "--group-size", "32",
                 "--quantize-1d")
         convert("edge-shapes.safetensors", "edge-shapes-int8-row.mxq", "--type", "int8", "--group-size", "row")
         convert("no-tensors.safetensors", "no-tensors.mxq")
+        convert("mini-llama-bf16.safetensors", "mini-llama-int4s-g16.mxq", "--type", "int4s", "--group-size", "16")
+        convert("mini-llama-f32.safetensors", "mini-llama-int2-1d.mxq", "--type", "int2", "--quantize-1d")
+        for qt, gs in (("int4_dq", "16"), ("int4_dq", "64"), ("int2_dq", "16"), ("int3_dq", "16"),
+                       ("int6_dq", "16"), ("int4s", "256"), ("int2", "128")):
+            convert("wide-rows.safetensors", "wide-rows-%s-g%s.mxq" % (qt, gs), "--type", qt, "--group-size", gs)
         convert("meta-null-indent.safetensors", "two-tensors-int8-1d.mxq", "--quantize-1d")
     finally:
         shutil.rmtree(tmp)
+    header_variants(os.path.join(ct, "two-tensors-int8-1d.mxq"), ct)
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(CORPUS) for f in fs)
     print("corpus: %d bytes" % total)
 

@@ -1,0 +1,738 @@
+/*
+ * test_plan.c - the planner end to end: strategies on real checkpoints,
+ * overrides and --keep always honoured, budgets never exceeded (bits per
+ * weight and whole-file size), estimate = result (the container's error as
+ * mixq_compare measures it), plan files (round trip, strict validation,
+ * mismatch errors), and the CLI: plan -> convert --plan -> dump.
+ */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+
+#include "mixq.h"
+#include "plan.h"
+#include "test_support.h"
+
+#define RUN(out, err, ...) ts_run_cli((const char *const[]){__VA_ARGS__, NULL}, out, err)
+
+static mixq_plan *make_plan(const char *in, const mixq_plan_options *o)
+{
+    mixq_error err;
+    mixq_plan *p = NULL;
+    mixq_status s = mixq_plan_create(in, o, &p, &err);
+    cr_assert_eq(s, MIXQ_OK, "%s: %s", in, err.message);
+    return p;
+}
+
+static const mixq_plan_tensor *get(const mixq_plan *p, size_t i)
+{
+    static mixq_plan_tensor t;
+    cr_assert_eq(mixq_plan_tensor_get(p, i, &t), MIXQ_OK);
+    return &t;
+}
+
+static size_t index_of(const mixq_plan *p, const char *name)
+{
+    for (size_t i = 0; i < mixq_plan_tensor_count(p); i++)
+        if (!strcmp(get(p, i)->name, name)) return i;
+    cr_assert_fail("no tensor %s", name);
+    return 0;
+}
+
+/* Sum of squared errors of a container against its source, per tensor and in all, as mixq_compare measures it. */
+static double compare_sse(const char *src, const char *mxq, const mixq_plan *p)
+{
+    mixq_compare_result *r = NULL;
+    mixq_error err;
+    cr_assert_eq(mixq_compare(src, mxq, NULL, &r, &err), MIXQ_OK, "%s", err.message);
+    double total = 0;
+    for (size_t i = 0; i < r->n_tensors; i++) {
+        const mixq_compare_tensor *t = &r->tensors[i];
+        if (!t->is_float) continue;
+        total += t->stats.sum_sq_error;
+        if (p) { /* the planner's estimate is the converter's result */
+            const mixq_plan_tensor *pt = get(p, index_of(p, t->name));
+            cr_assert_str_eq(mixq_qtype_name(pt->qtype), t->quant_type, "%s", t->name);
+            double e = pt->estimated_error, a = t->stats.sum_sq_error;
+            cr_assert(fabs(e - a) <= 1e-9 * a + 1e-30, "%s: estimated %.17g, measured %.17g", t->name, e, a);
+        }
+    }
+    mixq_compare_free(r);
+    return total;
+}
+
+Test(plan, uniform_on_testdata)
+{
+    char *in = ts_source_path("testdata/tiny-llama-f32");
+    mixq_plan_options o;
+    mixq_plan_options_init(&o);
+    o.type = MIXQ_QT_INT4;
+    mixq_plan *p = make_plan(in, &o);
+    size_t n = mixq_plan_tensor_count(p);
+    cr_assert_eq(n, 35);
+    for (size_t i = 0; i < n; i++) {
+        const mixq_plan_tensor *t = get(p, i);
+        int quantizable = t->ndim >= 2 && strcmp(t->source_dtype, "I64") && strcmp(t->source_dtype, "BOOL");
+        if (quantizable) {
+            cr_assert_eq(t->qtype, MIXQ_QT_INT4, "%s", t->name);
+            cr_assert_eq(t->group_size, 64);
+            cr_assert_str_eq(t->reason, "strategy");
+            cr_assert(t->estimated_error > 0 && isfinite(t->rel_error) && t->rel_error < 0.2, "%s", t->name);
+        } else {
+            cr_assert(t->qtype == MIXQ_QT_F32 || t->qtype == MIXQ_QT_RAW, "%s", t->name);
+            cr_assert_eq(t->estimated_error, 0.0, "%s kept exactly", t->name);
+        }
+    }
+    const mixq_plan_tensor *emb = get(p, index_of(p, "model.embed_tokens.weight"));
+    cr_assert_str_eq(emb->role, "embedding");
+    cr_assert(!emb->tied, "the testdata has an lm_head");
+    cr_assert_str_eq(get(p, index_of(p, "lm_head.weight"))->role, "output");
+    cr_assert_eq(get(p, index_of(p, "model.layers.1.mlp.down_proj.weight"))->layer, 1);
+    cr_assert_str_eq(get(p, index_of(p, "model.layers.0.self_attn.causal_mask"))->reason, "non-float");
+    mixq_plan_summary s;
+    mixq_plan_get_summary(p, &s);
+    cr_assert_str_eq(s.strategy, "uniform");
+    cr_assert_eq(s.n_tensors, n);
+    cr_assert(s.bits_per_weight > 4 && s.bits_per_weight < 6, "%g", s.bits_per_weight);
+    cr_assert_gt(s.file_bytes, s.tensor_bytes);
+
+    /* converting with the same options gives exactly these types and estimates */
+    char *dir = ts_tmpdir(), *out = ts_path(dir, "u.mxq");
+    mixq_convert_options co;
+    mixq_convert_options_init(&co);
+    co.plan_options = &o;
+    mixq_error err;
+    cr_assert_eq(mixq_convert(in, out, &co, &err), MIXQ_OK, "%s", err.message);
+    compare_sse(in, out, p);
+    mixq_file *f = mixq_open(out, MIXQ_OPEN_VERIFY, &err);
+    cr_assert(f, "%s", err.message);
+    cr_assert_leq(mixq_file_size(f), s.file_bytes, "the plan's file bound");
+    mixq_close(f);
+    mixq_plan_free(p);
+    ts_rmtree(dir);
+    free(dir);
+    free(out);
+    free(in);
+}
+
+Test(plan, overrides_and_keep_always_win)
+{
+    char *in = ts_source_path("testdata/tiny-llama-f32");
+    const char *rules[] = {"*=int4", "*q_proj.weight=f16", "*mlp.down_proj*=int8:32", "model.embed_tokens.weight=keep",
+                           "*layers.1.self_attn.q_proj.weight=int2_dq"};
+    for (int strategy = 0; strategy < 3; strategy++)
+        for (int k = 0; k < 4; k++) {
+            mixq_plan_options o;
+            mixq_plan_options_init(&o);
+            o.strategy = (mixq_plan_strategy)strategy;
+            o.rules = rules;
+            o.n_rules = sizeof rules / sizeof *rules;
+            if (strategy == MIXQ_STRATEGY_BUDGET) o.target_bpw = 12.0 + 2.0 * k;
+            mixq_plan *p = make_plan(in, &o);
+            for (size_t i = 0; i < mixq_plan_tensor_count(p); i++) {
+                const mixq_plan_tensor *t = get(p, i);
+                if (!strcmp(t->source_dtype, "I64") || !strcmp(t->source_dtype, "BOOL")) {
+                    cr_assert_eq(t->qtype, MIXQ_QT_RAW);
+                    continue;
+                }
+                const char *want = "int4";
+                if (strstr(t->name, "q_proj.weight")) want = "f16";
+                if (strstr(t->name, "mlp.down_proj")) want = "int8";
+                if (!strcmp(t->name, "model.embed_tokens.weight")) want = "f32";
+                if (!strcmp(t->name, "model.layers.1.self_attn.q_proj.weight")) want = "int2_dq";
+                if (t->n_elements == 0) continue;
+                cr_assert_str_eq(mixq_qtype_name(t->qtype), want, "%s: %s", t->name, mixq_qtype_name(t->qtype));
+                if (!strcmp(want, "int8")) cr_assert_eq(t->group_size, 32);
+                cr_assert_str_eq(t->reason, strcmp(want, "f32") ? "rule" : "keep", "%s", t->name);
+            }
+            mixq_plan_free(p);
+        }
+    /* a quantized override of an integer tensor, and a bad rule, are errors */
+    const char *bad1[] = {"model.vision_embed.position_ids=int8"}, *bad2[] = {"*=int9"}, *bad3[] = {"no-equals"};
+    const char *const *bads[] = {bad1, bad2, bad3};
+    const char *msgs[] = {"position_ids", "int9", "GLOB=TYPE"};
+    for (int b = 0; b < 3; b++) {
+        mixq_plan_options o;
+        mixq_plan_options_init(&o);
+        o.rules = bads[b];
+        o.n_rules = 1;
+        mixq_plan *p = NULL;
+        mixq_error err;
+        cr_assert_neq(mixq_plan_create(in, &o, &p, &err), MIXQ_OK);
+        cr_assert_null(p);
+        cr_assert(strstr(err.message, msgs[b]), "%s", err.message);
+    }
+    free(in);
+}
+
+/* Budget by bits per weight on the testdata: never over, close under; infeasible targets say what is possible. */
+Test(plan, budget_bpw_and_infeasible)
+{
+    char *in = ts_source_path("testdata/tiny-llama-f32");
+    for (double b = 3.5; b <= 12.0; b += 0.25) {
+        mixq_plan_options o;
+        mixq_plan_options_init(&o);
+        o.strategy = MIXQ_STRATEGY_BUDGET;
+        o.target_bpw = b;
+        mixq_plan *p = make_plan(in, &o);
+        mixq_plan_summary s;
+        mixq_plan_get_summary(p, &s);
+        cr_assert_leq(s.bits_per_weight, b, "target %g: %g", b, s.bits_per_weight);
+        cr_assert_leq(s.tensor_bytes * 8, (uint64_t)floor(b * (double)s.n_elements), "target %g", b);
+        cr_assert_geq(s.bits_per_weight, b * 0.97, "target %g: only %g", b, s.bits_per_weight);
+        cr_assert_leq(s.lower_bound, s.weighted_error * (1 + 1e-12));
+        mixq_plan_free(p);
+    }
+    mixq_plan_options o;
+    mixq_plan_options_init(&o);
+    o.strategy = MIXQ_STRATEGY_BUDGET;
+    o.target_bpw = 1.0;
+    mixq_plan *p = NULL;
+    mixq_error err;
+    cr_assert_eq(mixq_plan_create(in, &o, &p, &err), MIXQ_E_RANGE);
+    cr_assert(strstr(err.message, "smallest achievable"), "%s", err.message);
+    o.target_bpw = 0;
+    o.target_size = 1000;
+    cr_assert_eq(mixq_plan_create(in, &o, &p, &err), MIXQ_E_RANGE);
+    cr_assert(strstr(err.message, "smallest achievable output"), "%s", err.message);
+    o.target_size = 0; /* budget without a target */
+    cr_assert_eq(mixq_plan_create(in, &o, &p, &err), MIXQ_E_INVALID_ARG);
+    o.strategy = MIXQ_STRATEGY_UNIFORM; /* a target without budget */
+    o.target_bpw = 4;
+    cr_assert_eq(mixq_plan_create(in, &o, &p, &err), MIXQ_E_INVALID_ARG);
+    free(in);
+}
+
+/* A whole-file budget holds for the actual file written by convert, for many targets. */
+Test(plan, target_size_never_exceeded_by_the_file)
+{
+    char *in = ts_source_path("testdata/tiny-llama-f32"), *dir = ts_tmpdir(), *out = ts_path(dir, "s.mxq");
+    uint64_t prev = 0;
+    for (uint64_t target = 22000; target <= 80000; target += 3217) {
+        mixq_plan_options o;
+        mixq_plan_options_init(&o);
+        o.strategy = MIXQ_STRATEGY_BUDGET;
+        o.target_size = target;
+        mixq_convert_options co;
+        mixq_convert_options_init(&co);
+        co.plan_options = &o;
+        co.force = 1;
+        mixq_error err;
+        mixq_status s = mixq_convert(in, out, &co, &err);
+        if (s == MIXQ_E_RANGE) {
+            cr_assert(strstr(err.message, "smallest achievable"), "%s", err.message);
+            continue;
+        }
+        cr_assert_eq(s, MIXQ_OK, "%llu: %s", (unsigned long long)target, err.message);
+        mixq_file *f = mixq_open(out, MIXQ_OPEN_VERIFY, &err);
+        cr_assert(f, "%s", err.message);
+        uint64_t size = mixq_file_size(f);
+        cr_assert_leq(size, target, "file %llu over target %llu", (unsigned long long)size,
+                      (unsigned long long)target);
+        cr_assert_geq(size, prev, "a larger budget should not give a smaller file here");
+        prev = size;
+        /* the header records the plan */
+        size_t hl;
+        const char *h = mixq_header_json(f, &hl);
+        json_t *root = json_loadb(h, hl, 0, NULL);
+        json_t *plan = json_object_get(json_object_get(root, "metadata"), "plan");
+        cr_assert_str_eq(json_string_value(json_object_get(plan, "strategy")), "budget");
+        cr_assert_eq((uint64_t)json_integer_value(json_object_get(plan, "target_size")), target);
+        json_decref(root);
+        mixq_close(f);
+    }
+    cr_assert_gt(prev, 0, "no target was feasible");
+    ts_rmtree(dir);
+    free(dir);
+    free(out);
+    free(in);
+}
+
+Test(plan, sensitivity_strategy_and_external_scores)
+{
+    char *in = ts_source_path("testdata/tiny-llama-f32"), *dir = ts_tmpdir(), *js = ts_path(dir, "sens.json");
+    mixq_plan_options o;
+    mixq_plan_options_init(&o);
+    o.strategy = MIXQ_STRATEGY_SENSITIVITY;
+    o.candidates = "int2_dq,int4,int8,f16";
+    mixq_plan *p = make_plan(in, &o);
+    int seen[MIXQ_QT_COUNT] = {0};
+    for (size_t i = 0; i < mixq_plan_tensor_count(p); i++) {
+        const mixq_plan_tensor *t = get(p, i);
+        if (strcmp(t->reason, "strategy")) continue;
+        cr_assert_gt(t->score, 0, "%s", t->name);
+        seen[t->qtype]++;
+        /* the documented thresholds: below 0.5 one rung down, [0.5, 2) int4, [2, 4) int8, from 4 f16 */
+        mixq_qtype want = t->score < 0.5 ? MIXQ_QT_INT2_DQ : t->score < 2 ? MIXQ_QT_INT4 : t->score < 4 ? MIXQ_QT_INT8 : MIXQ_QT_F16;
+        cr_assert_eq(t->qtype, want, "%s: score %g gave %s", t->name, t->score, mixq_qtype_name(t->qtype));
+    }
+    cr_assert_gt(seen[MIXQ_QT_INT4] + seen[MIXQ_QT_INT8] + seen[MIXQ_QT_F16] + seen[MIXQ_QT_INT2_DQ], 10);
+    double q_score = get(p, index_of(p, "model.layers.0.self_attn.q_proj.weight"))->score;
+    mixq_plan_free(p);
+
+    /* an external file: the seed's 0.4 g + 0.3 v + 0.2 a + 0.1 o, normalized to mean 1 over the named tensors */
+    const char *json = "{\"model.layers.0.self_attn.q_proj\": {\"gradient_norm\": 10, \"weight_variance\": 10,"
+                       " \"activation_range\": 10, \"output_sensitivity\": 10},"
+                       " \"model.layers.0.self_attn.k_proj.weight\": {\"gradient_norm\": 0.5}}";
+    ts_write_file(js, json, strlen(json));
+    o.sensitivity_path = js;
+    p = make_plan(in, &o);
+    double q2 = get(p, index_of(p, "model.layers.0.self_attn.q_proj.weight"))->score;
+    double q_bias = get(p, index_of(p, "model.layers.0.self_attn.q_proj.bias"))->score;
+    (void)q_bias;
+    /* q_proj.weight and .bias share the key: scores 10 each, k_proj 0.2; mean (10+10+0.2)/3 */
+    cr_assert_float_eq(q2 / q_score, 10.0 / (20.2 / 3.0), 1e-9);
+    mixq_plan_summary s;
+    mixq_plan_get_summary(p, &s);
+    cr_assert_str_eq(s.weights, "role+file");
+    mixq_plan_free(p);
+    const char *badjs = "{\"no.such.tensor\": {\"gradient_norm\": 1}}";
+    ts_write_file(js, badjs, strlen(badjs));
+    mixq_error err;
+    cr_assert_eq(mixq_plan_create(in, &o, &p, &err), MIXQ_E_NOT_FOUND);
+    cr_assert(strstr(err.message, "no.such.tensor"), "%s", err.message);
+    ts_rmtree(dir);
+    free(dir);
+    free(js);
+    free(in);
+}
+
+Test(plan, min_max_type_and_candidates)
+{
+    char *in = ts_source_path("testdata/tiny-llama-f32");
+    mixq_plan_options o;
+    mixq_plan_options_init(&o);
+    o.strategy = MIXQ_STRATEGY_BUDGET;
+    o.target_bpw = 6.5;
+    o.candidates = "int2_dq,int3_dq,int4_dq,int6_dq,int8,f16";
+    o.min_type = "int4_dq";
+    o.max_type = "int6_dq";
+    mixq_plan *p = make_plan(in, &o);
+    for (size_t i = 0; i < mixq_plan_tensor_count(p); i++) {
+        const mixq_plan_tensor *t = get(p, i);
+        if (strcmp(t->reason, "strategy")) continue;
+        cr_assert(t->qtype == MIXQ_QT_INT4_DQ || t->qtype == MIXQ_QT_INT6_DQ, "%s: %s", t->name,
+                  mixq_qtype_name(t->qtype));
+    }
+    mixq_plan_free(p);
+    const char *bad[] = {"int4,bogus", "int4:3", "f16:32", "", "raw"};
+    for (int b = 0; b < 5; b++) {
+        o.candidates = bad[b];
+        o.min_type = o.max_type = NULL;
+        mixq_error err;
+        cr_assert_eq(mixq_plan_create(in, &o, &p, &err), MIXQ_E_INVALID_ARG, "%s", bad[b]);
+        cr_assert(strstr(err.message, "--candidates"), "%s", err.message);
+    }
+    free(in);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Plan files                                                              */
+/* ---------------------------------------------------------------------- */
+
+Test(plan, file_round_trip)
+{
+    char *in = ts_source_path("testdata/tiny-llama-bf16"), *dir = ts_tmpdir(), *pf = ts_path(dir, "p.json");
+    mixq_plan_options o;
+    mixq_plan_options_init(&o);
+    o.strategy = MIXQ_STRATEGY_BUDGET;
+    o.target_bpw = 5.5;
+    mixq_plan *p = make_plan(in, &o);
+    mixq_error err;
+    cr_assert_eq(mixq_plan_save(p, pf, 0, &err), MIXQ_OK, "%s", err.message);
+    cr_assert_eq(mixq_plan_save(p, pf, 0, &err), MIXQ_E_EXISTS);
+    mixq_plan *q = NULL;
+    cr_assert_eq(mixq_plan_load(pf, &q, &err), MIXQ_OK, "%s", err.message);
+    cr_assert_eq(mixq_plan_tensor_count(q), mixq_plan_tensor_count(p));
+    for (size_t i = 0; i < mixq_plan_tensor_count(p); i++) {
+        mixq_plan_tensor a = *get(p, i), b = *get(q, i);
+        cr_assert_str_eq(a.name, b.name);
+        cr_assert_eq(a.qtype, b.qtype, "%s", a.name);
+        cr_assert_eq(a.group_size, b.group_size, "%s", a.name);
+        cr_assert_eq(a.nbytes, b.nbytes, "%s", a.name);
+        cr_assert_eq(a.ndim, b.ndim);
+        cr_assert_str_eq(a.role, b.role);
+        cr_assert_eq(a.layer, b.layer);
+        cr_assert(a.estimated_error == b.estimated_error, "%s", a.name);
+    }
+    /* the text is canonical: saving what was loaded gives the same bytes */
+    char *t1 = mx_plan_to_json(p), *t2 = mx_plan_to_json(q);
+    mixq_plan_summary s1, s2;
+    mixq_plan_get_summary(p, &s1);
+    mixq_plan_get_summary(q, &s2);
+    cr_assert_eq(s1.tensor_bytes, s2.tensor_bytes);
+    cr_assert_str_eq(s2.solver, s1.solver);
+    cr_assert_str_eq(t1, t2);
+    free(t1);
+    free(t2);
+    mixq_plan_free(p);
+    mixq_plan_free(q);
+    ts_rmtree(dir);
+    free(dir);
+    free(pf);
+    free(in);
+}
+
+/* Parses a modified plan text; returns the status and the message. */
+static mixq_status parse_text(const char *text, char *msg)
+{
+    mixq_plan *p = NULL;
+    mixq_error err;
+    mixq_status s = mx_plan_parse("edited.json", text, strlen(text), &p, &err);
+    if (s == MIXQ_OK) {
+        cr_assert(p);
+        mixq_plan_free(p);
+        msg[0] = '\0';
+    } else {
+        cr_assert_null(p);
+        strcpy(msg, err.message);
+    }
+    return s;
+}
+
+Test(plan, file_strict_validation)
+{
+    static const struct {
+        const char *text;
+        const char *msg; /* NULL = accepted */
+    } cases[] = {
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[{\"name\":\"a\",\"shape\":[2,32],\"type\":\"int4\"}]}", NULL},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[]}", NULL},
+        {"[]", "JSON object"},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[", "not a valid plan"},
+        {"{\"format\":\"other\",\"version\":1,\"tensors\":[]}", "not a plan file"},
+        {"{\"format\":\"mixq-plan\",\"version\":2,\"tensors\":[]}", "version"},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[],\"extra\":1}", "unknown key \"extra\""},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":{}}", "\"tensors\" must be an array"},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[{\"name\":\"a\",\"shape\":[2],\"type\":\"int5\"}]}", "unknown type \"int5\""},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[{\"name\":\"a\",\"shape\":[2],\"type\":\"int4\",\"group_size\":48}]}", "group size 48"},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[{\"name\":\"a\",\"shape\":[2],\"type\":\"f16\",\"group_size\":32}]}", "not allowed for f16"},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[{\"name\":\"a\",\"shape\":[-2],\"type\":\"f16\"}]}", "shape[0]"},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[{\"name\":\"a\",\"shape\":[1,2,3,4,5,6,7,8,9],\"type\":\"f16\"}]}", "at most 8"},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[{\"name\":\"a\",\"shape\":[4294967296,4294967296,4294967296],\"type\":\"f16\"}]}", "overflows"},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[{\"name\":\"\",\"shape\":[2],\"type\":\"f16\"}]}", "non-empty"},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[{\"name\":\"a\",\"shape\":[2],\"type\":\"f16\"},{\"name\":\"a\",\"shape\":[2],\"type\":\"f16\"}]}", "appears twice"},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[{\"name\":\"a\",\"shape\":[2],\"type\":\"f16\",\"qtype\":\"f16\"}]}", "unknown key \"qtype\""},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[{\"name\":\"a\",\"shape\":[2],\"type\":\"f16\",\"dtype\":\"F128\"}]}", "unknown dtype"},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[{\"name\":\"a\",\"shape\":[2],\"type\":\"f16\",\"role\":\"boss\"}]}", "unknown role"},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[{\"name\":\"a\",\"shape\":[2],\"type\":\"f16\",\"weight\":-1}]}", "\"weight\""},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"target_bpw\":0,\"tensors\":[]}", "target_bpw"},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"rtn\":1,\"tensors\":[]}", "rtn"},
+        {"{\"format\":\"mixq-plan\",\"version\":1,\"tensors\":[],\"tensors\":[]}", "not a valid plan"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char msg[600];
+        mixq_status s = parse_text(cases[i].text, msg);
+        if (!cases[i].msg) {
+            cr_assert_eq(s, MIXQ_OK, "case %zu: %s", i, msg);
+        } else {
+            cr_assert_neq(s, MIXQ_OK, "case %zu accepted", i);
+            cr_assert(strstr(msg, cases[i].msg), "case %zu: '%s' lacks '%s'", i, msg, cases[i].msg);
+            cr_assert(strstr(msg, "edited.json"), "case %zu: '%s' does not name the file", i, msg);
+        }
+    }
+}
+
+/* Edits a saved plan's JSON and converts with it: each mismatch is a clear error. */
+Test(plan, mismatched_plans_are_errors)
+{
+    char *in = ts_source_path("testdata/tiny-llama-f32"), *dir = ts_tmpdir(), *pf = ts_path(dir, "p.json"),
+         *out = ts_path(dir, "o.mxq");
+    mixq_plan_options o;
+    mixq_plan_options_init(&o);
+    mixq_plan *p = make_plan(in, &o);
+    char *text = mx_plan_to_json(p);
+    mixq_plan_free(p);
+    enum { MISSING, EXTRA, SHAPE, DTYPE, INT_TYPE, GOOD_EDIT, N_EDITS };
+    const char *expect[N_EDITS] = {"no entry for tensor \"lm_head.weight\"", "\"ghost\", which the checkpoint",
+                                   "shape [64, 65]", "dtype F16", "only raw", NULL};
+    for (int e = 0; e < N_EDITS; e++) {
+        json_t *root = json_loads(text, 0, NULL), *ts = json_object_get(root, "tensors");
+        cr_assert(root);
+        size_t lm = 0, pos = 0, down = 0;
+        for (size_t i = 0; i < json_array_size(ts); i++) {
+            const char *nm = json_string_value(json_object_get(json_array_get(ts, i), "name"));
+            if (!strcmp(nm, "lm_head.weight")) lm = i;
+            if (!strcmp(nm, "model.vision_embed.position_ids")) pos = i;
+            if (!strcmp(nm, "model.layers.0.mlp.down_proj.weight")) down = i;
+        }
+        json_t *t = json_array_get(ts, down);
+        switch (e) {
+        case MISSING: json_array_remove(ts, lm); break;
+        case EXTRA: json_array_append_new(ts, json_pack("{s:s,s:[i],s:s}", "name", "ghost", "shape", 3, "type", "f16")); break;
+        case SHAPE: json_array_set_new(json_object_get(t, "shape"), 1, json_integer(65)); break;
+        case DTYPE: json_object_set_new(t, "dtype", json_string("F16")); break;
+        case INT_TYPE: json_object_set_new(json_array_get(ts, pos), "type", json_string("int8")); break;
+        case GOOD_EDIT: /* a hand edit: another type; its stale estimate is dropped */
+            json_object_set_new(t, "type", json_string("int4"));
+            json_object_set_new(t, "group_size", json_integer(32));
+            break;
+        }
+        char *edited = json_dumps(root, 0);
+        json_decref(root);
+        ts_write_file(pf, edited, strlen(edited));
+        free(edited);
+        mixq_plan *q = NULL;
+        mixq_error err;
+        cr_assert_eq(mixq_plan_load(pf, &q, &err), MIXQ_OK, "edit %d: %s", e, err.message);
+        mixq_convert_options co;
+        mixq_convert_options_init(&co);
+        co.plan = q;
+        co.force = 1;
+        mixq_status s = mixq_convert(in, out, &co, &err);
+        if (expect[e]) {
+            cr_assert_neq(s, MIXQ_OK, "edit %d accepted", e);
+            cr_assert(strstr(err.message, expect[e]), "edit %d: '%s'", e, err.message);
+            cr_assert(strstr(err.message, "p.json"), "edit %d: '%s' does not name the plan", e, err.message);
+        } else {
+            cr_assert_eq(s, MIXQ_OK, "%s", err.message);
+            mixq_file *f = mixq_open(out, MIXQ_OPEN_VERIFY, &err);
+            cr_assert(f, "%s", err.message);
+            mixq_tensor_info info;
+            mixq_tensor_get_info(mixq_find(f, "model.layers.0.mlp.down_proj.weight"), &info);
+            cr_assert_eq(info.qtype, MIXQ_QT_INT4);
+            cr_assert_eq(info.group_size, 32);
+            size_t hl;
+            const char *h = mixq_header_json(f, &hl);
+            cr_assert(strstr(h, "\"estimated_error\""), "other tensors keep their estimates");
+            mixq_close(f);
+            mixq_plan_tensor t2;
+            for (size_t i = 0; i < mixq_plan_tensor_count(q); i++) {
+                mixq_plan_tensor_get(q, i, &t2);
+                if (!strcmp(t2.name, "model.layers.0.mlp.down_proj.weight")) cr_assert(isnan(t2.estimated_error));
+            }
+        }
+        mixq_plan_free(q);
+    }
+    free(text);
+    ts_rmtree(dir);
+    free(dir);
+    free(pf);
+    free(out);
+    free(in);
+}
+
+/* ---------------------------------------------------------------------- */
+/* CLI                                                                     */
+/* ---------------------------------------------------------------------- */
+
+Test(plan, cli_plan_convert_dump_round_trip)
+{
+    char *in = ts_source_path("testdata/tiny-llama-f16"), *dir = ts_tmpdir(), *pf = ts_path(dir, "plan.json"),
+         *a = ts_path(dir, "a.mxq"), *b = ts_path(dir, "b.mxq");
+    char *o = NULL, *e = NULL;
+    int rc = RUN(&o, &e, "plan", in, "--target-bpw", "5", "--override", "*k_proj.weight=int8", "--keep",
+                 "lm_head.weight", "--explain", "-o", pf);
+    cr_assert_eq(rc, 0, "%s", e);
+    cr_assert(strstr(o, "embedding") && strstr(o, "attn_q") && strstr(o, "mlp_down"), "%s", o);
+    cr_assert(strstr(o, "by type:") && strstr(o, "bits per weight") && strstr(o, "smaller"), "%s", o);
+    cr_assert(strstr(o, "strategy budget") && strstr(o, "reason"), "%s", o);
+    free(o);
+    free(e);
+    rc = RUN(&o, &e, "convert", in, "--plan", pf, "-o", a);
+    cr_assert_eq(rc, 0, "%s", e);
+    free(o);
+    free(e);
+    rc = RUN(&o, &e, "convert", in, "--target-bpw", "5", "--override", "*k_proj.weight=int8", "--keep",
+             "lm_head.weight", "-o", b);
+    cr_assert_eq(rc, 0, "%s", e);
+    free(o);
+    free(e);
+    size_t la, lb;
+    uint8_t *da = ts_read_file(a, &la), *db = ts_read_file(b, &lb);
+    cr_assert(la == lb && !memcmp(da, db, la), "plan file + convert --plan must equal convert with the options");
+    free(da);
+    free(db);
+    /* dump shows the plan's types and estimates */
+    rc = RUN(&o, &e, "dump", a, "--json");
+    cr_assert_eq(rc, 0, "%s", e);
+    json_t *d = json_loads(o, 0, NULL);
+    free(o);
+    free(e);
+    mixq_plan *p = NULL;
+    mixq_error err;
+    cr_assert_eq(mixq_plan_load(pf, &p, &err), MIXQ_OK, "%s", err.message);
+    json_t *ts = json_object_get(d, "tensors");
+    cr_assert_eq(json_array_size(ts), mixq_plan_tensor_count(p));
+    for (size_t i = 0; i < json_array_size(ts); i++) {
+        json_t *t = json_array_get(ts, i);
+        const mixq_plan_tensor *pt = get(p, index_of(p, json_string_value(json_object_get(t, "name"))));
+        cr_assert_str_eq(json_string_value(json_object_get(t, "quant_type")), mixq_qtype_name(pt->qtype));
+        cr_assert_eq((unsigned)json_integer_value(json_object_get(t, "group_size")), pt->group_size);
+        cr_assert_eq((uint64_t)json_integer_value(json_object_get(t, "bytes")), pt->nbytes);
+        if (strstr(pt->name, "k_proj.weight")) cr_assert_eq(pt->qtype, MIXQ_QT_INT8);
+        if (!strcmp(pt->name, "lm_head.weight")) cr_assert_eq(pt->qtype, MIXQ_QT_F16);
+        double de = json_number_value(json_object_get(t, "estimated_error")); /* dump prints 10 digits */
+        cr_assert(fabs(de - pt->estimated_error) <= 1e-8 * pt->estimated_error, "%s", pt->name);
+    }
+    json_t *plan = json_object_get(json_object_get(d, "metadata"), "plan");
+    cr_assert_str_eq(json_string_value(json_object_get(plan, "strategy")), "budget");
+    cr_assert_float_eq(json_number_value(json_object_get(plan, "target_bpw")), 5.0, 1e-12);
+    json_decref(d);
+    rc = RUN(&o, &e, "dump", a);
+    cr_assert_eq(rc, 0);
+    cr_assert(strstr(o, "est.sq.err") && strstr(o, "plan: strategy budget, target 5 bits per weight"), "%s", o);
+    free(o);
+    free(e);
+    rc = RUN(&o, &e, "verify", a);
+    cr_assert_eq(rc, 0, "%s", e);
+    free(o);
+    free(e);
+    compare_sse(in, a, p);
+    mixq_plan_free(p);
+    ts_rmtree(dir);
+    free(dir);
+    free(pf);
+    free(a);
+    free(b);
+    free(in);
+}
+
+Test(plan, cli_usage_errors)
+{
+    char *in = ts_source_path("testdata/tiny-llama-f32"), *o, *e;
+    struct {
+        const char *args[10];
+        int rc;
+        const char *msg;
+    } cases[] = {
+        {{"plan", in, "--strategy", "magic"}, 2, "unknown strategy"},
+        {{"plan", in, "--target-bpw", "x"}, 2, "--target-bpw"},
+        {{"plan", in, "--target-size", "12 parsecs"}, 2, "--target-size"},
+        {{"plan", in, "--weights", "heavy"}, 2, "--weights"},
+        {{"plan", in, "--thresholds", "1,2"}, 2, "--thresholds"},
+        {{"plan", in, "--override", "noequals"}, 2, "GLOB=TYPE"},
+        {{"plan", in, "--target-bpw", "0.5"}, 1, "smallest achievable"},
+        {{"plan", in, "--candidates", "int4,nope"}, 2, "unknown type 'nope'"},
+        {{"plan"}, 2, "exactly one input"},
+        {{"convert", in, "-o", "/tmp/x.mxq", "--plan", "p.json", "--target-bpw", "4"}, 2, "cannot be combined"},
+        {{"convert", in, "-o", "/tmp/x.mxq", "--plan", "/nonexistent/p.json"}, 3, "/nonexistent/p.json"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int rc = ts_run_cli(cases[i].args, &o, &e);
+        cr_assert_eq(rc, cases[i].rc, "case %zu: exit %d: %s", i, rc, e);
+        cr_assert(strstr(e, cases[i].msg), "case %zu: %s", i, e);
+        free(o);
+        free(e);
+    }
+    cr_assert_eq(RUN(&o, &e, "plan", "--help"), 0);
+    cr_assert(strstr(o, "--target-bpw") && strstr(o, "--override") && strstr(o, "--explain"), "%s", o);
+    free(o);
+    free(e);
+    cr_assert_eq(RUN(&o, &e, "plan", in, "-o", "-", "-q"), 0);
+    json_t *j = json_loads(o, 0, NULL);
+    cr_assert(j, "plan -o - prints the plan JSON");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "format")), "mixq-plan");
+    json_decref(j);
+    free(o);
+    free(e);
+    free(in);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Real checkpoints (../shared/models)                                     */
+/* ---------------------------------------------------------------------- */
+
+/* Calls fn for every model folder; skips when the folder is absent. */
+static void each_model(void (*fn)(const char *name, const char *path))
+{
+    char *models = ts_models_dir();
+    if (!models) cr_skip_test("../shared/models is absent");
+    DIR *d = opendir(models);
+    cr_assert(d);
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') continue;
+        char *in = ts_path(models, de->d_name), *st = ts_path(in, "model.safetensors");
+        struct stat sb;
+        if (stat(st, &sb) == 0) {
+            fn(de->d_name, in);
+            n++;
+        }
+        free(st);
+        free(in);
+    }
+    closedir(d);
+    free(models);
+    cr_assert_gt(n, 0);
+}
+
+static void bpw_targets(const char *name, const char *in)
+{
+    static const double targets[] = {3, 4, 4.5, 5, 6};
+    for (size_t k = 0; k < 5; k++) {
+        mixq_plan_options o;
+        mixq_plan_options_init(&o);
+        o.strategy = MIXQ_STRATEGY_BUDGET;
+        o.target_bpw = targets[k];
+        mixq_plan *p = make_plan(in, &o);
+        mixq_plan_summary s;
+        mixq_plan_get_summary(p, &s);
+        cr_log_info("%s: target %.1f -> %.4f bits per weight (%s%s)", name, targets[k], s.bits_per_weight, s.solver,
+                    s.optimal ? ", optimal" : "");
+        cr_assert_leq(s.bits_per_weight, targets[k], "%s: %g over target %g", name, s.bits_per_weight, targets[k]);
+        cr_assert_geq(s.bits_per_weight, 0.99 * targets[k], "%s: %g more than 1%% under %g", name,
+                      s.bits_per_weight, targets[k]);
+        mixq_plan_free(p);
+    }
+}
+
+Test(plan, shared_models_land_within_one_percent_under_target, .timeout = 600)
+{
+    each_model(bpw_targets);
+}
+
+/* With flat weights, the budget plan at uniform int4's exact size has less squared error than uniform int4. */
+static void flat_beats_int4(const char *name, const char *in)
+{
+    char *dir = ts_tmpdir(), *u = ts_path(dir, "u.mxq"), *b = ts_path(dir, "b.mxq");
+    mixq_convert_options co;
+    mixq_convert_options_init(&co);
+    co.type = MIXQ_QT_INT4;
+    mixq_error err;
+    cr_assert_eq(mixq_convert(in, u, &co, &err), MIXQ_OK, "%s", err.message);
+    mixq_file *f = mixq_open(u, 0, &err);
+    cr_assert(f);
+    uint64_t stored = 0, elems = 0;
+    for (size_t i = 0; i < mixq_tensor_count(f); i++) {
+        mixq_tensor_info info;
+        mixq_tensor_get_info(mixq_tensor_at(f, i), &info);
+        stored += info.nbytes;
+        elems += info.n_elements;
+    }
+    mixq_close(f);
+    mixq_plan_options o;
+    mixq_plan_options_init(&o);
+    o.strategy = MIXQ_STRATEGY_BUDGET;
+    o.weights = MIXQ_WEIGHTS_FLAT;
+    o.target_bpw = (double)stored * 8.0 / (double)elems; /* uniform int4's exact stored size */
+    mixq_plan *p = make_plan(in, &o);
+    mixq_plan_summary s;
+    mixq_plan_get_summary(p, &s);
+    cr_assert_leq(s.tensor_bytes, stored, "%s", name);
+    mixq_convert_options bo;
+    mixq_convert_options_init(&bo);
+    bo.plan = p;
+    cr_assert_eq(mixq_convert(in, b, &bo, &err), MIXQ_OK, "%s", err.message);
+    double eu = compare_sse(in, u, NULL), eb = compare_sse(in, b, p);
+    cr_log_info("%s: at %llu bytes, uniform int4 %.6g, budget (flat) %.6g (%.1f%% less)", name,
+                (unsigned long long)stored, eu, eb, 100.0 * (1 - eb / eu));
+    cr_assert_lt(eb, eu, "%s: budget %g vs uniform int4 %g", name, eb, eu);
+    mixq_plan_free(p);
+    ts_rmtree(dir);
+    free(dir);
+    free(u);
+    free(b);
+}
+
+Test(plan, shared_models_flat_budget_beats_uniform_int4, .timeout = 600)
+{
+    each_model(flat_beats_int4);
+}
