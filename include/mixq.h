@@ -235,6 +235,7 @@ typedef struct mixq_convert_options {
                                                      shapes equal; its rtn setting is used) */
     const struct mixq_plan_options *plan_options; /* if set (and no plan): plan with these options first
                                                      (their rtn and cancel are the converter's) */
+    unsigned threads;       /* worker threads (0 = online CPUs); the output does not depend on it */
 } mixq_convert_options;
 
 /* Fills *opts with the defaults. */
@@ -386,7 +387,7 @@ typedef struct mixq_plan_options {
     uint64_t target_size;     /* budget: bytes of the whole output file (0 = unset) */
     const char *candidates;   /* "int4,int8:32,f16" (TYPE[:GROUP|:row]); NULL = every quantized type
                                  this build has (at its default group and, without group_size, also
-                                 its largest group), and f16 */
+                                 its largest group), and f16; for sensitivity: int2_dq, int4, int8, f16 */
     const char *min_type;     /* NULL, or only candidates of at least this type's nominal bits per weight */
     const char *max_type;     /* NULL, or only candidates of at most this type's nominal bits per weight */
     const char *const *rules; /* "GLOB=TYPE[:GROUP]" or "GLOB=keep"; the last matching rule wins over */
@@ -398,8 +399,11 @@ typedef struct mixq_plan_options {
     int quantize_1d;          /* 1 = 1-D tensors are quantizable too */
     int rtn;                  /* 1 = measure with plain min/max rounding, as convert's rtn option */
     volatile sig_atomic_t *cancel; /* if non-NULL and set non-zero, stop with MIXQ_E_CANCELLED */
-    mixq_progress_fn progress;     /* optional, called after each tensor is measured */
+    mixq_progress_fn progress;     /* optional, called after each tensor is measured (possibly from a
+                                      worker thread, never two calls at once) */
     void *progress_ctx;
+    int threads;              /* measuring threads: 0 = one per online CPU (at most 16); results do not
+                                 depend on it */
 } mixq_plan_options;
 
 /* Fills *opts with the defaults (uniform int8, role weights). */

@@ -3,6 +3,7 @@
  * converts or quantizes it row by row, and streams it to the writer.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "qtype.h"
 #include "simd.h"
 #include "st_reader.h"
+#include "workpool.h"
 
 void mixq_convert_options_init(mixq_convert_options *opts)
 {
@@ -94,14 +96,12 @@ typedef struct conv_ctx {
     const mixq_convert_options *opts;
     const st_model *model;
     cwriter *writer;
-    float *row;          /* one row of source values as float */
-    size_t row_cap;
-    mixq_qtype cur_type; /* the type of the tensor being converted */
+    mx_pool *pool;       /* worker threads (NULL: run inline) */
 } conv_ctx;
 
 /* Checks that a row can be quantized; names the tensor and element if not. */
-static mixq_status check_row(const conv_ctx *c, const st_tensor *t, const float *x, size_t n, uint64_t r,
-                             mixq_error *err)
+static mixq_status check_row(const char *fname, const st_tensor *t, mixq_qtype type, const float *x, size_t n,
+                             uint64_t r, mixq_error *err)
 {
     for (size_t i = 0; i < n; i++) {
         if (!(fabsf(x[i]) <= MX_QUANT_ABS_MAX)) {
@@ -109,9 +109,111 @@ static mixq_status check_row(const conv_ctx *c, const st_tensor *t, const float 
             return mx_err(err, MIXQ_E_DATA,
                           "%s: tensor \"%s\": row %llu, column %zu holds %s (%g), which %s cannot store; "
                           "keep this tensor at source precision (--type f32/f16/bf16) or fix the checkpoint",
-                          c->model->files[t->file_index].path, t->name, (unsigned long long)r, i, what,
-                          (double)x[i], mixq_qtype_name(c->cur_type));
+                          fname, t->name, (unsigned long long)r, i, what, (double)x[i], mixq_qtype_name(type));
         }
+    }
+    return MIXQ_OK;
+}
+
+/*
+ * One tensor's rows, cut into blocks that the pool's threads convert
+ * independently.  Every block writes only its own rows, so the bytes do not
+ * depend on the thread count; an error is reported from the lowest failing
+ * block (blocks above a known failure are skipped), so the message does not
+ * either.
+ */
+typedef struct rows_job {
+    const char *fname, *in_path;
+    const st_tensor *t;
+    const qtype_desc *qt;
+    const qlayout *lay;
+    uint8_t *buf;
+    mx_qparams qp;
+    const mixq_convert_options *o;
+    uint64_t rows, row_length, block_rows, nblocks;
+    int prepass;            /* 1: only check rows and find the tensor's max |x| */
+    float *block_amax;      /* prepass result per block */
+    pthread_mutex_t mu;
+    uint64_t fail_block;    /* lowest failing block (nblocks if none) */
+    mixq_error fail;        /* its error */
+} rows_job;
+
+/* Records block b's failure if it is the lowest so far. */
+static void job_fail(rows_job *j, uint64_t b, const mixq_error *e)
+{
+    pthread_mutex_lock(&j->mu);
+    if (b < j->fail_block) {
+        j->fail_block = b;
+        j->fail = *e;
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
+static int job_skip(rows_job *j, uint64_t b)
+{
+    pthread_mutex_lock(&j->mu);
+    int skip = j->fail_block < b;
+    pthread_mutex_unlock(&j->mu);
+    return skip;
+}
+
+/* Converts (or, in the prepass, checks) the rows of block b. */
+static void convert_block(void *ctx, size_t b)
+{
+    rows_job *j = ctx;
+    if (job_skip(j, b)) return;
+    mixq_error e;
+    if (j->o->cancel && *j->o->cancel) {
+        mx_err(&e, MIXQ_E_CANCELLED, "%s: conversion interrupted", j->in_path);
+        job_fail(j, b, &e);
+        return;
+    }
+    size_t k = (size_t)j->row_length, esize = st_dtypes[j->t->dtype].size;
+    float *row = malloc((k ? k : 1) * sizeof *row);
+    if (!row) {
+        mx_err(&e, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", j->fname, j->t->name);
+        job_fail(j, b, &e);
+        return;
+    }
+    uint8_t scale_scratch[16]; /* a per-tensor scale: every row writes the same value; block 0 keeps it */
+    uint64_t r0 = b * j->block_rows, r1 = r0 + j->block_rows < j->rows ? r0 + j->block_rows : j->rows;
+    float amax = 0.0f;
+    mixq_status s = MIXQ_OK;
+    for (uint64_t r = r0; r < r1 && s == MIXQ_OK; r++) {
+        st_to_f32(j->t->dtype, j->t->data + r * k * esize, k, row);
+        if (j->prepass) {
+            s = check_row(j->fname, j->t, j->qt->id, row, k, r, &e);
+            for (size_t i = 0; i < k && s == MIXQ_OK; i++)
+                if (fabsf(row[i]) > amax) amax = fabsf(row[i]);
+        } else if (j->qt->quantized) {
+            if (!j->lay->per_tensor) s = check_row(j->fname, j->t, j->qt->id, row, k, r, &e);
+            if (s != MIXQ_OK) break;
+            mx_rowptrs p = {{NULL}};
+            for (int sec = 0; sec < MIXQ_SECTION_COUNT; sec++) /* row stride 0 for a per-tensor scale */
+                if (qtype_has_section(j->qt, (mixq_section_kind)sec))
+                    p.sec[sec] = j->buf + j->lay->offset[sec] + r * j->lay->row_bytes[sec];
+            if (j->lay->per_tensor && b != 0) p.sec[MIXQ_SEC_SCALES] = scale_scratch;
+            mx_kernels()->quantize_row[j->qt->id](row, k, j->lay->group, &j->qp, p);
+        } else {
+            s = check_plain_overflow(j->fname, j->t, j->qt->id, row, k, r, &e);
+            if (s == MIXQ_OK)
+                store_plain_row(j->qt->id, row, k,
+                                j->buf + j->lay->offset[MIXQ_SEC_DATA] + r * j->lay->row_bytes[MIXQ_SEC_DATA]);
+        }
+    }
+    free(row);
+    if (j->prepass) j->block_amax[b] = amax;
+    if (s != MIXQ_OK) job_fail(j, b, &e);
+}
+
+/* Runs convert_block over every block of the job; returns the lowest block's error. */
+static mixq_status run_rows(conv_ctx *c, rows_job *j, mixq_error *err)
+{
+    j->fail_block = j->nblocks;
+    mx_pool_run(c->pool, (size_t)j->nblocks, convert_block, j);
+    if (j->fail_block < j->nblocks) {
+        if (err) *err = j->fail;
+        return j->fail.code;
     }
     return MIXQ_OK;
 }
@@ -136,7 +238,6 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
         qt = pe->qt;
         group_req = group = qt->quantized ? pe->group_size : 0;
     }
-    c->cur_type = qt->id;
     uint64_t rows, row_length;
     qlayout lay;
     if (!rows_of(t, &rows, &row_length) || !qtype_layout(qt, t->dtype, rows, row_length, group, &lay))
@@ -152,47 +253,26 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
     if (qt == keep_type(t->dtype) || qt->id == MIXQ_QT_RAW) { /* stored exactly as in the source */
         if (t->nbytes) memcpy(buf, t->data, (size_t)t->nbytes);
     } else {
-        if (row_length > c->row_cap) {
-            float *nr = realloc(c->row, (size_t)row_length * sizeof(float));
-            if (!nr) {
-                free(buf);
-                return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", fname, t->name);
-            }
-            c->row = nr;
-            c->row_cap = (size_t)row_length;
-        }
-        size_t esize = st_dtypes[t->dtype].size;
-        mx_qparams qp = {.importance = NULL, .search = o->rtn == 0, .tensor_absmax = -1.0f};
+        rows_job j = {.fname = fname, .in_path = c->in_path, .t = t, .qt = qt, .lay = &lay, .buf = buf,
+                      .qp = {.importance = NULL, .search = o->rtn == 0, .tensor_absmax = -1.0f}, .o = o,
+                      .rows = rows, .row_length = row_length};
+        /* blocks of about 64 Ki elements: enough work per block, enough blocks per tensor */
+        j.block_rows = row_length >= 65536 ? 1 : 65536 / (row_length ? row_length : 1);
+        j.nblocks = rows ? ck_div_ceil(rows, j.block_rows) : 0;
+        pthread_mutex_init(&j.mu, NULL);
         if (lay.per_tensor) { /* one scale for the whole tensor: max |x| first */
-            float amax = 0.0f;
-            for (uint64_t r = 0; r < rows && s == MIXQ_OK; r++) {
-                st_to_f32(t->dtype, t->data + r * row_length * esize, (size_t)row_length, c->row);
-                s = check_row(c, t, c->row, (size_t)row_length, r, err);
-                for (size_t i = 0; i < (size_t)row_length && s == MIXQ_OK; i++)
-                    if (fabsf(c->row[i]) > amax) amax = fabsf(c->row[i]);
-            }
-            qp.tensor_absmax = amax;
+            j.prepass = 1;
+            j.block_amax = calloc(j.nblocks ? (size_t)j.nblocks : 1, sizeof *j.block_amax);
+            if (!j.block_amax) s = mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", fname, t->name);
+            if (s == MIXQ_OK) s = run_rows(c, &j, err);
+            for (uint64_t b = 0; b < j.nblocks && s == MIXQ_OK; b++)
+                if (j.block_amax[b] > j.qp.tensor_absmax) j.qp.tensor_absmax = j.block_amax[b];
+            if (j.qp.tensor_absmax < 0.0f) j.qp.tensor_absmax = 0.0f;
+            free(j.block_amax);
+            j.prepass = 0;
         }
-        for (uint64_t r = 0; r < rows && s == MIXQ_OK; r++) {
-            if (o->cancel && *o->cancel) {
-                s = mx_err(err, MIXQ_E_CANCELLED, "%s: conversion interrupted", c->in_path);
-                break;
-            }
-            st_to_f32(t->dtype, t->data + r * row_length * esize, (size_t)row_length, c->row);
-            if (qt->quantized) {
-                s = check_row(c, t, c->row, (size_t)row_length, r, err);
-                if (s != MIXQ_OK) break;
-                mx_rowptrs p = {{NULL}};
-                for (int k = 0; k < MIXQ_SECTION_COUNT; k++) /* row stride 0 for a per-tensor scale */
-                    if (qtype_has_section(qt, (mixq_section_kind)k)) p.sec[k] = buf + lay.offset[k] + r * lay.row_bytes[k];
-                mx_kernels()->quantize_row[qt->id](c->row, (size_t)row_length, lay.group, &qp, p);
-            } else {
-                s = check_plain_overflow(fname, t, qt->id, c->row, (size_t)row_length, r, err);
-                if (s != MIXQ_OK) break;
-                store_plain_row(qt->id, c->row, (size_t)row_length,
-                                buf + lay.offset[MIXQ_SEC_DATA] + r * lay.row_bytes[MIXQ_SEC_DATA]);
-            }
-        }
+        if (s == MIXQ_OK) s = run_rows(c, &j, err);
+        pthread_mutex_destroy(&j.mu);
     }
     if (s == MIXQ_OK) {
         json_t *extra = pe ? mx_plan_entry_extra(pe) : NULL; /* "estimated_error" */
@@ -355,8 +435,11 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
         return s;
     }
     conv_ctx c = {.in_path = in_path, .opts = opts, .model = model};
-    s = cw_open(&c.writer, out_path, opts->force, err);
+    c.pool = mx_pool_create(opts->threads);
+    if (!c.pool) s = mx_err(err, MIXQ_E_NOMEM, "%s: cannot start %u threads", in_path, opts->threads);
+    if (s == MIXQ_OK) s = cw_open(&c.writer, out_path, opts->force, err);
     if (s != MIXQ_OK) {
+        mx_pool_destroy(c.pool);
         mixq_plan_free(owned_plan);
         free(plan_map);
         st_close(model);
@@ -368,6 +451,7 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
             break;
         }
         s = convert_tensor(&c, &model->tensors[i], opts->plan ? &opts->plan->t[plan_map[i]] : NULL, err);
+        st_release(model, &model->tensors[i]); /* its input pages are no longer needed */
         if (s == MIXQ_OK && opts->progress) opts->progress(opts->progress_ctx, i + 1, model->ntensors, model->tensors[i].name);
     }
     if (s == MIXQ_OK) {
@@ -385,7 +469,7 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
         }
     }
     if (c.writer) cw_abort(c.writer);
-    free(c.row);
+    mx_pool_destroy(c.pool);
     mixq_plan_free(owned_plan);
     free(plan_map);
     st_close(model);

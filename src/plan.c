@@ -11,9 +11,11 @@
 #include <float.h>
 #include <fnmatch.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checked.h"
 #include "container.h"
@@ -147,7 +149,14 @@ static mixq_status parse_candidates(const mixq_plan_options *o, mx_cand **out, s
     *out = calloc(MIXQ_QT_COUNT * 8 + 8, sizeof **out);
     if (!*out) return mx_err(err, MIXQ_E_NOMEM, "out of memory");
     size_t k = 0;
-    if (!o->candidates) {
+    if (!o->candidates && o->strategy == MIXQ_STRATEGY_SENSITIVITY) {
+        /* the seed's ladder: 2, 4, 8 and 16 bits (the base type is added by the caller) */
+        static const mixq_qtype ladder[] = {MIXQ_QT_INT2_DQ, MIXQ_QT_INT4, MIXQ_QT_INT8, MIXQ_QT_F16};
+        for (size_t i = 0; i < sizeof ladder / sizeof *ladder; i++) {
+            const qtype_desc *qt = qtype_get(ladder[i]);
+            if (qt && has_kernels(qt)) (*out)[k++] = (mx_cand){qt, default_group(qt, o->group_size)};
+        }
+    } else if (!o->candidates) {
         for (int id = 0; id < MIXQ_QT_COUNT; id++) {
             const qtype_desc *qt = qtype_get((mixq_qtype)id);
             if (!qt || !qt->quantized || !has_kernels(qt)) continue;
@@ -555,6 +564,80 @@ static mixq_status measure(planner *pl, size_t i, size_t c, mixq_error *err)
     return MIXQ_OK;
 }
 
+/* Work shared by the measuring threads. */
+typedef struct measure_pool {
+    planner *pl;
+    const bool *need;     /* [tensor * nc + c] */
+    pthread_mutex_t mu;
+    size_t next, done, total;
+    mixq_status status;
+    mixq_error err;
+} measure_pool;
+
+static void *measure_worker(void *arg)
+{
+    measure_pool *mp = arg;
+    planner *pl = mp->pl;
+    size_t nc = pl->nc, n = pl->m->ntensors;
+    for (;;) {
+        pthread_mutex_lock(&mp->mu);
+        size_t i = mp->next;
+        while (i < n && !pl->eligible[i]) i++;
+        mp->next = i + 1;
+        bool stop = mp->status != MIXQ_OK || i >= n;
+        pthread_mutex_unlock(&mp->mu);
+        if (stop) return NULL;
+        const st_tensor *t = &pl->m->tensors[i];
+        mixq_status s = MIXQ_OK;
+        mixq_error e;
+        for (size_t c = 0; c < nc && s == MIXQ_OK; c++) {
+            double *slot = &pl->sse[i * nc + c];
+            if (!mp->need[i * nc + c] || !isnan(*slot)) continue;
+            double v;
+            s = mx_measure_error(t, &pl->cands[c], &pl->stats[i], pl->o->rtn != 0, pl->o->cancel, &v, &e);
+            if (s == MIXQ_OK) *slot = v; /* each slot belongs to one thread */
+        }
+        pthread_mutex_lock(&mp->mu);
+        if (s != MIXQ_OK && mp->status == MIXQ_OK) {
+            mp->status = s;
+            mp->err = e;
+        }
+        mp->done++;
+        if (s == MIXQ_OK && pl->o->progress) pl->o->progress(pl->o->progress_ctx, mp->done, mp->total, t->name);
+        pthread_mutex_unlock(&mp->mu);
+    }
+}
+
+/*
+ * Measures every needed (tensor, candidate) of the eligible tensors on
+ * o->threads threads (0 = the online CPUs, at most 16); results do not
+ * depend on the thread count.  Progress is reported under a lock.
+ */
+static mixq_status measure_all(planner *pl, const bool *need, mixq_error *err)
+{
+    measure_pool mp = {.pl = pl, .need = need, .status = MIXQ_OK};
+    for (size_t i = 0; i < pl->m->ntensors; i++) mp.total += pl->eligible[i];
+    long nt = pl->o->threads > 0 ? pl->o->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (nt < 1) nt = 1;
+    if (nt > 16) nt = 16;
+    if ((size_t)nt > mp.total) nt = mp.total ? (long)mp.total : 1;
+    pthread_mutex_init(&mp.mu, NULL);
+    pthread_t tid[16];
+    long started = 0;
+    for (long k = 1; k < nt; k++) { /* the calling thread is worker 0 */
+        if (pthread_create(&tid[started], NULL, measure_worker, &mp) != 0) break;
+        started++;
+    }
+    measure_worker(&mp);
+    for (long k = 0; k < started; k++) pthread_join(tid[k], NULL);
+    pthread_mutex_destroy(&mp.mu);
+    if (mp.status != MIXQ_OK) {
+        if (err) *err = mp.err;
+        return mp.status;
+    }
+    return MIXQ_OK;
+}
+
 /* Squared error of a tensor stored as an arbitrary (qt, group) (rules). */
 static mixq_status measure_fixed(planner *pl, size_t i, const mx_cand *c, double *out, mixq_error *err)
 {
@@ -750,30 +833,37 @@ static mixq_status run_sensitivity(planner *pl, mixq_error *err)
     for (size_t r = 0; r < nc; r++)
         if (ladder[r] == base_c) rung = r;
     mixq_status s = MIXQ_OK;
-    /* relative error at the base type, and its median */
+    /* every rung of the ladder (and the base type) in parallel, then the relative error at the base */
+    bool *need = malloc((n * nc + 1) * sizeof *need);
+    if (!need) s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
+    for (size_t k = 0; s == MIXQ_OK && k < n * nc; k++) need[k] = pl->allowed[k] || k % nc == base_c;
+    if (s == MIXQ_OK) s = measure_all(pl, need, err);
+    free(need);
     size_t nr = 0;
     for (size_t i = 0; i < n && s == MIXQ_OK; i++) {
         if (!pl->eligible[i]) continue;
-        s = measure(pl, i, base_c, err);
-        if (s != MIXQ_OK) break;
         double e = pl->sse[i * nc + base_c];
         rel[i] = pl->stats[i].sumsq > 0 ? e / pl->stats[i].sumsq : 0.0;
-        if (pl->o->progress) pl->o->progress(pl->o->progress_ctx, i + 1, n, m->tensors[i].name);
     }
+    /* each statistic relative to its median over the planned tensors: a typical tensor scores 1 */
     double *sorted = malloc((n ? n : 1) * sizeof *sorted);
     if (s == MIXQ_OK && !sorted) s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
-    double median = 0;
-    if (s == MIXQ_OK) {
+    double med[3] = {0, 0, 0};
+    for (int k = 0; k < 3 && s == MIXQ_OK; k++) {
+        nr = 0;
         for (size_t i = 0; i < n; i++)
-            if (pl->eligible[i]) sorted[nr++] = rel[i];
+            if (pl->eligible[i])
+                sorted[nr++] = k == 0 ? rel[i] : k == 1 ? pl->stats[i].kurtosis : pl->stats[i].outlier_frac;
         qsort(sorted, nr, sizeof *sorted, cmp_double);
-        median = nr ? sorted[nr / 2] : 0;
+        med[k] = nr ? sorted[nr / 2] : 0;
     }
     for (size_t i = 0; i < n && s == MIXQ_OK; i++) {
         if (!pl->eligible[i]) continue;
         const mx_tstats *st = &pl->stats[i];
-        double q = median > 0 ? rel[i] / median : 1.0;
-        double stat = 0.5 * q + 0.25 * (st->kurtosis / 3.0) + 0.25 * (st->outlier_frac / 0.0027);
+        double q = med[0] > 0 ? rel[i] / med[0] : 1.0;
+        double ku = med[1] > 0 ? st->kurtosis / med[1] : 1.0;
+        double ou = med[2] > 0 ? st->outlier_frac / med[2] : 1.0;
+        double stat = 0.5 * q + 0.25 * ku + 0.25 * ou;
         double score = prior_of(&pl->p->t[i].role) * stat * (pl->ext ? pl->ext[i] : 1.0);
         const double *th = pl->o->thresholds;
         long step = score < th[0] ? -1 : score < th[1] ? 0 : score < th[2] ? 1 : 2;
@@ -805,15 +895,8 @@ static mixq_status run_budget(planner *pl, json_t *meta_base, uint64_t slack, mi
     mixq_plan *p = pl->p;
     size_t nc = pl->nc, n = m->ntensors, ng = 0;
     for (size_t i = 0; i < n; i++) ng += pl->eligible[i];
-    for (size_t i = 0; i < n; i++) {
-        if (!pl->eligible[i]) continue;
-        for (size_t c = 0; c < nc; c++) {
-            if (!pl->allowed[i * nc + c]) continue;
-            mixq_status s = measure(pl, i, c, err);
-            if (s != MIXQ_OK) return s;
-        }
-        if (pl->o->progress) pl->o->progress(pl->o->progress_ctx, i + 1, n, m->tensors[i].name);
-    }
+    mixq_status ms0 = measure_all(pl, pl->allowed, err);
+    if (ms0 != MIXQ_OK) return ms0;
     bool by_size = pl->o->target_size > 0;
     /* fixed part of the budget: tensors not planned, preamble and header (target size) */
     uint64_t fixed = 0, n_elements = 0, entries = 0;
@@ -1109,12 +1192,15 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
             size_t bc = 0;
             for (size_t c = 0; c < pl.nc; c++)
                 if (pl.cands[c].qt == pl.base.qt && pl.cands[c].group_size == pl.base.group_size) bc = c;
+            bool *need = calloc(n * pl.nc + 1, sizeof *need);
+            if (!need) s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
+            for (size_t i = 0; s == MIXQ_OK && i < n; i++) need[i * pl.nc + bc] = true;
+            if (s == MIXQ_OK) s = measure_all(&pl, need, err);
+            free(need);
             for (size_t i = 0; i < n && s == MIXQ_OK; i++) {
                 if (!pl.eligible[i]) continue;
-                s = measure(&pl, i, bc, err);
-                if (s == MIXQ_OK) s = assign(&pl, i, pl.base.qt, pl.base.group_size, "strategy", err);
+                s = assign(&pl, i, pl.base.qt, pl.base.group_size, "strategy", err);
                 p->t[i].est_error = pl.sse[i * pl.nc + bc];
-                if (o->progress) o->progress(o->progress_ctx, i + 1, n, m->tensors[i].name);
             }
             break;
         }

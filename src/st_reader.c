@@ -966,3 +966,15 @@ out:
     if (st) st_index_free(out);
     return st;
 }
+
+void st_release(const st_model *model, const st_tensor *t)
+{
+    const st_file *f = &model->files[t->file_index];
+    if (!f->owns_map || !f->map || t->nbytes == 0) return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t base = (uintptr_t)f->map, start = (uintptr_t)t->data & ~(page - 1);
+    uintptr_t end = (uintptr_t)t->data + (uintptr_t)t->nbytes;
+    end = (end + page - 1) & ~(page - 1);
+    if (start < base) start = base; /* the mapping itself starts on a page */
+    (void)madvise((void *)start, end - start, MADV_DONTNEED); /* advice only: failure changes nothing */
+}

@@ -80,6 +80,14 @@ void st_close(st_model *model);
 /* The tensor with this name, or NULL (binary search over a sorted index). */
 const st_tensor *st_find(const st_model *model, const char *name);
 
+/*
+ * Tells the kernel that the pages holding t's data will not be read soon
+ * (madvise MADV_DONTNEED on a read-only file mapping: they are dropped from
+ * this process and read again from the file if touched).  Keeps resident
+ * memory bounded while a large checkpoint is converted tensor by tensor.
+ */
+void st_release(const st_model *model, const st_tensor *t);
+
 /* Value of a __metadata__ key, or NULL. */
 const char *st_meta_get(const st_model *model, const char *key);
 

@@ -4,6 +4,7 @@
  * failure, never replacing an existing output or the input.
  */
 #include <math.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,4 +399,69 @@ Test(convert, searched_scales_beat_rtn)
     }
     ts_rmtree(dir);
     free(dir); free(out); free(in);
+}
+
+/* The output is byte-identical whatever the thread count, for every quantized type. */
+Test(convert, same_bytes_for_any_thread_count)
+{
+    char *dir = ts_tmpdir(), *a = ts_path(dir, "a.mxq"), *b = ts_path(dir, "b.mxq");
+    char *in = ts_source_path("testdata/tiny-llama-f32");
+    int n = 0;
+    for (int t = 0; t < MIXQ_QT_COUNT; t++) {
+        const char *name = mixq_qtype_name((mixq_qtype)t);
+        if (!name || t == MIXQ_QT_RAW) continue;
+        for (int rtn = 0; rtn < 2; rtn++) {
+            mixq_convert_options o;
+            mixq_convert_options_init(&o);
+            o.type = (mixq_qtype)t;
+            o.rtn = rtn;
+            o.force = 1;
+            o.quantize_1d = 1;
+            mixq_error err;
+            o.threads = 1;
+            cr_assert_eq(mixq_convert(in, a, &o, &err), MIXQ_OK, "%s: %s", name, err.message);
+            o.threads = 5;
+            cr_assert_eq(mixq_convert(in, b, &o, &err), MIXQ_OK, "%s: %s", name, err.message);
+            size_t la, lb;
+            uint8_t *da = ts_read_file(a, &la), *db = ts_read_file(b, &lb);
+            cr_assert(la == lb && memcmp(da, db, la) == 0, "%s (rtn %d): 1 and 5 threads differ", name, rtn);
+            free(da);
+            free(db);
+            n++;
+        }
+    }
+    cr_assert_gt(n, 10);
+    ts_rmtree(dir);
+    free(dir); free(a); free(b); free(in);
+}
+
+/* With several threads, the error reported is still the first bad element of the tensor. */
+Test(convert, error_is_the_first_one_whatever_the_threads)
+{
+    char *dir = ts_tmpdir(), *in = ts_path(dir, "m.safetensors"), *out = ts_path(dir, "o.mxq");
+    enum { R = 4000, K = 64 };
+    float *vals = calloc(R * K, sizeof *vals);
+    for (int i = 0; i < R * K; i++) vals[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+    vals[2500 * K + 3] = NAN;
+    vals[3900 * K + 1] = INFINITY;
+    vals[1200 * K + 9] = 1e6f;
+    char hdr[160];
+    snprintf(hdr, sizeof hdr, "{\"w\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[0,%d]}}", R, K, R * K * 4);
+    size_t len;
+    uint8_t *st = ts_safetensors(hdr, vals, (size_t)R * K * 4, &len);
+    ts_write_file(in, st, len);
+    free(st);
+    free(vals);
+    for (unsigned t = 1; t <= 4; t++) {
+        mixq_convert_options o;
+        mixq_convert_options_init(&o);
+        o.type = MIXQ_QT_INT4;
+        o.threads = t;
+        mixq_error err;
+        cr_assert_eq(mixq_convert(in, out, &o, &err), MIXQ_E_DATA);
+        cr_assert(strstr(err.message, "row 1200, column 9"), "%u threads: %s", t, err.message);
+        cr_assert(!ts_exists(out));
+    }
+    ts_rmtree(dir);
+    free(dir); free(in); free(out);
 }

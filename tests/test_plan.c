@@ -736,3 +736,25 @@ Test(plan, shared_models_flat_budget_beats_uniform_int4, .timeout = 600)
 {
     each_model(flat_beats_int4);
 }
+
+/* The plan does not depend on the number of measuring threads. */
+Test(plan, threads_do_not_change_the_plan)
+{
+    char *in = ts_source_path("testdata/tiny-llama-bf16");
+    char *text[3];
+    for (int k = 0; k < 3; k++) {
+        mixq_plan_options o;
+        mixq_plan_options_init(&o);
+        o.strategy = k == 2 ? MIXQ_STRATEGY_SENSITIVITY : MIXQ_STRATEGY_BUDGET;
+        o.target_bpw = k == 2 ? 0 : 4.75;
+        o.threads = k == 0 ? 1 : 7;
+        mixq_plan *p = make_plan(in, &o);
+        text[k] = mx_plan_to_json(p);
+        mixq_plan_free(p);
+    }
+    cr_assert_str_eq(text[0], text[1]);
+    free(text[0]);
+    free(text[1]);
+    free(text[2]);
+    free(in);
+}

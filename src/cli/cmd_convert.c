@@ -32,6 +32,8 @@ static const char usage[] =
     "      --quantize-1d     also convert 1-D tensors (norms, biases) to TYPE\n"
     "      --plan FILE       apply a plan saved by 'mixq plan -o FILE' (or edited by\n"
     "                        hand) exactly; or plan here with the options below\n"
+    "  -j, --threads N       worker threads (default: online CPUs); the output is\n"
+    "                        byte-identical whatever N is\n"
     "  -f, --force           replace OUT if it exists\n"
     "  -q, --quiet           print nothing on success\n"
     "  -h, --help            show this help\n"
@@ -100,6 +102,7 @@ static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **pla
         {"group-size", required_argument, NULL, 'g'}, {"quantize-1d", no_argument, NULL, OPT_Q1D},
         {"rtn", no_argument, NULL, OPT_RTN}, {"plan", required_argument, NULL, OPT_PLAN},
         {"force", no_argument, NULL, 'f'}, {"quiet", no_argument, NULL, 'q'},
+        {"threads", required_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'}, CLI_PLAN_LONGOPTS, {NULL, 0, NULL, 0}};
     const char *plan_path = NULL;
     int type_given = 0;
@@ -109,7 +112,7 @@ static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **pla
     int quiet = 0, c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:t:g:fqh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:t:g:j:fqh", longopts, NULL)) != -1) {
         int r = cli_plan_opt(po, "convert", c, optarg);
         if (r < 0) return EXIT_USAGE;
         if (r > 0) continue;
@@ -130,6 +133,13 @@ static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **pla
         }
         case OPT_Q1D: opts.quantize_1d = 1; break;
         case OPT_RTN: opts.rtn = 1; break;
+        case 'j': {
+            unsigned long long n;
+            if (cli_parse_uint(optarg, 1024, &n) != 0 || n == 0)
+                return cli_usage_error("convert", "--threads takes a number from 1 to 1024, not '%s'", optarg);
+            opts.threads = (unsigned)n;
+            break;
+        }
         case 'f': opts.force = 1; break;
         case 'q': quiet = 1; break;
         case 'h':

@@ -27,7 +27,8 @@ const char cli_plan_help[] =
     "                        tensor's mean square) or flat (plain squared error)\n"
     "      --sensitivity F   JSON of per-tensor gradient_norm, weight_variance,\n"
     "                        activation_range, output_sensitivity\n"
-    "      --thresholds L,M,H  sensitivity: score thresholds (default 0.5,2,4)\n";
+    "      --thresholds L,M,H  sensitivity: score thresholds (default 0.5,2,4)\n"
+    "      --threads N       measuring threads (default: one per CPU)\n";
 
 void cli_plan_opts_init(cli_plan_opts *c)
 {
@@ -155,6 +156,15 @@ int cli_plan_opt(cli_plan_opts *c, const char *cmd, int code, const char *arg)
         }
         memcpy(o->thresholds, t, sizeof t);
         break;
+    }
+    case CLI_OPT_THREADS: {
+        unsigned long long t;
+        if (cli_parse_uint(arg, 1024, &t) != 0 || t == 0) {
+            cli_usage_error(cmd, "--threads takes a positive number, not '%s'", arg);
+            return -1;
+        }
+        o->threads = (int)t;
+        return 1; /* not a planning option by itself */
     }
     default: return 0;
     }

@@ -19,7 +19,8 @@ enum {
     CLI_OPT_KEEP,
     CLI_OPT_WEIGHTS,
     CLI_OPT_SENSITIVITY,
-    CLI_OPT_THRESHOLDS
+    CLI_OPT_THRESHOLDS,
+    CLI_OPT_THREADS
 };
 
 /* Entries for a struct option array (no terminator). */
@@ -33,7 +34,8 @@ enum {
         {"override", required_argument, NULL, CLI_OPT_OVERRIDE}, {"keep", required_argument, NULL, CLI_OPT_KEEP}, \
         {"weights", required_argument, NULL, CLI_OPT_WEIGHTS},                                               \
         {"sensitivity", required_argument, NULL, CLI_OPT_SENSITIVITY},                                       \
-        {"thresholds", required_argument, NULL, CLI_OPT_THRESHOLDS}
+        {"thresholds", required_argument, NULL, CLI_OPT_THRESHOLDS},                                         \
+        {"threads", required_argument, NULL, CLI_OPT_THREADS}
 
 /* The planner options' help lines (for the usage texts). */
 extern const char cli_plan_help[];
