@@ -4,7 +4,7 @@
  * dequantize for every quantized type in the table, plus the f32 <-> f16 /
  * bf16 array conversions, against memcpy of the same buffer in the same run.
  *
- *   bench_kernels [--mib N] [--row K] [--reps R] [--search-mib N] [--types a,b] [--markdown]
+ *   bench_kernels [--mib N] [--row K] [--reps R] [--search-mib N] [--types a,b] [--markdown] [--cpu-time]
  *
  * GB/s always counts the f32 side: bytes of f32 input read by a quantizer /
  * conversion from f32, bytes of f32 output written by a dequantizer /
@@ -14,6 +14,9 @@
  * The "cpu" column is the lowest ratio of thread CPU time to wall time among
  * the best runs of that row: well below 100% means the scheduler took the
  * core away (a shared machine) and the GB/s of that row are too low.
+ * --cpu-time times by CLOCK_THREAD_CPUTIME_ID instead: on a machine shared
+ * with other jobs that figure excludes the time the thread was not running
+ * (it still includes the cache and memory-bandwidth interference).
  * The search is timed on the first --search-mib MiB of the buffer (it is
  * compute bound; a smaller slice keeps the scalar run short), everything
  * else on the whole buffer (default 64 MiB of f32, rows of 4096).
@@ -46,6 +49,9 @@ static double cpu_now(void)
 
 /* Lowest CPU share (thread CPU time / wall time) of the best runs of the current table row. */
 static double row_cpu_share = 1.0;
+
+/* --cpu-time: time by thread CPU time instead of CLOCK_MONOTONIC (see the comment at the top). */
+static int use_cpu_time = 0;
 
 static uint64_t rng_state = 0x1234567;
 static uint64_t rng_next(void)
@@ -90,8 +96,9 @@ static double best_of(bench_fn fn, void *ctx, int reps)
         double c0 = cpu_now(), t0 = now();
         fn(ctx);
         double t = now() - t0, c = cpu_now() - c0;
-        if (t < best) {
-            best = t;
+        double m = use_cpu_time ? c : t;
+        if (m < best) {
+            best = m;
             share = t > 0 ? c / t : 1.0;
         }
     }
@@ -208,7 +215,7 @@ static int type_selected(const opts *o, const char *name)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_kernels [--mib N] [--row K] [--reps R] [--search-mib N] [--types a,b,...] [--markdown]\n");
+    fprintf(stderr, "usage: bench_kernels [--mib N] [--row K] [--reps R] [--search-mib N] [--types a,b,...] [--markdown] [--cpu-time]\n");
     exit(2);
 }
 
@@ -228,6 +235,8 @@ int main(int argc, char **argv)
             o.types = argv[++i];
         else if (!strcmp(argv[i], "--markdown"))
             o.markdown = 1;
+        else if (!strcmp(argv[i], "--cpu-time"))
+            use_cpu_time = 1;
         else
             usage();
     }
@@ -274,6 +283,7 @@ int main(int argc, char **argv)
 
     printf("# bench_kernels: %zu MiB of f32 (%zu rows x %zu), search on %zu MiB, best of %d after 1 warm-up, 1 thread\n",
            o.mib, rows, K, o.search_mib, o.reps);
+    printf("# timing: %s\n", use_cpu_time ? "thread CPU time (--cpu-time), not wall time" : "wall time, CLOCK_MONOTONIC");
     printf("# GB/s = 1e9 bytes of f32 per second (f32 read by quantize / to-half, f32 written by dequantize / from-half)\n");
     printf("# memcpy of the same %zu MiB buffer: %.2f GB/s (bytes copied; cpu %.0f%%)\n\n", o.mib, bw_cpy,
            100 * cpy_share);
@@ -289,12 +299,17 @@ int main(int argc, char **argv)
     typedef struct res {
         double rtn, search, deq;
     } res;
-    res results[MIXQ_QT_COUNT][MX_SIMD_COUNT];
+    res results[2 * MIXQ_QT_COUNT][MX_SIMD_COUNT];
     memset(results, 0, sizeof results);
 
-    for (int t = 0; t < MIXQ_QT_COUNT; t++) {
+    /* rows of the table: every type at its default group size; types whose default is one scale per
+     * tensor (no search there) also at group 128, where the search runs */
+    for (int row = 0; row < 2 * MIXQ_QT_COUNT; row++) {
+        int t = row / 2;
         const qtype_desc *qt = qtype_get((mixq_qtype)t);
         if (!qt || !qt->quantized || !qt->quantize_row || !qt->dequantize_row || !type_selected(&o, qt->name))
+            continue;
+        if (row % 2 == 1 && !(qt->tensor_scale && qt->group_default == 0 && qtype_group_ok(qt, 128)))
             continue;
         q_ctx c;
         memset(&c, 0, sizeof c);
@@ -302,7 +317,7 @@ int main(int argc, char **argv)
         c.x = x;
         c.k = K;
         c.rows = rows;
-        c.group = qt->group_default;
+        c.group = row % 2 == 0 ? qt->group_default : 128;
         if (!qtype_layout(qt, ST_F32, rows, K, c.group, &c.lay)) {
             fprintf(stderr, "bench_kernels: no layout for %s\n", qt->name);
             continue;
@@ -326,7 +341,7 @@ int main(int argc, char **argv)
             c.search = 1;
             c.imp = imp;
             double ts = best_of(run_quantize, &c, o.reps > 3 ? 3 : o.reps);
-            res *r = &results[t][paths[p]->path];
+            res *r = &results[row][paths[p]->path];
             r->rtn = gb / tq;
             r->search = gbs / ts;
             r->deq = gb / td;
@@ -381,15 +396,17 @@ int main(int argc, char **argv)
                    mx_simd_name((mx_simd)p));
         else
             printf("%s / scalar        q-RTN   q-search  dequant\n", mx_simd_name((mx_simd)p));
-        for (int t = 0; t < MIXQ_QT_COUNT; t++) {
-            res *a = &results[t][p], *b = &results[t][MX_SIMD_SCALAR];
+        for (int row = 0; row < 2 * MIXQ_QT_COUNT; row++) {
+            res *a = &results[row][p], *b = &results[row][MX_SIMD_SCALAR];
             if (a->rtn == 0 || b->rtn == 0)
                 continue;
+            char name[64];
+            snprintf(name, sizeof name, "%s%s", mx_qtypes[row / 2].name, row % 2 ? " (group 128)" : "");
             if (o.markdown)
-                printf("| %s | %.1fx | %.1fx | %.1fx |\n", mx_qtypes[t].name, a->rtn / b->rtn, a->search / b->search,
+                printf("| %s | %.1fx | %.1fx | %.1fx |\n", name, a->rtn / b->rtn, a->search / b->search,
                        a->deq / b->deq);
             else
-                printf("  %-20s %6.1fx %8.1fx %8.1fx\n", mx_qtypes[t].name, a->rtn / b->rtn, a->search / b->search,
+                printf("  %-20s %6.1fx %8.1fx %8.1fx\n", name, a->rtn / b->rtn, a->search / b->search,
                        a->deq / b->deq);
         }
         for (int w = 0; w < 4; w++)

@@ -234,7 +234,8 @@ typedef struct mixq_convert_options {
     const struct mixq_plan *plan;                 /* if set: apply this plan exactly (every tensor named,
                                                      shapes equal; its rtn setting is used) */
     const struct mixq_plan_options *plan_options; /* if set (and no plan): plan with these options first
-                                                     (their rtn and cancel are the converter's) */
+                                                     (rtn, cancel and a non-zero threads are the
+                                                     converter's) */
     unsigned threads;       /* worker threads (0 = online CPUs); the output does not depend on it */
 } mixq_convert_options;
 
@@ -402,8 +403,7 @@ typedef struct mixq_plan_options {
     mixq_progress_fn progress;     /* optional, called after each tensor is measured (possibly from a
                                       worker thread, never two calls at once) */
     void *progress_ctx;
-    int threads;              /* measuring threads: 0 = one per online CPU (at most 16); results do not
-                                 depend on it */
+    int threads;              /* measuring threads: 0 = one per online CPU; results do not depend on it */
 } mixq_plan_options;
 
 /* Fills *opts with the defaults (uniform int8, role weights). */

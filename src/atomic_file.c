@@ -34,6 +34,9 @@ mixq_status afile_open(afile *f, const char *final_path, int force, mixq_error *
 {
     memset(f, 0, sizeof *f);
     f->fd = -1;
+    size_t plen = strlen(final_path);
+    if (plen == 0 || final_path[plen - 1] == '/')
+        return mx_err(err, MIXQ_E_INVALID_ARG, "\"%s\": not a file name; give the output file's name", final_path);
     struct stat st;
     if (stat(final_path, &st) == 0) {
         if (S_ISDIR(st.st_mode))
@@ -115,19 +118,22 @@ static int fsync_dir(const char *path)
 
 mixq_status afile_commit(afile *f, mixq_error *err)
 {
-    if (fsync(f->fd) != 0) {
-        int e = errno;
-        afile_abort(f);
-        return mx_err(err, MIXQ_E_IO, "%s: fsync failed: %s", f->final_path, strerror(e));
-    }
-    if (close(f->fd) != 0) {
-        int e = errno;
-        f->fd = -1;
-        afile_abort(f);
-        return mx_err(err, MIXQ_E_IO, "%s: close failed: %s", f->final_path, strerror(e));
-    }
-    f->fd = -1;
+    mixq_status s = MIXQ_OK;
     int r;
+    if (fsync(f->fd) != 0) {
+        s = mx_err(err, MIXQ_E_IO, "%s: fsync failed: %s", f->final_path, strerror(errno));
+        goto fail;
+    }
+    r = close(f->fd);
+    f->fd = -1;
+    if (r != 0) {
+        s = mx_err(err, MIXQ_E_IO, "%s: close failed: %s", f->final_path, strerror(errno));
+        goto fail;
+    }
+    if (f->cancel && *f->cancel) { /* interrupted while finishing: the output must not appear */
+        s = mx_err(err, MIXQ_E_CANCELLED, "%s: interrupted; no output was written", f->final_path);
+        goto fail;
+    }
     if (f->force) {
         r = rename(f->tmp_path, f->final_path);
     } else {
@@ -139,12 +145,12 @@ mixq_status afile_commit(afile *f, mixq_error *err)
         }
     }
     if (r != 0) {
-        int e = errno;
-        afile_abort(f);
-        if (e == EEXIST)
-            return mx_err(err, MIXQ_E_EXISTS, "%s: already exists; pass --force to replace it", f->final_path);
-        return mx_err(err, MIXQ_E_IO, "%s: cannot rename the temporary file into place: %s", f->final_path,
-                      strerror(e));
+        if (errno == EEXIST)
+            s = mx_err(err, MIXQ_E_EXISTS, "%s: already exists; pass --force to replace it", f->final_path);
+        else
+            s = mx_err(err, MIXQ_E_IO, "%s: cannot rename the temporary file into place: %s", f->final_path,
+                       strerror(errno));
+        goto fail;
     }
     free(f->tmp_path);
     f->tmp_path = NULL;
@@ -152,6 +158,9 @@ mixq_status afile_commit(afile *f, mixq_error *err)
     free(f->final_path);
     f->final_path = NULL;
     return MIXQ_OK;
+fail:
+    afile_abort(f); /* after the message: it frees final_path */
+    return s;
 }
 
 void afile_abort(afile *f)

@@ -6,6 +6,7 @@
 #define MIXQ_ATOMIC_FILE_H
 
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "mixq.h"
@@ -15,6 +16,7 @@ typedef struct afile {
     char *tmp_path;
     char *final_path;
     int force;
+    volatile sig_atomic_t *cancel; /* if set non-zero before the rename, commit aborts (MIXQ_E_CANCELLED) */
 } afile;
 
 /*

@@ -4,6 +4,12 @@
  * any offset is used, and serves lookups, zero-copy section views,
  * dequantization and full verification.  Every byte of the file is treated
  * as hostile; nothing outside the mapping is ever read.
+ *
+ * Opening touches only the preamble and the header (tensor data is read on
+ * demand, or by mixq_verify): the header is parsed by json_fast.c into one
+ * arena, kept until mixq_close (tensor names and metadata point into it);
+ * the tensor table is one array and the name index one slot array.  Error
+ * messages are formatted only on failure.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,13 +17,14 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #include <xxhash.h>
 
 #include "checked.h"
@@ -25,6 +32,7 @@
 #include "dtype.h"
 #include "error.h"
 #include "half.h"
+#include "json_fast.h"
 #include "qtype.h"
 #include "simd.h"
 
@@ -35,7 +43,9 @@
 
 struct mixq_tensor {
     const mixq_file *file;
-    const char *name;              /* owned by file->root */
+    const char *name;              /* NUL-terminated, in file->doc's arena */
+    size_t name_len;
+    uint64_t name_hash;
     unsigned ndim;
     uint64_t shape[MIXQ_MAX_DIMS];
     uint64_t n_elements;
@@ -53,27 +63,28 @@ struct mixq_file {
     const uint8_t *map;
     uint64_t size;
     uint64_t data_length, header_offset, header_length;
-    json_t *root;                  /* kept alive: tensor names and metadata point into it */
-    json_t *source_meta;           /* borrowed from root; NULL if absent */
+    jf_doc *doc;                   /* the parsed header, kept alive: names and metadata point into it */
+    const jf_value *source_meta;   /* inside doc; NULL if absent */
     mixq_tensor *tensors;
     size_t ntensors;
-    size_t *slots;                 /* open addressing: tensor index + 1, 0 = empty */
+    uint64_t *slots;               /* open addressing: 0 = empty, else (hash >> 32) << 32 | (tensor index + 1) */
     size_t nslots;                 /* power of two, > 2 * ntensors */
+    uint64_t seed;                 /* of the name hash, per file */
 };
 
 /*
- * Copies s into buf (SHOWN_MAX + 8 bytes) fit for a one-line message:
- * control bytes become '?', and a long string is cut at a UTF-8 character
- * boundary and marked with "...".
+ * Copies s[0..len) into buf (SHOWN_MAX + 8 bytes) fit for a one-line
+ * message: control bytes become '?', and a long string is cut at a UTF-8
+ * character boundary and marked with "...".
  */
-static const char *shown(const char *s, char *buf)
+static const char *shown_n(const char *s, size_t len, char *buf)
 {
     size_t n = 0;
-    for (; s[n] && n < SHOWN_MAX; n++) {
+    for (; n < len && n < SHOWN_MAX; n++) {
         unsigned char c = (unsigned char)s[n];
         buf[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
     }
-    if (s[n]) {
+    if (n < len) {
         while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
         memcpy(buf + n, "...", 4);
     } else {
@@ -82,34 +93,80 @@ static const char *shown(const char *s, char *buf)
     return buf;
 }
 
+/* As shown_n for a NUL-terminated string. */
+static const char *shown(const char *s, char *buf) { return shown_n(s, strnlen(s, SHOWN_MAX + 1), buf); }
+
 /* ---------------------------------------------------------------------- */
 /* Name lookup                                                             */
 /* ---------------------------------------------------------------------- */
 
-static uint64_t name_hash(const char *s)
+/*
+ * Hash of a name, 8 bytes per step.  The seed is chosen per file at open,
+ * so names crafted to collide in one process's table do not collide in
+ * another's (the table cannot be driven quadratic by a prepared file).
+ */
+static uint64_t name_hash(const char *s, size_t n, uint64_t seed)
 {
-    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
+    uint64_t h = seed ^ (n * 0x9E3779B97F4A7C15ull);
+    for (; n >= 8; s += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0x94D049BB133111EBull;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 32);
+}
+
+static uint64_t pick_seed(const mixq_file *f)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t x = (uint64_t)(uintptr_t)f ^ ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* The tensor whose name is s[0..n) with hash h, or SIZE_MAX; *slot gets where it is or would go. */
+static size_t table_lookup(const mixq_file *f, const char *s, size_t n, uint64_t h, size_t *slot)
+{
+    size_t mask = f->nslots - 1, j = (size_t)h & mask;
+    uint64_t tag = h >> 32;
+    for (; f->slots[j]; j = (j + 1) & mask) {
+        uint64_t e = f->slots[j];
+        if ((e >> 32) != tag) continue;
+        const mixq_tensor *t = &f->tensors[(uint32_t)e - 1];
+        if (t->name_len == n && memcmp(t->name, s, n) == 0) {
+            *slot = j;
+            return (uint32_t)e - 1;
+        }
+    }
+    *slot = j;
+    return SIZE_MAX;
 }
 
 /* Inserts tensor i by name; returns the index of an earlier tensor of the same name, or SIZE_MAX. */
 static size_t table_insert(mixq_file *f, size_t i)
 {
-    size_t mask = f->nslots - 1, j = (size_t)name_hash(f->tensors[i].name) & mask;
-    for (; f->slots[j]; j = (j + 1) & mask)
-        if (strcmp(f->tensors[f->slots[j] - 1].name, f->tensors[i].name) == 0) return f->slots[j] - 1;
-    f->slots[j] = i + 1;
+    mixq_tensor *t = &f->tensors[i];
+    t->name_hash = name_hash(t->name, t->name_len, f->seed);
+    size_t slot, dup = table_lookup(f, t->name, t->name_len, t->name_hash, &slot);
+    if (dup != SIZE_MAX) return dup;
+    f->slots[slot] = (t->name_hash >> 32) << 32 | (uint64_t)(i + 1);
     return SIZE_MAX;
 }
 
 const mixq_tensor *mixq_find(const mixq_file *f, const char *name)
 {
     if (!f || !name || !f->nslots) return NULL;
-    size_t mask = f->nslots - 1;
-    for (size_t j = (size_t)name_hash(name) & mask; f->slots[j]; j = (j + 1) & mask)
-        if (strcmp(f->tensors[f->slots[j] - 1].name, name) == 0) return &f->tensors[f->slots[j] - 1];
-    return NULL;
+    size_t n = strlen(name), slot;
+    size_t i = table_lookup(f, name, n, name_hash(name, n, f->seed), &slot);
+    return i == SIZE_MAX ? NULL : &f->tensors[i];
 }
 
 /* ---------------------------------------------------------------------- */
@@ -189,39 +246,70 @@ static const char *const jkind_name[] = {
     [JK_OBJECT] = "an object", [JK_ARRAY] = "an array",
 };
 
-static bool is_kind(const json_t *v, jkind k)
+static bool is_kind(const jf_value *v, jkind k)
 {
     switch (k) {
-    case JK_STRING: return json_is_string(v);
-    case JK_UINT: return json_is_integer(v) && json_integer_value(v) >= 0;
-    case JK_BOOL: return json_is_boolean(v);
-    case JK_OBJECT: return json_is_object(v);
-    case JK_ARRAY: return json_is_array(v);
+    case JK_STRING: return jf_type(v) == JF_STRING;
+    case JK_UINT: return jf_is_int(v) && v->u.i >= 0; /* an integer literal, never 1.0 or 1e3 */
+    case JK_BOOL: return jf_type(v) == JF_TRUE || jf_type(v) == JF_FALSE;
+    case JK_OBJECT: return jf_type(v) == JF_OBJECT;
+    case JK_ARRAY: return jf_type(v) == JF_ARRAY;
     }
     return false;
 }
 
+/* The value of a JK_UINT field (checked by is_kind). */
+static inline uint64_t uint_of(const jf_value *v) { return (uint64_t)v->u.i; }
+
+/*
+ * Where in the header a check failed, rendered only for a message: a fixed
+ * text, or tensor #index / tensor "name" (once the name is known), optionally
+ * followed by a section.
+ */
+typedef struct place {
+    const char *text;         /* fixed, or NULL for a tensor */
+    const mixq_tensor *t;     /* t->name is NULL until validated */
+    size_t index;
+    const char *section;      /* or NULL */
+} place;
+
+#define PLACE_MAX (SHOWN_MAX + 64)
+
+static const char *place_str(const place *pl, char *buf)
+{
+    if (pl->text) return pl->text;
+    char b[SHOWN_MAX + 8];
+    int n = pl->t->name ? snprintf(buf, PLACE_MAX, "tensor \"%s\"", shown(pl->t->name, b))
+                        : snprintf(buf, PLACE_MAX, "tensor #%zu", pl->index);
+    if (pl->section && n > 0 && n < PLACE_MAX)
+        snprintf(buf + n, PLACE_MAX - (size_t)n, ": section \"%s\"", pl->section);
+    return buf;
+}
+
 /*
  * Fetches obj[key] of the given kind into *out.  A missing key is an error
- * unless optional (then *out is NULL).  `where` names the place for messages.
+ * unless optional (then *out is NULL).  pl names the place for messages.
  */
-static mixq_status get_field(const mixq_file *f, const char *where, json_t *obj, const char *key, jkind kind,
-                             bool optional, json_t **out, mixq_error *err)
+static mixq_status get_field(const mixq_file *f, const place *pl, const jf_value *obj, const char *key, jkind kind,
+                             bool optional, const jf_value **out, mixq_error *err)
 {
-    json_t *v = json_object_get(obj, key);
+    const jf_value *v = jf_obj_get(obj, key);
     *out = v;
+    char w[PLACE_MAX];
     if (!v) {
         if (optional) return MIXQ_OK;
-        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: key \"%s\" is missing", f->shown, where, key);
+        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: key \"%s\" is missing", f->shown, place_str(pl, w), key);
     }
     if (!is_kind(v, kind))
-        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: \"%s\" must be %s", f->shown, where, key, jkind_name[kind]);
+        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: \"%s\" must be %s", f->shown, place_str(pl, w), key,
+                      jkind_name[kind]);
     return MIXQ_OK;
 }
 
-/* Parses 16 lowercase hex digits. */
-static bool parse_hex64(const char *s, uint64_t *out)
+/* Parses exactly 16 lowercase hex digits. */
+static bool parse_hex64(const char *s, size_t len, uint64_t *out)
 {
+    if (len != 16) return false;
     uint64_t v = 0;
     for (int i = 0; i < 16; i++) {
         char c = s[i];
@@ -229,201 +317,241 @@ static bool parse_hex64(const char *s, uint64_t *out)
         else if (c >= 'a' && c <= 'f') v = (v << 4) | (uint64_t)(c - 'a' + 10);
         else return false;
     }
-    if (s[16] != '\0') return false;
     *out = v;
     return true;
 }
 
 /* Validates the metadata object (FORMAT.md §3.2): every known key is optional but must have its type. */
-static mixq_status parse_metadata(mixq_file *f, json_t *meta, mixq_error *err)
+static mixq_status parse_metadata(mixq_file *f, const jf_value *meta, mixq_error *err)
 {
-    const char *w = "header metadata";
-    json_t *v;
+    const place w = {"header metadata", NULL, 0, NULL};
+    const jf_value *v;
     mixq_status s;
-    if ((s = get_field(f, w, meta, "mixq_version", JK_STRING, true, &v, err))) return s;
-    if ((s = get_field(f, w, meta, "source_metadata", JK_OBJECT, true, &f->source_meta, err))) return s;
+    if ((s = get_field(f, &w, meta, "mixq_version", JK_STRING, true, &v, err))) return s;
+    if ((s = get_field(f, &w, meta, "source_metadata", JK_OBJECT, true, &f->source_meta, err))) return s;
     if (f->source_meta) {
-        const char *key;
-        json_t *val;
-        char b[SHOWN_MAX + 8];
-        json_object_foreach(f->source_meta, key, val) {
-            if (!json_is_string(val))
+        for (size_t i = 0, n = jf_obj_len(f->source_meta); i < n; i++) {
+            const char *key = "";
+            size_t klen = 0;
+            const jf_value *val = jf_obj_member_at(f->source_meta, i, &key, &klen);
+            char b[SHOWN_MAX + 8];
+            if (jf_type(val) != JF_STRING)
                 return mx_err(err, MIXQ_E_FORMAT, "%s: header metadata: source_metadata[\"%s\"] must be a string",
-                              f->shown, shown(key, b));
+                              f->shown, shown_n(key, klen, b));
         }
     }
-    json_t *files;
-    if ((s = get_field(f, w, meta, "source_files", JK_ARRAY, true, &files, err))) return s;
+    const jf_value *files;
+    if ((s = get_field(f, &w, meta, "source_files", JK_ARRAY, true, &files, err))) return s;
     if (files) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(files, i, e) {
-            if (!json_is_object(e))
+        const place we = {"header metadata source_files entry", NULL, 0, NULL};
+        for (size_t i = 0, n = jf_arr_len(files); i < n; i++) {
+            const jf_value *e = jf_arr_at(files, i);
+            if (jf_type(e) != JF_OBJECT)
                 return mx_err(err, MIXQ_E_FORMAT, "%s: header metadata: source_files[%zu] must be an object",
                               f->shown, i);
-            if ((s = get_field(f, "header metadata source_files entry", e, "name", JK_STRING, false, &v, err)) ||
-                (s = get_field(f, "header metadata source_files entry", e, "size", JK_UINT, false, &v, err)))
+            if ((s = get_field(f, &we, e, "name", JK_STRING, false, &v, err)) ||
+                (s = get_field(f, &we, e, "size", JK_UINT, false, &v, err)))
                 return s;
         }
     }
-    json_t *opts;
-    if ((s = get_field(f, w, meta, "options", JK_OBJECT, true, &opts, err))) return s;
+    const jf_value *opts;
+    if ((s = get_field(f, &w, meta, "options", JK_OBJECT, true, &opts, err))) return s;
     if (opts) {
-        const char *wo = "header metadata options";
-        if ((s = get_field(f, wo, opts, "type", JK_STRING, true, &v, err)) ||
-            (s = get_field(f, wo, opts, "group_size", JK_UINT, true, &v, err)) ||
-            (s = get_field(f, wo, opts, "quantize_1d", JK_BOOL, true, &v, err)))
+        const place wo = {"header metadata options", NULL, 0, NULL};
+        if ((s = get_field(f, &wo, opts, "type", JK_STRING, true, &v, err)) ||
+            (s = get_field(f, &wo, opts, "group_size", JK_UINT, true, &v, err)) ||
+            (s = get_field(f, &wo, opts, "quantize_1d", JK_BOOL, true, &v, err)))
             return s;
     }
     return MIXQ_OK;
 }
 
 /* Checks the "sections" object of an entry against the computed layout: same names, offsets, lengths. */
-static mixq_status check_sections(const mixq_file *f, const char *where, json_t *secs, const mixq_tensor *t,
+static mixq_status check_sections(const mixq_file *f, const place *where, const jf_value *secs, const mixq_tensor *t,
                                   mixq_error *err)
 {
     size_t expected = 0;
+    char w[PLACE_MAX];
     for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
         if (!t->has[k]) continue;
         expected++;
         const char *sn = mixq_section_name((mixq_section_kind)k);
-        json_t *sec = json_object_get(secs, sn), *off, *len;
+        const jf_value *sec = jf_obj_get(secs, sn), *off, *len;
         if (!sec)
             return mx_err(err, MIXQ_E_FORMAT, "%s: %s: section \"%s\" is missing (quant_type %s stores it)", f->shown,
-                          where, sn, t->qt->name);
-        if (!json_is_object(sec))
-            return mx_err(err, MIXQ_E_FORMAT, "%s: %s: section \"%s\" must be an object", f->shown, where, sn);
+                          place_str(where, w), sn, t->qt->name);
+        if (jf_type(sec) != JF_OBJECT)
+            return mx_err(err, MIXQ_E_FORMAT, "%s: %s: section \"%s\" must be an object", f->shown,
+                          place_str(where, w), sn);
         mixq_status s;
-        char w2[SHOWN_MAX + 64];
-        snprintf(w2, sizeof w2, "%s: section \"%s\"", where, sn);
-        if ((s = get_field(f, w2, sec, "offset", JK_UINT, false, &off, err)) ||
-            (s = get_field(f, w2, sec, "length", JK_UINT, false, &len, err)))
+        place w2 = *where;
+        w2.section = sn;
+        if ((s = get_field(f, &w2, sec, "offset", JK_UINT, false, &off, err)) ||
+            (s = get_field(f, &w2, sec, "length", JK_UINT, false, &len, err)))
             return s;
-        uint64_t o = (uint64_t)json_integer_value(off), l = (uint64_t)json_integer_value(len);
+        uint64_t o = uint_of(off), l = uint_of(len);
         if (o != t->lay.offset[k] || l != t->lay.length[k])
             return mx_err(err, MIXQ_E_FORMAT,
                           "%s: %s has offset %" PRIu64 ", length %" PRIu64 "; the layout of this shape and type "
-                          "needs offset %" PRIu64 ", length %" PRIu64, f->shown, w2, o, l, t->lay.offset[k],
-                          t->lay.length[k]);
+                          "needs offset %" PRIu64 ", length %" PRIu64, f->shown, place_str(&w2, w), o, l,
+                          t->lay.offset[k], t->lay.length[k]);
     }
-    if (json_object_size(secs) != expected) {
-        const char *key;
-        json_t *val;
-        char b[SHOWN_MAX + 8];
-        json_object_foreach(secs, key, val) {
+    if (jf_obj_len(secs) != expected) {
+        for (size_t i = 0, n = jf_obj_len(secs); i < n; i++) {
+            const char *key = "";
+            size_t klen = 0;
+            jf_obj_member_at(secs, i, &key, &klen);
             bool known = false;
-            for (int k = 0; k < MIXQ_SECTION_COUNT; k++)
-                if (t->has[k] && strcmp(key, mixq_section_name((mixq_section_kind)k)) == 0) known = true;
+            for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
+                const char *sn = mixq_section_name((mixq_section_kind)k);
+                if (t->has[k] && strlen(sn) == klen && memcmp(key, sn, klen) == 0) known = true;
+            }
+            char b[SHOWN_MAX + 8];
             if (!known)
                 return mx_err(err, MIXQ_E_FORMAT, "%s: %s: unexpected section \"%s\" for quant_type %s", f->shown,
-                              where, shown(key, b), t->qt->name);
+                              place_str(where, w), shown_n(key, klen, b), t->qt->name);
         }
     }
     return MIXQ_OK;
 }
 
 /*
+ * The last source_dtype and quant_type strings looked up, and their results:
+ * consecutive tensors mostly share them, so most lookups are one memcmp.
+ */
+typedef struct type_cache {
+    const char *src_str, *qt_str;
+    size_t src_len, qt_len;
+    st_dtype src;
+    const qtype_desc *qt;
+} type_cache;
+
+/*
  * Validates tensor entry i (FORMAT.md §3.1) and fills f->tensors[i].
  * *expect_offset is where this tensor must start; on return it is where the
  * next one must start.
  */
-static mixq_status parse_entry(mixq_file *f, size_t i, json_t *e, uint64_t *expect_offset, mixq_error *err)
+static mixq_status parse_entry(mixq_file *f, size_t i, const jf_value *e, uint64_t *expect_offset, type_cache *tc,
+                               mixq_error *err)
 {
     mixq_tensor *t = &f->tensors[i];
     const char *fn = f->shown;
-    char where[SHOWN_MAX + 32], b[SHOWN_MAX + 8];
+    const place pl = {NULL, t, i, NULL};
+    char w[PLACE_MAX], b[SHOWN_MAX + 8];
+#define WHERE place_str(&pl, w)
     mixq_status s;
-    json_t *v;
+    const jf_value *v;
     t->file = f;
-    snprintf(where, sizeof where, "tensor #%zu", i);
-    if (!json_is_object(e)) return mx_err(err, MIXQ_E_FORMAT, "%s: %s: entry must be an object", fn, where);
-    if ((s = get_field(f, where, e, "name", JK_STRING, false, &v, err))) return s;
-    t->name = json_string_value(v);
-    if (!t->name[0]) return mx_err(err, MIXQ_E_FORMAT, "%s: %s: \"name\" is empty", fn, where);
-    snprintf(where, sizeof where, "tensor \"%s\"", shown(t->name, b));
+    if (jf_type(e) != JF_OBJECT) return mx_err(err, MIXQ_E_FORMAT, "%s: %s: entry must be an object", fn, WHERE);
+    if ((s = get_field(f, &pl, e, "name", JK_STRING, false, &v, err))) return s;
+    size_t name_len = 0;
+    const char *name = jf_str(v, &name_len);
+    if (!name_len) return mx_err(err, MIXQ_E_FORMAT, "%s: %s: \"name\" is empty", fn, WHERE);
+    t->name = name; /* from here on, messages name the tensor */
+    t->name_len = name_len;
     size_t dup = table_insert(f, i);
     if (dup != SIZE_MAX)
         return mx_err(err, MIXQ_E_FORMAT, "%s: %s: name used by tensors #%zu and #%zu; names must be unique", fn,
-                      where, dup, i);
+                      WHERE, dup, i);
 
     /* shape, rows, row length, element count */
-    json_t *shape;
-    if ((s = get_field(f, where, e, "shape", JK_ARRAY, false, &shape, err))) return s;
-    size_t nd = json_array_size(shape);
+    const jf_value *shape;
+    if ((s = get_field(f, &pl, e, "shape", JK_ARRAY, false, &shape, err))) return s;
+    size_t nd = jf_arr_len(shape);
     if (nd > MIXQ_MAX_DIMS)
-        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: shape has %zu dims; at most %d are allowed", fn, where, nd,
+        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: shape has %zu dims; at most %d are allowed", fn, WHERE, nd,
                       MIXQ_MAX_DIMS);
     t->ndim = (unsigned)nd;
     for (size_t d = 0; d < nd; d++) {
-        json_t *dim = json_array_get(shape, d);
+        const jf_value *dim = jf_arr_at(shape, d);
         if (!is_kind(dim, JK_UINT))
-            return mx_err(err, MIXQ_E_FORMAT, "%s: %s: shape[%zu] must be an integer >= 0", fn, where, d);
-        t->shape[d] = (uint64_t)json_integer_value(dim);
+            return mx_err(err, MIXQ_E_FORMAT, "%s: %s: shape[%zu] must be an integer >= 0", fn, WHERE, d);
+        t->shape[d] = uint_of(dim);
     }
     uint64_t rows = 1, row_length = nd ? t->shape[nd - 1] : 1;
     for (size_t d = 0; d + 1 < nd; d++)
         if (!ck_mul(rows, t->shape[d], &rows))
-            return mx_err(err, MIXQ_E_FORMAT, "%s: %s: the element count of the shape overflows 64 bits", fn, where);
+            return mx_err(err, MIXQ_E_FORMAT, "%s: %s: the element count of the shape overflows 64 bits", fn, WHERE);
     if (!ck_mul(rows, row_length, &t->n_elements))
-        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: the element count of the shape overflows 64 bits", fn, where);
+        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: the element count of the shape overflows 64 bits", fn, WHERE);
 
     /* types */
-    if ((s = get_field(f, where, e, "source_dtype", JK_STRING, false, &v, err))) return s;
-    if (!st_dtype_parse(json_string_value(v), &t->src))
-        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: unknown source_dtype \"%s\"", fn, where,
-                      shown(json_string_value(v), b));
-    if ((s = get_field(f, where, e, "quant_type", JK_STRING, false, &v, err))) return s;
-    t->qt = qtype_by_name(json_string_value(v));
-    if (!t->qt)
-        return mx_err(err, MIXQ_E_UNSUPPORTED, "%s: %s: unsupported quant_type \"%s\" (written by a newer mixq?)", fn,
-                      where, shown(json_string_value(v), b));
-    if ((s = get_field(f, where, e, "group_size", JK_UINT, false, &v, err))) return s;
-    json_int_t gs = json_integer_value(v);
-    if (gs > (json_int_t)UINT_MAX || !qtype_group_ok(t->qt, (unsigned)gs))
-        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: group_size %lld is not allowed for quant_type %s", fn, where,
+    size_t sl = 0;
+    const char *str;
+    if ((s = get_field(f, &pl, e, "source_dtype", JK_STRING, false, &v, err))) return s;
+    str = jf_str(v, &sl);
+    if (tc->src_str && sl == tc->src_len && memcmp(str, tc->src_str, sl) == 0) {
+        t->src = tc->src;
+    } else {
+        if (!st_dtype_parse(str, &t->src))
+            return mx_err(err, MIXQ_E_FORMAT, "%s: %s: unknown source_dtype \"%s\"", fn, WHERE, shown_n(str, sl, b));
+        tc->src_str = str;
+        tc->src_len = sl;
+        tc->src = t->src;
+    }
+    if ((s = get_field(f, &pl, e, "quant_type", JK_STRING, false, &v, err))) return s;
+    str = jf_str(v, &sl);
+    if (tc->qt_str && sl == tc->qt_len && memcmp(str, tc->qt_str, sl) == 0) {
+        t->qt = tc->qt;
+    } else {
+        t->qt = qtype_by_name(str);
+        if (!t->qt)
+            return mx_err(err, MIXQ_E_UNSUPPORTED, "%s: %s: unsupported quant_type \"%s\" (written by a newer mixq?)",
+                          fn, WHERE, shown_n(str, sl, b));
+        tc->qt_str = str;
+        tc->qt_len = sl;
+        tc->qt = t->qt;
+    }
+    if ((s = get_field(f, &pl, e, "group_size", JK_UINT, false, &v, err))) return s;
+    uint64_t gs = uint_of(v);
+    if (gs > UINT_MAX || !qtype_group_ok(t->qt, (unsigned)gs))
+        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: group_size %lld is not allowed for quant_type %s", fn, WHERE,
                       (long long)gs, t->qt->name);
     t->group_size = (unsigned)gs;
-    if ((s = get_field(f, where, e, "symmetric", JK_BOOL, false, &v, err))) return s;
-    if (json_is_true(v) != t->qt->symmetric)
-        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: \"symmetric\" is %s but quant_type %s is %s", fn, where,
-                      json_is_true(v) ? "true" : "false", t->qt->name, t->qt->symmetric ? "symmetric" : "asymmetric");
+    if ((s = get_field(f, &pl, e, "symmetric", JK_BOOL, false, &v, err))) return s;
+    bool sym = jf_type(v) == JF_TRUE;
+    if (sym != t->qt->symmetric)
+        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: \"symmetric\" is %s but quant_type %s is %s", fn, WHERE,
+                      sym ? "true" : "false", t->qt->name, t->qt->symmetric ? "symmetric" : "asymmetric");
 
     /* layout */
     if (t->qt->quantized && t->group_size == 0 && row_length > UINT_MAX)
         return mx_err(err, MIXQ_E_UNSUPPORTED,
-                      "%s: %s: rows of %" PRIu64 " elements in one quantization group are not supported", fn, where,
+                      "%s: %s: rows of %" PRIu64 " elements in one quantization group are not supported", fn, WHERE,
                       row_length);
     if (!qtype_layout(t->qt, t->src, rows, row_length, t->group_size, &t->lay))
-        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: the stored size of this shape overflows 64 bits", fn, where);
+        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: the stored size of this shape overflows 64 bits", fn, WHERE);
     for (int k = 0; k < MIXQ_SECTION_COUNT; k++) t->has[k] = qtype_has_section(t->qt, (mixq_section_kind)k);
 
-    json_t *off, *len, *secs, *hx;
-    if ((s = get_field(f, where, e, "offset", JK_UINT, false, &off, err)) ||
-        (s = get_field(f, where, e, "length", JK_UINT, false, &len, err)) ||
-        (s = get_field(f, where, e, "sections", JK_OBJECT, false, &secs, err)) ||
-        (s = get_field(f, where, e, "xxh3", JK_STRING, false, &hx, err)))
+    const jf_value *off, *len, *secs, *hx;
+    if ((s = get_field(f, &pl, e, "offset", JK_UINT, false, &off, err)) ||
+        (s = get_field(f, &pl, e, "length", JK_UINT, false, &len, err)) ||
+        (s = get_field(f, &pl, e, "sections", JK_OBJECT, false, &secs, err)) ||
+        (s = get_field(f, &pl, e, "xxh3", JK_STRING, false, &hx, err)))
         return s;
-    t->offset = (uint64_t)json_integer_value(off);
-    t->length = (uint64_t)json_integer_value(len);
-    if (!parse_hex64(json_string_value(hx), &t->xxh3))
-        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: \"xxh3\" must be 16 lowercase hex digits", fn, where);
+    t->offset = uint_of(off);
+    t->length = uint_of(len);
+    str = jf_str(hx, &sl);
+    if (!parse_hex64(str, sl, &t->xxh3))
+        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: \"xxh3\" must be 16 lowercase hex digits", fn, WHERE);
     if (t->length != t->lay.total)
         return mx_err(err, MIXQ_E_FORMAT,
                       "%s: %s: \"length\" is %" PRIu64 " but quant_type %s needs %" PRIu64 " bytes for this shape", fn,
-                      where, t->length, t->qt->name, t->lay.total);
-    if ((s = check_sections(f, where, secs, t, err))) return s;
+                      WHERE, t->length, t->qt->name, t->lay.total);
+    if ((s = check_sections(f, &pl, secs, t, err))) return s;
     if (t->offset != *expect_offset)
         return mx_err(err, MIXQ_E_FORMAT,
                       "%s: %s: \"offset\" is %" PRIu64 " but must be %" PRIu64
-                      " (tensors follow each other, each aligned to %u)", fn, where, t->offset, *expect_offset,
+                      " (tensors follow each other, each aligned to %u)", fn, WHERE, t->offset, *expect_offset,
                       MX_ALIGN);
     uint64_t end;
     if (!ck_add(t->offset, t->length, &end) || end > f->header_offset)
         return mx_err(err, MIXQ_E_FORMAT,
                       "%s: %s: bytes %" PRIu64 "..%" PRIu64 " extend beyond the data region (which ends at %" PRIu64
-                      ")", fn, where, t->offset, t->offset + t->length, f->header_offset);
+                      ")", fn, WHERE, t->offset, t->offset + t->length, f->header_offset);
     if (!ck_align(end, MX_ALIGN, expect_offset))
-        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: offset overflows", fn, where);
+        return mx_err(err, MIXQ_E_FORMAT, "%s: %s: offset overflows", fn, WHERE);
+#undef WHERE
     return MIXQ_OK;
 }
 
@@ -431,47 +559,47 @@ static mixq_status parse_entry(mixq_file *f, size_t i, json_t *e, uint64_t *expe
 static mixq_status parse_header(mixq_file *f, mixq_error *err)
 {
     const char *fn = f->shown;
-    json_error_t je;
-    f->root = json_loadb((const char *)f->map + f->header_offset, (size_t)f->header_length, JSON_REJECT_DUPLICATES,
-                         &je);
-    if (!f->root) {
+    jf_error je;
+    f->doc = jf_parse((const char *)f->map + f->header_offset, (size_t)f->header_length, &je);
+    if (!f->doc) {
         char b[SHOWN_MAX + 8];
-        if (json_error_code(&je) == json_error_out_of_memory)
-            return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory while parsing the header", fn);
-        return mx_err(err, MIXQ_E_FORMAT, "%s: header is not valid JSON: %s (at header byte %d)", fn,
-                      shown(je.text, b), je.position);
+        if (je.code == JF_E_NOMEM) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory while parsing the header", fn);
+        return mx_err(err, MIXQ_E_FORMAT, "%s: header is not valid JSON: %s (at header byte %zu)", fn,
+                      shown(je.reason, b), je.offset);
     }
-    if (!json_is_object(f->root)) return mx_err(err, MIXQ_E_FORMAT, "%s: header is not a JSON object", fn);
+    const jf_value *root = jf_root(f->doc);
+    if (jf_type(root) != JF_OBJECT) return mx_err(err, MIXQ_E_FORMAT, "%s: header is not a JSON object", fn);
 
     mixq_status s;
-    json_t *v, *meta, *arr;
-    const char *w = "header";
-    if ((s = get_field(f, w, f->root, "format", JK_STRING, false, &v, err))) return s;
-    if (strcmp(json_string_value(v), "mixq") != 0)
+    const jf_value *v, *meta, *arr;
+    const place w = {"header", NULL, 0, NULL};
+    if ((s = get_field(f, &w, root, "format", JK_STRING, false, &v, err))) return s;
+    if (strcmp(jf_str(v, NULL), "mixq") != 0)
         return mx_err(err, MIXQ_E_FORMAT, "%s: header: \"format\" must be \"mixq\"", fn);
-    if ((s = get_field(f, w, f->root, "format_version", JK_UINT, false, &v, err))) return s;
-    if (json_integer_value(v) != MXC_FORMAT_MAJOR)
+    if ((s = get_field(f, &w, root, "format_version", JK_UINT, false, &v, err))) return s;
+    if (uint_of(v) != MXC_FORMAT_MAJOR)
         return mx_err(err, MIXQ_E_FORMAT, "%s: header: format_version %lld does not match the preamble's %u", fn,
-                      (long long)json_integer_value(v), MXC_FORMAT_MAJOR);
-    if ((s = get_field(f, w, f->root, "alignment", JK_UINT, false, &v, err))) return s;
-    if (json_integer_value(v) != MX_ALIGN)
-        return mx_err(err, MIXQ_E_FORMAT, "%s: header: alignment %lld is not %u", fn,
-                      (long long)json_integer_value(v), MX_ALIGN);
-    if ((s = get_field(f, w, f->root, "metadata", JK_OBJECT, false, &meta, err))) return s;
+                      (long long)v->u.i, MXC_FORMAT_MAJOR);
+    if ((s = get_field(f, &w, root, "alignment", JK_UINT, false, &v, err))) return s;
+    if (uint_of(v) != MX_ALIGN)
+        return mx_err(err, MIXQ_E_FORMAT, "%s: header: alignment %lld is not %u", fn, (long long)v->u.i, MX_ALIGN);
+    if ((s = get_field(f, &w, root, "metadata", JK_OBJECT, false, &meta, err))) return s;
     if ((s = parse_metadata(f, meta, err))) return s;
-    if ((s = get_field(f, w, f->root, "tensors", JK_ARRAY, false, &arr, err))) return s;
+    if ((s = get_field(f, &w, root, "tensors", JK_ARRAY, false, &arr, err))) return s;
 
-    size_t n = json_array_size(arr);
+    size_t n = jf_arr_len(arr);
     f->ntensors = n;
-    /* n < header_length, so none of these sizes can overflow. */
+    /* n < header_length <= 2^28, so none of these sizes can overflow and an index fits 32 bits. */
     for (f->nslots = 8; f->nslots <= 2 * n; f->nslots *= 2) {}
     f->tensors = calloc(n ? n : 1, sizeof *f->tensors);
     f->slots = calloc(f->nslots, sizeof *f->slots);
     if (!f->tensors || !f->slots) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory (%zu tensors)", fn, n);
+    f->seed = pick_seed(f);
 
     uint64_t expect = MXC_PREAMBLE_LEN;
+    type_cache tc = {0};
     for (size_t i = 0; i < n; i++)
-        if ((s = parse_entry(f, i, json_array_get(arr, i), &expect, err))) return s;
+        if ((s = parse_entry(f, i, jf_arr_at(arr, i), &expect, &tc, err))) return s;
     uint64_t data_end = n ? expect : MXC_PREAMBLE_LEN;
     if (data_end != f->header_offset)
         return mx_err(err, MIXQ_E_FORMAT,
@@ -504,7 +632,7 @@ mixq_file *mixq_open(const char *path, unsigned flags, mixq_error *err)
         mx_err(err, MIXQ_E_INVALID_ARG, "%s: unknown open flags 0x%x", fn, flags);
         goto fail;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
     if (fd < 0) {
         mx_err(err, MIXQ_E_IO, "%s: cannot open: %s", fn, strerror(errno));
         goto fail;
@@ -554,7 +682,7 @@ void mixq_close(mixq_file *f)
 {
     if (!f) return;
     if (f->map) munmap((void *)f->map, (size_t)f->size);
-    json_decref(f->root);
+    jf_free(f->doc);
     free(f->tensors);
     free(f->slots);
     free(f);
@@ -616,7 +744,8 @@ uint64_t mixq_file_size(const mixq_file *f) { return f ? f->size : 0; }
 const char *mixq_source_metadata(const mixq_file *f, const char *key)
 {
     if (!f || !key || !f->source_meta) return NULL;
-    return json_string_value(json_object_get(f->source_meta, key)); /* NULL if absent or not a string */
+    const jf_value *v = jf_obj_get(f->source_meta, key);
+    return v ? jf_str(v, NULL) : NULL; /* NULL if absent or not a string */
 }
 
 /* ---------------------------------------------------------------------- */

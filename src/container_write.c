@@ -173,6 +173,11 @@ out:
     return s;
 }
 
+void cw_set_cancel(cwriter *w, volatile sig_atomic_t *cancel)
+{
+    w->file.cancel = cancel;
+}
+
 void cw_abort(cwriter *w)
 {
     if (!w) return;

@@ -54,6 +54,9 @@ size_t cw_entry_bound(const cw_tensor *t, const qlayout *layout, uint64_t max_of
  */
 size_t cw_header_bytes(json_t *metadata, size_t n_entries, uint64_t entry_bytes);
 
+/* Makes cw_finish abort (MIXQ_E_CANCELLED, no output) if *cancel is non-zero before the rename. */
+void cw_set_cancel(cwriter *w, volatile sig_atomic_t *cancel);
+
 /* Discards everything written; frees w (NULL allowed). */
 void cw_abort(cwriter *w);
 

@@ -62,7 +62,7 @@ static bool rows_of(const st_tensor *t, uint64_t *rows, uint64_t *row_length)
  * Checks that a row converted to f16/bf16 keeps every finite value finite
  * (NaN and infinities are carried as they are); names the element if not.
  */
-static mixq_status check_plain_overflow(const char *fname, const st_tensor *t, mixq_qtype id, const float *x,
+static mixq_status check_plain_overflow(const char *fname, const char *tname, mixq_qtype id, const float *x,
                                         size_t n, uint64_t r, mixq_error *err)
 {
     if (id != MIXQ_QT_F16 && id != MIXQ_QT_BF16) return MIXQ_OK;
@@ -74,7 +74,7 @@ static mixq_status check_plain_overflow(const char *fname, const st_tensor *t, m
             return mx_err(err, MIXQ_E_DATA,
                           "%s: tensor \"%s\": row %llu, column %zu holds %g, beyond the range of %s; "
                           "use --type f32 or a wider type for this checkpoint",
-                          fname, t->name, (unsigned long long)r, i, (double)x[i], mixq_qtype_name(id));
+                          fname, tname, (unsigned long long)r, i, (double)x[i], mixq_qtype_name(id));
     }
     return MIXQ_OK;
 }
@@ -100,7 +100,7 @@ typedef struct conv_ctx {
 } conv_ctx;
 
 /* Checks that a row can be quantized; names the tensor and element if not. */
-static mixq_status check_row(const char *fname, const st_tensor *t, mixq_qtype type, const float *x, size_t n,
+static mixq_status check_row(const char *fname, const char *tname, mixq_qtype type, const float *x, size_t n,
                              uint64_t r, mixq_error *err)
 {
     for (size_t i = 0; i < n; i++) {
@@ -109,7 +109,7 @@ static mixq_status check_row(const char *fname, const st_tensor *t, mixq_qtype t
             return mx_err(err, MIXQ_E_DATA,
                           "%s: tensor \"%s\": row %llu, column %zu holds %s (%g), which %s cannot store; "
                           "keep this tensor at source precision (--type f32/f16/bf16) or fix the checkpoint",
-                          fname, t->name, (unsigned long long)r, i, what, (double)x[i], mixq_qtype_name(type));
+                          fname, tname, (unsigned long long)r, i, what, (double)x[i], mixq_qtype_name(type));
         }
     }
     return MIXQ_OK;
@@ -123,7 +123,7 @@ static mixq_status check_row(const char *fname, const st_tensor *t, mixq_qtype t
  * either.
  */
 typedef struct rows_job {
-    const char *fname, *in_path;
+    const char *fname, *tname, *in_path; /* printable file and tensor names for messages */
     const st_tensor *t;
     const qtype_desc *qt;
     const qlayout *lay;
@@ -171,7 +171,7 @@ static void convert_block(void *ctx, size_t b)
     size_t k = (size_t)j->row_length, esize = st_dtypes[j->t->dtype].size;
     float *row = malloc((k ? k : 1) * sizeof *row);
     if (!row) {
-        mx_err(&e, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", j->fname, j->t->name);
+        mx_err(&e, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", j->fname, j->tname);
         job_fail(j, b, &e);
         return;
     }
@@ -182,11 +182,11 @@ static void convert_block(void *ctx, size_t b)
     for (uint64_t r = r0; r < r1 && s == MIXQ_OK; r++) {
         st_to_f32(j->t->dtype, j->t->data + r * k * esize, k, row);
         if (j->prepass) {
-            s = check_row(j->fname, j->t, j->qt->id, row, k, r, &e);
+            s = check_row(j->fname, j->tname, j->qt->id, row, k, r, &e);
             for (size_t i = 0; i < k && s == MIXQ_OK; i++)
                 if (fabsf(row[i]) > amax) amax = fabsf(row[i]);
         } else if (j->qt->quantized) {
-            if (!j->lay->per_tensor) s = check_row(j->fname, j->t, j->qt->id, row, k, r, &e);
+            if (!j->lay->per_tensor) s = check_row(j->fname, j->tname, j->qt->id, row, k, r, &e);
             if (s != MIXQ_OK) break;
             mx_rowptrs p = {{NULL}};
             for (int sec = 0; sec < MIXQ_SECTION_COUNT; sec++) /* row stride 0 for a per-tensor scale */
@@ -195,7 +195,7 @@ static void convert_block(void *ctx, size_t b)
             if (j->lay->per_tensor && b != 0) p.sec[MIXQ_SEC_SCALES] = scale_scratch;
             mx_kernels()->quantize_row[j->qt->id](row, k, j->lay->group, &j->qp, p);
         } else {
-            s = check_plain_overflow(j->fname, j->t, j->qt->id, row, k, r, &e);
+            s = check_plain_overflow(j->fname, j->tname, j->qt->id, row, k, r, &e);
             if (s == MIXQ_OK)
                 store_plain_row(j->qt->id, row, k,
                                 j->buf + j->lay->offset[MIXQ_SEC_DATA] + r * j->lay->row_bytes[MIXQ_SEC_DATA]);
@@ -222,7 +222,9 @@ static mixq_status run_rows(conv_ctx *c, rows_job *j, mixq_error *err)
 static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan_entry *pe, mixq_error *err)
 {
     const mixq_convert_options *o = c->opts;
-    const char *fname = c->model->files[t->file_index].path;
+    char fbuf[256], nbuf[256]; /* names from the file are printed escaped */
+    const char *fname = mx_printable(fbuf, sizeof fbuf, c->model->files[t->file_index].path, 0);
+    const char *tname = mx_printable(nbuf, sizeof nbuf, t->name, 1);
     const qtype_desc *qt = keep_type(t->dtype);
     bool eligible = st_dtypes[t->dtype].is_float && t->n_elements > 0 &&
                     (t->ndim >= 2 || (t->ndim == 1 && o->quantize_1d));
@@ -241,19 +243,19 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
     uint64_t rows, row_length;
     qlayout lay;
     if (!rows_of(t, &rows, &row_length) || !qtype_layout(qt, t->dtype, rows, row_length, group, &lay))
-        return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": stored size overflows 64 bits", fname, t->name);
+        return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": stored size overflows 64 bits", fname, tname);
     if (lay.total > SIZE_MAX)
-        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": too large for this machine", fname, t->name);
+        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": too large for this machine", fname, tname);
     uint8_t *buf = calloc(1, lay.total ? (size_t)lay.total : 1);
     if (!buf)
-        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory for %llu bytes", fname, t->name,
+        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory for %llu bytes", fname, tname,
                       (unsigned long long)lay.total);
 
     mixq_status s = MIXQ_OK;
     if (qt == keep_type(t->dtype) || qt->id == MIXQ_QT_RAW) { /* stored exactly as in the source */
         if (t->nbytes) memcpy(buf, t->data, (size_t)t->nbytes);
     } else {
-        rows_job j = {.fname = fname, .in_path = c->in_path, .t = t, .qt = qt, .lay = &lay, .buf = buf,
+        rows_job j = {.fname = fname, .tname = tname, .in_path = c->in_path, .t = t, .qt = qt, .lay = &lay, .buf = buf,
                       .qp = {.importance = NULL, .search = o->rtn == 0, .tensor_absmax = -1.0f}, .o = o,
                       .rows = rows, .row_length = row_length};
         /* blocks of about 64 Ki elements: enough work per block, enough blocks per tensor */
@@ -263,7 +265,7 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
         if (lay.per_tensor) { /* one scale for the whole tensor: max |x| first */
             j.prepass = 1;
             j.block_amax = calloc(j.nblocks ? (size_t)j.nblocks : 1, sizeof *j.block_amax);
-            if (!j.block_amax) s = mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", fname, t->name);
+            if (!j.block_amax) s = mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", fname, tname);
             if (s == MIXQ_OK) s = run_rows(c, &j, err);
             for (uint64_t b = 0; b < j.nblocks && s == MIXQ_OK; b++)
                 if (j.block_amax[b] > j.qp.tensor_absmax) j.qp.tensor_absmax = j.block_amax[b];
@@ -369,6 +371,7 @@ static mixq_status setup_plan(const char *in_path, const st_model *m, mixq_conve
         mixq_plan_options po = *o->plan_options;
         po.rtn = o->rtn;
         po.cancel = o->cancel;
+        if (o->threads) po.threads = (int)o->threads;
         json_t *meta = make_metadata(m, o);
         if (!meta) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
         s = mx_plan_build(m, in_path, &po, meta, owned, err);
@@ -438,6 +441,7 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
     c.pool = mx_pool_create(opts->threads);
     if (!c.pool) s = mx_err(err, MIXQ_E_NOMEM, "%s: cannot start %u threads", in_path, opts->threads);
     if (s == MIXQ_OK) s = cw_open(&c.writer, out_path, opts->force, err);
+    if (s == MIXQ_OK) cw_set_cancel(c.writer, opts->cancel);
     if (s != MIXQ_OK) {
         mx_pool_destroy(c.pool);
         mixq_plan_free(owned_plan);

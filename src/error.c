@@ -1,6 +1,7 @@
 /* error.c - mixq_error filling, status names and the library version. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "error.h"
 #include "mixq_config.h"
@@ -49,3 +50,34 @@ const char *mixq_version_string(void)
 {
     return MIXQ_VERSION_STRING;
 }
+
+const char *mx_printable(char *buf, size_t cap, const char *s, int quoted)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char tmp[4];
+        size_t n = 0;
+        if (*p < 0x20 || *p == 0x7f) {
+            tmp[n++] = '\\';
+            tmp[n++] = 'x';
+            tmp[n++] = hex[*p >> 4];
+            tmp[n++] = hex[*p & 15];
+        } else if (quoted && (*p == '"' || *p == '\\')) {
+            tmp[n++] = '\\';
+            tmp[n++] = (char)*p;
+        } else {
+            tmp[n++] = (char)*p;
+        }
+        if (o + n + 4 > cap) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        memcpy(buf + o, tmp, n);
+        o += n;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+

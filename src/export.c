@@ -328,6 +328,7 @@ mixq_status mixq_export(const char *container_path, const char *out_path, const 
     if (s == MIXQ_OK) {
         s = afile_open(&c.out, out_path, opts->force, err);
         opened = s == MIXQ_OK;
+        if (opened) c.out.cancel = opts->cancel; /* a late interrupt still leaves no output */
     }
     if (s == MIXQ_OK) {
         uint8_t prefix[8];

@@ -449,6 +449,22 @@ static float dq_search(const mx_search_ops *ops, const dq_type *T, const float *
 /* Row kernels                                                             */
 /* ---------------------------------------------------------------------- */
 
+/* ORs the values u[0..count) of elements k0.. into their planes (which start zeroed). */
+static void pack_codes(uint8_t *base, const uint8_t planes[QT_MAX_PLANES], const size_t off[QT_MAX_PLANES], size_t k0,
+                       const uint8_t *u, size_t count)
+{
+    unsigned shift = 0;
+    for (int p = 0; p < QT_MAX_PLANES && planes[p] != 0; p++) {
+        unsigned w = planes[p], mask = (1u << w) - 1u;
+        uint8_t *pl = base + off[p];
+        for (size_t i = 0; i < count; i++) {
+            size_t bit = (k0 + i) * w;
+            pl[bit / 8u] |= (uint8_t)(((u[i] >> shift) & mask) << (bit % 8u));
+        }
+        shift += w;
+    }
+}
+
 static void dq_quantize(const dq_type *T, const mx_search_ops *ops, const float *x, size_t n, unsigned group,
                         const mx_qparams *p, mx_rowptrs out)
 {
@@ -476,6 +492,7 @@ static void dq_quantize(const dq_type *T, const mx_search_ops *ops, const float 
         const float *ws = search && p->importance ? p->importance + s0 : NULL;
         size_t j0 = s0 / G;
         dq_sb r;
+        uint8_t u[DQ_SUPER];
         int j = 0;
 
         mx_gstats st[DQ_MAX_GROUPS];
@@ -521,11 +538,13 @@ static void dq_quantize(const dq_type *T, const mx_search_ops *ops, const float 
             mx_planes_put(scales, qt->scale_planes, soff, j0 + (size_t)j, (unsigned)(r.sc[j] + (int)T->cbias));
             if (T->asym)
                 mx_planes_put(mins, qt->scale_planes, soff, j0 + (size_t)j, (unsigned)r.mc[j]);
-            for (size_t i = 0; i < gl; i++) {
-                int q = elem_code(T, xs[g0 + i], s, m);
-                mx_planes_put(codes, qt->code_planes, coff, s0 + g0 + i, (unsigned)(q + (int)T->qbias));
-            }
+            if (ops->codes != NULL)
+                ops->codes(xs + g0, gl, T->qlo, T->qhi, s, m, (int)T->qbias, u + g0);
+            else
+                for (size_t i = 0; i < gl; i++)
+                    u[g0 + i] = (uint8_t)(elem_code(T, xs[g0 + i], s, m) + (int)T->qbias);
         }
+        pack_codes(codes, qt->code_planes, coff, s0, u, len);
     }
 }
 

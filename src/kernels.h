@@ -1,4 +1,9 @@
-/* kernels.h - scalar reference quantization kernels (one file per format). */
+/*
+ * kernels.h - scalar reference quantization kernels: int8 and int4s in
+ * kernel_int8.c, int4 and int2 in kernel_int4.c, the double-quantized types
+ * in kernel_dq.c, fp8 in kernel_fp8.c (declared in fp8.h); the search they
+ * share in quant_search.c.
+ */
 #ifndef MIXQ_KERNELS_H
 #define MIXQ_KERNELS_H
 
@@ -6,12 +11,14 @@
 #include "quant_search.h"
 
 /*
- * Common to both: a row of n elements is split into groups of `group`
+ * Common to all: a row of n elements is split into groups of `group`
  * elements, the last one shorter (group = n for one group per row; group 0 is
- * treated as n).  Scales/mins of group j are little-endian f16 at
- * sec[SCALES] + 2j / sec[MINS] + 2j.  Inputs must be finite with
- * |x| <= 65504 (FORMAT.md §4.3); other inputs give unspecified codes but no
- * undefined behaviour.  All arithmetic is binary32 with no contraction.
+ * treated as n).  For the f16-scale types the scale/min of group j is a
+ * little-endian f16 at sec[SCALES] + 2j / sec[MINS] + 2j.  Inputs must be
+ * finite with |x| <= 65504 (FORMAT.md §4.11); other inputs give unspecified
+ * codes but no undefined behaviour.  All arithmetic is binary32 with no
+ * contraction.  The kernels overwrite every byte of the row's sections.
+ * The rules below are the plain choice (p == NULL or !p->search).
  *
  * int8 (FORMAT.md §4.1): symmetric.  Per group: s = the smallest f16 with
  * 127 * s >= max|x| (127 * s is exact), s = 0 for an all-zero group (codes 0);

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "checked.h"
 #include "container.h"
@@ -26,6 +25,7 @@
 #include "plan_budget.h"
 #include "plan_measure.h"
 #include "simd.h"
+#include "workpool.h"
 
 /* Header slack when the converter's exact options are not known (standalone planning). */
 #define META_SLACK 512u
@@ -565,77 +565,79 @@ static mixq_status measure(planner *pl, size_t i, size_t c, mixq_error *err)
 }
 
 /* Work shared by the measuring threads. */
-typedef struct measure_pool {
+typedef struct measure_job {
     planner *pl;
     const bool *need;     /* [tensor * nc + c] */
-    pthread_mutex_t mu;
-    size_t next, done, total;
-    mixq_status status;
-    mixq_error err;
-} measure_pool;
+    const size_t *list;   /* the eligible tensors */
+    mixq_status *status;  /* per list entry */
+    mixq_error *errs;     /* per list entry */
+    pthread_mutex_t mu;   /* progress */
+    size_t done, total;
+} measure_job;
 
-static void *measure_worker(void *arg)
+/* Measures every needed candidate of tensor list[k]; each call writes only its own slots. */
+static void measure_one(void *ctx, size_t k)
 {
-    measure_pool *mp = arg;
-    planner *pl = mp->pl;
-    size_t nc = pl->nc, n = pl->m->ntensors;
-    for (;;) {
-        pthread_mutex_lock(&mp->mu);
-        size_t i = mp->next;
-        while (i < n && !pl->eligible[i]) i++;
-        mp->next = i + 1;
-        bool stop = mp->status != MIXQ_OK || i >= n;
-        pthread_mutex_unlock(&mp->mu);
-        if (stop) return NULL;
-        const st_tensor *t = &pl->m->tensors[i];
-        mixq_status s = MIXQ_OK;
-        mixq_error e;
-        for (size_t c = 0; c < nc && s == MIXQ_OK; c++) {
-            double *slot = &pl->sse[i * nc + c];
-            if (!mp->need[i * nc + c] || !isnan(*slot)) continue;
-            double v;
-            s = mx_measure_error(t, &pl->cands[c], &pl->stats[i], pl->o->rtn != 0, pl->o->cancel, &v, &e);
-            if (s == MIXQ_OK) *slot = v; /* each slot belongs to one thread */
-        }
-        pthread_mutex_lock(&mp->mu);
-        if (s != MIXQ_OK && mp->status == MIXQ_OK) {
-            mp->status = s;
-            mp->err = e;
-        }
-        mp->done++;
-        if (s == MIXQ_OK && pl->o->progress) pl->o->progress(pl->o->progress_ctx, mp->done, mp->total, t->name);
-        pthread_mutex_unlock(&mp->mu);
+    measure_job *mj = ctx;
+    planner *pl = mj->pl;
+    size_t nc = pl->nc, i = mj->list[k];
+    const st_tensor *t = &pl->m->tensors[i];
+    mixq_status s = MIXQ_OK;
+    for (size_t c = 0; c < nc && s == MIXQ_OK; c++) {
+        double *slot = &pl->sse[i * nc + c];
+        if (!mj->need[i * nc + c] || !isnan(*slot)) continue;
+        double v;
+        s = mx_measure_error(t, &pl->cands[c], &pl->stats[i], pl->o->rtn != 0, pl->o->cancel, &v, &mj->errs[k]);
+        if (s == MIXQ_OK) *slot = v;
+    }
+    mj->status[k] = s;
+    if (s == MIXQ_OK && pl->o->progress) {
+        pthread_mutex_lock(&mj->mu);
+        mj->done++;
+        pl->o->progress(pl->o->progress_ctx, mj->done, mj->total, t->name);
+        pthread_mutex_unlock(&mj->mu);
     }
 }
 
 /*
- * Measures every needed (tensor, candidate) of the eligible tensors on
- * o->threads threads (0 = the online CPUs, at most 16); results do not
- * depend on the thread count.  Progress is reported under a lock.
+ * Measures every needed (tensor, candidate) of the eligible tensors on the
+ * worker pool (o->threads, 0 = online CPUs); results do not depend on the
+ * thread count, and the error reported is the first tensor's in file order.
  */
 static mixq_status measure_all(planner *pl, const bool *need, mixq_error *err)
 {
-    measure_pool mp = {.pl = pl, .need = need, .status = MIXQ_OK};
-    for (size_t i = 0; i < pl->m->ntensors; i++) mp.total += pl->eligible[i];
-    long nt = pl->o->threads > 0 ? pl->o->threads : sysconf(_SC_NPROCESSORS_ONLN);
-    if (nt < 1) nt = 1;
-    if (nt > 16) nt = 16;
-    if ((size_t)nt > mp.total) nt = mp.total ? (long)mp.total : 1;
-    pthread_mutex_init(&mp.mu, NULL);
-    pthread_t tid[16];
-    long started = 0;
-    for (long k = 1; k < nt; k++) { /* the calling thread is worker 0 */
-        if (pthread_create(&tid[started], NULL, measure_worker, &mp) != 0) break;
-        started++;
+    size_t n = pl->m->ntensors, total = 0;
+    for (size_t i = 0; i < n; i++) total += pl->eligible[i];
+    measure_job mj = {.pl = pl, .need = need, .total = total};
+    size_t *list = malloc((total ? total : 1) * sizeof *list);
+    mj.status = calloc(total ? total : 1, sizeof *mj.status);
+    mj.errs = calloc(total ? total : 1, sizeof *mj.errs);
+    if (!list || !mj.status || !mj.errs) {
+        free(list);
+        free(mj.status);
+        free(mj.errs);
+        return mx_err(err, MIXQ_E_NOMEM, "out of memory");
     }
-    measure_worker(&mp);
-    for (long k = 0; k < started; k++) pthread_join(tid[k], NULL);
-    pthread_mutex_destroy(&mp.mu);
-    if (mp.status != MIXQ_OK) {
-        if (err) *err = mp.err;
-        return mp.status;
-    }
-    return MIXQ_OK;
+    for (size_t i = 0, k = 0; i < n; i++)
+        if (pl->eligible[i]) list[k++] = i;
+    mj.list = list;
+    unsigned nt = pl->o->threads > 0 ? (unsigned)pl->o->threads : mx_online_cpus();
+    if (nt > total) nt = total ? (unsigned)total : 1;
+    mx_pool *pool = nt > 1 ? mx_pool_create(nt) : NULL; /* NULL (or no resources): inline */
+    pthread_mutex_init(&mj.mu, NULL);
+    mx_pool_run(pool, total, measure_one, &mj);
+    pthread_mutex_destroy(&mj.mu);
+    mx_pool_destroy(pool);
+    mixq_status s = MIXQ_OK;
+    for (size_t k = 0; k < total && s == MIXQ_OK; k++)
+        if (mj.status[k] != MIXQ_OK) {
+            s = mj.status[k];
+            if (err) *err = mj.errs[k];
+        }
+    free(list);
+    free(mj.status);
+    free(mj.errs);
+    return s;
 }
 
 /* Squared error of a tensor stored as an arbitrary (qt, group) (rules). */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "checked.h"
+#include "fp8.h"
 #include "kernels.h"
 #include "qtype.h"
 
@@ -48,14 +49,18 @@ const qtype_desc mx_qtypes[MIXQ_QT_COUNT] = {
                       .scale_planes = {16}, .group_min = 16, .group_max = 128, .group_default = 32,
                       .sections = S_CSM, .quantize_row = kernel_int2_quantize_row,
                       .dequantize_row = kernel_int2_dequantize_row},
-    [MIXQ_QT_FP8_E4M3] = {.name = NULL, .id = MIXQ_QT_FP8_E4M3, .quantized = true, .symmetric = true,
+    [MIXQ_QT_FP8_E4M3] = {.name = "fp8_e4m3", .id = MIXQ_QT_FP8_E4M3, .quantized = true, .symmetric = true,
                           .code_bits = 8, .code_planes = {8}, .scale_kind = QS_F32, .scale_bits = 32,
                           .scale_planes = {32}, .group_min = 32, .group_max = 256, .group_default = 0,
-                          .allow_row_group = true, .tensor_scale = true, .sections = S_CS},
-    [MIXQ_QT_FP8_E5M2] = {.name = NULL, .id = MIXQ_QT_FP8_E5M2, .quantized = true, .symmetric = true,
+                          .allow_row_group = true, .tensor_scale = true, .sections = S_CS,
+                          .quantize_row = kernel_fp8_e4m3_quantize_row,
+                          .dequantize_row = kernel_fp8_e4m3_dequantize_row},
+    [MIXQ_QT_FP8_E5M2] = {.name = "fp8_e5m2", .id = MIXQ_QT_FP8_E5M2, .quantized = true, .symmetric = true,
                           .code_bits = 8, .code_planes = {8}, .scale_kind = QS_F32, .scale_bits = 32,
                           .scale_planes = {32}, .group_min = 32, .group_max = 256, .group_default = 0,
-                          .allow_row_group = true, .tensor_scale = true, .sections = S_CS},
+                          .allow_row_group = true, .tensor_scale = true, .sections = S_CS,
+                          .quantize_row = kernel_fp8_e5m2_quantize_row,
+                          .dequantize_row = kernel_fp8_e5m2_dequantize_row},
     [MIXQ_QT_INT4_DQ] = {.name = "int4_dq", .id = MIXQ_QT_INT4_DQ, .quantized = true, .symmetric = false,
                          .code_bits = 4, .code_planes = {4}, .scale_kind = QS_CODE, .scale_bits = 6,
                          .scale_planes = {4, 2}, .group_min = 16, .group_max = 64, .group_default = 32,

@@ -25,6 +25,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define MX_LANES 8
 
@@ -70,6 +71,15 @@ typedef struct mx_search_ops {
      * e = x_i - fl(fl(q * s) + m); returns sum fl(w_i * fl(e * e)).
      */
     float (*asym_err)(const float *x, const float *w, size_t n, int L, float s, float m);
+    /*
+     * Optional (NULL: the scalar loop is used): the stored element codes of
+     * one group for its final parameters, as the kernels define them.
+     * Asymmetric (qlo == 0): q = s > 0 ? rhe(clamp(fl(fl(x_i - m) / s), 0, qhi))
+     * : 0; symmetric (qlo < 0): q = s != 0 ? rhe(clamp(fl(x_i / s), qlo, qhi))
+     * : 0 (m unused); u[i] = q + bias.  Used by the double-quantized kernels
+     * (kernel_dq_quantize_row_ops) for both the plain choice and the search.
+     */
+    void (*codes)(const float *x, size_t n, int qlo, int qhi, float s, float m, int bias, uint8_t *u);
 } mx_search_ops;
 
 /* The scalar reference passes. */
@@ -92,14 +102,24 @@ typedef enum mx_pround { MX_ROUND_F16, MX_ROUND_F32 } mx_pround;
  * MX_SEARCH_MARGIN).  d_rtn is the plain choice (already rounded as `rnd`
  * says); xm is the group's element of largest magnitude (+amax if max(x) ==
  * amax, else -amax).  positive: only d > 0 is allowed (int8).
+ * With rnd == MX_ROUND_F32 (the first level of the double-quantized search)
+ * there is no direct-error check: the best candidate by its least-squares
+ * estimate is returned (d_rtn only if no candidate is usable); the
+ * super-block level makes the never-worse decision instead.
+ * Passes used: sym_err for d_rtn (not with MX_ROUND_F32), one sym_pass per
+ * candidate (6 with qlo < -qhi, else 4) and per refinement (up to 2, 1 with
+ * MX_ROUND_F32), sym_err for the winner (not with MX_ROUND_F32).
  */
 float mx_search_sym(const mx_search_ops *ops, const float *x, const float *w, size_t n, int qlo, int qhi,
                     mx_pround rnd, bool positive, float d_rtn, float xm);
 
 /*
  * Asymmetric search (x^ = q * s + m, q in [0, L]) for one group: *s, *m get
- * the parameters to store (s_rtn, m_rtn if no candidate is strictly better).
- * st: the group's statistics (ops->stats).
+ * the parameters to store (s_rtn, m_rtn if no candidate is strictly better;
+ * MX_ROUND_F32: no direct-error check, as for mx_search_sym).  st: the
+ * group's statistics (ops->stats).  Passes: asym_err for the plain choice,
+ * one asym_pass per candidate (6) and refinement (up to 2, 1 with
+ * MX_ROUND_F32), asym_err for the winner.
  */
 void mx_search_asym(const mx_search_ops *ops, const float *x, const float *w, size_t n, int L, mx_pround rnd,
                     const mx_gstats *st, float s_rtn, float m_rtn, float *s, float *m);

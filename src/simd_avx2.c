@@ -448,6 +448,42 @@ static float v_asym_err(const float *x, const float *w, size_t n, int L, float s
 }
 
 /*
+ * Element codes of one group (quant_search.h): asymmetric (qlo == 0)
+ * rhe(clamp(fl(fl(x - m) / s), 0, qhi)), NaN -> 0, all 0 unless s > 0;
+ * symmetric rhe(clamp(fl(x / s), qlo, qhi)), NaN -> qhi, all 0 if s == 0;
+ * u[i] = q + bias.
+ */
+static void v_codes(const float *x, size_t n, int qlo, int qhi, float s, float m, int bias, uint8_t *u)
+{
+    const bool asym = qlo == 0;
+    size_t i = 0;
+    if (asym ? !(s > 0.0f) : s == 0.0f) {
+        memset(u, bias, n);
+        return;
+    }
+    const __m256 vs = _mm256_set1_ps(s), vm = _mm256_set1_ps(m);
+    const __m256 vlo = _mm256_set1_ps((float)qlo), vhi = _mm256_set1_ps((float)qhi);
+    const __m256i vb = _mm256_set1_epi32(bias);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256i q = asym ? clamp_rhe_lo(_mm256_div_ps(_mm256_sub_ps(v, vm), vs), vlo, vhi)
+                         : clamp_rhe_hi(_mm256_div_ps(v, vs), vlo, vhi);
+        q = _mm256_add_epi32(q, vb);
+        __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64((__m128i *)(void *)(u + i), _mm_packus_epi16(w16, w16));
+    }
+    for (; i < n; i++) {
+        float t = asym ? (x[i] - m) / s : x[i] / s;
+        float nan_to = asym ? 0.0f : (float)qhi;
+        if (t != t)
+            t = nan_to;
+        t = t < (float)qlo ? (float)qlo : t;
+        t = t > (float)qhi ? (float)qhi : t;
+        u[i] = (uint8_t)(mx_round_half_even(t) + bias);
+    }
+}
+
+/*
  * Exported (not in a header) so that tests/test_simd.c can compare every pass
  * with mx_search_ops_scalar directly, through a weak declaration.
  */
@@ -458,6 +494,7 @@ const mx_search_ops mx_search_ops_avx2 = {
     .sym_err = v_sym_err,
     .asym_pass = v_asym_pass,
     .asym_err = v_asym_err,
+    .codes = v_codes,
 };
 
 /* ------------------------------------------------------------------------ */
@@ -988,6 +1025,48 @@ static inline __m256 e5m2_dec8(__m256i c)
     return _mm256_cvtph_ps(h);
 }
 
+/*
+ * dec(enc(t)) as a float without forming the code (the search error needs
+ * only the value), same bits as mx_e4m3_to_f32(mx_f32_to_e4m3(t)) /
+ * mx_e5m2_to_f32(mx_f32_to_e5m2(t)) for every input (checked on all 2^32):
+ *   normal range: round the binary32 significand at bit 23 - mbits, ties to
+ *     even (the integer rounding of half.c, without the rebias, which does
+ *     not touch those bits); a carry into the exponent is the next binade;
+ *   subnormal range (quantum u = 2^(1 - bias - mbits)): rhe(|t| / u) * u,
+ *     both scalings exact powers of two, vroundps with an explicit
+ *     round-to-nearest-even (so MXCSR's mode does not matter);
+ *   saturation, infinity (E5M2) and NaN as the encoders; the sign of t is
+ *     kept, also on a zero result (enc gives the -0 code, dec -0).
+ */
+static inline __m256 fp8_rt8(__m256 t, bool e4m3)
+{
+    const int mbits = e4m3 ? 3 : 2, bias = e4m3 ? 7 : 15, drop = 23 - mbits;
+    __m256i u = _mm256_castps_si256(t);
+    __m256i sign = _mm256_and_si256(u, _mm256_set1_epi32((int)0x80000000u));
+    __m256i a = _mm256_and_si256(u, _mm256_set1_epi32(0x7FFFFFFF));
+    /* normal */
+    __m256i r = _mm256_add_epi32(a, _mm256_add_epi32(_mm256_set1_epi32((1 << (drop - 1)) - 1),
+                                                     _mm256_and_si256(_mm256_srli_epi32(a, drop), _mm256_set1_epi32(1))));
+    r = _mm256_and_si256(r, _mm256_set1_epi32(~((1 << drop) - 1)));
+    /* subnormal: u = 2^(1 - bias - mbits) */
+    const float inv_q = e4m3 ? 0x1p9f : 0x1p16f, q = e4m3 ? 0x1p-9f : 0x1p-16f;
+    __m256 sub = _mm256_mul_ps(_mm256_round_ps(_mm256_mul_ps(_mm256_castsi256_ps(a), _mm256_set1_ps(inv_q)), RNE),
+                               _mm256_set1_ps(q));
+    __m256i normal = _mm256_cmpgt_epi32(a, _mm256_set1_epi32(((128 - bias) << 23) - 1));
+    __m256i v = _mm256_blendv_epi8(_mm256_castps_si256(sub), r, normal);
+    if (e4m3) {
+        v = _mm256_blendv_epi8(v, _mm256_set1_epi32(0x43E00000), _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x43E00000 - 1)));
+        v = _mm256_blendv_epi8(v, _mm256_set1_epi32(0x7FC00000), _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7F800000)));
+    } else {
+        __m256i fin_sat = _mm256_and_si256(_mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x47600000 - 1)),
+                                           _mm256_cmpgt_epi32(_mm256_set1_epi32(0x7F800000), a));
+        v = _mm256_blendv_epi8(v, _mm256_set1_epi32(0x47600000), fin_sat);
+        v = _mm256_blendv_epi8(v, _mm256_set1_epi32(0x7F800000), _mm256_cmpeq_epi32(a, _mm256_set1_epi32(0x7F800000)));
+        v = _mm256_blendv_epi8(v, _mm256_set1_epi32(0x7FC00000), _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7F800000)));
+    }
+    return _mm256_castsi256_ps(_mm256_or_si256(v, sign));
+}
+
 typedef struct fp8_kind {
     float fmax;
     bool e4m3;
@@ -1044,7 +1123,7 @@ static float fp8_group_error(const fp8_kind *K, const float *x, const float *w, 
     size_t i = 0;
     for (; i + 8 <= len; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
-        __m256 xh = _mm256_mul_ps(fp8_dec8(K, fp8_enc8(K, _mm256_div_ps(v, vs))), vs);
+        __m256 xh = _mm256_mul_ps(fp8_rt8(_mm256_div_ps(v, vs), K->e4m3), vs);
         __m256 d = _mm256_sub_ps(v, xh);
         __m256 e = _mm256_mul_ps(d, d);
         if (w)
@@ -1053,7 +1132,7 @@ static float fp8_group_error(const fp8_kind *K, const float *x, const float *w, 
     }
     if (i < len) {
         tail8 t = load_tail(x + i, w ? w + i : NULL, len - i);
-        __m256 xh = _mm256_mul_ps(fp8_dec8(K, fp8_enc8(K, _mm256_div_ps(t.x, vs))), vs);
+        __m256 xh = _mm256_mul_ps(fp8_rt8(_mm256_div_ps(t.x, vs), K->e4m3), vs);
         __m256 d = _mm256_sub_ps(t.x, xh);
         __m256 e = _mm256_mul_ps(d, d);
         if (w)
@@ -1472,6 +1551,16 @@ static inline __m256i plane8(const uint8_t *b, unsigned w)
     }
 }
 
+/* The codes of elements k..k+7 (k % 8 == 0) of a field of plane widths w0, w1 (0: none) at offsets o0, o1. */
+static inline __attribute__((always_inline)) __m256i codes8_w(const uint8_t *base, size_t o0, size_t o1, unsigned w0,
+                                                               unsigned w1, size_t k)
+{
+    __m256i u = plane8(base + o0 + k * w0 / 8u, w0);
+    if (w1 != 0)
+        u = _mm256_or_si256(u, _mm256_slli_epi32(plane8(base + o1 + k * w1 / 8u, w1), (int)w0));
+    return u;
+}
+
 /* The codes of elements k..k+7 (k % 8 == 0) as int32. */
 static inline __m256i get_codes8(const uint8_t *base, const planes *P, size_t k)
 {
@@ -1580,7 +1669,13 @@ static void dq_quantize(const dq_type *T, const float *x, size_t n, unsigned gro
     }
 }
 
-static void dq_dequantize(const dq_type *T, mx_crowptrs in, size_t n, unsigned group, float *out)
+/*
+ * Specialized by the wrappers for each type's code planes (w0, w1 compile-time
+ * constants, so plane8's switch folds away); the code planes of every DQ type
+ * have at most two planes.
+ */
+static inline __attribute__((always_inline)) void dq_dequantize(const dq_type *T, mx_crowptrs in, size_t n,
+                                                                unsigned group, float *out, unsigned w0, unsigned w1)
 {
     const qtype_desc *qt = &mx_qtypes[T->id];
     const uint8_t *codes = in.sec[MIXQ_SEC_CODES];
@@ -1622,7 +1717,7 @@ static void dq_dequantize(const dq_type *T, mx_crowptrs in, size_t n, unsigned g
             float s = sj[j], m = mj[j];
             const __m256 vs = _mm256_set1_ps(s), vm = _mm256_set1_ps(m);
             for (; i + 8 <= gl; i += 8) {
-                __m256 q = _mm256_cvtepi32_ps(_mm256_sub_epi32(get_codes8(codes, &CP, g0 + i), vqb));
+                __m256 q = _mm256_cvtepi32_ps(_mm256_sub_epi32(codes8_w(codes, CP.off[0], CP.off[1], w0, w1, g0 + i), vqb));
                 __m256 v = _mm256_mul_ps(q, vs);
                 _mm256_storeu_ps(out + g0 + i, T->asym ? _mm256_add_ps(v, vm) : v);
             }
@@ -1635,7 +1730,8 @@ static void dq_dequantize(const dq_type *T, mx_crowptrs in, size_t n, unsigned g
     }
 }
 
-#define DQ_WRAPPERS(NAME, T)                                                                                \
+/* W0, W1: the type's code planes (must equal the table's code_planes; checked in mx_simd_fill_avx2). */
+#define DQ_WRAPPERS(NAME, T, W0, W1)                                                                        \
     static void avx2_##NAME##_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p,    \
                                            mx_rowptrs out)                                                  \
     {                                                                                                       \
@@ -1643,15 +1739,29 @@ static void dq_dequantize(const dq_type *T, mx_crowptrs in, size_t n, unsigned g
     }                                                                                                       \
     static void avx2_##NAME##_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out)          \
     {                                                                                                       \
-        dq_dequantize(&T, in, n, group, out);                                                               \
+        dq_dequantize(&T, in, n, group, out, W0, W1);                                                       \
     }
 
-DQ_WRAPPERS(int4_dq, D_INT4_DQ)
-DQ_WRAPPERS(int2_dq, D_INT2_DQ)
-DQ_WRAPPERS(int3_dq, D_INT3_DQ)
-DQ_WRAPPERS(int6_dq, D_INT6_DQ)
+DQ_WRAPPERS(int4_dq, D_INT4_DQ, 4, 0)
+DQ_WRAPPERS(int2_dq, D_INT2_DQ, 2, 0)
+DQ_WRAPPERS(int3_dq, D_INT3_DQ, 2, 1)
+DQ_WRAPPERS(int6_dq, D_INT6_DQ, 4, 2)
 
 /* ------------------------------------------------------------------------ */
+
+/* The DQ dequantizers are specialized for these code planes (DQ_WRAPPERS). */
+static bool planes_match(mixq_qtype id)
+{
+    static const struct {
+        mixq_qtype id;
+        uint8_t w0, w1;
+    } pl[] = {{MIXQ_QT_INT4_DQ, 4, 0}, {MIXQ_QT_INT2_DQ, 2, 0}, {MIXQ_QT_INT3_DQ, 2, 1}, {MIXQ_QT_INT6_DQ, 4, 2}};
+    for (size_t i = 0; i < sizeof pl / sizeof pl[0]; i++)
+        if (pl[i].id == id)
+            return mx_qtypes[id].code_planes[0] == pl[i].w0 && mx_qtypes[id].code_planes[1] == pl[i].w1 &&
+                   (pl[i].w1 == 0 || mx_qtypes[id].code_planes[2] == 0);
+    return true;
+}
 
 /*
  * Each kernel is installed only while the table still holds the scalar
@@ -1693,7 +1803,8 @@ void mx_simd_fill_avx2(mx_kernel_set *set)
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
         if (mx_qtypes[k[i].id].quantize_row == k[i].ref_q && set->quantize_row[k[i].id] == k[i].ref_q)
             set->quantize_row[k[i].id] = k[i].q;
-        if (mx_qtypes[k[i].id].dequantize_row == k[i].ref_d && set->dequantize_row[k[i].id] == k[i].ref_d)
+        if (mx_qtypes[k[i].id].dequantize_row == k[i].ref_d && set->dequantize_row[k[i].id] == k[i].ref_d &&
+            planes_match(k[i].id))
             set->dequantize_row[k[i].id] = k[i].d;
     }
 }

@@ -48,32 +48,7 @@ enum { NAME_BUF = 128, PATH_BUF = 200, SHAPE_BUF = 128 };
  */
 static const char *disp_text(char *buf, size_t cap, const char *s, int quoted)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char tmp[4];
-        size_t n = 0;
-        if (*p < 0x20 || *p == 0x7f) {
-            tmp[n++] = '\\';
-            tmp[n++] = 'x';
-            tmp[n++] = hex[*p >> 4];
-            tmp[n++] = hex[*p & 15];
-        } else if (quoted && (*p == '"' || *p == '\\')) {
-            tmp[n++] = '\\';
-            tmp[n++] = (char)*p;
-        } else {
-            tmp[n++] = (char)*p;
-        }
-        if (o + n + 4 > cap) {
-            memcpy(buf + o, "...", 3);
-            o += 3;
-            break;
-        }
-        memcpy(buf + o, tmp, n);
-        o += n;
-    }
-    buf[o] = '\0';
-    return buf;
+    return mx_printable(buf, cap, s, quoted);
 }
 
 /* A name or path made printable for a message where it stands in quotes. */
@@ -491,7 +466,7 @@ static mixq_status map_file(const char *path, st_file *f, int *errno_out, mixq_e
     if (errno_out) *errno_out = 0;
     f->path = xstrdup(path);
     if (!f->path) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", fn);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
     if (fd < 0) {
         int e = errno;
         if (errno_out) *errno_out = e;
@@ -616,7 +591,7 @@ static mixq_status read_small_file(const char *path, uint64_t limit, char **out,
 {
     char fb[PATH_BUF];
     const char *fn = disp_text(fb, sizeof fb, path, 0);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
     if (fd < 0) return mx_err(err, MIXQ_E_IO, "%s: cannot open: %s", fn, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {

@@ -14,10 +14,12 @@
 #include <unistd.h>
 
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
 
 #include "dtype.h"
 #include "half.h"
 #include "mixq.h"
+#include "qtype.h"
 #include "st_reader.h"
 #include "test_support.h"
 
@@ -117,6 +119,109 @@ Test(round_trip, int8_per_row) { round_trip("testdata/tiny-llama-f16", MIXQ_QT_I
 Test(round_trip, int4_f32_source) { round_trip("testdata/tiny-llama-f32", MIXQ_QT_INT4, 0, 1e-3); }
 Test(round_trip, int4_sharded_group16) { round_trip("testdata/tiny-llama-sharded", MIXQ_QT_INT4, 16, 1e-3); }
 Test(round_trip, int4_group256) { round_trip("testdata/tiny-llama-f16", MIXQ_QT_INT4, 256, 1e-3); }
+/*
+ * The type family through the whole pipeline: converts `in` as type/group
+ * with the plain choice (rtn) or the search, verifies the file, checks that
+ * every quantized tensor's sections are exactly what the kernels produce for
+ * its rows with the same options (so the converter passes rows, groups and
+ * options through unchanged), that "search" is recorded, and returns the
+ * pooled squared error of the quantized tensors.
+ */
+static double family_round_trip(const char *in_rel, mixq_qtype type, unsigned group, int rtn)
+{
+    char *dir = ts_tmpdir(), *out = ts_path(dir, "out.mxq"), *in = ts_source_path(in_rel);
+    mixq_convert_options o;
+    mixq_convert_options_init(&o);
+    o.type = type;
+    o.group_size = group;
+    o.rtn = rtn;
+    mixq_error err;
+    cr_assert_eq(mixq_convert(in, out, &o, &err), MIXQ_OK, "%s", err.message);
+    st_model *src = NULL;
+    cr_assert_eq(st_open(in, &src, &err), MIXQ_OK, "%s", err.message);
+    mixq_file *f = mixq_open(out, MIXQ_OPEN_VERIFY, &err);
+    cr_assert(f, "%s", err.message);
+    size_t hl;
+    const char *h = mixq_header_json(f, &hl);
+    const char *want = rtn ? "\"search\":false" : "\"search\":true";
+    cr_assert(memmem(h, hl, want, strlen(want)), "%s not recorded", want);
+    const qtype_desc *qt = qtype_get(type);
+    double se = 0;
+    size_t nq = 0;
+    for (size_t i = 0; i < src->ntensors; i++) {
+        const st_tensor *st = &src->tensors[i];
+        const mixq_tensor *t = mixq_find(f, st->name);
+        mixq_tensor_info in_info;
+        mixq_tensor_get_info(t, &in_info);
+        if (!in_info.quantized) continue;
+        nq++;
+        cr_assert_eq(in_info.qtype, type, "%s", st->name);
+        cr_assert_eq(in_info.group_size, group ? group : qt->group_default);
+        uint64_t K = in_info.row_length;
+        float *x = malloc(st->n_elements * sizeof *x), *y = malloc(st->n_elements * sizeof *y);
+        st_to_f32(st->dtype, st->data, st->n_elements, x);
+        cr_assert_eq(mixq_dequantize_f32(f, t, 0, in_info.rows, y, &err), MIXQ_OK, "%s", err.message);
+        qlayout l;
+        cr_assert(qtype_layout(qt, st->dtype, in_info.rows, K, in_info.group_size, &l));
+        uint8_t *buf = calloc(1, l.total + 1);
+        mx_qparams p = {NULL, rtn == 0, -1.0f};
+        for (uint64_t r = 0; r < in_info.rows; r++) {
+            mx_rowptrs rp = {{NULL}};
+            for (int k = 0; k < MIXQ_SECTION_COUNT; k++)
+                if (qtype_has_section(qt, (mixq_section_kind)k)) rp.sec[k] = buf + l.offset[k] + r * l.row_bytes[k];
+            qt->quantize_row(x + r * K, (size_t)K, l.group, &p, rp);
+        }
+        for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
+            mixq_section sec;
+            if (!qtype_has_section(qt, (mixq_section_kind)k)) {
+                cr_assert_eq(mixq_tensor_section(t, (mixq_section_kind)k, &sec), MIXQ_E_NOT_FOUND);
+                continue;
+            }
+            cr_assert_eq(mixq_tensor_section(t, (mixq_section_kind)k, &sec), MIXQ_OK);
+            cr_assert_eq(sec.size, l.length[k]);
+            cr_assert_eq(sec.row_stride, l.row_bytes[k]);
+            cr_assert(memcmp(sec.data, buf + l.offset[k], (size_t)l.length[k]) == 0,
+                      "%s: section %s differs from the kernel's", st->name, mixq_section_name((mixq_section_kind)k));
+        }
+        for (uint64_t k = 0; k < st->n_elements; k++) {
+            cr_assert(isfinite(y[k]), "%s[%llu] not finite", st->name, (unsigned long long)k);
+            se += ((double)x[k] - y[k]) * ((double)x[k] - y[k]);
+        }
+        free(buf);
+        free(x);
+        free(y);
+    }
+    cr_assert_gt(nq, 3);
+    mixq_close(f);
+    st_close(src);
+    ts_rmtree(dir);
+    free(dir);
+    free(out);
+    free(in);
+    return se;
+}
+
+/* Both choices round-trip; the search's total error is below the plain one's. */
+static void family(const char *in_rel, mixq_qtype type, unsigned group)
+{
+    double plain = family_round_trip(in_rel, type, group, 1), search = family_round_trip(in_rel, type, group, 0);
+    cr_log_info("%s g%u: squared error %.6g plain, %.6g search", mixq_qtype_name(type), group, plain, search);
+    cr_assert_lt(search, plain, "%s: search %g not below plain %g", mixq_qtype_name(type), search, plain);
+}
+
+Test(round_trip, int8_search) { family("testdata/tiny-llama-bf16", MIXQ_QT_INT8, 32); }
+Test(round_trip, int4_search) { family("testdata/tiny-llama-f32", MIXQ_QT_INT4, 0); }
+Test(round_trip, int4s) { family("testdata/tiny-llama-bf16", MIXQ_QT_INT4S, 0); }
+Test(round_trip, int4s_group16_sharded) { family("testdata/tiny-llama-sharded", MIXQ_QT_INT4S, 16); }
+Test(round_trip, int2) { family("testdata/tiny-llama-f16", MIXQ_QT_INT2, 0); }
+Test(round_trip, int2_group128) { family("testdata/tiny-llama-f32", MIXQ_QT_INT2, 128); }
+Test(round_trip, int4_dq) { family("testdata/tiny-llama-bf16", MIXQ_QT_INT4_DQ, 0); }
+Test(round_trip, int4_dq_group64) { family("testdata/tiny-llama-f32", MIXQ_QT_INT4_DQ, 64); }
+Test(round_trip, int4_dq_group16) { family("testdata/tiny-llama-sharded", MIXQ_QT_INT4_DQ, 16); }
+Test(round_trip, int2_dq) { family("testdata/tiny-llama-bf16", MIXQ_QT_INT2_DQ, 0); }
+Test(round_trip, int3_dq) { family("testdata/tiny-llama-f16", MIXQ_QT_INT3_DQ, 0); }
+Test(round_trip, int6_dq) { family("testdata/tiny-llama-f32", MIXQ_QT_INT6_DQ, 0); }
+
 Test(round_trip, f16_from_f32) { round_trip("testdata/tiny-llama-f32", MIXQ_QT_F16, 0, 0); }
 Test(round_trip, bf16_from_f32) { round_trip("testdata/tiny-llama-f32", MIXQ_QT_BF16, 0, 0); }
 Test(round_trip, f32_from_bf16) { round_trip("testdata/tiny-llama-bf16", MIXQ_QT_F32, 0, 0); }

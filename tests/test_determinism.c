@@ -153,8 +153,9 @@ static void free_config(config *c)
 }
 
 /*
- * For every type and option set: convert `in` twice on every kernel path
- * and require all outputs byte-identical.  Returns how many were compared.
+ * For every type and option set: convert `in` twice on the scalar path and
+ * once on every other kernel path, and require all outputs byte-identical.
+ * Returns how many were compared.
  */
 static size_t check_input(const char *in)
 {
@@ -180,8 +181,8 @@ static size_t check_input(const char *in)
         }
         add_arg(&cfgs[nc], "--quantize-1d");
         snprintf(cfgs[nc++].label, 96, "--quantize-1d");
-        const char *groups[] = {"16", "32", "row"};
-        for (int g = 0; g < 3; g++) {
+        const char *groups[] = {"16", "row"};
+        for (int g = 0; g < 2; g++) {
             add_arg(&cfgs[nc], "--group-size");
             add_arg(&cfgs[nc], groups[g]);
             if (rtn) add_arg(&cfgs[nc], "--rtn");
@@ -203,7 +204,7 @@ static size_t check_input(const char *in)
             int rejected = 0;
             for (size_t p = 0; p < npaths && !rejected; p++) {
                 cr_assert_eq(setenv("MIXQ_SIMD", paths[p], 1), 0);
-                for (int rep = 0; rep < 2; rep++) {
+                for (int rep = 0; rep < (p == 0 ? 2 : 1); rep++) { /* twice on the reference path */
                     char name[64];
                     snprintf(name, sizeof name, "%s-%zu-%zu-%d.mxq", names[t], k, p, rep);
                     char *out = ts_path(dir, name), *e = NULL;

@@ -1,4 +1,6 @@
 /* main.c - the mixq command line: dispatches to the subcommands. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,7 +30,23 @@ static const char usage[] =
     "\n"
     "Run 'mixq COMMAND --help' for the options of a command.\n";
 
+static int dispatch(int argc, char **argv);
+
+/* Runs the command, then makes sure what it printed reached standard output. */
 int main(int argc, char **argv)
+{
+    /* With a file-size limit (ulimit -f), writes must fail with EFBIG and be
+       reported, not kill the process and leave a temporary file behind. */
+    signal(SIGXFSZ, SIG_IGN);
+    int rc = dispatch(argc, argv);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "mixq: cannot write the output to standard output: %s\n", strerror(errno));
+        if (rc == EXIT_OK) rc = EXIT_SYSTEM;
+    }
+    return rc;
+}
+
+static int dispatch(int argc, char **argv)
 {
     if (argc < 2) {
         fputs(usage, stderr);

@@ -203,6 +203,7 @@ def header_variants(src, outdir):
     variant("meta-types", lambda h: h["metadata"].update(source_metadata={"k": 1}))
     variant("name-duplicate", lambda h: t1(h).update(name="a"))
     variant("xxh3-upper", lambda h: t1(h).update(xxh3=t1(h)["xxh3"].upper()))
+    variant("xxh3-long", lambda h: t1(h).update(xxh3=t1(h)["xxh3"] + "0"))
     variant("quant-type-new", lambda h: t1(h).update(quant_type="int3"))
     variant("group-not-pow2", lambda h: t0(h).update(group_size=96))
     variant("tensors-object", lambda h: h.update(tensors={}))
@@ -245,7 +246,8 @@ def main():
          ("odd_row", "BF16", [3, 33]), ("caf\u00e9.\u6743\u91cd", "I8", [5])],
         {"format": "pt", "k\u00e9y": "v\u00e4lue", "": ""}, meta_last=True)
     seeds["wide-rows.safetensors"] = safetensors(
-        [("w.two_supers", "F32", [2, 300]), ("w.three_supers", "BF16", [1, 513]), ("w.short", "F16", [3, 20])],
+        [("w.two_supers", "F32", [2, 300]), ("w.three_supers", "BF16", [1, 513]), ("w.short", "F16", [3, 20]),
+         ("w.long_row", "F16", [1, 1100])],  # a row over 1024: the f16 output's heap row buffer
         {"format": "pt"})
     seeds["meta-null-indent.safetensors"] = safetensors(
         [("a", "F32", [2, 2]), ("b", "U16", [3])], None, pad=False, indent=1)

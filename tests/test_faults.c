@@ -1,0 +1,948 @@
+/*
+ * test_faults.c - the CLI under faults (docs/ROBUSTNESS.md):
+ *  - disk full and I/O errors while writing: RLIMIT_FSIZE, and an LD_PRELOAD
+ *    shim (tests/fault_write_shim.c, path in MIXQ_FAULT_SHIM) that makes
+ *    writes fail with ENOSPC after N bytes, fsync and rename fail;
+ *  - SIGINT, SIGTERM and SIGHUP in the middle of a conversion (and an
+ *    export) of a ~100 MB checkpoint generated in the test's directory;
+ *  - awkward outputs: the input itself, an unwritable or missing directory,
+ *    a directory, an existing file, a file appearing during the conversion;
+ *  - an input that is a FIFO.
+ * Every failure must exit with the documented code, print one line naming
+ * the file, leave no output and no temporary, and leave the input untouched.
+ * Tests that fail because of a known bug in src/ say "[KNOWN BUG Bn]" (see
+ * docs/ROBUSTNESS.md).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include <criterion/criterion.h>
+#include <xxhash.h>
+
+#include "mixq.h"
+#include "test_support.h"
+
+extern char **environ;
+
+/*
+ * Temporary directories of the running test, removed by the suites' .fini
+ * even when an assertion fails (a failing signal test would otherwise leave
+ * ~100 MB behind in $TMPDIR).
+ */
+static char *tracked[32];
+static size_t ntracked;
+
+static char *tmpdir(void)
+{
+    char *d = ts_tmpdir();
+    if (ntracked < sizeof tracked / sizeof tracked[0]) tracked[ntracked++] = strdup(d);
+    return d;
+}
+
+static pid_t running = -1; /* a CLI still running when a test fails is killed */
+
+static void remove_tmpdirs(void)
+{
+    if (running > 0) {
+        kill(running, SIGKILL);
+        waitpid(running, NULL, 0);
+        running = -1;
+    }
+    for (size_t i = 0; i < ntracked; i++) {
+        chmod(tracked[i], 0700);
+        ts_rmtree(tracked[i]);
+        free(tracked[i]);
+    }
+    ntracked = 0;
+}
+TestSuite(disk_full, .fini = remove_tmpdirs);
+TestSuite(signals, .fini = remove_tmpdirs);
+TestSuite(output, .fini = remove_tmpdirs);
+TestSuite(input, .fini = remove_tmpdirs);
+
+
+/* ---------------------------------------------------------------------- */
+/* Running the CLI with faults                                             */
+/* ---------------------------------------------------------------------- */
+
+typedef struct run_opts {
+    const char *env[8];        /* extra NAME=VALUE entries, replacing inherited ones */
+    long long fsize_limit;     /* RLIMIT_FSIZE in bytes; 0 = no limit (use fsize_set) */
+    int fsize_set;
+    int ignore_sigxfsz;        /* start with SIGXFSZ ignored (default: the default action, as from a shell) */
+    int drop_privileges;       /* run as nobody (65534) */
+    const char *stdout_path;   /* open this as standard output instead of the pipe (e.g. /dev/full) */
+} run_opts;
+
+/* A running CLI; its stdout and stderr go to pipes (not files: RLIMIT_FSIZE would apply to those). */
+typedef struct proc {
+    pid_t pid;
+    int ofd, efd;           /* read ends, non-blocking */
+    char *obuf, *ebuf;
+    size_t olen, elen;
+} proc;
+
+static int env_overridden(const char *entry, const run_opts *o)
+{
+    const char *eq = strchr(entry, '=');
+    size_t n = eq ? (size_t)(eq - entry) : strlen(entry);
+    for (int i = 0; i < 8 && o->env[i]; i++)
+        if (!strncmp(o->env[i], entry, n) && o->env[i][n] == '=') return 1;
+    return 0;
+}
+
+/* The child's environment: ours, with o->env replacing or adding entries. */
+static char **make_env(const run_opts *o)
+{
+    size_t n = 0;
+    while (environ[n]) n++;
+    char **env = calloc(n + 12, sizeof *env);
+    size_t k = 0;
+    int preload = 0;
+    for (int i = 0; i < 8 && o->env[i]; i++) preload |= !strncmp(o->env[i], "LD_PRELOAD=", 11);
+    for (size_t i = 0; i < n; i++) {
+        if (env_overridden(environ[i], o)) continue;
+        if (preload && !strncmp(environ[i], "ASAN_OPTIONS=", 13)) {
+            /* under AddressSanitizer a preloaded library comes before the runtime: allow it */
+            cr_assert(asprintf(&env[k++], "%s:verify_asan_link_order=0", environ[i]) > 0);
+            preload = 2;
+            continue;
+        }
+        env[k++] = strdup(environ[i]);
+    }
+    if (preload == 1) env[k++] = strdup("ASAN_OPTIONS=verify_asan_link_order=0");
+    for (int i = 0; i < 8 && o->env[i]; i++) env[k++] = strdup(o->env[i]);
+    env[k] = NULL;
+    return env;
+}
+
+static void free_env(char **env)
+{
+    for (size_t i = 0; env[i]; i++) free(env[i]);
+    free(env);
+}
+
+/* Starts the CLI with args (argv[0] not included). */
+static proc spawn_cli(const char *const *args, const run_opts *o)
+{
+    static const run_opts none;
+    if (!o) o = &none;
+    const char *exe = getenv("MIXQ_EXE");
+    cr_assert(exe, "MIXQ_EXE is not set (run the tests through meson test)");
+    size_t n = 0;
+    while (args[n]) n++;
+    char **argv = calloc(n + 2, sizeof *argv);
+    argv[0] = (char *)exe;
+    for (size_t i = 0; i < n; i++) argv[i + 1] = (char *)args[i];
+    char **env = make_env(o);
+    proc p;
+    memset(&p, 0, sizeof p);
+    int op[2], ep[2];
+    cr_assert(pipe2(op, O_CLOEXEC) == 0 && pipe2(ep, O_CLOEXEC) == 0);
+    fflush(NULL);
+    p.pid = fork();
+    cr_assert(p.pid >= 0);
+    if (p.pid == 0) {
+        int nul = open("/dev/null", O_RDONLY);
+        dup2(nul, 0);
+        dup2(op[1], 1);
+        dup2(ep[1], 2);
+        if (o->stdout_path) {
+            int fd = open(o->stdout_path, O_WRONLY);
+            if (fd < 0 || dup2(fd, 1) < 0) _exit(124);
+        }
+        close(op[0]);
+        close(ep[0]);
+        close(op[1]);
+        close(ep[1]);
+        /* as started from a shell: default signal actions, nothing blocked */
+        for (int s = 1; s < 32; s++)
+            if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
+        sigset_t all;
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        if (o->ignore_sigxfsz) signal(SIGXFSZ, SIG_IGN);
+        if (o->fsize_set) {
+            struct rlimit rl = {(rlim_t)o->fsize_limit, (rlim_t)o->fsize_limit};
+            if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(125);
+        }
+        if (o->drop_privileges) {
+            if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(126);
+        }
+        execve(exe, argv, env);
+        _exit(127);
+    }
+    running = p.pid;
+    free(argv);
+    free_env(env);
+    close(op[1]);
+    close(ep[1]);
+    p.ofd = op[0];
+    p.efd = ep[0];
+    fcntl(p.ofd, F_SETFL, O_NONBLOCK);
+    fcntl(p.efd, F_SETFL, O_NONBLOCK);
+    p.obuf = calloc(1, 1);
+    p.ebuf = calloc(1, 1);
+    return p;
+}
+
+/* Appends whatever the pipe holds to *buf. */
+static void drain(int fd, char **buf, size_t *len)
+{
+    char tmp[4096];
+    ssize_t got;
+    while ((got = read(fd, tmp, sizeof tmp)) > 0) {
+        *buf = realloc(*buf, *len + (size_t)got + 1);
+        memcpy(*buf + *len, tmp, (size_t)got);
+        *len += (size_t)got;
+        (*buf)[*len] = 0;
+    }
+}
+
+/*
+ * Waits for the CLI (at most timeout_s seconds, then kills it and returns
+ * -2); returns its exit code, or -1 if a signal ended it (*sig gets it).
+ */
+static int wait_cli(proc *p, double timeout_s, char **out, char **err, int *sig)
+{
+    int status = 0;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int timed_out = 0;
+    for (;;) {
+        drain(p->ofd, &p->obuf, &p->olen);
+        drain(p->efd, &p->ebuf, &p->elen);
+        pid_t r = waitpid(p->pid, &status, WNOHANG);
+        if (r == p->pid) break;
+        cr_assert(r == 0 || errno == EINTR);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) * 1e-9 > timeout_s) {
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &status, 0);
+            timed_out = 1;
+            break;
+        }
+        usleep(1000);
+    }
+    running = -1;
+    /* the write ends are closed once the process is gone (unless it left children, which mixq does not) */
+    fcntl(p->ofd, F_SETFL, 0);
+    fcntl(p->efd, F_SETFL, 0);
+    drain(p->ofd, &p->obuf, &p->olen);
+    drain(p->efd, &p->ebuf, &p->elen);
+    close(p->ofd);
+    close(p->efd);
+    if (out) *out = p->obuf; else free(p->obuf);
+    if (err) *err = p->ebuf; else free(p->ebuf);
+    if (sig) *sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    if (timed_out) return -2;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int run_cli(const char *const *args, const run_opts *o, char **out, char **err, int *sig)
+{
+    proc p = spawn_cli(args, o);
+    return wait_cli(&p, 120, out, err, sig);
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* ---------------------------------------------------------------------- */
+/* Checks                                                                  */
+/* ---------------------------------------------------------------------- */
+
+/* xxh3 of every regular file under dir (names, sizes and contents), to prove the input untouched. */
+static uint64_t tree_hash(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) return 0;
+    if (S_ISREG(st.st_mode)) {
+        size_t len;
+        uint8_t *b = ts_read_file(path, &len);
+        uint64_t h = b ? XXH3_64bits(b, len) : 1;
+        free(b);
+        return h ^ (uint64_t)st.st_mtim.tv_nsec ^ ((uint64_t)st.st_mtim.tv_sec << 20);
+    }
+    if (!S_ISDIR(st.st_mode)) return 2;
+    uint64_t h = 0;
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char *p = ts_path(path, e->d_name);
+        h += XXH3_64bits(e->d_name, strlen(e->d_name)) * 31 + tree_hash(p); /* order-independent */
+        free(p);
+    }
+    if (d) closedir(d);
+    return h;
+}
+
+/* The error output is exactly one line "mixq CMD: ..." containing every given substring. */
+static void expect_one_line(const char *tag, const char *e, const char *cmd, const char *want1, const char *want2)
+{
+    size_t n = strlen(e);
+    cr_assert(n > 0 && e[n - 1] == '\n' && strchr(e, '\n') == e + n - 1, "%s: not exactly one line: \"%s\"", tag, e);
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "mixq %s: ", cmd);
+    cr_assert(!strncmp(e, prefix, strlen(prefix)), "%s: does not start with \"%s\": %s", tag, prefix, e);
+    if (want1) cr_assert(strstr(e, want1), "%s: lacks \"%s\": %s", tag, want1, e);
+    if (want2) cr_assert(strstr(e, want2), "%s: lacks \"%s\": %s", tag, want2, e);
+}
+
+static const char *shim_path(void)
+{
+    const char *s = getenv("MIXQ_FAULT_SHIM");
+    if (!s || access(s, R_OK) != 0) cr_skip_test("the fault shim is not built (MIXQ_FAULT_SHIM)");
+    return s;
+}
+
+static char *env_kv(const char *k, const char *v)
+{
+    char *s = NULL;
+    cr_assert(asprintf(&s, "%s=%s", k, v) > 0);
+    return s;
+}
+
+static char *env_num(const char *k, long long v)
+{
+    char *s = NULL;
+    cr_assert(asprintf(&s, "%s=%lld", k, v) > 0);
+    return s;
+}
+
+/* Size of the container `mixq convert IN --type TYPE` writes. */
+static long long output_size(const char *in, const char *type)
+{
+    char *dir = tmpdir(), *out = ts_path(dir, "ref.mxq");
+    char *e = NULL;
+    int rc = run_cli(ARGS("convert", in, "-o", out, "--type", type, "-q"), NULL, NULL, &e, NULL);
+    cr_assert_eq(rc, 0, "reference conversion: %s", e);
+    struct stat st;
+    cr_assert_eq(stat(out, &st), 0);
+    free(e);
+    ts_rmtree(dir);
+    free(dir); free(out);
+    return (long long)st.st_size;
+}
+
+static int export_available(void)
+{
+    char *o = NULL, *e = NULL;
+    int rc = run_cli(ARGS("export", "--help"), NULL, &o, &e, NULL);
+    free(o); free(e);
+    return rc == 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Disk full, I/O errors                                                   */
+/* ---------------------------------------------------------------------- */
+
+/* RLIMIT_FSIZE as `ulimit -f` sets it; SIGXFSZ ignored or at its default (which kills). */
+static void fsize_limits(int ignore_sigxfsz, const char *bug)
+{
+    char *in = ts_source_path("testdata/tiny-llama-f32");
+    long long size = output_size(in, "f32");
+    uint64_t in_hash = tree_hash(in);
+    const long long limits[] = {0, 100, 4096, 100000, size / 2, size - 1};
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        char *dir = tmpdir(), *out = ts_path(dir, "out.mxq"), *o = NULL, *e = NULL;
+        run_opts ro = {.fsize_limit = limits[i], .fsize_set = 1, .ignore_sigxfsz = ignore_sigxfsz};
+        int sig = 0;
+        int rc = run_cli(ARGS("convert", in, "-o", out, "--type", "f32"), &ro, &o, &e, &sig);
+        char tag[200];
+        snprintf(tag, sizeof tag, "%sRLIMIT_FSIZE %lld (SIGXFSZ %s)", bug ? bug : "", limits[i],
+                 ignore_sigxfsz ? "ignored" : "default");
+        cr_assert_eq(rc, 3, "%s: exit %d (signal %d), expected 3; stderr: %s; files left: %d", tag, rc, sig, e,
+                     ts_dir_count(dir));
+        expect_one_line(tag, e, "convert", out, "File too large");
+        cr_assert_str_eq(o, "", "%s: stdout: %s", tag, o);
+        cr_assert_eq(ts_dir_count(dir), 0, "%s: output or temporary left behind", tag);
+        ts_rmtree(dir);
+        free(dir); free(out); free(o); free(e);
+    }
+    cr_assert_eq(tree_hash(in), in_hash, "the input changed");
+    free(in);
+}
+
+/* A parent that ignores SIGXFSZ (so write fails with EFBIG): exit 3, nothing left. */
+Test(disk_full, rlimit_fsize_sigxfsz_ignored) { fsize_limits(1, NULL); }
+
+/*
+ * From a shell (`ulimit -f N; mixq convert ...`) SIGXFSZ has its default
+ * action: mixq must still exit 3 and remove its temporary.
+ */
+Test(disk_full, rlimit_fsize_from_a_shell) { fsize_limits(0, "[KNOWN BUG B1: SIGXFSZ kills mixq, the temporary stays] "); }
+
+/* The shim: writes fail with ENOSPC once N bytes were written, for many N. */
+static void enospc_sweep(const char *in_rel, const char *type)
+{
+    const char *shim = shim_path();
+    char *in = ts_source_path(in_rel);
+    long long size = output_size(in, type);
+    uint64_t in_hash = tree_hash(in);
+    const long long limits[] = {0, 1, 63, 64, 65, 1000, 4096, 65536, size / 3, size / 2, size - 65, size - 64,
+                                size - 1};
+    char *preload = env_kv("LD_PRELOAD", shim);
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        char *dir = tmpdir(), *out = ts_path(dir, "out.mxq"), *o = NULL, *e = NULL;
+        char *lim = env_num("MIXQ_FAULT_WRITE_LIMIT", limits[i]);
+        run_opts ro = {.env = {preload, lim}};
+        int sig = 0;
+        int rc = run_cli(ARGS("convert", in, "-o", out, "--type", type), &ro, &o, &e, &sig);
+        char tag[160];
+        snprintf(tag, sizeof tag, "%s --type %s, ENOSPC after %lld of %lld bytes", in_rel, type, limits[i], size);
+        cr_assert_eq(rc, 3, "%s: exit %d (signal %d), expected 3; stderr: %s", tag, rc, sig, e);
+        expect_one_line(tag, e, "convert", out, "No space left on device");
+        cr_assert_str_eq(o, "", "%s: stdout: %s", tag, o);
+        cr_assert_eq(ts_dir_count(dir), 0, "%s: output or temporary left behind", tag);
+        ts_rmtree(dir);
+        free(dir); free(out); free(o); free(e); free(lim);
+    }
+    /* exactly enough room: the conversion succeeds and the file verifies */
+    char *dir = tmpdir(), *out = ts_path(dir, "out.mxq"), *e = NULL;
+    char *lim = env_num("MIXQ_FAULT_WRITE_LIMIT", size);
+    run_opts ro = {.env = {preload, lim}};
+    cr_assert_eq(run_cli(ARGS("convert", in, "-o", out, "--type", type, "-q"), &ro, NULL, &e, NULL), 0,
+                 "exactly %lld bytes of room: %s", size, e);
+    free(e);
+    cr_assert_eq(run_cli(ARGS("verify", out), NULL, NULL, &e, NULL), 0, "%s", e);
+    cr_assert_eq(ts_dir_count(dir), 1);
+    ts_rmtree(dir);
+    free(dir); free(out); free(e); free(lim); free(preload);
+    cr_assert_eq(tree_hash(in), in_hash, "the input changed");
+    free(in);
+}
+
+Test(disk_full, enospc_after_n_bytes_f32, .timeout = 120) { enospc_sweep("testdata/tiny-llama-f32", "f32"); }
+Test(disk_full, enospc_after_n_bytes_int4_sharded, .timeout = 120) { enospc_sweep("testdata/tiny-llama-sharded", "int4"); }
+
+/* Another errno: EIO is reported as such. */
+Test(disk_full, eio_while_writing)
+{
+    const char *shim = shim_path();
+    char *in = ts_source_path("testdata/tiny-llama-bf16"), *dir = tmpdir(), *out = ts_path(dir, "out.mxq");
+    char *preload = env_kv("LD_PRELOAD", shim), *e = NULL;
+    run_opts ro = {.env = {preload, "MIXQ_FAULT_WRITE_LIMIT=5000", "MIXQ_FAULT_ERRNO=5"}};
+    int rc = run_cli(ARGS("convert", in, "-o", out), &ro, NULL, &e, NULL);
+    cr_assert_eq(rc, 3, "exit %d: %s", rc, e);
+    expect_one_line("EIO", e, "convert", out, "Input/output error");
+    cr_assert_eq(ts_dir_count(dir), 0);
+    ts_rmtree(dir);
+    free(dir); free(out); free(in); free(preload); free(e);
+}
+
+/* fsync and rename failures: exit 3, the message names the output, nothing left. */
+static void commit_failure(const char *env, const char *want)
+{
+    const char *shim = shim_path();
+    char *in = ts_source_path("testdata/tiny-llama-bf16"), *dir = tmpdir(), *out = ts_path(dir, "out.mxq");
+    char *preload = env_kv("LD_PRELOAD", shim), *e = NULL;
+    run_opts ro = {.env = {preload, env}};
+    int rc = run_cli(ARGS("convert", in, "-o", out, "--type", "int4"), &ro, NULL, &e, NULL);
+    cr_assert_eq(rc, 3, "%s: exit %d: %s", env, rc, e);
+    cr_assert_eq(ts_dir_count(dir), 0, "%s: output or temporary left behind", env);
+    expect_one_line(env, e, "convert", want, NULL);
+    cr_assert(strstr(e, out), "[KNOWN BUG B2: afile_commit frees the path before formatting the message] %s: the "
+              "message does not name the output %s: %s", env, out, e);
+    ts_rmtree(dir);
+    free(dir); free(out); free(in); free(preload); free(e);
+}
+
+Test(disk_full, fsync_failure) { commit_failure("MIXQ_FAULT_FSYNC=1", "fsync failed: Input/output error"); }
+Test(disk_full, rename_failure) { commit_failure("MIXQ_FAULT_RENAME=eio", "cannot rename the temporary file into place"); }
+
+/* A file system without RENAME_NOREPLACE: the link() fallback still commits, and leaves no temporary. */
+Test(disk_full, rename_noreplace_unsupported)
+{
+    const char *shim = shim_path();
+    char *in = ts_source_path("testdata/tiny-llama-bf16"), *dir = tmpdir(), *out = ts_path(dir, "out.mxq");
+    char *preload = env_kv("LD_PRELOAD", shim), *e = NULL;
+    run_opts ro = {.env = {preload, "MIXQ_FAULT_RENAME=enosys"}};
+    int rc = run_cli(ARGS("convert", in, "-o", out, "-q"), &ro, NULL, &e, NULL);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, e);
+    cr_assert_eq(ts_dir_count(dir), 1, "a temporary was left next to the output");
+    free(e);
+    cr_assert_eq(run_cli(ARGS("verify", out), NULL, NULL, &e, NULL), 0, "%s", e);
+    free(e);
+    /* and an existing output is still not replaced without --force */
+    rc = run_cli(ARGS("convert", in, "-o", out, "-q"), &ro, NULL, &e, NULL);
+    cr_assert_eq(rc, 3, "exit %d: %s", rc, e);
+    cr_assert_eq(ts_dir_count(dir), 1);
+    ts_rmtree(dir);
+    free(dir); free(out); free(in); free(preload); free(e);
+}
+
+/* export under ENOSPC: exit 3, no output, no temporary. */
+Test(disk_full, export_enospc)
+{
+    const char *shim = shim_path();
+    if (!export_available()) cr_skip_test("this mixq has no export command");
+    char *in = ts_source_path("testdata/tiny-llama-bf16"), *dir = tmpdir(), *c = ts_path(dir, "c.mxq");
+    char *e = NULL;
+    cr_assert_eq(run_cli(ARGS("convert", in, "-o", c, "-q", "--type", "int4"), NULL, NULL, &e, NULL), 0, "%s", e);
+    free(e);
+    char *sub = ts_path(dir, "x");
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    char *out = ts_path(sub, "out.safetensors"), *preload = env_kv("LD_PRELOAD", shim);
+    uint64_t h = tree_hash(c);
+    const char *limits[] = {"MIXQ_FAULT_WRITE_LIMIT=0", "MIXQ_FAULT_WRITE_LIMIT=7", "MIXQ_FAULT_WRITE_LIMIT=100000",
+                            "MIXQ_FAULT_FSYNC=1"};
+    for (int i = 0; i < 4; i++) {
+        run_opts ro = {.env = {preload, limits[i]}};
+        int rc = run_cli(ARGS("export", c, "-o", out), &ro, NULL, &e, NULL);
+        cr_assert_eq(rc, 3, "%s: exit %d: %s", limits[i], rc, e);
+        expect_one_line(limits[i], e, "export", NULL, NULL);
+        cr_assert(strstr(e, out), "%s%s: the message does not name the output: %s",
+                  i == 3 ? "[KNOWN BUG B2: afile_commit frees the path before formatting the message] " : "",
+                  limits[i], e);
+        cr_assert_eq(ts_dir_count(sub), 0, "%s: output or temporary left behind", limits[i]);
+        free(e);
+    }
+    cr_assert_eq(tree_hash(c), h, "the container changed");
+    ts_rmtree(dir);
+    free(dir); free(c); free(in); free(sub); free(out); free(preload);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Signals                                                                 */
+/* ---------------------------------------------------------------------- */
+
+enum { BIG_TENSORS = 24, BIG_ROWS = 1024, BIG_COLS = 1024 };
+
+/* Writes a ~100 MB F32 checkpoint (24 tensors of 1024 x 1024) into dir; returns its path. */
+static char *make_big_input(const char *dir)
+{
+    char hdr[8192];
+    size_t o = 0, off = 0, tbytes = (size_t)BIG_ROWS * BIG_COLS * 4;
+    o += (size_t)snprintf(hdr + o, sizeof hdr - o, "{\"__metadata__\":{\"format\":\"pt\"}");
+    for (int i = 0; i < BIG_TENSORS; i++) {
+        o += (size_t)snprintf(hdr + o, sizeof hdr - o,
+                              ",\"model.layers.%02d.weight\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
+                              i, BIG_ROWS, BIG_COLS, off, off + tbytes);
+        off += tbytes;
+    }
+    o += (size_t)snprintf(hdr + o, sizeof hdr - o, "}");
+    while ((8 + o) % 8) hdr[o++] = ' ';
+    char *path = ts_path(dir, "big.safetensors");
+    FILE *f = fopen(path, "wb");
+    cr_assert(f);
+    uint8_t len[8];
+    for (int i = 0; i < 8; i++) len[i] = (uint8_t)((uint64_t)o >> (8 * i));
+    cr_assert_eq(fwrite(len, 1, 8, f), 8);
+    cr_assert_eq(fwrite(hdr, 1, o, f), o);
+    float *x = malloc(tbytes);
+    uint32_t s = 12345;
+    for (size_t k = 0; k < (size_t)BIG_ROWS * BIG_COLS; k++) {
+        s = s * 1664525u + 1013904223u;
+        x[k] = (float)(int)(s >> 16) / 32768.0f - 1.0f;
+    }
+    for (int i = 0; i < BIG_TENSORS; i++) {
+        x[0] = (float)i;
+        cr_assert_eq(fwrite(x, 1, tbytes, f), tbytes);
+    }
+    free(x);
+    cr_assert_eq(fclose(f), 0);
+    return path;
+}
+
+/* Waits until a temporary ".NAME.tmp-*" appears in dir (1 if so; 0 if the process ended first). */
+static int wait_for_temporary(const char *dir, const char *name, pid_t pid)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, ".%s.tmp-", name);
+    for (int spin = 0; spin < 600000; spin++) {
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        int found = 0;
+        while (d && (e = readdir(d)) != NULL)
+            if (!strncmp(e->d_name, prefix, strlen(prefix))) found = 1;
+        if (d) closedir(d);
+        if (found) return 1;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            cr_assert_fail("mixq ended (status 0x%x) before its temporary appeared", status);
+        }
+        usleep(200);
+    }
+    return 0;
+}
+
+/*
+ * Starts `args`, waits for the temporary of `name` in outdir, waits delay_ms
+ * more, sends sig and checks: exit 128 + sig, one line "interrupted", no
+ * output or temporary (outdir holds only `keep` files, unchanged).
+ */
+static void interrupt_run(const char *tag, const char *const *args, const run_opts *ro, const char *outdir,
+                          const char *name, const char *cmd, int sig, int delay_ms, int keep, uint64_t keep_hash)
+{
+    proc p = spawn_cli(args, ro);
+    cr_assert(wait_for_temporary(outdir, name, p.pid), "%s: no temporary appeared", tag);
+    if (delay_ms) usleep((useconds_t)delay_ms * 1000);
+    cr_assert_eq(kill(p.pid, sig), 0);
+    char *o = NULL, *e = NULL;
+    int got_sig = 0;
+    int rc = wait_cli(&p, 120, &o, &e, &got_sig);
+    cr_assert_eq(rc, 128 + sig, "%s: exit %d (signal %d), expected %d; stderr: %s", tag, rc, got_sig, 128 + sig, e);
+    expect_one_line(tag, e, cmd, "interrupted", NULL);
+    cr_assert_str_eq(o, "", "%s: stdout: %s", tag, o);
+    cr_assert_eq(ts_dir_count(outdir), keep, "%s: output or temporary left behind", tag);
+    if (keep) cr_assert_eq(tree_hash(outdir), keep_hash, "%s: the existing output was changed", tag);
+    free(o); free(e);
+}
+
+/* SIGINT, SIGTERM and SIGHUP as soon as the conversion has started writing. */
+Test(signals, interrupt_conversion, .timeout = 300)
+{
+    char *dir = tmpdir(), *outdir = ts_path(dir, "out");
+    cr_assert_eq(mkdir(outdir, 0755), 0);
+    char *in = make_big_input(dir), *out = ts_path(outdir, "out.mxq");
+    uint64_t in_hash = tree_hash(in);
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    const char *types[] = {"int4", "int8", "f16"};
+    for (int i = 0; i < 3; i++) {
+        char tag[64];
+        snprintf(tag, sizeof tag, "signal %d during convert --type %s", sigs[i], types[i]);
+        interrupt_run(tag, ARGS("convert", in, "-o", out, "--type", types[i]), NULL, outdir, "out.mxq", "convert",
+                      sigs[i], 0, 0, 0);
+    }
+    cr_assert_eq(tree_hash(in), in_hash, "the input changed");
+    ts_rmtree(dir);
+    free(dir); free(outdir); free(in); free(out);
+}
+
+/* Interrupted while replacing an existing output with --force: the old file stays as it was. */
+Test(signals, interrupt_keeps_existing_output, .timeout = 300)
+{
+    char *dir = tmpdir(), *outdir = ts_path(dir, "out");
+    cr_assert_eq(mkdir(outdir, 0755), 0);
+    char *in = make_big_input(dir), *out = ts_path(outdir, "out.mxq");
+    ts_write_file(out, "the previous output", 19);
+    uint64_t h = tree_hash(outdir), in_hash = tree_hash(in);
+    interrupt_run("SIGINT with --force", ARGS("convert", in, "-o", out, "--type", "int8", "--force"), NULL, outdir,
+                  "out.mxq", "convert", SIGINT, 0, 1, h);
+    cr_assert_eq(tree_hash(in), in_hash, "the input changed");
+    ts_rmtree(dir);
+    free(dir); free(outdir); free(in); free(out);
+}
+
+/* Later in the conversion: writes slowed down by the shim so that the signal lands between tensors. */
+Test(signals, interrupt_later, .timeout = 300)
+{
+    const char *shim = shim_path();
+    char *dir = tmpdir(), *outdir = ts_path(dir, "out");
+    cr_assert_eq(mkdir(outdir, 0755), 0);
+    char *in = make_big_input(dir), *out = ts_path(outdir, "out.mxq");
+    char *preload = env_kv("LD_PRELOAD", shim);
+    run_opts ro = {.env = {preload, "MIXQ_FAULT_WRITE_DELAY_US=40000"}};
+    uint64_t in_hash = tree_hash(in);
+    const int delays[] = {50, 300, 600};
+    for (int i = 0; i < 3; i++) {
+        char tag[64];
+        snprintf(tag, sizeof tag, "SIGTERM %d ms into the conversion", delays[i]);
+        interrupt_run(tag, ARGS("convert", in, "-o", out, "--type", "int4"), &ro, outdir, "out.mxq", "convert",
+                      SIGTERM, delays[i], 0, 0);
+    }
+    cr_assert_eq(tree_hash(in), in_hash, "the input changed");
+    ts_rmtree(dir);
+    free(dir); free(outdir); free(in); free(out); free(preload);
+}
+
+/*
+ * After the last tensor, while the temporary is being fsynced: CLI.md
+ * promises that on SIGINT "no output appears"; the rename has not happened
+ * yet, so the conversion can still be abandoned.
+ */
+Test(signals, interrupt_during_fsync, .timeout = 120)
+{
+    const char *shim = shim_path();
+    char *dir = tmpdir(), *in = ts_source_path("testdata/tiny-llama-bf16"), *out = ts_path(dir, "out.mxq");
+    char *preload = env_kv("LD_PRELOAD", shim);
+    run_opts ro = {.env = {preload, "MIXQ_FAULT_FSYNC_DELAY_US=1500000"}};
+    proc p = spawn_cli(ARGS("convert", in, "-o", out), &ro);
+    cr_assert(wait_for_temporary(dir, "out.mxq", p.pid));
+    usleep(500000); /* the small conversion is done; mixq sleeps in fsync */
+    kill(p.pid, SIGINT);
+    char *o = NULL, *e = NULL;
+    int rc = wait_cli(&p, 60, &o, &e, NULL);
+    cr_assert_eq(rc, 130,
+                 "[KNOWN BUG B3: a signal after the last tensor is ignored; the output is committed] exit %d, "
+                 "expected 130; files in the output directory: %d; stderr: %s", rc, ts_dir_count(dir), e);
+    cr_assert_eq(ts_dir_count(dir), 0, "output or temporary left behind");
+    ts_rmtree(dir);
+    free(dir); free(in); free(out); free(preload); free(o); free(e);
+}
+
+/* export of a ~100 MB container, interrupted. */
+Test(signals, interrupt_export, .timeout = 300)
+{
+    if (!export_available()) cr_skip_test("this mixq has no export command");
+    char *dir = tmpdir(), *outdir = ts_path(dir, "out");
+    cr_assert_eq(mkdir(outdir, 0755), 0);
+    char *in = make_big_input(dir), *c = ts_path(dir, "big.mxq"), *out = ts_path(outdir, "out.safetensors");
+    char *e = NULL;
+    cr_assert_eq(run_cli(ARGS("convert", in, "-o", c, "--type", "int8", "-q"), NULL, NULL, &e, NULL), 0, "%s", e);
+    free(e);
+    uint64_t h = tree_hash(c);
+    interrupt_run("SIGINT during export", ARGS("export", c, "-o", out), NULL, outdir, "out.safetensors", "export",
+                  SIGINT, 0, 0, 0);
+    interrupt_run("SIGTERM during export", ARGS("export", c, "-o", out, "--dtype", "bf16"), NULL, outdir,
+                  "out.safetensors", "export", SIGTERM, 0, 0, 0);
+    cr_assert_eq(tree_hash(c), h, "the container changed");
+    ts_rmtree(dir);
+    free(dir); free(outdir); free(in); free(c); free(out);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Awkward outputs                                                         */
+/* ---------------------------------------------------------------------- */
+
+/* The output is the input: refused (exit 2) even with --force, whichever name reaches it. */
+Test(output, same_as_input)
+{
+    char *dir = tmpdir(), *src = ts_source_path("testdata/tiny-llama-sharded");
+    /* a private copy of the sharded checkpoint */
+    const char *files[] = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+                           "model.safetensors.index.json"};
+    for (int i = 0; i < 3; i++) {
+        char *a = ts_path(src, files[i]), *b = ts_path(dir, files[i]);
+        size_t len;
+        uint8_t *d = ts_read_file(a, &len);
+        ts_write_file(b, d, len);
+        free(d); free(a); free(b);
+    }
+    char *shard = ts_path(dir, files[0]), *index = ts_path(dir, files[2]), *hard = ts_path(dir, "hard.mxq");
+    char *sym = ts_path(dir, "sym.mxq"), *dotted = NULL;
+    cr_assert_eq(link(shard, hard), 0);
+    cr_assert_eq(symlink(files[1], sym), 0);
+    cr_assert(asprintf(&dotted, "%s/./%s", dir, files[1]) > 0);
+    uint64_t h = tree_hash(dir);
+    struct { const char *in, *out; } cases[] = {
+        {shard, shard}, {dir, shard}, {dir, index}, {index, index}, {dir, hard}, {dir, sym}, {dir, dotted},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int force = 0; force < 2; force++) {
+            char *o = NULL, *e = NULL;
+            int rc = force ? run_cli(ARGS("convert", cases[i].in, "-o", cases[i].out, "--force"), NULL, &o, &e, NULL)
+                           : run_cli(ARGS("convert", cases[i].in, "-o", cases[i].out), NULL, &o, &e, NULL);
+            char tag[600];
+            snprintf(tag, sizeof tag, "convert %s -o %s%s", cases[i].in, cases[i].out, force ? " --force" : "");
+            cr_assert_eq(rc, 2, "%s: exit %d, expected 2: %s", tag, rc, e);
+            expect_one_line(tag, e, "convert", "is the input file", cases[i].out);
+            cr_assert_eq(tree_hash(dir), h, "%s: the input changed", tag);
+            free(o); free(e);
+        }
+    /* export: the output may not be the container */
+    if (export_available()) {
+        char *c = ts_path(dir, "c.mxq"), *e = NULL;
+        cr_assert_eq(run_cli(ARGS("convert", dir, "-o", c, "-q"), NULL, NULL, &e, NULL), 0, "%s", e);
+        free(e);
+        uint64_t hc = tree_hash(dir);
+        int rc = run_cli(ARGS("export", c, "-o", c, "--force"), NULL, NULL, &e, NULL);
+        cr_assert_eq(rc, 2, "export onto its input: exit %d: %s", rc, e);
+        expect_one_line("export onto its input", e, "export", "is the input container", NULL);
+        cr_assert_eq(tree_hash(dir), hc, "export onto its input changed it");
+        free(e); free(c);
+    }
+    ts_rmtree(dir);
+    free(dir); free(src); free(shard); free(index); free(hard); free(sym); free(dotted);
+}
+
+/*
+ * A directory the user cannot write to.  Root ignores permissions, so as
+ * root the CLI runs as nobody (65534); if that is not possible the test is
+ * skipped.
+ */
+Test(output, unwritable_directory)
+{
+    char *dir = tmpdir(), *ro_dir = ts_path(dir, "ro"), *out = ts_path(ro_dir, "out.mxq");
+    cr_assert_eq(chmod(dir, 0755), 0);
+    cr_assert_eq(mkdir(ro_dir, 0755), 0);
+    cr_assert_eq(chmod(ro_dir, 0555), 0);
+    char *in = ts_source_path("testdata/tiny-llama-f16"), *model = ts_path(in, "model.safetensors");
+    run_opts ro = {0};
+    if (geteuid() == 0) {
+        /* nobody must be able to read the input and reach the directory */
+        if (access(model, R_OK) != 0) cr_skip_test("cannot check the input's permissions");
+        ro.drop_privileges = 1;
+    }
+    char *o = NULL, *e = NULL;
+    int rc = run_cli(ARGS("convert", in, "-o", out), &ro, &o, &e, NULL);
+    if (rc == 126) cr_skip_test("running as root and cannot switch to user nobody to test permissions");
+    cr_assert_eq(rc, 3, "exit %d: %s", rc, e);
+    expect_one_line("unwritable directory", e, "convert", out, "cannot create a temporary file in");
+    cr_assert(strstr(e, "Permission denied"), "%s", e);
+    cr_assert_eq(ts_dir_count(ro_dir), 0);
+    cr_assert_str_eq(o, "");
+    chmod(ro_dir, 0755);
+    ts_rmtree(dir);
+    free(dir); free(ro_dir); free(out); free(in); free(model); free(o); free(e);
+}
+
+Test(output, missing_directory)
+{
+    char *dir = tmpdir(), *out = ts_path(dir, "no/such/dir/out.mxq"), *in = ts_source_path("testdata/tiny-llama-f16");
+    char *e = NULL;
+    int rc = run_cli(ARGS("convert", in, "-o", out), NULL, NULL, &e, NULL);
+    cr_assert_eq(rc, 3, "exit %d: %s", rc, e);
+    expect_one_line("missing directory", e, "convert", out, "No such file or directory");
+    cr_assert_eq(ts_dir_count(dir), 0);
+    ts_rmtree(dir);
+    free(dir); free(out); free(in); free(e);
+}
+
+Test(output, is_a_directory)
+{
+    char *dir = tmpdir(), *in = ts_source_path("testdata/tiny-llama-f16"), *e = NULL;
+    for (int force = 0; force < 2; force++) {
+        int rc = force ? run_cli(ARGS("convert", in, "-o", dir, "--force"), NULL, NULL, &e, NULL)
+                       : run_cli(ARGS("convert", in, "-o", dir), NULL, NULL, &e, NULL);
+        cr_assert_eq(rc, 2, "exit %d: %s", rc, e);
+        expect_one_line("output is a directory", e, "convert", dir, "is a directory");
+        cr_assert_eq(ts_dir_count(dir), 0);
+        free(e);
+    }
+    ts_rmtree(dir);
+    free(dir); free(in);
+}
+
+/* An existing output without --force: exit 3, untouched, no temporary; for convert and export. */
+Test(output, existing_without_force)
+{
+    char *dir = tmpdir(), *out = ts_path(dir, "out.mxq"), *in = ts_source_path("testdata/tiny-llama-f16");
+    ts_write_file(out, "precious", 8);
+    uint64_t h = tree_hash(dir);
+    char *o = NULL, *e = NULL;
+    int rc = run_cli(ARGS("convert", in, "-o", out, "--type", "int4"), NULL, &o, &e, NULL);
+    cr_assert_eq(rc, 3, "exit %d: %s", rc, e);
+    expect_one_line("existing output", e, "convert", out, "already exists; pass --force to replace it");
+    cr_assert_str_eq(o, "");
+    cr_assert_eq(tree_hash(dir), h, "the existing output changed or a temporary was left");
+    free(o); free(e);
+    if (export_available()) {
+        char *c = ts_path(dir, "c.mxq"), *st = ts_path(dir, "out.safetensors");
+        cr_assert_eq(run_cli(ARGS("convert", in, "-o", c, "-q"), NULL, NULL, &e, NULL), 0, "%s", e);
+        free(e);
+        ts_write_file(st, "precious", 8);
+        h = tree_hash(dir);
+        rc = run_cli(ARGS("export", c, "-o", st), NULL, NULL, &e, NULL);
+        cr_assert_eq(rc, 3, "export: exit %d: %s", rc, e);
+        expect_one_line("existing export output", e, "export", st, "already exists");
+        cr_assert_eq(tree_hash(dir), h);
+        free(e); free(c); free(st);
+    }
+    ts_rmtree(dir);
+    free(dir); free(out); free(in);
+}
+
+/* An output that appears while the conversion runs is not replaced (RENAME_NOREPLACE): exit 3. */
+Test(output, appears_during_conversion, .timeout = 300)
+{
+    const char *shim = shim_path();
+    char *dir = tmpdir(), *outdir = ts_path(dir, "out");
+    cr_assert_eq(mkdir(outdir, 0755), 0);
+    char *in = make_big_input(dir), *out = ts_path(outdir, "out.mxq"), *preload = env_kv("LD_PRELOAD", shim);
+    run_opts ro = {.env = {preload, "MIXQ_FAULT_WRITE_DELAY_US=10000"}};
+    proc p = spawn_cli(ARGS("convert", in, "-o", out, "--type", "int8"), &ro);
+    cr_assert(wait_for_temporary(outdir, "out.mxq", p.pid));
+    ts_write_file(out, "someone else's file", 19);
+    uint64_t h = tree_hash(out);
+    char *e = NULL;
+    int rc = wait_cli(&p, 120, NULL, &e, NULL);
+    cr_assert_eq(rc, 3, "exit %d: %s", rc, e);
+    expect_one_line("output appeared", e, "convert", "already exists; pass --force to replace it", NULL);
+    cr_assert(strstr(e, out), "[KNOWN BUG B2: afile_commit frees the path before formatting the message] the "
+              "message does not name the output %s: %s", out, e);
+    cr_assert_eq(ts_dir_count(outdir), 1, "a temporary was left");
+    cr_assert_eq(tree_hash(out), h, "the other file was replaced");
+    ts_rmtree(dir);
+    free(dir); free(outdir); free(in); free(out); free(preload); free(e);
+}
+
+/* Output paths that cannot be a file: an error naming the path, nothing left behind. */
+Test(output, paths_that_cannot_be_files)
+{
+    char *dir = tmpdir(), *in = ts_source_path("testdata/tiny-llama-f16");
+    char *slash = ts_path(dir, "newdir/"), *e = NULL;
+    const char *outs[] = {slash, ""};
+    for (int i = 0; i < 2; i++) {
+        int rc = run_cli(ARGS("convert", in, "-o", outs[i]), NULL, NULL, &e, NULL);
+        char tag[300];
+        snprintf(tag, sizeof tag, "-o '%s'", outs[i]);
+        cr_assert(rc == 2 || rc == 3, "%s: exit %d: %s", tag, rc, e);
+        expect_one_line(tag, e, "convert", NULL, NULL);
+        cr_assert_null(strstr(e, "(null)"), "[KNOWN BUG B2: afile_commit frees the path before formatting the "
+                       "message; B6: the output path is only checked after the whole conversion] %s: %s", tag, e);
+        if (outs[i][0]) cr_assert(strstr(e, outs[i]), "%s: the message does not name the output: %s", tag, e);
+        cr_assert_eq(ts_dir_count(dir), 0, "%s: something was left in the directory", tag);
+        free(e);
+    }
+    ts_rmtree(dir);
+    free(dir); free(in); free(slash);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Standard output that cannot be written                                  */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * `mixq dump --json FILE > out.json` on a full disk must not exit 0 with a
+ * truncated file: a write error on standard output is an I/O error (exit 3).
+ */
+Test(output, stdout_write_error)
+{
+    if (access("/dev/full", W_OK) != 0) cr_skip_test("no /dev/full");
+    char *dir = tmpdir(), *c = ts_path(dir, "c.mxq"), *in = ts_source_path("testdata/tiny-llama-f16"), *e = NULL;
+    cr_assert_eq(run_cli(ARGS("convert", in, "-o", c, "-q"), NULL, NULL, &e, NULL), 0, "%s", e);
+    free(e);
+    const char *const *cmds[] = {ARGS("dump", c), ARGS("dump", c, "--json"), ARGS("verify", c),
+                                 ARGS("compare", in, c)};
+    const char *names[] = {"dump", "dump --json", "verify", "compare"};
+    run_opts ro = {.stdout_path = "/dev/full"};
+    for (int i = 0; i < 4; i++) {
+        int rc = run_cli(cmds[i], &ro, NULL, &e, NULL);
+        cr_assert_eq(rc, 3, "[KNOWN BUG B7: write errors on standard output are ignored] mixq %s > /dev/full: exit "
+                     "%d, expected 3; stderr: %s", names[i], rc, e);
+        cr_assert(strchr(e, '\n') == e + strlen(e) - 1, "%s: not one line: %s", names[i], e);
+        free(e);
+    }
+    ts_rmtree(dir);
+    free(dir); free(c); free(in);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Inputs that are not regular files                                       */
+/* ---------------------------------------------------------------------- */
+
+/* A FIFO (nobody writing to it): an immediate "not a regular file", not a hang. */
+Test(input, fifo_is_refused_without_blocking, .timeout = 60)
+{
+    char *dir = tmpdir(), *fifo = ts_path(dir, "model.safetensors"), *out = ts_path(dir, "o.mxq");
+    cr_assert_eq(mkfifo(fifo, 0644), 0);
+    const char *const *cmds[] = {ARGS("convert", fifo, "-o", out), ARGS("verify", fifo), ARGS("dump", fifo)};
+    const char *names[] = {"convert", "verify", "dump"};
+    for (int i = 0; i < 3; i++) {
+        proc p = spawn_cli(cmds[i], NULL);
+        char *e = NULL;
+        int rc = wait_cli(&p, 5, NULL, &e, NULL);
+        cr_assert_neq(rc, -2, "[KNOWN BUG B4: open() of a FIFO blocks] mixq %s on a FIFO still blocked after 5 s",
+                      names[i]);
+        cr_assert_eq(rc, 3, "%s: exit %d: %s", names[i], rc, e);
+        expect_one_line(names[i], e, names[i], fifo, "not a regular file");
+        free(e);
+    }
+    cr_assert_eq(ts_dir_count(dir), 1);
+    ts_rmtree(dir);
+    free(dir); free(fifo); free(out);
+}
