@@ -287,13 +287,12 @@ static const char *place_str(const place *pl, char *buf)
 }
 
 /*
- * Fetches obj[key] of the given kind into *out.  A missing key is an error
+ * Checks v = obj[key] (NULL if missing) against kind and stores it in *out.  A missing key is an error
  * unless optional (then *out is NULL).  pl names the place for messages.
  */
-static mixq_status get_field(const mixq_file *f, const place *pl, const jf_value *obj, const char *key, jkind kind,
-                             bool optional, const jf_value **out, mixq_error *err)
+static mixq_status check_field(const mixq_file *f, const place *pl, const jf_value *v, const char *key, jkind kind,
+                               bool optional, const jf_value **out, mixq_error *err)
 {
-    const jf_value *v = jf_obj_get(obj, key);
     *out = v;
     char w[PLACE_MAX];
     if (!v) {
@@ -305,6 +304,10 @@ static mixq_status get_field(const mixq_file *f, const place *pl, const jf_value
                       jkind_name[kind]);
     return MIXQ_OK;
 }
+
+/* check_field of obj[key] (NULL if missing), key a string literal. */
+#define get_field(f, pl, obj, key, kind, optional, out, err) \
+    check_field(f, pl, jf_obj_getn(obj, key "", sizeof(key) - 1), key, kind, optional, out, err)
 
 /* Parses exactly 16 lowercase hex digits. */
 static bool parse_hex64(const char *s, size_t len, uint64_t *out)
@@ -416,15 +419,53 @@ static mixq_status check_sections(const mixq_file *f, const place *where, const 
 }
 
 /*
- * The last source_dtype and quant_type strings looked up, and their results:
- * consecutive tensors mostly share them, so most lookups are one memcmp.
+ * The source_dtype and quant_type strings met so far (the first TC_SIZE
+ * distinct ones) and their meaning: a model uses a handful of each, so most
+ * lookups are one short comparison instead of a search by name.
  */
+#define TC_SIZE 8
 typedef struct type_cache {
-    const char *src_str, *qt_str;
-    size_t src_len, qt_len;
-    st_dtype src;
-    const qtype_desc *qt;
+    const char *src_str[TC_SIZE], *qt_str[TC_SIZE];
+    size_t src_len[TC_SIZE], qt_len[TC_SIZE];
+    st_dtype src[TC_SIZE];
+    const qtype_desc *qt[TC_SIZE];
+    unsigned nsrc, nqt;
 } type_cache;
+
+/* The cache slot of s[0..n) among the n_have strings of strs/lens, or TC_SIZE. */
+static unsigned tc_find(const char *const *strs, const size_t *lens, unsigned n_have, const char *s, size_t n)
+{
+    for (unsigned i = 0; i < n_have; i++)
+        if (lens[i] == n && jf__bytes_eq(strs[i], s, n)) return i;
+    return TC_SIZE;
+}
+
+/* The keys of a tensor entry (FORMAT.md §3.1). */
+enum { EK_NAME, EK_SHAPE, EK_SOURCE_DTYPE, EK_QUANT_TYPE, EK_GROUP_SIZE, EK_SYMMETRIC, EK_OFFSET, EK_LENGTH,
+       EK_SECTIONS, EK_XXH3, EK_COUNT };
+
+#define KEY_IS(m, lit) ((m)->key_len == sizeof(lit) - 1 && jf__bytes_eq((m)->key, lit, sizeof(lit) - 1))
+
+/* One pass over an entry's members: out[EK_*] = the value of that key, or NULL (keys are unique). */
+static void entry_fields(const jf_value *e, const jf_value *out[EK_COUNT])
+{
+    for (int k = 0; k < EK_COUNT; k++) out[k] = NULL;
+    const jf_member *m = e->u.members, *end = m + e->len;
+    for (; m < end; m++) {
+        int k = -1;
+        switch (m->key_len) {
+        case 4: k = KEY_IS(m, "name") ? EK_NAME : KEY_IS(m, "xxh3") ? EK_XXH3 : -1; break;
+        case 5: k = KEY_IS(m, "shape") ? EK_SHAPE : -1; break;
+        case 6: k = KEY_IS(m, "offset") ? EK_OFFSET : KEY_IS(m, "length") ? EK_LENGTH : -1; break;
+        case 8: k = KEY_IS(m, "sections") ? EK_SECTIONS : -1; break;
+        case 9: k = KEY_IS(m, "symmetric") ? EK_SYMMETRIC : -1; break;
+        case 10: k = KEY_IS(m, "quant_type") ? EK_QUANT_TYPE : KEY_IS(m, "group_size") ? EK_GROUP_SIZE : -1; break;
+        case 12: k = KEY_IS(m, "source_dtype") ? EK_SOURCE_DTYPE : -1; break;
+        default: break;
+        }
+        if (k >= 0) out[k] = &m->value;
+    }
+}
 
 /*
  * Validates tensor entry i (FORMAT.md §3.1) and fills f->tensors[i].
@@ -443,7 +484,9 @@ static mixq_status parse_entry(mixq_file *f, size_t i, const jf_value *e, uint64
     const jf_value *v;
     t->file = f;
     if (jf_type(e) != JF_OBJECT) return mx_err(err, MIXQ_E_FORMAT, "%s: %s: entry must be an object", fn, WHERE);
-    if ((s = get_field(f, &pl, e, "name", JK_STRING, false, &v, err))) return s;
+    const jf_value *ef[EK_COUNT];
+    entry_fields(e, ef);
+    if ((s = check_field(f, &pl, ef[EK_NAME], "name", JK_STRING, false, &v, err))) return s;
     size_t name_len = 0;
     const char *name = jf_str(v, &name_len);
     if (!name_len) return mx_err(err, MIXQ_E_FORMAT, "%s: %s: \"name\" is empty", fn, WHERE);
@@ -456,7 +499,7 @@ static mixq_status parse_entry(mixq_file *f, size_t i, const jf_value *e, uint64
 
     /* shape, rows, row length, element count */
     const jf_value *shape;
-    if ((s = get_field(f, &pl, e, "shape", JK_ARRAY, false, &shape, err))) return s;
+    if ((s = check_field(f, &pl, ef[EK_SHAPE], "shape", JK_ARRAY, false, &shape, err))) return s;
     size_t nd = jf_arr_len(shape);
     if (nd > MIXQ_MAX_DIMS)
         return mx_err(err, MIXQ_E_FORMAT, "%s: %s: shape has %zu dims; at most %d are allowed", fn, WHERE, nd,
@@ -478,37 +521,43 @@ static mixq_status parse_entry(mixq_file *f, size_t i, const jf_value *e, uint64
     /* types */
     size_t sl = 0;
     const char *str;
-    if ((s = get_field(f, &pl, e, "source_dtype", JK_STRING, false, &v, err))) return s;
+    if ((s = check_field(f, &pl, ef[EK_SOURCE_DTYPE], "source_dtype", JK_STRING, false, &v, err))) return s;
     str = jf_str(v, &sl);
-    if (tc->src_str && sl == tc->src_len && memcmp(str, tc->src_str, sl) == 0) {
-        t->src = tc->src;
+    unsigned c = tc_find(tc->src_str, tc->src_len, tc->nsrc, str, sl);
+    if (c < TC_SIZE) {
+        t->src = tc->src[c];
     } else {
         if (!st_dtype_parse(str, &t->src))
             return mx_err(err, MIXQ_E_FORMAT, "%s: %s: unknown source_dtype \"%s\"", fn, WHERE, shown_n(str, sl, b));
-        tc->src_str = str;
-        tc->src_len = sl;
-        tc->src = t->src;
+        if (tc->nsrc < TC_SIZE) {
+            tc->src_str[tc->nsrc] = str;
+            tc->src_len[tc->nsrc] = sl;
+            tc->src[tc->nsrc++] = t->src;
+        }
     }
-    if ((s = get_field(f, &pl, e, "quant_type", JK_STRING, false, &v, err))) return s;
+    if ((s = check_field(f, &pl, ef[EK_QUANT_TYPE], "quant_type", JK_STRING, false, &v, err))) return s;
     str = jf_str(v, &sl);
-    if (tc->qt_str && sl == tc->qt_len && memcmp(str, tc->qt_str, sl) == 0) {
-        t->qt = tc->qt;
+    c = tc_find(tc->qt_str, tc->qt_len, tc->nqt, str, sl);
+    if (c < TC_SIZE) {
+        t->qt = tc->qt[c];
     } else {
         t->qt = qtype_by_name(str);
         if (!t->qt)
             return mx_err(err, MIXQ_E_UNSUPPORTED, "%s: %s: unsupported quant_type \"%s\" (written by a newer mixq?)",
                           fn, WHERE, shown_n(str, sl, b));
-        tc->qt_str = str;
-        tc->qt_len = sl;
-        tc->qt = t->qt;
+        if (tc->nqt < TC_SIZE) {
+            tc->qt_str[tc->nqt] = str;
+            tc->qt_len[tc->nqt] = sl;
+            tc->qt[tc->nqt++] = t->qt;
+        }
     }
-    if ((s = get_field(f, &pl, e, "group_size", JK_UINT, false, &v, err))) return s;
+    if ((s = check_field(f, &pl, ef[EK_GROUP_SIZE], "group_size", JK_UINT, false, &v, err))) return s;
     uint64_t gs = uint_of(v);
     if (gs > UINT_MAX || !qtype_group_ok(t->qt, (unsigned)gs))
         return mx_err(err, MIXQ_E_FORMAT, "%s: %s: group_size %lld is not allowed for quant_type %s", fn, WHERE,
                       (long long)gs, t->qt->name);
     t->group_size = (unsigned)gs;
-    if ((s = get_field(f, &pl, e, "symmetric", JK_BOOL, false, &v, err))) return s;
+    if ((s = check_field(f, &pl, ef[EK_SYMMETRIC], "symmetric", JK_BOOL, false, &v, err))) return s;
     bool sym = jf_type(v) == JF_TRUE;
     if (sym != t->qt->symmetric)
         return mx_err(err, MIXQ_E_FORMAT, "%s: %s: \"symmetric\" is %s but quant_type %s is %s", fn, WHERE,
@@ -524,10 +573,10 @@ static mixq_status parse_entry(mixq_file *f, size_t i, const jf_value *e, uint64
     for (int k = 0; k < MIXQ_SECTION_COUNT; k++) t->has[k] = qtype_has_section(t->qt, (mixq_section_kind)k);
 
     const jf_value *off, *len, *secs, *hx;
-    if ((s = get_field(f, &pl, e, "offset", JK_UINT, false, &off, err)) ||
-        (s = get_field(f, &pl, e, "length", JK_UINT, false, &len, err)) ||
-        (s = get_field(f, &pl, e, "sections", JK_OBJECT, false, &secs, err)) ||
-        (s = get_field(f, &pl, e, "xxh3", JK_STRING, false, &hx, err)))
+    if ((s = check_field(f, &pl, ef[EK_OFFSET], "offset", JK_UINT, false, &off, err)) ||
+        (s = check_field(f, &pl, ef[EK_LENGTH], "length", JK_UINT, false, &len, err)) ||
+        (s = check_field(f, &pl, ef[EK_SECTIONS], "sections", JK_OBJECT, false, &secs, err)) ||
+        (s = check_field(f, &pl, ef[EK_XXH3], "xxh3", JK_STRING, false, &hx, err)))
         return s;
     t->offset = uint_of(off);
     t->length = uint_of(len);

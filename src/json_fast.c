@@ -585,7 +585,7 @@ bool jf_real(const jf_value *v, double *out)
 
 static inline bool key_eq(const jf_member *a, const jf_member *b)
 {
-    return a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0;
+    return a->key_len == b->key_len && jf__bytes_eq(a->key, b->key, a->key_len);
 }
 
 static inline int key_cmp(const jf_member *m, uint32_t a, uint32_t b)

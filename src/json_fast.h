@@ -183,13 +183,41 @@ static inline const jf_value *jf_obj_member_at(const jf_value *v, size_t i, cons
     return &m->value;
 }
 
+/*
+ * Internal: equality of a[0..n) and b[0..n) (keys are short: two
+ * overlapping loads inside the n bytes beat a call to memcmp).
+ */
+static inline bool jf__bytes_eq(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        if (n > 16) return memcmp(a, b, n) == 0;
+        uint64_t x, y, u, v;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        memcpy(&u, a + n - 8, 8);
+        memcpy(&v, b + n - 8, 8);
+        return ((x ^ y) | (u ^ v)) == 0;
+    }
+    if (n >= 4) {
+        uint32_t x, y, u, v;
+        memcpy(&x, a, 4);
+        memcpy(&y, b, 4);
+        memcpy(&u, a + n - 4, 4);
+        memcpy(&v, b + n - 4, 4);
+        return ((x ^ y) | (u ^ v)) == 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return false;
+    return true;
+}
+
 /* The value of the member with key key[0..key_len), or NULL (also if v is not an object).  Linear. */
 static inline const jf_value *jf_obj_getn(const jf_value *v, const char *key, size_t key_len)
 {
     if (v->kind != JF_OBJECT) return NULL;
     const jf_member *m = v->u.members, *e = m + v->len;
     for (; m < e; m++)
-        if (m->key_len == key_len && memcmp(m->key, key, key_len) == 0) return &m->value;
+        if (m->key_len == key_len && jf__bytes_eq(m->key, key, key_len)) return &m->value;
     return NULL;
 }
 

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "half.h"
+#include "kernels.h"
 #include "qtype.h"
 #include "quant_search.h"
 #include "simd.h"
@@ -822,6 +823,34 @@ Test(simd, search_passes)
             cmp_bits(p2, r2, "asym_pass.sqq", ctx);
             cmp_bits(p3, r3, "asym_pass.sxq", ctx);
             cmp_bits(ops[o]->asym_err(x, wp, n, L, s, m), ref->asym_err(x, wp, n, L, s, m), "asym_err", ctx);
+            if (ops[o]->codes != NULL) { /* the optional codes pass, against quant_search.h's definition */
+                uint8_t got[NMAX], want[NMAX];
+                for (int sym = 0; sym < 2; sym++) {
+                    int lo_q = sym ? qlo : 0, hi_q = sym ? qhi : L;
+                    int bias = -lo_q; /* as the kernels pass it: codes stored as q - qlo >= 0 */
+                    float sc = sym ? d : s;
+                    if (ref->codes != NULL)
+                        ref->codes(x, n, lo_q, hi_q, sc, m, bias, want);
+                    else
+                        for (size_t i = 0; i < n; i++) {
+                            int q = 0;
+                            if (sym ? sc != 0.0f : sc > 0.0f) {
+                                float t = sym ? x[i] / sc : (x[i] - m) / sc;
+                                if (t != t)
+                                    t = sym ? (float)hi_q : 0.0f;
+                                t = t < (float)lo_q ? (float)lo_q : t;
+                                t = t > (float)hi_q ? (float)hi_q : t;
+                                q = mx_round_half_even(t);
+                            }
+                            want[i] = (uint8_t)(q + bias);
+                        }
+                    ops[o]->codes(x, n, lo_q, hi_q, sc, m, bias, got);
+                    for (size_t i = 0; i < n; i++)
+                        if (got[i] != want[i])
+                            cr_assert_fail("%s: codes (%s) element %zu: simd %u, reference %u", ctx, sym ? "sym" : "asym", i,
+                                           got[i], want[i]);
+                }
+            }
         }
     }
     free(x);
