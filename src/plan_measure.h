@@ -30,7 +30,7 @@ typedef struct mx_tstats {
     double kurtosis;     /* m4 / m2^2 (3 for a Gaussian; 0 if constant) */
     double outlier_frac; /* fraction of |x - mean| > 3 std */
     float absmax;        /* max |x| */
-    bool quantizable;    /* every value finite with |x| <= 65504 (FORMAT.md §4.3) */
+    bool quantizable;    /* every value finite with |x| <= 65504 (FORMAT.md §4.11) */
 } mx_tstats;
 
 /* rows and row_length of a tensor as FORMAT.md §3.1 defines them; false on overflow. */
