@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 seconds=${FUZZ_SECONDS:-30}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(st_header st_index container)
+[ ${#targets[@]} -gt 0 ] || targets=(st_header st_index container plan_file)
 
 # Largest input per target (the seeds fit; see docs/FUZZING.md).
 declare -A max_len=([st_header]=16384 [st_index]=4096 [container]=8192)
