@@ -148,13 +148,13 @@ static inline bool jf_bool(const jf_value *v, bool *out)
 
 /*
  * The decoded bytes of a string (NUL-terminated, never containing NUL) and,
- * if len is non-NULL, their count; NULL if v is not a string.
+ * if len is non-NULL, their count; NULL (and *len = 0) if v is not a string.
  */
 static inline const char *jf_str(const jf_value *v, size_t *len)
 {
-    if (v->kind != JF_STRING) return NULL;
-    if (len) *len = v->len;
-    return v->u.s;
+    bool is = v->kind == JF_STRING;
+    if (len) *len = is ? v->len : 0;
+    return is ? v->u.s : NULL;
 }
 
 /* Number of elements of an array (0 if v is not an array). */
@@ -171,16 +171,15 @@ static inline size_t jf_obj_len(const jf_value *v) { return v->kind == JF_OBJECT
 
 /*
  * Member i of an object in input order: returns its value and sets *key
- * (not NUL-terminated) and *key_len (either may be NULL); NULL if v is not an
- * object or i is out of range.
+ * (not NUL-terminated) and *key_len (either may be NULL); NULL (and *key =
+ * NULL, *key_len = 0) if v is not an object or i is out of range.
  */
 static inline const jf_value *jf_obj_member_at(const jf_value *v, size_t i, const char **key, size_t *key_len)
 {
-    if (v->kind != JF_OBJECT || i >= v->len) return NULL;
-    const jf_member *m = &v->u.members[i];
-    if (key) *key = m->key;
-    if (key_len) *key_len = m->key_len;
-    return &m->value;
+    const jf_member *m = v->kind == JF_OBJECT && i < v->len ? &v->u.members[i] : NULL;
+    if (key) *key = m ? m->key : NULL;
+    if (key_len) *key_len = m ? m->key_len : 0;
+    return m ? &m->value : NULL;
 }
 
 /*

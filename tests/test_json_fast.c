@@ -10,7 +10,9 @@
  *     the end is a failure; every prefix of the valid inputs as well;
  *   - equivalence with jansson (json_loadb with JSON_REJECT_DUPLICATES |
  *     JSON_DECODE_ANY): the same accept/reject decision and, when both
- *     accept, the same canonical dump, on the table, on every container and
+ *     accept, the same canonical dump (except jansson's two deviations:
+ *     nesting up to 2048, and a NUL byte right after a number or literal,
+ *     which it swallows), on the table, on every container and
  *     safetensors header of the fuzz corpora and testdata, and on thousands
  *     of generated documents and byte-level mutations of them;
  *   - a large generated container header (10,000 tensors), objects above the
@@ -272,6 +274,16 @@ static jf_status agree(const char *s, size_t n)
     jf_error e;
     jf_status st = jf_check(s, n, &a, &e);
     bool ok = jansson_check(s, n, &b);
+    /*
+     * jansson quirk: a NUL byte right after a number or a literal is
+     * swallowed ("[1\0]" and "1\0" are accepted; its stream treats a NUL in
+     * its look-ahead buffer as "buffer empty").  json_fast rejects the NUL.
+     */
+    if (st != JF_OK && ok && e.offset < n && s[e.offset] == '\0') {
+        free(a);
+        free(b);
+        return st;
+    }
     cr_assert_eq(st == JF_OK, ok, "json_fast %s (%s) but jansson %s: input %s", st == JF_OK ? "accepts" : "rejects",
                  st == JF_OK ? "" : e.reason, ok ? "accepts" : "rejects", hexof(s, n));
     if (ok) cr_assert_str_eq(a, b, "dumps differ for input %s", hexof(s, n));
@@ -310,7 +322,8 @@ static const row rows[] = {
     SYN("['a']"), SYN("[1 2]"), SYN("{\"a\":1 \"b\":2}"), SYN("{\"a\":1;\"b\":2}"), SYN("{1:1}"), SYN("{null:1}"),
     SYN("[1]x"), SYN("[1] [2]"), SYN("{} {}"), SYN("{}}"), SYN("[]]"), SYN("[}"), SYN("{]"), SYN("[1:2]"),
     SYN("/* c */ 1"), SYN("[1] // c"), SYN("\v1"), SYN("\f1"), SYN("1\v"), SYN("\xa0 1"), SYN("\xef\xbb\xbf{}"),
-    SYN("\0"), SYN("[1]\0"), SYN("\0[1]"), SYN("[1,\0 2]"), SYN("\xc3\xa9"), SYN("[\xc3\xa9]"),
+    SYN("\0"), SYN("[1]\0"), SYN("\0[1]"), SYN("[1,\0 2]"), SYN("[1\0]"), SYN("1\0"), SYN("[true\0]"),
+    SYN("{\"a\":1\0}"), SYN("\xc3\xa9"), SYN("[\xc3\xa9]"),
     /* literals */
     SYN("tru"), SYN("truee"), SYN("True"), SYN("TRUE"), SYN("nul"), SYN("nulll"), SYN("fals"), SYN("falsex"),
     SYN("[true1]"), SYN("[nan]"), SYN("NaN"), SYN("Infinity"), SYN("-Infinity"), SYN("undefined"), SYN("t"),
@@ -958,9 +971,13 @@ static void mutate(dbuf *d)
 
 Test(json_fast, generated_documents_agree_with_jansson, .timeout = 240)
 {
-    rng = 12345;
+    /* MIXQ_JF_DOCS=N (default 4000) and MIXQ_JF_SEED=S run a longer or different campaign */
+    const char *env = getenv("MIXQ_JF_DOCS");
+    long ndocs = env ? atol(env) : 4000;
+    env = getenv("MIXQ_JF_SEED");
+    rng = env ? strtoull(env, NULL, 10) : 12345;
     size_t accepted = 0, rejected = 0;
-    for (int doc = 0; doc < 4000; doc++) {
+    for (long doc = 0; doc < ndocs; doc++) {
         dbuf d = {0};
         gen_value(&d, 0);
         if (agree(d.p, d.len) == JF_OK) accepted++;
@@ -975,5 +992,5 @@ Test(json_fast, generated_documents_agree_with_jansson, .timeout = 240)
         }
         free(d.p);
     }
-    cr_assert(accepted > 5000 && rejected > 5000, "accepted %zu, rejected %zu", accepted, rejected);
+    cr_assert(accepted > (size_t)ndocs && rejected > (size_t)ndocs, "accepted %zu, rejected %zu", accepted, rejected);
 }
