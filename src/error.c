@@ -13,6 +13,10 @@ mixq_status mx_err(mixq_error *err, mixq_status code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err->message, sizeof err->message, fmt, ap);
         va_end(ap);
+        /* Messages are one line and may quote untrusted names: no control byte
+           (newline, escape sequence) survives, whatever a caller formatted. */
+        for (char *p = err->message; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
         err->code = code;
     }
     return code;

@@ -6,7 +6,10 @@
 
 #include "mixq.h"
 
-/* Sets err (if non-NULL) to code and the printf-formatted message; returns code. */
+/*
+ * Sets err (if non-NULL) to code and the printf-formatted message, with every
+ * control character replaced by '?' so it stays one safe line; returns code.
+ */
 mixq_status mx_err(mixq_error *err, mixq_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
