@@ -15,7 +15,7 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(st_header st_index container plan_file)
 
 # Largest input per target (the seeds fit; see docs/FUZZING.md).
-declare -A max_len=([st_header]=16384 [st_index]=4096 [container]=8192)
+declare -A max_len=([st_header]=16384 [st_index]=4096 [container]=8192 [plan_file]=4096)
 
 if ! command -v clang >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a \
     >/dev/null 2>&1; then
