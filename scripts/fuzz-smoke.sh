@@ -44,12 +44,14 @@ for t in "${targets[@]}"; do
   cp -r "tests/fuzz/corpus/$t" "$work/$t/corpus"
   echo "== fuzz_$t: ${seconds} s on a copy of tests/fuzz/corpus/$t"
   rc=0
+  dict=()  # a target without a dictionary runs without one
+  [ -s "$root/tests/fuzz/dict/$t.dict" ] && dict=(-dict="$root/tests/fuzz/dict/$t.dict")
   (cd "$work/$t" &&
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     "$root/build-fuzz/tests/fuzz/fuzz_$t" corpus \
       -max_total_time="$seconds" -max_len="${max_len[$t]}" -timeout=10 -rss_limit_mb=2048 \
-      -dict="$root/tests/fuzz/dict/$t.dict" -print_final_stats=1 -artifact_prefix=artifacts/ \
+      "${dict[@]}" -print_final_stats=1 -artifact_prefix=artifacts/ \
       >log.txt 2>&1) || rc=$?
   # The last status line: "#N DONE cov: C ft: F corp: K/S exec/s: R rss: M".
   last=$(grep -E '^#[0-9]+' "$work/$t/log.txt" | tail -n 1 || true)
