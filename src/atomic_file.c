@@ -82,6 +82,28 @@ mixq_status afile_open(afile *f, const char *final_path, int force, mixq_error *
     return MIXQ_OK;
 }
 
+/*
+ * Write-back of the bytes written so far, a window at a time (advice only:
+ * errors are ignored here, and an I/O error surfaces at the final fsync).
+ */
+static void writeback(afile *f)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+    if (f->wb_high - f->wb_submitted < MX_WRITEBACK_WINDOW) return;
+    (void)sync_file_range(f->fd, (off_t)f->wb_submitted, (off_t)(f->wb_high - f->wb_submitted),
+                          SYNC_FILE_RANGE_WRITE);
+    if (f->wb_submitted > f->wb_done) {
+        (void)sync_file_range(f->fd, (off_t)f->wb_done, (off_t)(f->wb_submitted - f->wb_done),
+                              SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+        (void)posix_fadvise(f->fd, (off_t)f->wb_done, (off_t)(f->wb_submitted - f->wb_done), POSIX_FADV_DONTNEED);
+        f->wb_done = f->wb_submitted;
+    }
+    f->wb_submitted = f->wb_high;
+#else
+    (void)f;
+#endif
+}
+
 mixq_status afile_pwrite(afile *f, const void *buf, size_t len, uint64_t offset, mixq_error *err)
 {
     const uint8_t *p = buf;
@@ -100,6 +122,8 @@ mixq_status afile_pwrite(afile *f, const void *buf, size_t len, uint64_t offset,
         len -= (size_t)n;
         offset += (uint64_t)n;
     }
+    if (offset > f->wb_high) f->wb_high = offset;
+    writeback(f);
     return MIXQ_OK;
 }
 

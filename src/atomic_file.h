@@ -11,12 +11,18 @@
 
 #include "mixq.h"
 
+/* Bytes per write-back window (see afile_pwrite). */
+#define MX_WRITEBACK_WINDOW (32u << 20)
+
 typedef struct afile {
     int fd;
     char *tmp_path;
     char *final_path;
     int force;
     volatile sig_atomic_t *cancel; /* if set non-zero before the rename, commit aborts (MIXQ_E_CANCELLED) */
+    uint64_t wb_done;      /* [0, wb_done) is on disk and dropped from the page cache */
+    uint64_t wb_submitted; /* [wb_done, wb_submitted) is being written back */
+    uint64_t wb_high;      /* the highest end offset written so far */
 } afile;
 
 /*
@@ -25,7 +31,13 @@ typedef struct afile {
  */
 mixq_status afile_open(afile *f, const char *final_path, int force, mixq_error *err);
 
-/* Writes len bytes at offset (loops over short writes; EINTR retried). */
+/*
+ * Writes len bytes at offset (loops over short writes; EINTR retried).  Once
+ * MX_WRITEBACK_WINDOW bytes have accumulated above what was last handed to
+ * the disk, starts their write-back and waits for the window before it, then
+ * drops that window from the page cache: the dirty pages of a large output
+ * stay bounded and the final fsync has little left to do.
+ */
 mixq_status afile_pwrite(afile *f, const void *buf, size_t len, uint64_t offset, mixq_error *err);
 
 /* fsyncs, renames into place (refusing to replace unless force) and fsyncs the directory. */

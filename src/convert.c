@@ -124,6 +124,7 @@ static mixq_status check_row(const char *fname, const char *tname, mixq_qtype ty
  */
 typedef struct rows_job {
     const char *fname, *tname, *in_path; /* printable file and tensor names for messages */
+    const st_model *model;
     const st_tensor *t;
     const qtype_desc *qt;
     const qlayout *lay;
@@ -202,6 +203,8 @@ static void convert_block(void *ctx, size_t b)
         }
     }
     free(row);
+    /* this block's input is consumed: drop its pages, so a large tensor is never resident whole */
+    st_release_range(j->model, j->t, r0 * k * esize, (r1 - r0) * k * esize);
     if (j->prepass) j->block_amax[b] = amax;
     if (s != MIXQ_OK) job_fail(j, b, &e);
 }
@@ -246,16 +249,20 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
         return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": stored size overflows 64 bits", fname, tname);
     if (lay.total > SIZE_MAX)
         return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": too large for this machine", fname, tname);
-    uint8_t *buf = calloc(1, lay.total ? (size_t)lay.total : 1);
-    if (!buf)
+    /* stored exactly as in the source: written straight from the mapping, no copy */
+    bool exact = qt == keep_type(t->dtype) || qt->id == MIXQ_QT_RAW;
+    if (exact && lay.total != t->nbytes) /* a plain layout is the source bytes, no more, no less */
+        return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": %llu bytes do not fill its %llu-byte layout", fname,
+                      tname, (unsigned long long)t->nbytes, (unsigned long long)lay.total);
+    uint8_t *buf = exact ? NULL : calloc(1, lay.total ? (size_t)lay.total : 1);
+    if (!exact && !buf)
         return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory for %llu bytes", fname, tname,
                       (unsigned long long)lay.total);
 
     mixq_status s = MIXQ_OK;
-    if (qt == keep_type(t->dtype) || qt->id == MIXQ_QT_RAW) { /* stored exactly as in the source */
-        if (t->nbytes) memcpy(buf, t->data, (size_t)t->nbytes);
-    } else {
-        rows_job j = {.fname = fname, .tname = tname, .in_path = c->in_path, .t = t, .qt = qt, .lay = &lay, .buf = buf,
+    if (!exact) {
+        rows_job j = {.fname = fname, .tname = tname, .in_path = c->in_path, .model = c->model, .t = t, .qt = qt,
+                      .lay = &lay, .buf = buf,
                       .qp = {.importance = NULL, .search = o->rtn == 0, .tensor_absmax = -1.0f}, .o = o,
                       .rows = rows, .row_length = row_length};
         /* blocks of about 64 Ki elements: enough work per block, enough blocks per tensor */
@@ -280,7 +287,7 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
         json_t *extra = pe ? mx_plan_entry_extra(pe) : NULL; /* "estimated_error" */
         cw_tensor ct = {.name = t->name, .ndim = t->ndim, .shape = t->shape,
                         .source_dtype = st_dtypes[t->dtype].name, .qt = qt, .group_size = group_req, .extra = extra};
-        s = cw_add_tensor(c->writer, &ct, &lay, buf, err);
+        s = cw_add_tensor(c->writer, &ct, &lay, exact ? t->data : buf, err);
         json_decref(extra);
     }
     free(buf);

@@ -953,3 +953,14 @@ void st_release(const st_model *model, const st_tensor *t)
     if (start < base) start = base; /* the mapping itself starts on a page */
     (void)madvise((void *)start, end - start, MADV_DONTNEED); /* advice only: failure changes nothing */
 }
+
+void st_release_range(const st_model *model, const st_tensor *t, uint64_t off, uint64_t len)
+{
+    const st_file *f = &model->files[t->file_index];
+    if (!f->owns_map || !f->map || off >= t->nbytes) return;
+    if (len > t->nbytes - off) len = t->nbytes - off;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t first = (uintptr_t)t->data + (uintptr_t)off, last = first + (uintptr_t)len;
+    uintptr_t start = (first + page - 1) & ~(page - 1), end = last & ~(page - 1);
+    if (end > start) (void)madvise((void *)start, end - start, MADV_DONTNEED);
+}

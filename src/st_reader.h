@@ -88,6 +88,13 @@ const st_tensor *st_find(const st_model *model, const char *name);
  */
 void st_release(const st_model *model, const st_tensor *t);
 
+/*
+ * The same for the bytes [off, off + len) of t's data, but only for the pages
+ * lying wholly inside that range, so that threads releasing neighbouring
+ * ranges never drop a page another is still reading.
+ */
+void st_release_range(const st_model *model, const st_tensor *t, uint64_t off, uint64_t len);
+
 /* Value of a __metadata__ key, or NULL. */
 const char *st_meta_get(const st_model *model, const char *key);
 

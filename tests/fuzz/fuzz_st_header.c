@@ -36,6 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(err.code == s);
         CHECK(memchr(err.message, '\0', sizeof err.message) != NULL);
         CHECK(err.message[0] != '\0');
+        for (const char *c = err.message; *c; c++) CHECK((unsigned char)*c >= 0x20 && *c != 0x7f); /* one line */
         return 0;
     }
     CHECK(m != NULL && m->nfiles == 1);

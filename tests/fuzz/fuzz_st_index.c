@@ -35,6 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(err.code == s);
         CHECK(memchr(err.message, '\0', sizeof err.message) != NULL);
         CHECK(err.message[0] != '\0');
+        for (const char *c = err.message; *c; c++) CHECK((unsigned char)*c >= 0x20 && *c != 0x7f); /* one line */
         CHECK(idx.shards == NULL && idx.names == NULL && idx.shard_of == NULL);
         CHECK(idx.nshards == 0 && idx.nnames == 0);
         st_index_free(&idx); /* harmless on a cleared index */

@@ -221,6 +221,47 @@ def header_variants(src, outdir):
     patched("gap-padding", a["offset"] + a["length"], 1)                                # between two tensors
 
 
+def json_seeds(ct, ix, outdir):
+    """JSON texts for fuzz_json_fast: real headers and index files, and edge cases of RFC 8259."""
+    for name in ("mini-llama-int4-g64.mxq", "wide-rows-int4_dq-g16.mxq", "two-tensors-int8-1d.mxq"):
+        with open(os.path.join(ct, name), "rb") as f:
+            blob = f.read()
+        ho = struct.unpack("<Q", blob[32:40])[0]
+        write(os.path.join(outdir, "header-" + name[:-4] + ".json"), blob[ho:])
+    shutil.copy(os.path.join(ix, "three-shards.json"), os.path.join(outdir, "index-three-shards.json"))
+    members = ",".join('"k%02d":%d' % (i, i) for i in range(20))
+    texts = {
+        "numbers.json": r"[0,-0,1,-1,9223372036854775807,-9223372036854775808,1.5,-2.5e-10,1E+2,1e-400,0.0,"
+                        r"-0.0,123456789012345678901234567890.5,4.9e-324,1.7976931348623157e308]",
+        "strings.json": r'["\u00e9\u6743\ud83d\ude00","\"\\\/\b\f\n\r\t","' + "caf\u00e9 \u6743\u91cd \U0001f600" + r'",""]',
+        "keys.json": r'{"a":{"\u0062":[],"c":{}},"\n":null,"' + "\u00e9" + r'":true,"":false}',
+        "scalar-string.json": ' "x" ',
+        "scalar-number.json": "\t12\r\n",
+        "scalar-true.json": "true",
+        "many-members.json": "{" + members + "}",
+        "deep-64.json": "[" * 64 + "]" * 64,
+        "bad-deep-65.json": "[" * 65 + "]" * 65,
+        "bad-dup-many.json": "{" + members + ',"k07":0}',
+        "bad-dup-escaped.json": r'{"a":1,"\u0061":2}',
+        "bad-trailing-comma.json": '{"a":[1,2,],}',
+        "bad-bom.json": "\ufeff{}",
+        "bad-nan.json": "[NaN,Infinity]",
+        "bad-leading-zero.json": "[01]",
+        "bad-lone-surrogate.json": r'["\ud800x"]',
+        "bad-nul-escape.json": r'{"a\u0000":1}',
+        "bad-control.json": '["a\tb"]',
+        "bad-int-range.json": "[9223372036854775808]",
+        "bad-real-range.json": "[1e400]",
+        "bad-after-value.json": "{} {}",
+        "bad-empty.json": "",
+        "bad-dup-long-key.json": '{"%s":1,"%s":2}' % (("\u00e9" * 3 + "\u6743k") * 20, ("\u00e9" * 3 + "\u6743k") * 20),
+    }
+    for name, text in texts.items():
+        write(os.path.join(outdir, name), text.encode())
+    write(os.path.join(outdir, "bad-utf8-truncated.json"), b'["\xe6\x9d"]')
+    write(os.path.join(outdir, "bad-utf8-overlong.json"), b'["\xc0\xaf"]')
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: make_seeds.py PATH/TO/mixq")
@@ -228,7 +269,8 @@ def main():
     st = os.path.join(CORPUS, "st_header")
     ix = os.path.join(CORPUS, "st_index")
     ct = os.path.join(CORPUS, "container")
-    for d in (st, ix, ct):
+    jf = os.path.join(CORPUS, "json_fast")
+    for d in (st, ix, ct, jf):
         os.makedirs(d, exist_ok=True)
         for f in os.listdir(d):  # keep the cov-* inputs found by fuzzing campaigns
             if not f.startswith("cov-"):
@@ -336,10 +378,15 @@ def main():
         for qt, gs in (("int4_dq", "16"), ("int4_dq", "64"), ("int2_dq", "16"), ("int3_dq", "16"),
                        ("int6_dq", "16"), ("int4s", "256"), ("int2", "128")):
             convert("wide-rows.safetensors", "wide-rows-%s-g%s.mxq" % (qt, gs), "--type", qt, "--group-size", gs)
+        # fp8: one f32 scale per tensor (the default: scales section of row stride 0) or per group
+        convert("wide-rows.safetensors", "wide-rows-fp8_e4m3-tensor.mxq", "--type", "fp8_e4m3")
+        convert("wide-rows.safetensors", "wide-rows-fp8_e5m2-g32.mxq", "--type", "fp8_e5m2", "--group-size", "32")
+        convert("mini-llama-bf16.safetensors", "mini-llama-fp8_e5m2-1d.mxq", "--type", "fp8_e5m2", "--quantize-1d")
         convert("meta-null-indent.safetensors", "two-tensors-int8-1d.mxq", "--quantize-1d")
     finally:
         shutil.rmtree(tmp)
     header_variants(os.path.join(ct, "two-tensors-int8-1d.mxq"), ct)
+    json_seeds(ct, ix, jf)
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(CORPUS) for f in fs)
     print("corpus: %d bytes" % total)
 
