@@ -564,7 +564,13 @@ static void dq_dequantize(const dq_type *T, mx_crowptrs in, size_t n, unsigned g
     mx_planes_offsets(qt->scale_planes, ng, soff);
     for (size_t j = 0, g0 = 0; g0 < n; j++, g0 += G) {
         size_t gl = n - g0 < G ? n - g0 : G, b = g0 / DQ_SUPER;
-        float d = mx_f16_to_f32(mx_ld16le(sups + 2 * b));
+        uint16_t dh = mx_ld16le(sups + 2 * b);
+        float d = mx_f16_to_f32(dh);
+        if (!mx_f16_bits_finite(dh) || (T->asym && !mx_f16_bits_finite(mx_ld16le(supm + 2 * b)))) {
+            /* kernels.h: non-finite scale parameters (the super-block's groups all take this branch) */
+            mx_fill_canonical_nan(out + g0, gl);
+            continue;
+        }
         int c = (int)mx_planes_get(scales, qt->scale_planes, soff, j) - (int)T->cbias;
         float s = d * (float)c; /* exact */
         float m = 0.0f;

@@ -3,6 +3,7 @@
 
 #include "fp8.h"
 #include "half.h"
+#include "kernels.h"
 
 /*
  * The search multipliers c_k = 2^(k/16), k = 0..15, rounded to binary32 (c_0
@@ -137,6 +138,10 @@ static void fp8_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *
     for (start = 0, j = 0; start < n; start += g, j++) {
         size_t len = n - start < g ? n - start : g;
         float s = mx_fp8_ld_f32le(scales + 4 * j);
+        if (!mx_f32_finite(s)) { /* kernels.h: non-finite scale parameters */
+            mx_fill_canonical_nan(out + start, len);
+            continue;
+        }
         for (size_t i = 0; i < len; i++)
             out[start + i] = dec(codes[start + i]) * s;
     }

@@ -109,8 +109,13 @@ static void asymf16_dequantize(unsigned bits, mx_crowptrs in, size_t n, unsigned
 
     for (start = 0, j = 0; start < n; start += g, j++) {
         size_t len = n - start < g ? n - start : g;
-        float s = mx_f16_to_f32(mx_ld16le(scales + 2 * j));
-        float m = mx_f16_to_f32(mx_ld16le(mins + 2 * j));
+        uint16_t sh = mx_ld16le(scales + 2 * j), mh = mx_ld16le(mins + 2 * j);
+        float s = mx_f16_to_f32(sh);
+        float m = mx_f16_to_f32(mh);
+        if (!mx_f16_bits_finite(sh) || !mx_f16_bits_finite(mh)) { /* kernels.h: non-finite scale parameters */
+            mx_fill_canonical_nan(out + start, len);
+            continue;
+        }
         for (size_t i = 0; i < len; i++) {
             size_t k = start + i;
             unsigned q = (unsigned)(codes[k * bits / 8u] >> (k * bits % 8u)) & mask;

@@ -107,7 +107,12 @@ static void symf16_dequantize(const symf16_type *T, mx_crowptrs in, size_t n, un
 
     for (start = 0, j = 0; start < n; start += g, j++) {
         size_t len = n - start < g ? n - start : g;
-        float d = mx_f16_to_f32(mx_ld16le(scales + 2 * j));
+        uint16_t h = mx_ld16le(scales + 2 * j);
+        float d = mx_f16_to_f32(h);
+        if (!mx_f16_bits_finite(h)) { /* kernels.h: non-finite scale parameters */
+            mx_fill_canonical_nan(out + start, len);
+            continue;
+        }
         for (size_t i = 0; i < len; i++) {
             size_t k = start + i;
             unsigned u = T->bits == 8 ? codes[k] : (unsigned)(codes[k * T->bits / 8u] >> (k * T->bits % 8u)) & mask;

@@ -7,8 +7,56 @@
 #ifndef MIXQ_KERNELS_H
 #define MIXQ_KERNELS_H
 
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
 #include "qtype.h"
 #include "quant_search.h"
+
+/*
+ * Non-finite scale parameters (FORMAT.md §4, "Non-finite scale parameters").
+ * Valid files only hold finite scales, but a reader must give the same bits
+ * on every path for any bytes.  Rule, in every dequantizer (scalar, AVX2,
+ * NEON): a group whose stored scale parameters are not all finite - its f16
+ * scale (or fp8 f32 scale, the whole row's in per-tensor mode), its f16 min
+ * (int4, int2), or, for the DQ types, its super-block's f16 super-scale or
+ * super-min (then the whole super-block) - dequantizes to the canonical
+ * quiet NaN 0x7FC00000 in every element, without the arithmetic (whose NaN
+ * payload and sign would depend on operand order and CPU).  With finite
+ * parameters every product and sum is deterministic (an fp8 NaN code times
+ * a finite scale is that NaN quieted; an fp8 Inf code times a zero scale is
+ * the CPU's default NaN on every path of one CPU).
+ */
+#define MX_CANONICAL_NAN_BITS 0x7FC00000u
+
+/* The canonical quiet NaN 0x7FC00000 (by bits: independent of compiler flags). */
+static inline float mx_canonical_nan(void)
+{
+    uint32_t u = MX_CANONICAL_NAN_BITS;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Finite binary32 (not Inf / NaN), tested on the bits so that -ffast-math cannot fold it away. */
+static inline bool mx_f32_finite(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (u & 0x7F800000u) != 0x7F800000u;
+}
+
+/* Finite f16 bit pattern (its binary32 value is finite exactly when it is). */
+static inline bool mx_f16_bits_finite(uint16_t h) { return (h & 0x7C00u) != 0x7C00u; }
+
+/* out[0..len) = the canonical NaN (a group with non-finite scale parameters). */
+static inline void mx_fill_canonical_nan(float *out, size_t len)
+{
+    const float q = mx_canonical_nan();
+    for (size_t i = 0; i < len; i++)
+        out[i] = q;
+}
 
 /*
  * Common to all: a row of n elements is split into groups of `group`

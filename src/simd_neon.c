@@ -24,7 +24,9 @@
  *     bits exactly as half.c does (with the default FPCR: no flush to zero,
  *     no default-NaN mode, round to nearest - the Linux default).
  * Row heads and tails that do not fill a vector use the reference's scalar
- * code.
+ * code.  A group (DQ: super-block) with a non-finite stored scale, min,
+ * super-scale or super-min is filled with the canonical NaN before any
+ * arithmetic, as in the reference (kernels.h).
  */
 #include <arm_neon.h>
 #include <float.h>
@@ -627,7 +629,38 @@ static inline float sym_dec1(const sym_type *T, const uint8_t *codes, size_t k, 
     return (float)q * d;
 }
 
-static void sym_dequantize(const sym_type *T, mx_crowptrs in, size_t n, unsigned group, float *out)
+/*
+ * True if the count little-endian f16 at p are all finite (mx_f16_bits_finite),
+ * tested on their high bytes (sign, exponent, top two mantissa bits): one pass
+ * over a row's scales (or mins) before the dequantize loop, so that a row
+ * without a non-finite parameter (every valid row) runs a loop without the
+ * per-group test of kernels.h's rule.
+ */
+static inline bool f16_all_finite(const uint8_t *p, size_t count)
+{
+    const uint8x16_t e = vdupq_n_u8(0x7C);
+    uint8x16_t acc = vdupq_n_u8(0);
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        uint8x16x2_t v = vld2q_u8(p + 2 * i); /* val[1]: the high bytes */
+        acc = vorrq_u8(acc, vceqq_u8(vandq_u8(v.val[1], e), e));
+    }
+    bool ok = vmaxvq_u8(acc) == 0;
+    for (; i < count; i++)
+        ok = ok && mx_f16_bits_finite(mx_ld16le(p + 2 * i));
+    return ok;
+}
+
+/* Groups of a row: ceil(n / g), g = group or n. */
+static inline size_t row_groups(size_t n, unsigned group)
+{
+    size_t g = group != 0 ? group : n;
+    return g != 0 ? (n + g - 1) / g : 0;
+}
+
+/* checked: apply kernels.h's per-group test (needed only if f16_all_finite fails for the row). */
+static inline __attribute__((always_inline)) void sym_dequantize(const sym_type *T, mx_crowptrs in, size_t n,
+                                                                 unsigned group, float *out, bool checked)
 {
     const uint8_t *codes = in.sec[MIXQ_SEC_CODES];
     const uint8_t *scales = in.sec[MIXQ_SEC_SCALES];
@@ -637,7 +670,12 @@ static void sym_dequantize(const sym_type *T, mx_crowptrs in, size_t n, unsigned
 
     for (start = 0, j = 0; start < n; start += g, j++) {
         size_t len = n - start < g ? n - start : g;
-        float d = mx_f16_to_f32(mx_ld16le(scales + 2 * j));
+        uint16_t h = mx_ld16le(scales + 2 * j);
+        if (checked && !mx_f16_bits_finite(h)) { /* kernels.h: non-finite scale parameters */
+            mx_fill_canonical_nan(out + start, len);
+            continue;
+        }
+        float d = mx_f16_to_f32(h);
         const float32x4_t vd = vdupq_n_f32(d);
         size_t i = 0;
         for (; i < len && (start + i) % per_byte != 0; i++)
@@ -671,7 +709,10 @@ static void neon_int8_quantize_row(const float *x, size_t n, unsigned group, con
 }
 static void neon_int8_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out)
 {
-    sym_dequantize(&S_INT8, in, n, group, out);
+    if (f16_all_finite(in.sec[MIXQ_SEC_SCALES], row_groups(n, group)))
+        sym_dequantize(&S_INT8, in, n, group, out, false);
+    else
+        sym_dequantize(&S_INT8, in, n, group, out, true);
 }
 static void neon_int4s_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out)
 {
@@ -679,7 +720,10 @@ static void neon_int4s_quantize_row(const float *x, size_t n, unsigned group, co
 }
 static void neon_int4s_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out)
 {
-    sym_dequantize(&S_INT4S, in, n, group, out);
+    if (f16_all_finite(in.sec[MIXQ_SEC_SCALES], row_groups(n, group)))
+        sym_dequantize(&S_INT4S, in, n, group, out, false);
+    else
+        sym_dequantize(&S_INT4S, in, n, group, out, true);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -793,7 +837,9 @@ static void asym_quantize(int L, unsigned bits, const float *x, size_t n, unsign
     }
 }
 
-static void asym_dequantize(unsigned bits, mx_crowptrs in, size_t n, unsigned group, float *out)
+/* checked: as sym_dequantize. */
+static inline __attribute__((always_inline)) void asym_dequantize(unsigned bits, mx_crowptrs in, size_t n,
+                                                                  unsigned group, float *out, bool checked)
 {
     const uint8_t *codes = in.sec[MIXQ_SEC_CODES];
     const uint8_t *scales = in.sec[MIXQ_SEC_SCALES];
@@ -804,8 +850,13 @@ static void asym_dequantize(unsigned bits, mx_crowptrs in, size_t n, unsigned gr
 
     for (start = 0, j = 0; start < n; start += g, j++) {
         size_t len = n - start < g ? n - start : g;
-        float s = mx_f16_to_f32(mx_ld16le(scales + 2 * j));
-        float m = mx_f16_to_f32(mx_ld16le(mins + 2 * j));
+        uint16_t sh = mx_ld16le(scales + 2 * j), mh = mx_ld16le(mins + 2 * j);
+        if (checked && (!mx_f16_bits_finite(sh) || !mx_f16_bits_finite(mh))) { /* kernels.h: non-finite parameters */
+            mx_fill_canonical_nan(out + start, len);
+            continue;
+        }
+        float s = mx_f16_to_f32(sh);
+        float m = mx_f16_to_f32(mh);
         const float32x4_t vs = vdupq_n_f32(s), vm = vdupq_n_f32(m);
         size_t i = 0;
         for (; i < len && (start + i) % per_byte != 0; i++) {
@@ -834,7 +885,11 @@ static void neon_int4_quantize_row(const float *x, size_t n, unsigned group, con
 }
 static void neon_int4_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out)
 {
-    asym_dequantize(4, in, n, group, out);
+    size_t ng = row_groups(n, group);
+    if (f16_all_finite(in.sec[MIXQ_SEC_SCALES], ng) && f16_all_finite(in.sec[MIXQ_SEC_MINS], ng))
+        asym_dequantize(4, in, n, group, out, false);
+    else
+        asym_dequantize(4, in, n, group, out, true);
 }
 static void neon_int2_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out)
 {
@@ -842,7 +897,11 @@ static void neon_int2_quantize_row(const float *x, size_t n, unsigned group, con
 }
 static void neon_int2_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out)
 {
-    asym_dequantize(2, in, n, group, out);
+    size_t ng = row_groups(n, group);
+    if (f16_all_finite(in.sec[MIXQ_SEC_SCALES], ng) && f16_all_finite(in.sec[MIXQ_SEC_MINS], ng))
+        asym_dequantize(2, in, n, group, out, false);
+    else
+        asym_dequantize(2, in, n, group, out, true);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1199,7 +1258,13 @@ static void dq_dequantize_neon(const dq_desc *T, mx_crowptrs in, size_t n, unsig
     mx_planes_offsets(qt->scale_planes, ng, soff);
     for (size_t j = 0, g0 = 0; g0 < n; j++, g0 += G) {
         size_t gl = n - g0 < G ? n - g0 : G, b = g0 / DQ_SUPER, i = 0;
-        float d = mx_f16_to_f32(mx_ld16le(sups + 2 * b));
+        uint16_t dh = mx_ld16le(sups + 2 * b);
+        if (!mx_f16_bits_finite(dh) || (T->asym && !mx_f16_bits_finite(mx_ld16le(supm + 2 * b)))) {
+            /* kernels.h: non-finite scale parameters (the super-block's groups all take this branch) */
+            mx_fill_canonical_nan(out + g0, gl);
+            continue;
+        }
+        float d = mx_f16_to_f32(dh);
         int c = (int)mx_planes_get(scales, qt->scale_planes, soff, j) - (int)T->cbias;
         float s = d * (float)c;
         float m = 0.0f;
@@ -1469,6 +1534,10 @@ static void neon_fp8_dequantize_row(mx_crowptrs in, size_t n, unsigned group, fl
     for (start = 0, j = 0; start < n; start += g, j++) {
         size_t len = n - start < g ? n - start : g;
         float s = mx_fp8_ld_f32le(scales + 4 * j);
+        if (!mx_f32_finite(s)) { /* kernels.h: non-finite scale parameters */
+            mx_fill_canonical_nan(out + start, len);
+            continue;
+        }
         float32x4_t vs = vdupq_n_f32(s);
         const uint8_t *cg = codes + start;
         float *og = out + start;

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fp8.h"
 #include "half.h"
 #include "kernels.h"
 #include "qtype.h"
@@ -338,12 +339,12 @@ static int sections_differ(const sections *a, const sections *b, char *why, size
     return 0;
 }
 
-/* Bitwise float comparison of n values plus guard; nan_equal: any two NaNs match. */
-static int floats_differ(const float *a, const float *b, size_t n, int nan_equal, char *why, size_t whysz)
+/* Bitwise float comparison of n values (NaN payloads and signs included) plus guard. */
+static int floats_differ(const float *a, const float *b, size_t n, char *why, size_t whysz)
 {
     for (size_t i = 0; i < n; i++) {
         uint32_t ua = mx_f32_bits(a[i]), ub = mx_f32_bits(b[i]);
-        if (ua == ub || (nan_equal && a[i] != a[i] && b[i] != b[i]))
+        if (ua == ub)
             continue;
         snprintf(why, whysz, "element %zu: scalar 0x%08" PRIx32 " (%.9g), simd 0x%08" PRIx32 " (%.9g)", i, ua,
                  (double)a[i], ub, (double)b[i]);
@@ -467,7 +468,7 @@ static int run_qcase(const mx_kernel_set *ref, const mx_kernel_set *simd, const 
     ref->dequantize_row[qt->id](crowptrs(&a), qc->n, l.group, da);
     simd->dequantize_row[qt->id](crowptrs(&a), qc->n, l.group, db);
     cd->cases++;
-    if (floats_differ(da, db, qc->n, 0, why, sizeof why))
+    if (floats_differ(da, db, qc->n, why, sizeof why))
         check_fail(cd, "%s n=%zu group=%u seed=0x%016" PRIx64 ": %s", qt->name, qc->n, qc->group_size, qc->seed,
                    why);
 
@@ -480,7 +481,11 @@ static int run_qcase(const mx_kernel_set *ref, const mx_kernel_set *simd, const 
     return 1;
 }
 
-/* Dequantizes random section bytes with both sets (NaNs from NaN parameters match any NaN). */
+/*
+ * Dequantizes random section bytes with both sets, bit for bit: NaN / Inf
+ * scales and mins give the canonical NaN (kernels.h), and the NaNs left (fp8
+ * NaN codes, Inf codes times a zero scale) have one source.
+ */
 static void run_dequant_random(const mx_kernel_set *ref, const mx_kernel_set *simd, const qtype_desc *qt,
                                uint64_t seed, check *c)
 {
@@ -510,9 +515,177 @@ static void run_dequant_random(const mx_kernel_set *ref, const mx_kernel_set *si
     ref->dequantize_row[qt->id](crowptrs(&s), n, l.group, da);
     simd->dequantize_row[qt->id](crowptrs(&s), n, l.group, db);
     c->cases++;
-    if (floats_differ(da, db, n, 1, why, sizeof why))
+    if (floats_differ(da, db, n, why, sizeof why))
         check_fail(c, "%s n=%zu group=%u seed=0x%016" PRIx64 ": %s", qt->name, n, gs, seed, why);
     sections_free(&s);
+    free(da);
+    free(db);
+}
+
+/* ---- non-finite scale parameters (kernels.h, FORMAT.md §4) ---- */
+
+/* f16 / binary32 Inf and NaN patterns: both signs, quiet and signalling, several payloads. */
+static const uint16_t nonfinite_f16[] = {0x7C00u, 0xFC00u, 0x7E00u, 0xFE00u, 0x7C01u,
+                                         0xFC01u, 0x7FFFu, 0xFFFFu, 0x7D55u, 0xFEAAu};
+static const uint32_t nonfinite_f32[] = {0x7F800000u, 0xFF800000u, 0x7FC00000u, 0xFFC00000u, 0x7F800001u,
+                                         0xFF800001u, 0x7FFFFFFFu, 0xFFFFFFFFu, 0x7FA5A5A5u, 0xFFD00001u};
+
+static uint16_t rand_nonfinite_f16(void) { return nonfinite_f16[below(sizeof nonfinite_f16 / sizeof nonfinite_f16[0])]; }
+static uint32_t rand_nonfinite_f32(void) { return nonfinite_f32[below(sizeof nonfinite_f32 / sizeof nonfinite_f32[0])]; }
+
+/* An fp8 NaN code (or, for E5M2, one in three an infinity), random sign. */
+static uint8_t rand_fp8_special(int e4m3)
+{
+    uint8_t s = coin(2) ? 0x80u : 0x00u;
+    if (e4m3)
+        return (uint8_t)(s | 0x7Fu);
+    return (uint8_t)(s | (coin(3) ? 0x7Cu : 0x7Du + below(3)));
+}
+
+/* Marks elements [a, b) of an n-element row as belonging to a poisoned group. */
+static void mark(uint8_t *bad, size_t n, size_t a, size_t b)
+{
+    for (size_t i = a; i < b && i < n; i++) bad[i] = 1;
+}
+
+/*
+ * One row of qt: a real quantized row (sometimes with random codes) whose
+ * stored scale parameters are made non-finite in random groups (f16 scale
+ * and/or min; fp8 binary32 scale, per group or per tensor; DQ super-scale
+ * and/or super-min), in half the rows in just one group or super-block at a
+ * random position (a lone bad value must be found wherever it is); fp8 rows
+ * also with NaN / Inf codes in every group and zero scales in some finite
+ * ones.  Both sets must agree bit for bit, every
+ * element of a poisoned group (DQ: super-block) must be 0x7FC00000, and the
+ * others must be finite (integer types) or exactly fl(decode(code) * s)
+ * computed here (fp8: the NaN of a NaN code, the CPU's default NaN for an
+ * Inf code times zero).
+ */
+static void run_nonfinite_case(const mx_kernel_set *ref, const mx_kernel_set *simd, const qtype_desc *qt,
+                               uint64_t seed, check *c)
+{
+    qlayout l;
+    sections s;
+    char why[300];
+    size_t n, ng;
+    unsigned gs, g;
+    float *x, *da, *db;
+    uint8_t *bad;
+    int any = 0, e4m3 = qt->id == MIXQ_QT_FP8_E4M3;
+
+    rng = mix64(seed);
+    n = pick_length();
+    gs = pick_group(qt);
+    if (!qtype_layout(qt, ST_F32, 1, n, gs, &l))
+        return;
+    g = l.group;
+    ng = (size_t)l.groups_per_row;
+    x = malloc(n * sizeof *x);
+    bad = calloc(n, 1);
+    da = malloc(n * sizeof(float) + GUARD);
+    db = malloc(n * sizeof(float) + GUARD);
+    if (!x || !bad || !da || !db) {
+        fprintf(stderr, "kernel_check: out of memory\n");
+        exit(2);
+    }
+    gen_row(x, n, g, 3);
+    sections_alloc(&s, &l);
+    ref->quantize_row[qt->id](x, n, g, NULL, rowptrs(&s));
+    if (coin(3))
+        for (size_t i = 0; i < s.bytes[MIXQ_SEC_CODES]; i++) s.sec[MIXQ_SEC_CODES][i] = (uint8_t)rnd();
+
+    while (!any) {
+        /* half the rows: exactly one poisoned group (super-block), at a random position */
+        size_t units = qt->scale_kind == QS_CODE ? (size_t)l.supers_per_row : l.per_tensor ? 1u : ng;
+        size_t one = coin(2) ? below((uint32_t)units) : (size_t)-1;
+#define SKIP_UNIT(j) (one != (size_t)-1 ? (j) != one : !coin(2))
+        switch (qt->scale_kind) {
+        case QS_F16: /* scale (int8, int4s) or scale and / or min (int4, int2) per group */
+            for (size_t j = 0; j < ng; j++) {
+                unsigned what = qt->symmetric ? 0u : below(3); /* 0 scale, 1 min, 2 both */
+                if (SKIP_UNIT(j))
+                    continue;
+                if (what != 1)
+                    mx_st16le(s.sec[MIXQ_SEC_SCALES] + 2 * j, rand_nonfinite_f16());
+                if (what != 0)
+                    mx_st16le(s.sec[MIXQ_SEC_MINS] + 2 * j, rand_nonfinite_f16());
+                mark(bad, n, j * g, (j + 1) * g);
+                any = 1;
+            }
+            break;
+        case QS_F32: /* fp8: binary32 scale per group or one per tensor (row = one group) */
+            for (size_t j = 0; j < (l.per_tensor ? 1u : ng); j++) {
+                uint8_t *sp = s.sec[MIXQ_SEC_SCALES] + 4 * j;
+                if (!SKIP_UNIT(j)) {
+                    uint32_t u = rand_nonfinite_f32();
+                    for (int k = 0; k < 4; k++) sp[k] = (uint8_t)(u >> (8 * k));
+                    mark(bad, n, j * g, (j + 1) * g);
+                    any = 1;
+                } else if (coin(3)) { /* +-0: an Inf code gives the CPU's default NaN */
+                    memset(sp, 0, 4);
+                    sp[3] = coin(2) ? 0x80u : 0x00u;
+                }
+            }
+            for (size_t i = 0; i < n; i++)
+                if (coin(6))
+                    s.sec[MIXQ_SEC_CODES][i] = rand_fp8_special(e4m3);
+            break;
+        case QS_CODE: /* DQ: super-scale and / or super-min per super-block */
+            for (size_t b = 0; b < (size_t)l.supers_per_row; b++) {
+                unsigned what = qt->symmetric ? 0u : below(3);
+                if (SKIP_UNIT(b))
+                    continue;
+                if (what != 1)
+                    mx_st16le(s.sec[MIXQ_SEC_SUPER_SCALES] + 2 * b, rand_nonfinite_f16());
+                if (what != 0)
+                    mx_st16le(s.sec[MIXQ_SEC_SUPER_MINS] + 2 * b, rand_nonfinite_f16());
+                mark(bad, n, b * qt->super_block, (b + 1) * qt->super_block);
+                any = 1;
+            }
+            if (coin(2)) /* random scale / min codes: still finite under a finite super-scale */
+                for (int k = MIXQ_SEC_SCALES; k <= MIXQ_SEC_MINS; k++)
+                    for (size_t i = 0; s.sec[k] && i < s.bytes[k]; i++) s.sec[k][i] = (uint8_t)rnd();
+            break;
+        default:
+            any = 1;
+            break;
+        }
+#undef SKIP_UNIT
+    }
+
+    memset(da, GUARD_BYTE, n * sizeof(float) + GUARD);
+    memset(db, GUARD_BYTE, n * sizeof(float) + GUARD);
+    ref->dequantize_row[qt->id](crowptrs(&s), n, g, da);
+    simd->dequantize_row[qt->id](crowptrs(&s), n, g, db);
+    c->cases++;
+    if (floats_differ(da, db, n, why, sizeof why)) {
+        check_fail(c, "%s n=%zu group=%u seed=0x%016" PRIx64 ": %s", qt->name, n, gs, seed, why);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            uint32_t got = mx_f32_bits(da[i]), want = got;
+            const char *what = NULL;
+            if (bad[i]) {
+                want = MX_CANONICAL_NAN_BITS;
+                what = "poisoned group, expected the canonical NaN";
+            } else if (qt->scale_kind == QS_F32) {
+                uint8_t code = s.sec[MIXQ_SEC_CODES][i];
+                float sc = mx_fp8_ld_f32le(s.sec[MIXQ_SEC_SCALES] + 4 * (l.per_tensor ? 0 : i / g));
+                want = mx_f32_bits((e4m3 ? mx_e4m3_to_f32(code) : mx_e5m2_to_f32(code)) * sc);
+                what = "finite scale, expected fl(decode(code) * s)";
+            } else if (!mx_f32_finite(da[i])) {
+                want = 0; /* anything finite */
+                what = "finite parameters, expected a finite value";
+            }
+            if (got != want) {
+                check_fail(c, "%s n=%zu group=%u seed=0x%016" PRIx64 ": element %zu: 0x%08" PRIx32 " (%s 0x%08" PRIx32 ")",
+                           qt->name, n, gs, seed, i, got, what, want);
+                break;
+            }
+        }
+    }
+    sections_free(&s);
+    free(x);
+    free(bad);
     free(da);
     free(db);
 }
@@ -570,6 +743,11 @@ static void check_qtype(const mx_kernel_set *ref, const mx_kernel_set *simd, con
     for (unsigned r = 0; r < rows; r++)
         run_dequant_random(ref, simd, qt, mix64(tseed + 0x77777777u + r), &cr);
     check_end(&cr, "rows");
+
+    check_begin(&cr, "%s %s dequantize (NaN / Inf scale parameters -> canonical NaN groups)", path, qt->name);
+    for (unsigned r = 0; r < rows; r++)
+        run_nonfinite_case(ref, simd, qt, mix64(tseed + 0x3B9ACA07u + r), &cr);
+    check_end(&cr, "rows");
 }
 
 /* ---- conversions ---- */
@@ -586,7 +764,7 @@ static void cmp_from16(check *c, from16_fn fa, from16_fn fb, const uint16_t *src
     fa(src, n, da);
     fb(src, n, db);
     c->cases += (unsigned)n;
-    if (floats_differ(da, db, n, 0, why, sizeof why)) {
+    if (floats_differ(da, db, n, why, sizeof why)) {
         for (size_t i = 0; i < n; i++)
             if (mx_f32_bits(da[i]) != mx_f32_bits(db[i]))
                 check_fail(c, "input 0x%04x: scalar 0x%08" PRIx32 ", simd 0x%08" PRIx32, src[i], mx_f32_bits(da[i]),

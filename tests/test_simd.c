@@ -10,7 +10,11 @@
  *     and constant groups, +-65504, f16- and f32-subnormal magnitudes, exact
  *     rounding ties and a wide dynamic range;
  *   - dequantization of arbitrary bytes (random codes under real scales, and
- *     every section random);
+ *     every section random), NaN payloads and signs included;
+ *   - non-finite scale parameters (kernels.h): NaN / +-Inf f16 scales and
+ *     mins, fp8 binary32 scales (per group and per tensor) and DQ
+ *     super-scales / super-mins, with NaN / Inf fp8 codes and zero scales:
+ *     bit for bit, and the affected groups exactly 0x7FC00000;
  *   - the array conversions: all 65536 f16 and bf16 patterns to f32, and
  *     millions of f32 patterns (random bits, NaN / Inf / subnormals, rounding
  *     ties at every f16 and bf16 exponent) to f16 and bf16, with every tail
@@ -26,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fp8.h"
 #include "half.h"
 #include "kernels.h"
 #include "qtype.h"
@@ -542,15 +547,14 @@ static void cmp_sections(const rowbuf *a, const rowbuf *b, const char *ctx)
 
 /*
  * Dequantizes `in` with both sets into exact-size buffers and compares bit
- * for bit.  nan_any: two NaNs count as equal.  Only for rows whose scales /
- * mins are random bytes (NaN scales are outside FORMAT.md, which has readers
- * accept finite scales): a NaN code times a NaN scale returns the payload of
- * whichever operand the compiler put first (x86 returns the first source's
- * NaN, and GCC treats multiplication as commutative), in the scalar reference
- * as much as in a SIMD kernel, so no implementation can promise those bits.
+ * for bit, NaN payloads and signs included, also for random section bytes:
+ * a group with a NaN / Inf scale, min or super-scale is the canonical NaN in
+ * every path (kernels.h), and the NaNs left (an fp8 NaN code times a finite
+ * scale, an Inf code times zero) come from a single NaN source.  Returns the
+ * scalar result in *ref_out if non-NULL (caller frees).
  */
-static void cmp_dequant_nan(const mx_kernel_set *ps, int t, const rowbuf *in, size_t n, unsigned g,
-                            size_t misalign, const char *ctx, bool nan_any)
+static void cmp_dequant_out(const mx_kernel_set *ps, int t, const rowbuf *in, size_t n, unsigned g,
+                            size_t misalign, const char *ctx, float **ref_out)
 {
     const mx_kernel_set *ref = scalar_set();
     float *ba = malloc(n * 4 + misalign * 4), *bb = malloc(n * 4 + misalign * 4);
@@ -562,17 +566,23 @@ static void cmp_dequant_nan(const mx_kernel_set *ps, int t, const rowbuf *in, si
     ref->dequantize_row[t](rptrs(in), n, g, b);
     if (memcmp(a, b, n * 4) != 0)
         for (size_t i = 0; i < n; i++)
-            if (f2u(a[i]) != f2u(b[i]) && !(nan_any && a[i] != a[i] && b[i] != b[i]))
+            if (f2u(a[i]) != f2u(b[i]))
                 cr_assert_fail("%s: dequantized element %zu/%zu: simd %08x (%a), scalar %08x (%a)", ctx, i,
                                n, f2u(a[i]), (double)a[i], f2u(b[i]), (double)b[i]);
     free(ba);
+    if (ref_out != NULL) {
+        float *r = malloc(n * 4 + 4);
+        cr_assert(r);
+        memcpy(r, b, n * 4);
+        *ref_out = r;
+    }
     free(bb);
 }
 
 static void cmp_dequant(const mx_kernel_set *ps, int t, const rowbuf *in, size_t n, unsigned g,
                         size_t misalign, const char *ctx)
 {
-    cmp_dequant_nan(ps, t, in, n, g, misalign, ctx, false);
+    cmp_dequant_out(ps, t, in, n, g, misalign, ctx, NULL);
 }
 
 /* The full check of one type over `cases` random rows. */
@@ -644,7 +654,7 @@ static void check_type(const mx_kernel_set *ps, const qtype_desc *qt, uint64_t s
         if (c % 4 == 0) {
             for (int k = 0; k < MIXQ_SECTION_COUNT; k++)
                 for (size_t i = 0; i < a.bytes[k]; i++) a.sec[k][i] = (uint8_t)rng_next(&rng);
-            cmp_dequant_nan(ps, t, &a, n, g, 0, ctx, true);
+            cmp_dequant(ps, t, &a, n, g, rng_below(&rng, 8), ctx);
         }
         rowbuf_free(&a);
         rowbuf_free(&b);
@@ -721,6 +731,150 @@ Test(simd, every_short_length, .timeout = 600)
                         rowbuf_free(&b);
                         free(x);
                     }
+        }
+}
+
+/* ---- non-finite scale parameters (kernels.h, FORMAT.md §4) ---- */
+
+/* f16 / binary32 Inf and NaN patterns: both signs, quiet and signalling, several payloads. */
+static const uint16_t nonfinite_f16[] = {0x7C00u, 0xFC00u, 0x7E00u, 0xFE00u, 0x7C01u,
+                                         0xFC01u, 0x7FFFu, 0xFFFFu, 0x7D55u, 0xFEAAu};
+static const uint32_t nonfinite_f32[] = {0x7F800000u, 0xFF800000u, 0x7FC00000u, 0xFFC00000u, 0x7F800001u,
+                                         0xFF800001u, 0x7FFFFFFFu, 0xFFFFFFFFu, 0x7FA5A5A5u, 0xFFD00001u};
+#define N_NONFINITE (sizeof nonfinite_f16 / sizeof nonfinite_f16[0])
+
+static void mark_bad(uint8_t *bad, size_t n, size_t a, size_t b)
+{
+    for (size_t i = a; i < b && i < n; i++) bad[i] = 1;
+}
+
+/*
+ * Makes the stored scale parameters of random groups of a real row
+ * non-finite and marks their elements in bad[]: the f16 scale and / or min
+ * (QS_F16), the binary32 scale per group or per tensor (QS_F32, which also
+ * gets NaN / Inf codes everywhere and +-0 scales in some finite groups), the
+ * super-scale and / or super-min of a super-block (QS_CODE).  At least one
+ * group is poisoned, in half the rows exactly one at a random position (a
+ * lone bad value must be found wherever it is); with `what` >= 0 every
+ * poisoned one the same way (0 scale, 1 min, 2 both).
+ */
+static void poison_row(const qtype_desc *qt, const qlayout *l, rowbuf *r, size_t n, int what, uint8_t *bad,
+                       uint64_t *rng)
+{
+    size_t g = l->group, ng = (size_t)l->groups_per_row;
+    int e4m3 = qt->id == MIXQ_QT_FP8_E4M3, any = 0;
+    memset(bad, 0, n);
+    while (!any) {
+        size_t units = qt->scale_kind == QS_CODE ? (size_t)l->supers_per_row : l->per_tensor ? 1u : ng;
+        size_t one = rng_below(rng, 2) ? rng_below(rng, units) : (size_t)-1;
+#define SKIP_UNIT(j) (one != (size_t)-1 ? (j) != one : rng_below(rng, 2) != 0)
+        if (qt->scale_kind == QS_F16 || qt->scale_kind == QS_CODE) {
+            int dq = qt->scale_kind == QS_CODE;
+            size_t units = dq ? (size_t)l->supers_per_row : ng, span = dq ? qt->super_block : g;
+            uint8_t *sc = r->sec[dq ? MIXQ_SEC_SUPER_SCALES : MIXQ_SEC_SCALES];
+            uint8_t *mn = r->sec[dq ? MIXQ_SEC_SUPER_MINS : MIXQ_SEC_MINS];
+            for (size_t j = 0; j < units; j++) {
+                int w = qt->symmetric ? 0 : what >= 0 ? what : (int)rng_below(rng, 3);
+                if (SKIP_UNIT(j))
+                    continue;
+                if (w != 1)
+                    mx_st16le(sc + 2 * j, nonfinite_f16[rng_below(rng, N_NONFINITE)]);
+                if (w != 0)
+                    mx_st16le(mn + 2 * j, nonfinite_f16[rng_below(rng, N_NONFINITE)]);
+                mark_bad(bad, n, j * span, (j + 1) * span);
+                any = 1;
+            }
+            if (dq && rng_below(rng, 2)) /* random scale / min codes: finite under a finite super-scale */
+                for (int k = MIXQ_SEC_SCALES; k <= MIXQ_SEC_MINS; k++)
+                    for (size_t i = 0; i < r->bytes[k]; i++) r->sec[k][i] = (uint8_t)rng_next(rng);
+        } else if (qt->scale_kind == QS_F32) {
+            for (size_t j = 0; j < (l->per_tensor ? 1u : ng); j++) {
+                uint8_t *sp = r->sec[MIXQ_SEC_SCALES] + 4 * j;
+                if (!SKIP_UNIT(j)) {
+                    mx_fp8_st_f32le(sp, u2f(nonfinite_f32[rng_below(rng, N_NONFINITE)]));
+                    mark_bad(bad, n, j * g, (j + 1) * g);
+                    any = 1;
+                } else if (rng_below(rng, 3) == 0) { /* +-0: an Inf code times it is the CPU's default NaN */
+                    mx_fp8_st_f32le(sp, rng_below(rng, 2) ? -0.0f : 0.0f);
+                }
+            }
+            for (size_t i = 0; i < n; i++)
+                if (rng_below(rng, 6) == 0) {
+                    uint8_t s = rng_below(rng, 2) ? 0x80u : 0x00u;
+                    r->sec[MIXQ_SEC_CODES][i] =
+                        (uint8_t)(s | (e4m3 ? 0x7Fu : rng_below(rng, 3) == 0 ? 0x7Cu : 0x7Du + rng_below(rng, 3)));
+                }
+        } else {
+            cr_assert_fail("%s: unknown scale kind %d", qt->name, (int)qt->scale_kind);
+        }
+#undef SKIP_UNIT
+    }
+}
+
+/*
+ * Every quantized type, every group size, rows with NaN / Inf scale
+ * parameters in random groups: SIMD == scalar bit for bit, every element of
+ * a poisoned group (DQ: super-block) is 0x7FC00000, and the others are
+ * finite (integer types) or exactly fl(decode(code) * s) computed here
+ * (fp8: a NaN code's quieted NaN, the CPU's default NaN for Inf * 0).
+ */
+Test(simd, nonfinite_scale_parameters, .timeout = 600)
+{
+    NEED_SIMD(paths, np);
+    const mx_kernel_set *ref = scalar_set();
+    const qtype_desc *types[MIXQ_QT_COUNT];
+    int nt = quantized_types(types);
+    uint64_t rng = 0x7FC00000u;
+    char ctx[260];
+    for (int p = 0; p < np; p++)
+        for (int ti = 0; ti < nt; ti++) {
+            const qtype_desc *qt = types[ti];
+            int t = (int)qt->id;
+            unsigned gs[40];
+            int ngs = group_sizes(qt, gs);
+            for (int gi = 0; gi < ngs; gi++)
+                for (int c = 0; c < 60; c++) {
+                    size_t n = pick_n(&rng, gs[gi]);
+                    qlayout l;
+                    cr_assert(qtype_layout(qt, ST_F32, 1, n, gs[gi], &l));
+                    int kind = (int)rng_below(&rng, DATA_KINDS), what = c < 3 ? c : -1, rnd_codes = c % 3 == 0;
+                    float *x = malloc(n * 4), *out = NULL;
+                    uint8_t *bad = malloc(n);
+                    cr_assert(x && bad);
+                    make_data(x, n, &l, t, kind, &rng);
+                    rowbuf a;
+                    rowbuf_new(&a, &l, rng_below(&rng, 8), 0x5A);
+                    ref->quantize_row[t](x, n, l.group, NULL, wptrs(&a));
+                    if (rnd_codes)
+                        for (size_t i = 0; i < a.bytes[MIXQ_SEC_CODES]; i++)
+                            a.sec[MIXQ_SEC_CODES][i] = (uint8_t)rng_next(&rng);
+                    poison_row(qt, &l, &a, n, what, bad, &rng);
+                    snprintf(ctx, sizeof ctx, "%s %s non-finite parameters case %d: n=%zu group_size=%u data=%s%s",
+                             mx_simd_name(paths[p]->path), qt->name, c, n, gs[gi], data_names[kind],
+                             rnd_codes ? " random codes" : "");
+                    cmp_dequant_out(paths[p], t, &a, n, l.group, rng_below(&rng, 8), ctx, &out);
+                    for (size_t i = 0; i < n; i++) {
+                        uint32_t got = f2u(out[i]);
+                        if (bad[i]) {
+                            cr_assert_eq(got, MX_CANONICAL_NAN_BITS, "%s: element %zu of a poisoned group: %08x",
+                                         ctx, i, got);
+                        } else if (qt->scale_kind == QS_F32) {
+                            uint8_t code = a.sec[MIXQ_SEC_CODES][i];
+                            float s = mx_fp8_ld_f32le(a.sec[MIXQ_SEC_SCALES] + 4 * (l.per_tensor ? 0 : i / l.group));
+                            uint32_t want = f2u((qt->id == MIXQ_QT_FP8_E4M3 ? mx_e4m3_to_f32(code)
+                                                                            : mx_e5m2_to_f32(code)) * s);
+                            cr_assert_eq(got, want, "%s: element %zu (code %02x, scale %08x): %08x, expected %08x",
+                                         ctx, i, code, f2u(s), got, want);
+                        } else {
+                            cr_assert(mx_f32_finite(out[i]), "%s: element %zu of a finite group: %08x", ctx, i,
+                                      got);
+                        }
+                    }
+                    rowbuf_free(&a);
+                    free(out);
+                    free(bad);
+                    free(x);
+                }
         }
 }
 

@@ -90,6 +90,7 @@ static void check_error(const mixq_error *err, mixq_status s)
     CHECK(s != MIXQ_OK && err->code == s);
     CHECK(memchr(err->message, '\0', sizeof err->message) != NULL);
     CHECK(err->message[0] != '\0');
+    for (const char *c = err->message; *c; c++) CHECK((unsigned char)*c >= 0x20 && *c != 0x7f); /* one line */
 }
 
 /* The element dtype of a plain tensor's data section. */
@@ -150,7 +151,7 @@ static void check_rows(const mixq_file *f, const mixq_tensor *t, const mixq_tens
             ks->dequantize_row[info->qtype](rp, (size_t)k, group, dst);
             if (ks != scalar) {
                 scalar->dequantize_row[info->qtype](rp, (size_t)k, group, row2);
-                CHECK(memcmp(dst, row2, (size_t)k * sizeof *row2) == 0); /* SIMD == scalar reference */
+                CHECK(memcmp(dst, row2, (size_t)k * sizeof *row2) == 0); /* SIMD == scalar reference, bitwise */
             }
         }
         free(row2);
@@ -170,7 +171,7 @@ static void check_rows(const mixq_file *f, const mixq_tensor *t, const mixq_tens
     if (info->quantized || plain_dtype(info) != ST_F16) {
         scalar->f32_to_f16(out, (size_t)n, href);
     }
-    CHECK(memcmp(h, href, (size_t)n * sizeof *h) == 0);
+    CHECK(memcmp(h, href, (size_t)n * sizeof *h) == 0); /* the active f32_to_f16 == the scalar one */
     free(out);
     free(ref);
     free(h);
