@@ -138,16 +138,12 @@ const mx_search_ops mx_search_ops_scalar = {
 /* Shared scalar helpers                                                   */
 /* ---------------------------------------------------------------------- */
 
-float mx_round_param(double v, mx_pround rnd)
+float mx_round_param_slow(float f)
 {
-    float f = (float)v;
-    if (rnd == MX_ROUND_F16) {
-        uint16_t h = mx_f32_to_f16(f);
-        if (h == 0x8000u)
-            h = 0; /* zeros are stored as +0 */
-        return mx_f16_to_f32(h);
-    }
-    return f;
+    uint16_t h = mx_f32_to_f16(f);
+    if (h == 0x8000u)
+        h = 0; /* zeros are stored as +0 */
+    return mx_f16_to_f32(h);
 }
 
 double mx_ls_sym_rel_err(double d, double sxq, double sqq)

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define MX_LANES 8
 
@@ -133,7 +134,28 @@ void mx_search_asym(const mx_search_ops *ops, const float *x, const float *w, si
 double mx_ls_sym_rel_err(double d, double sxq, double sqq);
 double mx_ls_asym_rel_err(double s, double m, double sw, double sx, double sq, double sqq, double sxq);
 
+/* The nearest f16 value of f as a float (+0 for a zero), by conversion: mx_round_param's general case. */
+float mx_round_param_slow(float f);
+
 /* v rounded as rnd says (nearest f16 value, or the binary32 value); +-Inf if out of f16 range. */
-float mx_round_param(double v, mx_pround rnd);
+static inline float mx_round_param(double v, mx_pround rnd)
+{
+    float f = (float)v;
+    if (rnd == MX_ROUND_F16) {
+        uint32_t u, a;
+        memcpy(&u, &f, sizeof u);
+        a = u & 0x7FFFFFFFu;
+        if (a >= 0x38800000u && a < 0x477FF000u) {
+            /* a normal f16 result (2^-14 <= |f| < 65520): round the binary32 significand to 10 bits, ties
+               to even, in place; the same value as the conversion (a carry moves into the exponent) */
+            a = (a + 0x0FFFu + ((a >> 13) & 1u)) & ~0x1FFFu;
+            u = (u & 0x80000000u) | a;
+            memcpy(&f, &u, sizeof f);
+            return f;
+        }
+        return mx_round_param_slow(f);
+    }
+    return f;
+}
 
 #endif

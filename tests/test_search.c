@@ -403,6 +403,37 @@ Test(search, round_param)
     cr_assert_eq(mx_round_param(1.0 / 3.0, MX_ROUND_F32), (float)(1.0 / 3.0));
 }
 
+/* One binary32 pattern: mx_round_param's f16 rounding against the conversion round trip. */
+static void round_param_check(uint32_t u, uint64_t *bad)
+{
+    float f = mx_bits_f32(u);
+    if (f != f) return; /* NaN parameters never reach the rounding */
+    uint16_t h = mx_f32_to_f16(f);
+    if (h == 0x8000u) h = 0;
+    uint32_t want = mx_f32_bits(mx_f16_to_f32(h)), got = mx_f32_bits(mx_round_param((double)f, MX_ROUND_F16));
+    if (want != got && (*bad)++ < 5) cr_log_error("0x%08x: got 0x%08x, want 0x%08x", (unsigned)u, got, want);
+}
+
+/*
+ * The fast in-place rounding of mx_round_param equals the f16 conversion
+ * round trip: every pattern of both signs in the binades at the ends of its
+ * fast path (2^-15 ... 2^-13, 2^15 ... 2^17), and every 61st pattern elsewhere.
+ */
+Test(search, round_param_f16_matches_conversion, .timeout = 300)
+{
+    uint64_t bad = 0;
+    for (uint64_t u = 0; u <= 0xFFFFFFFFu; u += 61) round_param_check((uint32_t)u, &bad);
+    for (uint32_t a = 0x38000000u; a < 0x39000000u; a++) {
+        round_param_check(a, &bad);
+        round_param_check(a | 0x80000000u, &bad);
+    }
+    for (uint32_t a = 0x47000000u; a < 0x48000000u; a++) {
+        round_param_check(a, &bad);
+        round_param_check(a | 0x80000000u, &bad);
+    }
+    cr_assert_eq(bad, 0, "%llu binary32 values round differently", (unsigned long long)bad);
+}
+
 /* ---- quality goals on real checkpoints ---- */
 
 typedef struct qsum {
