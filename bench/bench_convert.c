@@ -34,10 +34,8 @@
  * build directory) that is removed at the end, on error and on
  * SIGINT/SIGTERM/SIGHUP.
  *
- * "1 thread" runs pass --threads 1 AND are pinned to one CPU
- * (sched_setaffinity in the child): in `mixq convert` the planner's
- * measuring pass does not follow --threads (it uses every online CPU), so
- * without pinning a "1 thread" budget run would use both cores.
+ * --pin-one pins the 1-thread runs to CPU 0 (sched_setaffinity in the
+ * child), e.g. to check that a run given --threads 1 really uses one core.
  *
  * The generator is deterministic (integer PRNG, exact float arithmetic, bf16
  * by bit rounding): a value depends only on the tensor name and its index.
@@ -858,6 +856,7 @@ typedef struct bench_opts {
     unsigned threads[8];
     size_t nthreads;
     int repeat;
+    int pin_one;
 } bench_opts;
 
 static double rss_mib(long kib)
@@ -908,9 +907,9 @@ static void bench_source(const source *s, const config **cfgs, size_t ncfg, cons
     printf("floor (read every input byte once, warm cache): %.3f s, %.2f GB/s\n\n", floor_t,
            (double)s->file_bytes / GB / floor_t);
     fflush(stdout);
-    printf("| configuration | threads | wall s | GB/s | × floor | speed-up | CPU s | output MB | write+fsync s | "
+    printf("| configuration | threads | wall s | GB/s | × floor | speed-up | CPU s | CPU %% | output MB | write+fsync s | "
            "bits/weight | peak RSS MiB | anon / file MiB | within bound | open+index ms |\n");
-    printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|--:|\n");
+    printf("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|--:|\n");
     fflush(stdout);
 
     type_acc acc[32];
@@ -940,7 +939,7 @@ static void bench_source(const source *s, const config **cfgs, size_t ncfg, cons
             long max_rss = 0, max_anon = 0, max_file = 0;
             for (int rep = 0; rep < bo->repeat && (rep == 0 || best.wall < 60.0); rep++) { /* long runs: once */
                 run_result r;
-                run_child(argv, th == 1 ? 0 : -1, log, &r);
+                run_child(argv, th == 1 && bo->pin_one ? 0 : -1, log, &r);
                 if (!r.ok) {
                     char msg[512] = "";
                     FILE *lf = fopen(log, "r");
@@ -972,9 +971,9 @@ static void bench_source(const source *s, const config **cfgs, size_t ncfg, cons
             char speed[32] = "";
             if (ti > 0 && t_first > 0) snprintf(speed, sizeof speed, "%.2f×", t_first / best.wall);
             double peak = rss_mib(max_rss);
-            printf("| %s | %u | %.3f | %.3f | %.2f | %s | %.2f | %.2f | %.3f | %.3f | %.1f | %.1f / %.1f | %s | %.2f |\n",
+            printf("| %s | %u | %.3f | %.3f | %.2f | %s | %.2f | %.0f | %.2f | %.3f | %.3f | %.1f | %.1f / %.1f | %s | %.2f |\n",
                    cfgs[c]->label, th, best.wall, (double)s->tensor_bytes / GB / best.wall, best.wall / floor_t, speed,
-                   best.cpu, (double)out_bytes / 1e6, wfloor, cs.weights ? (double)cs.stored * 8.0 / (double)cs.weights : 0.0,
+                   best.cpu, 100.0 * best.cpu / best.wall, (double)out_bytes / 1e6, wfloor, cs.weights ? (double)cs.stored * 8.0 / (double)cs.weights : 0.0,
                    peak, rss_mib(max_anon), rss_mib(max_file), peak <= bound_mib ? "yes" : "**no**", cs.open_ms);
             if (!cs.verified) printf("| %s | %u | **output failed mixq_verify** |\n", cfgs[c]->label, th);
             fflush(stdout);
@@ -1006,6 +1005,9 @@ static const char usage[] =
     "  --no-shared         do not look in --models-dir\n"
     "  --configs LIST      of int8,int8-rtn,int4-rtn,int4,fp8,budget (default: all)\n"
     "  --threads-list L    thread counts (default: 1,<online CPUs>)\n"
+    "  --pin-one           pin the 1-thread runs to CPU 0\n"
+    "  --generate-only DIR write the --generate-gb checkpoint (--sharded: sharded) into DIR\n"
+    "                      (created; must not exist) and exit: for running mixq by hand\n"
     "  --repeat R          runs per configuration (only one if it took over a minute);\n"
     "                      the fastest is shown, the highest peak RSS (default 1)\n"
     "  --tmpdir DIR        where the temporary directory goes (default: the build directory)\n"
@@ -1019,9 +1021,9 @@ int main(int argc, char **argv)
     spawner_start(); /* first, while this process is small (see the spawner) */
     const char *mixq = NULL, *models_dir = NULL, *tmp_parent = BENCH_BUILD_ROOT;
     const char *cfg_list = "int8,int8-rtn,int4-rtn,int4,fp8,budget", *big_cfg_list = "budget,int4";
-    const char *thr_list = NULL, *big_thr_list = NULL;
+    const char *thr_list = NULL, *big_thr_list = NULL, *gen_only = NULL;
     double gen_gb = 0.75, big_gib = 0, shard_gib = 2;
-    int sharded = 0, no_shared = 0, repeat = 1;
+    int sharded = 0, no_shared = 0, repeat = 1, pin_one = 0;
     const char *models[32];
     size_t nmodels = 0;
     for (int i = 1; i < argc; i++) {
@@ -1038,6 +1040,8 @@ int main(int argc, char **argv)
             if (nmodels < 32) models[nmodels++] = v;
         } else if (ARG("--models-dir")) models_dir = v;
         else if (!strcmp(a, "--no-shared")) no_shared = 1;
+        else if (!strcmp(a, "--pin-one")) pin_one = 1;
+        else if (ARG("--generate-only")) gen_only = v;
         else if (ARG("--configs")) cfg_list = v;
         else if (ARG("--threads-list")) thr_list = v;
         else if (ARG("--repeat")) repeat = atoi(v) > 0 ? atoi(v) : 1;
@@ -1051,6 +1055,18 @@ int main(int argc, char **argv)
             return 2;
         }
 #undef ARG
+    }
+    if (gen_only) { /* no temporary directory: DIR is the caller's */
+        gen_dims d = {2048, 5632, 256, 2048, 1};
+        uint64_t per_layer = gen_total_bytes(&(gen_dims){2048, 5632, 256, 2048, 2}) - gen_total_bytes(&d);
+        uint64_t fixed = gen_total_bytes(&d) - per_layer;
+        double want = gen_gb * GB;
+        d.layers = want > (double)fixed ? (unsigned)((want - (double)fixed) / (double)per_layer + 0.5) : 1;
+        if (d.layers < 1) d.layers = 1;
+        if (mkdir(gen_only, 0755) != 0) die("%s: %s", gen_only, strerror(errno));
+        uint64_t bytes = generate(gen_only, &d, sharded ? (uint64_t)(shard_gib * 1073741824.0) : 0);
+        printf("%s: %u layers, %.4f GB of tensor data\n", gen_only, d.layers, (double)bytes / GB);
+        return 0;
     }
     char *mixq_default = NULL;
     if (!mixq) {
@@ -1079,7 +1095,7 @@ int main(int argc, char **argv)
     atexit(cleanup);
 
     unsigned ncpu = (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
-    bench_opts bo = {.mixq = mixq, .repeat = repeat};
+    bench_opts bo = {.mixq = mixq, .repeat = repeat, .pin_one = pin_one};
     char defthr[32];
     snprintf(defthr, sizeof defthr, ncpu > 1 ? "1,%u" : "%u", ncpu);
     bo.nthreads = parse_uints(thr_list ? thr_list : defthr, bo.threads, 8);
@@ -1092,8 +1108,11 @@ int main(int argc, char **argv)
            la[2]);
     printf("\nWhole-process wall time of `mixq convert` (fsync and rename included), page cache warm; GB/s = "
            "source tensor bytes / wall time (1 GB = 1e9 B); × floor = wall / floor; speed-up = 1-thread wall / "
-           "this wall; CPU s = user + system time of the child; write+fsync s = time to write() as many bytes as the output to a new file and fsync it (the disk's floor for this output); peak RSS = ru_maxrss of the child; anon / file = peaks of RssAnon / RssFile sampled every "
-           "5 ms. 1-thread runs are pinned to CPU 0.\n");
+           "this wall; CPU s = user + system time of the child, CPU %% = CPU s / wall s (200%% = both cores all "
+           "the time); write+fsync s = time to write() as many bytes as the output to a new file and fsync it "
+           "(the disk's floor for this output); peak RSS = ru_maxrss of the child; anon / file = peaks of "
+           "RssAnon / RssFile sampled every 5 ms.%s\n",
+           pin_one ? " 1-thread runs are pinned to CPU 0." : "");
     fflush(stdout);
 
     /* 1. the generated checkpoint */
