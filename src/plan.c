@@ -531,6 +531,7 @@ typedef struct planner {
     double *sse;          /* [tensor * nc + c] (NAN = not measured) */
     uint64_t *entry;      /* [tensor * nc + c] header entry bound (budget by file size) */
     double *ext;          /* external sensitivity per tensor */
+    mx_pool *pool;        /* statistics and measuring threads (NULL: inline) */
 } planner;
 
 static void planner_free(planner *pl)
@@ -544,6 +545,7 @@ static void planner_free(planner *pl)
     free(pl->sse);
     free(pl->entry);
     free(pl->ext);
+    mx_pool_destroy(pl->pool);
 }
 
 static const char *file_of(const st_model *m, const st_tensor *t)
@@ -559,6 +561,7 @@ static mixq_status measure(planner *pl, size_t i, size_t c, mixq_error *err)
     const st_tensor *t = &pl->m->tensors[i];
     double v;
     mixq_status s = mx_measure_error(t, &pl->cands[c], &pl->stats[i], pl->o->rtn != 0, pl->o->cancel, &v, err);
+    st_release(pl->m, t);
     if (s != MIXQ_OK) return s;
     *slot = v;
     return MIXQ_OK;
@@ -575,7 +578,11 @@ typedef struct measure_job {
     size_t done, total;
 } measure_job;
 
-/* Measures every needed candidate of tensor list[k]; each call writes only its own slots. */
+/*
+ * Measures every needed candidate of tensor list[k] in one pass over its rows
+ * (the same sums as one candidate at a time); each call writes only its own
+ * slots, then lets the tensor's pages go.
+ */
 static void measure_one(void *ctx, size_t k)
 {
     measure_job *mj = ctx;
@@ -583,13 +590,16 @@ static void measure_one(void *ctx, size_t k)
     size_t nc = pl->nc, i = mj->list[k];
     const st_tensor *t = &pl->m->tensors[i];
     mixq_status s = MIXQ_OK;
-    for (size_t c = 0; c < nc && s == MIXQ_OK; c++) {
-        double *slot = &pl->sse[i * nc + c];
-        if (!mj->need[i * nc + c] || !isnan(*slot)) continue;
-        double v;
-        s = mx_measure_error(t, &pl->cands[c], &pl->stats[i], pl->o->rtn != 0, pl->o->cancel, &v, &mj->errs[k]);
-        if (s == MIXQ_OK) *slot = v;
+    bool *want = malloc(nc * sizeof *want);
+    if (!want) {
+        s = mx_err(&mj->errs[k], MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
+    } else {
+        for (size_t c = 0; c < nc; c++) want[c] = mj->need[i * nc + c] && isnan(pl->sse[i * nc + c]);
+        s = mx_measure_errors(t, pl->cands, nc, want, &pl->stats[i], pl->o->rtn != 0, pl->o->cancel,
+                              &pl->sse[i * nc], &mj->errs[k]);
+        free(want);
     }
+    st_release(pl->m, t); /* planning keeps only the tensors in flight resident */
     mj->status[k] = s;
     if (s == MIXQ_OK && pl->o->progress) {
         pthread_mutex_lock(&mj->mu);
@@ -621,13 +631,9 @@ static mixq_status measure_all(planner *pl, const bool *need, mixq_error *err)
     for (size_t i = 0, k = 0; i < n; i++)
         if (pl->eligible[i]) list[k++] = i;
     mj.list = list;
-    unsigned nt = pl->o->threads > 0 ? (unsigned)pl->o->threads : mx_online_cpus();
-    if (nt > total) nt = total ? (unsigned)total : 1;
-    mx_pool *pool = nt > 1 ? mx_pool_create(nt) : NULL; /* NULL (or no resources): inline */
     pthread_mutex_init(&mj.mu, NULL);
-    mx_pool_run(pool, total, measure_one, &mj);
+    mx_pool_run(pl->pool, total, measure_one, &mj);
     pthread_mutex_destroy(&mj.mu);
-    mx_pool_destroy(pool);
     mixq_status s = MIXQ_OK;
     for (size_t k = 0; k < total && s == MIXQ_OK; k++)
         if (mj.status[k] != MIXQ_OK) {
@@ -637,6 +643,52 @@ static mixq_status measure_all(planner *pl, const bool *need, mixq_error *err)
     free(list);
     free(mj.status);
     free(mj.errs);
+    return s;
+}
+
+/* Work of the statistics threads. */
+typedef struct stats_job {
+    planner *pl;
+    const char *in_path;
+    bool moments;         /* std, kurtosis and outliers too (sensitivity) */
+    mixq_status *status;  /* per tensor */
+    mixq_error *errs;     /* per tensor */
+} stats_job;
+
+/* Statistics of tensor i (one task computes all of them, as inline), then lets its pages go. */
+static void stats_one(void *ctx, size_t i)
+{
+    stats_job *sj = ctx;
+    planner *pl = sj->pl;
+    const st_tensor *t = &pl->m->tensors[i];
+    if (pl->o->cancel && *pl->o->cancel) {
+        sj->status[i] = mx_err(&sj->errs[i], MIXQ_E_CANCELLED, "%s: planning interrupted", sj->in_path);
+        return;
+    }
+    sj->status[i] = mx_measure_stats(t, sj->moments, &pl->stats[i], &sj->errs[i]);
+    st_release(pl->m, t);
+}
+
+/* The statistics of every tensor on the pool; the error reported is the first tensor's in file order. */
+static mixq_status stats_all(planner *pl, const char *in_path, mixq_error *err)
+{
+    size_t n = pl->m->ntensors;
+    stats_job sj = {.pl = pl, .in_path = in_path, .moments = pl->o->strategy == MIXQ_STRATEGY_SENSITIVITY};
+    sj.status = calloc(n ? n : 1, sizeof *sj.status);
+    sj.errs = calloc(n ? n : 1, sizeof *sj.errs);
+    mixq_status s = MIXQ_OK;
+    if (!sj.status || !sj.errs) {
+        s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
+    } else {
+        mx_pool_run(pl->pool, n, stats_one, &sj);
+        for (size_t i = 0; i < n && s == MIXQ_OK; i++)
+            if (sj.status[i] != MIXQ_OK) {
+                s = sj.status[i];
+                if (err) *err = sj.errs[i];
+            }
+    }
+    free(sj.status);
+    free(sj.errs);
     return s;
 }
 
@@ -654,7 +706,9 @@ static mixq_status measure_fixed(planner *pl, size_t i, const mx_cand *c, double
             *out = pl->sse[i * pl->nc + k];
             return s;
         }
-    return mx_measure_error(t, c, &pl->stats[i], pl->o->rtn != 0, pl->o->cancel, out, err);
+    mixq_status s = mx_measure_error(t, c, &pl->stats[i], pl->o->rtn != 0, pl->o->cancel, out, err);
+    st_release(pl->m, t);
+    return s;
 }
 
 /* Sets entry i to (qt, group) and its stored bytes; errors if the layout is impossible. */
@@ -1126,8 +1180,13 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
         else
             for (size_t k = 0; k < n * pl.nc; k++) pl.sse[k] = NAN;
     }
+    if (s == MIXQ_OK) { /* the statistics and measuring threads (o->threads, 0 = online CPUs) */
+        unsigned nt = o->threads > 0 ? (unsigned)o->threads : mx_online_cpus();
+        if (nt > n) nt = n ? (unsigned)n : 1;
+        pl.pool = nt > 1 ? mx_pool_create(nt) : NULL; /* NULL (or no resources): inline */
+    }
     mixq_plan *p = pl.p;
-    /* names, shapes, roles, statistics */
+    /* names, shapes, roles; then the statistics of every tensor (in parallel) */
     for (size_t i = 0; i < n && s == MIXQ_OK; i++) {
         const st_tensor *t = &m->tensors[i];
         mx_plan_entry *e = &p->t[i];
@@ -1141,10 +1200,10 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
         e->n_elements = t->n_elements;
         e->dtype = (int)t->dtype;
         mx_role_classify(t->name, t->ndim, t->shape, &e->role);
-        if (o->cancel && *o->cancel) s = mx_err(err, MIXQ_E_CANCELLED, "%s: planning interrupted", in_path);
-        else s = mx_measure_stats(t, &pl.stats[i], err);
-        e->sumsq = st_dtypes[t->dtype].is_float ? pl.stats[i].sumsq : NAN;
     }
+    if (s == MIXQ_OK) s = stats_all(&pl, in_path, err);
+    for (size_t i = 0; i < n && s == MIXQ_OK; i++)
+        p->t[i].sumsq = st_dtypes[m->tensors[i].dtype].is_float ? pl.stats[i].sumsq : NAN;
     if (s == MIXQ_OK) {
         mx_role_info *infos = malloc((n ? n : 1) * sizeof *infos);
         if (!infos) {

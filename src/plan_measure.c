@@ -40,20 +40,37 @@ mx_qparams mx_convert_qparams(bool rtn, const qlayout *lay, float tensor_absmax)
     return p;
 }
 
-static mixq_status alloc_row(float **row, uint64_t row_length, const st_tensor *t, mixq_error *err)
+/* ---------------------------------------------------------------------- */
+/* Statistics                                                              */
+/* ---------------------------------------------------------------------- */
+
+/* Rows converted and summed together in the first statistics pass (independent sums: more in flight). */
+#define STAT_ROWS 4
+
+/* One row's share of the first pass: its own sums, in element order, exactly as a single running sum per row. */
+typedef struct row_acc {
+    double rs, rq;
+    float absmax;
+    bool finite;
+} row_acc;
+
+static inline void acc_value(row_acc *a, float v)
 {
-    if (row_length > SIZE_MAX / sizeof(float) / 2)
-        return mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": rows too long for this machine", t->name);
-    *row = malloc((row_length ? (size_t)row_length : 1) * sizeof(float));
-    if (!*row) return mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
-    return MIXQ_OK;
+    if (!(fabsf(v) <= MX_QUANT_ABS_MAX)) {
+        a->finite = false;
+        if (!isfinite(v)) return;
+    }
+    if (fabsf(v) > a->absmax) a->absmax = fabsf(v);
+    a->rs += v;
+    a->rq += (double)v * v;
 }
 
-mixq_status mx_measure_stats(const st_tensor *t, mx_tstats *st, mixq_error *err)
+mixq_status mx_measure_stats(const st_tensor *t, bool moments, mx_tstats *st, mixq_error *err)
 {
     memset(st, 0, sizeof *st);
     st->n = t->n_elements;
     st->quantizable = true;
+    if (!moments) st->std = st->kurtosis = st->outlier_frac = NAN;
     if (!st_dtypes[t->dtype].is_float || t->n_elements == 0) {
         st->quantizable = st_dtypes[t->dtype].is_float;
         return MIXQ_OK;
@@ -61,40 +78,65 @@ mixq_status mx_measure_stats(const st_tensor *t, mx_tstats *st, mixq_error *err)
     uint64_t rows, row_length;
     if (!mx_tensor_rows(t, &rows, &row_length))
         return mx_err(err, MIXQ_E_RANGE, "tensor \"%s\": size overflows", t->name);
-    float *row;
-    mixq_status s = alloc_row(&row, row_length, t, err);
-    if (s != MIXQ_OK) return s;
-    size_t esize = st_dtypes[t->dtype].size;
+    size_t nr = rows < STAT_ROWS ? (size_t)rows : STAT_ROWS;
+    if (row_length > SIZE_MAX / sizeof(float) / 2 / nr)
+        return mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": rows too long for this machine", t->name);
+    float *buf = malloc((row_length ? (size_t)row_length : 1) * nr * sizeof *buf);
+    if (!buf) return mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
+    size_t esize = st_dtypes[t->dtype].size, len = (size_t)row_length;
     double sum = 0, sumsq = 0;
     float absmax = 0;
     bool finite = true;
-    for (uint64_t r = 0; r < rows; r++) {
-        st_to_f32(t->dtype, t->data + r * row_length * esize, (size_t)row_length, row);
-        double rs = 0, rq = 0;
-        for (uint64_t i = 0; i < row_length; i++) {
-            float v = row[i];
-            if (!(fabsf(v) <= MX_QUANT_ABS_MAX)) {
-                finite = false;
-                if (!isfinite(v)) continue;
-            }
-            if (fabsf(v) > absmax) absmax = fabsf(v);
-            rs += v;
-            rq += (double)v * v;
+    /*
+     * Pass 1: per row, the sum and the sum of squares of its finite values in
+     * element order, added to the totals in row order; STAT_ROWS rows at a
+     * time, each with its own accumulators (the same additions as one row at
+     * a time, so the same bits).
+     */
+    uint64_t r = 0;
+    for (; r + STAT_ROWS <= rows; r += STAT_ROWS) {
+        st_to_f32(t->dtype, t->data + r * row_length * esize, len * STAT_ROWS, buf);
+        row_acc a[STAT_ROWS];
+        for (int k = 0; k < STAT_ROWS; k++) a[k] = (row_acc){0, 0, 0, true};
+        const float *x0 = buf, *x1 = buf + len, *x2 = buf + 2 * len, *x3 = buf + 3 * len;
+        for (size_t i = 0; i < len; i++) {
+            acc_value(&a[0], x0[i]);
+            acc_value(&a[1], x1[i]);
+            acc_value(&a[2], x2[i]);
+            acc_value(&a[3], x3[i]);
         }
-        sum += rs;
-        sumsq += rq;
+        for (int k = 0; k < STAT_ROWS; k++) {
+            sum += a[k].rs;
+            sumsq += a[k].rq;
+            if (a[k].absmax > absmax) absmax = a[k].absmax;
+            finite &= a[k].finite;
+        }
+    }
+    for (; r < rows; r++) {
+        st_to_f32(t->dtype, t->data + r * row_length * esize, len, buf);
+        row_acc a = {0, 0, 0, true};
+        for (size_t i = 0; i < len; i++) acc_value(&a, buf[i]);
+        sum += a.rs;
+        sumsq += a.rq;
+        if (a.absmax > absmax) absmax = a.absmax;
+        finite &= a.finite;
     }
     st->quantizable = finite;
     st->absmax = absmax;
     st->sumsq = sumsq;
     double n = (double)t->n_elements;
     st->mean = sum / n;
+    if (!moments) {
+        free(buf);
+        return MIXQ_OK;
+    }
+    /* pass 2: central moments (one running sum over the whole tensor) */
     double m2 = 0, m4 = 0;
-    for (uint64_t r = 0; r < rows; r++) {
-        st_to_f32(t->dtype, t->data + r * row_length * esize, (size_t)row_length, row);
-        for (uint64_t i = 0; i < row_length; i++) {
-            if (!isfinite(row[i])) continue;
-            double d = (double)row[i] - st->mean, d2 = d * d;
+    for (r = 0; r < rows; r++) {
+        st_to_f32(t->dtype, t->data + r * row_length * esize, len, buf);
+        for (size_t i = 0; i < len; i++) {
+            if (!isfinite(buf[i])) continue;
+            double d = (double)buf[i] - st->mean, d2 = d * d;
             m2 += d2;
             m4 += d2 * d2;
         }
@@ -103,19 +145,24 @@ mixq_status mx_measure_stats(const st_tensor *t, mx_tstats *st, mixq_error *err)
     m4 /= n;
     st->std = sqrt(m2);
     st->kurtosis = m2 > 0 ? m4 / (m2 * m2) : 0.0;
+    /* pass 3: values beyond 3 standard deviations */
     uint64_t outliers = 0;
     if (st->std > 0) {
         double lim = 3.0 * st->std;
-        for (uint64_t r = 0; r < rows; r++) {
-            st_to_f32(t->dtype, t->data + r * row_length * esize, (size_t)row_length, row);
-            for (uint64_t i = 0; i < row_length; i++)
-                if (isfinite(row[i]) && fabs((double)row[i] - st->mean) > lim) outliers++;
+        for (r = 0; r < rows; r++) {
+            st_to_f32(t->dtype, t->data + r * row_length * esize, len, buf);
+            for (size_t i = 0; i < len; i++)
+                if (isfinite(buf[i]) && fabs((double)buf[i] - st->mean) > lim) outliers++;
         }
     }
     st->outlier_frac = (double)outliers / n;
-    free(row);
+    free(buf);
     return MIXQ_OK;
 }
+
+/* ---------------------------------------------------------------------- */
+/* Squared errors                                                          */
+/* ---------------------------------------------------------------------- */
 
 /* Reconstructs a row stored as a plain type (f32, f16, bf16) into y. */
 static void plain_roundtrip(mixq_qtype id, const float *x, size_t n, uint16_t *h, float *y)
@@ -134,76 +181,247 @@ static void plain_roundtrip(mixq_qtype id, const float *x, size_t n, uint16_t *h
     }
 }
 
-mixq_status mx_measure_error(const st_tensor *t, const mx_cand *c, const mx_tstats *st, bool rtn,
-                             volatile sig_atomic_t *cancel, double *sse, mixq_error *err)
+/* Memory for the candidates measured in one pass over the rows (at least one candidate per pass). */
+size_t mx_measure_batch_bytes = (size_t)64 << 20;
+/* Elements of a row whose squared differences are formed at once, before they are summed. */
+#define SSE_BLOCK 256
+
+/* One candidate being measured: its row buffers (as the converter points into them) and its sums. */
+typedef struct cand_run {
+    const mx_cand *c;
+    size_t slot;            /* index into the caller's arrays */
+    mx_qparams qp;
+    unsigned group;
+    uint64_t sec_bytes[MIXQ_SECTION_COUNT]; /* one row of each section */
+    size_t store_bytes;     /* the row's sections back to back, with slack */
+    size_t bytes;           /* memory run_alloc takes */
+    uint8_t *store;
+    size_t off;             /* bytes of store the sections use */
+    mx_rowptrs p;
+    mx_crowptrs cp;
+    float *y;               /* the reconstructed row */
+    double total;           /* the tensor's sum */
+} cand_run;
+
+/* Checks that tensor t can be stored as candidate c and sizes its buffers. */
+static mixq_status run_init(const st_tensor *t, const mx_cand *c, const mx_tstats *st, bool rtn, cand_run *cr,
+                            mixq_error *err)
 {
-    *sse = 0;
-    if (!st_dtypes[t->dtype].is_float || t->n_elements == 0) return MIXQ_OK;
+    cr->c = c;
     qlayout lay;
     if (!mx_cand_layout(c, t, &lay))
         return mx_err(err, MIXQ_E_RANGE, "tensor \"%s\": cannot be stored as %s (size or group size)", t->name,
                       c->qt->name);
     if (c->qt->quantized && !st->quantizable)
         return mx_err(err, MIXQ_E_DATA, "tensor \"%s\": holds values %s cannot store", t->name, c->qt->name);
-    uint64_t rows = lay.rows, row_length = lay.row_length;
+    uint64_t row_length = lay.row_length;
     /* one row of every section; a per-tensor scale (row stride 0) is shared by every row */
-    uint64_t sec_bytes[MIXQ_SECTION_COUNT] = {0}, row_total = 0;
+    uint64_t row_total = 0;
     for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
         if (!qtype_has_section(c->qt, (mixq_section_kind)k)) continue;
-        sec_bytes[k] = lay.row_bytes[k] ? lay.row_bytes[k] : lay.length[k];
-        row_total += sec_bytes[k] + 1;
+        cr->sec_bytes[k] = lay.row_bytes[k] ? lay.row_bytes[k] : lay.length[k];
+        row_total += cr->sec_bytes[k] + 1;
     }
     if (row_length > SIZE_MAX / 8 || row_total > SIZE_MAX / 2)
         return mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": rows too long for this machine", t->name);
-    float *x = malloc((size_t)row_length * sizeof *x), *y = malloc((size_t)row_length * sizeof *y);
-    uint8_t *store = calloc(1, (size_t)row_total + 2 * (size_t)row_length + 16);
-    if (!x || !y || !store) {
-        free(x);
-        free(y);
-        free(store);
-        return mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
-    }
+    cr->store_bytes = (size_t)row_total + 2 * (size_t)row_length + 16;
+    cr->bytes = cr->store_bytes + (size_t)row_length * sizeof(float) + SSE_BLOCK * sizeof(double);
+    cr->qp = mx_convert_qparams(rtn, &lay, st->absmax);
+    cr->group = lay.group;
+    return MIXQ_OK;
+}
+
+/* Allocates the buffers of a run for rows of len values. */
+static bool run_alloc(cand_run *cr, size_t len)
+{
+    cr->y = malloc((len ? len : 1) * sizeof *cr->y);
+    cr->store = calloc(1, cr->store_bytes);
+    if (!cr->y || !cr->store) return false;
     /* the sections back to back (2-byte aligned for the f16 scales), as the converter points into them */
-    mx_rowptrs p = {{NULL}};
-    mx_crowptrs cp = {{NULL}};
     size_t off = 0;
     for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
-        if (!qtype_has_section(c->qt, (mixq_section_kind)k)) continue;
-        p.sec[k] = store + off;
-        cp.sec[k] = store + off;
-        off += (size_t)sec_bytes[k];
+        if (!qtype_has_section(cr->c->qt, (mixq_section_kind)k)) continue;
+        cr->p.sec[k] = cr->store + off;
+        cr->cp.sec[k] = cr->store + off;
+        off += (size_t)cr->sec_bytes[k];
         off += off & 1u;
     }
-    const mx_kernel_set *ks = mx_kernels();
-    mx_qparams qp = mx_convert_qparams(rtn, &lay, st->absmax);
-    unsigned group = lay.group;
-    size_t esize = st_dtypes[t->dtype].size;
-    double total = 0;
+    cr->off = off;
+    return true;
+}
+
+static void run_free(cand_run *cr)
+{
+    free(cr->y);
+    free(cr->store);
+    cr->y = NULL;
+    cr->store = NULL;
+}
+
+/*
+ * sum_G adds the n squared differences of G runs (run c's at a + c *
+ * SSE_BLOCK) to their row sums r[c], each in element order: the G sums are
+ * independent, so they are interleaved (more additions in flight, the same
+ * bits as one at a time).
+ */
+#define DEFINE_SUM(G)                                                           \
+    static void sum_##G(const double *a, double *r, size_t n)                   \
+    {                                                                           \
+        double acc[G];                                                          \
+        for (int c = 0; c < G; c++) acc[c] = r[c];                              \
+        for (size_t i = 0; i < n; i++)                                          \
+            for (int c = 0; c < G; c++) acc[c] += a[i + (size_t)c * SSE_BLOCK]; \
+        for (int c = 0; c < G; c++) r[c] = acc[c];                              \
+    }
+DEFINE_SUM(2)
+DEFINE_SUM(3)
+DEFINE_SUM(4)
+DEFINE_SUM(5)
+DEFINE_SUM(6)
+DEFINE_SUM(7)
+DEFINE_SUM(8)
+#undef DEFINE_SUM
+
+/* Adds the blocks of k >= 2 runs (run j's at d2 + j * SSE_BLOCK) to rs[j], in groups of 2 to 8. */
+static void add_blocks(const double *d2, double *rs, size_t k, size_t n)
+{
+    static void (*const sum[9])(const double *, double *, size_t) = {NULL, NULL, sum_2, sum_3, sum_4,
+                                                                      sum_5, sum_6, sum_7, sum_8};
+    for (size_t j = 0; j < k;) {
+        size_t rest = k - j, g = rest <= 8 ? rest : rest - 8 >= 2 ? 8 : rest - 2; /* never a group of 1 */
+        sum[g](d2 + j * SSE_BLOCK, rs + j, n);
+        j += g;
+    }
+}
+
+/*
+ * Measures the runs over every row of t: each row is converted to float
+ * once, then stored and reconstructed as each candidate; each candidate's
+ * sum is formed exactly as one candidate at a time would (per row in element
+ * order, skipping NaN differences, then added to the total in row order).
+ */
+static mixq_status run_rows(const st_tensor *t, cand_run *const *runs, size_t k, volatile sig_atomic_t *cancel,
+                            mixq_error *err)
+{
+    uint64_t rows, row_length;
+    mx_tensor_rows(t, &rows, &row_length); /* checked by run_init */
+    size_t len = (size_t)row_length, esize = st_dtypes[t->dtype].size;
+    float *x = malloc((len ? len : 1) * sizeof *x);
+    double *xd = malloc(SSE_BLOCK * sizeof *xd), *d2 = malloc(k * SSE_BLOCK * sizeof *d2);
+    double *rs = malloc(k * sizeof *rs);
     mixq_status s = MIXQ_OK;
+    if (!x || !xd || !d2 || !rs) {
+        s = mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
+        goto out;
+    }
+    const mx_kernel_set *ks = mx_kernels();
     for (uint64_t r = 0; r < rows; r++) {
         if (cancel && *cancel) {
             s = mx_err(err, MIXQ_E_CANCELLED, "tensor \"%s\": planning interrupted", t->name);
             break;
         }
-        st_to_f32(t->dtype, t->data + r * row_length * esize, (size_t)row_length, x);
-        if (c->qt->quantized) {
-            memset(store, 0, off);
-            ks->quantize_row[c->qt->id](x, (size_t)row_length, group, &qp, p);
-            ks->dequantize_row[c->qt->id](cp, (size_t)row_length, group, y);
+        st_to_f32(t->dtype, t->data + r * row_length * esize, len, x);
+        for (size_t j = 0; j < k; j++) {
+            cand_run *cr = runs[j];
+            const qtype_desc *qt = cr->c->qt;
+            if (qt->quantized) {
+                memset(cr->store, 0, cr->off);
+                ks->quantize_row[qt->id](x, len, cr->group, &cr->qp, cr->p);
+                ks->dequantize_row[qt->id](cr->cp, len, cr->group, cr->y);
+            } else {
+                plain_roundtrip(qt->id, x, len, (uint16_t *)(void *)cr->store, cr->y);
+            }
+            rs[j] = 0;
+        }
+        if (k == 1) { /* one sum: the plain loop (the chain of additions is the bound either way) */
+            const float *y = runs[0]->y;
+            double r0 = 0;
+            for (size_t i = 0; i < len; i++) {
+                double d = (double)x[i] - (double)y[i];
+                if (isnan(d)) continue; /* NaN kept as NaN by a plain type */
+                r0 += d * d;
+            }
+            rs[0] = r0;
         } else {
-            plain_roundtrip(c->qt->id, x, (size_t)row_length, (uint16_t *)(void *)store, y);
+            for (size_t i0 = 0; i0 < len; i0 += SSE_BLOCK) {
+                size_t n = len - i0 < SSE_BLOCK ? len - i0 : SSE_BLOCK;
+                for (size_t i = 0; i < n; i++) xd[i] = (double)x[i0 + i];
+                for (size_t j = 0; j < k; j++) {
+                    const float *y = runs[j]->y + i0;
+                    double *dj = d2 + j * SSE_BLOCK;
+                    for (size_t i = 0; i < n; i++) { /* a NaN difference (a plain type keeps NaN) adds +0: no change */
+                        double d = xd[i] - (double)y[i], q = d * d;
+                        dj[i] = q == q ? q : 0.0;
+                    }
+                }
+                add_blocks(d2, rs, k, n);
+            }
         }
-        double rs = 0;
-        for (uint64_t i = 0; i < row_length; i++) {
-            double d = (double)x[i] - (double)y[i];
-            if (isnan(d)) continue; /* NaN kept as NaN by a plain type */
-            rs += d * d;
-        }
-        total += rs;
+        for (size_t j = 0; j < k; j++) runs[j]->total += rs[j];
     }
+out:
     free(x);
-    free(y);
-    free(store);
-    *sse = total;
+    free(xd);
+    free(d2);
+    free(rs);
     return s;
+}
+
+mixq_status mx_measure_errors(const st_tensor *t, const mx_cand *cands, size_t nc, const bool *want,
+                              const mx_tstats *st, bool rtn, volatile sig_atomic_t *cancel, double *sse,
+                              mixq_error *err)
+{
+    size_t nw = 0;
+    for (size_t c = 0; c < nc; c++) nw += want[c];
+    if (nw == 0) return MIXQ_OK;
+    if (!st_dtypes[t->dtype].is_float || t->n_elements == 0) {
+        for (size_t c = 0; c < nc; c++)
+            if (want[c]) sse[c] = 0;
+        return MIXQ_OK;
+    }
+    cand_run *runs = calloc(nw, sizeof *runs);
+    cand_run **batch = malloc(nw * sizeof *batch);
+    if (!runs || !batch) {
+        free(runs);
+        free(batch);
+        return mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
+    }
+    mixq_status s = MIXQ_OK;
+    size_t k = 0;
+    for (size_t c = 0; c < nc && s == MIXQ_OK; c++) {
+        if (!want[c]) continue;
+        runs[k].slot = c;
+        s = run_init(t, &cands[c], st, rtn, &runs[k], err);
+        k++;
+    }
+    uint64_t rows, row_length;
+    mx_tensor_rows(t, &rows, &row_length); /* run_init checked it */
+    /* the candidates in batches of bounded memory (one at a time if a row is huge) */
+    for (size_t j0 = 0; j0 < k && s == MIXQ_OK;) {
+        size_t nb = 0, bytes = 0;
+        while (j0 + nb < k && (nb == 0 || bytes + runs[j0 + nb].bytes <= mx_measure_batch_bytes)) {
+            bytes += runs[j0 + nb].bytes;
+            batch[nb] = &runs[j0 + nb];
+            nb++;
+        }
+        for (size_t j = 0; j < nb && s == MIXQ_OK; j++)
+            if (!run_alloc(batch[j], (size_t)row_length))
+                s = mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
+        if (s == MIXQ_OK) s = run_rows(t, batch, nb, cancel, err);
+        for (size_t j = 0; j < nb; j++) run_free(batch[j]);
+        j0 += nb;
+    }
+    if (s == MIXQ_OK)
+        for (size_t j = 0; j < k; j++) sse[runs[j].slot] = runs[j].total;
+    free(runs);
+    free(batch);
+    return s;
+}
+
+mixq_status mx_measure_error(const st_tensor *t, const mx_cand *c, const mx_tstats *st, bool rtn,
+                             volatile sig_atomic_t *cancel, double *sse, mixq_error *err)
+{
+    bool want = true;
+    *sse = 0;
+    return mx_measure_errors(t, c, 1, &want, st, rtn, cancel, sse, err);
 }

@@ -47,10 +47,13 @@ bool mx_cand_layout(const mx_cand *c, const st_tensor *t, qlayout *out);
 mx_qparams mx_convert_qparams(bool rtn, const qlayout *lay, float tensor_absmax);
 
 /*
- * Statistics of a floating tensor (one pass for the mean and max, one for
- * the central moments).  Non-floating tensors get n and nothing else.
+ * Statistics of a floating tensor: one pass for n, sumsq, mean, absmax and
+ * quantizable; with moments, two more for std, kurtosis and outlier_frac
+ * (else they are NAN: only the sensitivity strategy uses them).
+ * Non-floating tensors get n and nothing else.  Reads t's data and nothing
+ * else, so tensors may be measured on several threads at once.
  */
-mixq_status mx_measure_stats(const st_tensor *t, mx_tstats *st, mixq_error *err);
+mixq_status mx_measure_stats(const st_tensor *t, bool moments, mx_tstats *st, mixq_error *err);
 
 /*
  * Sum of squared errors sum((x - x^)^2), in double, of storing floating
@@ -61,5 +64,20 @@ mixq_status mx_measure_stats(const st_tensor *t, mx_tstats *st, mixq_error *err)
  */
 mixq_status mx_measure_error(const st_tensor *t, const mx_cand *c, const mx_tstats *st, bool rtn,
                              volatile sig_atomic_t *cancel, double *sse, mixq_error *err);
+
+/*
+ * mx_measure_error for every candidate cands[c] with want[c], in one pass
+ * over the rows (each row converted to float once; candidates in batches of
+ * bounded memory if rows are huge): sse[c] gets exactly the value
+ * mx_measure_error gives, bit for bit; the other entries are not touched,
+ * nor any on error.  Errors (a candidate's layout or values first, in
+ * candidate order) as mx_measure_error.
+ */
+/* Buffer memory of the candidates mx_measure_errors runs together (64 MiB; tests lower it). */
+extern size_t mx_measure_batch_bytes;
+
+mixq_status mx_measure_errors(const st_tensor *t, const mx_cand *cands, size_t nc, const bool *want,
+                              const mx_tstats *st, bool rtn, volatile sig_atomic_t *cancel, double *sse,
+                              mixq_error *err);
 
 #endif

@@ -15,8 +15,11 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 
+#include "half.h"
 #include "mixq.h"
 #include "plan.h"
+#include "plan_measure.h"
+#include "simd.h"
 #include "test_support.h"
 
 #define RUN(out, err, ...) ts_run_cli((const char *const[]){__VA_ARGS__, NULL}, out, err)
@@ -737,24 +740,303 @@ Test(plan, shared_models_flat_budget_beats_uniform_int4, .timeout = 600)
     each_model(flat_beats_int4);
 }
 
-/* The plan does not depend on the number of measuring threads. */
+/* The plan does not depend on the number of statistics and measuring threads. */
 Test(plan, threads_do_not_change_the_plan)
 {
     char *in = ts_source_path("testdata/tiny-llama-bf16");
-    char *text[3];
-    for (int k = 0; k < 3; k++) {
+    char *text[4];
+    for (int k = 0; k < 4; k++) {
         mixq_plan_options o;
         mixq_plan_options_init(&o);
-        o.strategy = k == 2 ? MIXQ_STRATEGY_SENSITIVITY : MIXQ_STRATEGY_BUDGET;
-        o.target_bpw = k == 2 ? 0 : 4.75;
-        o.threads = k == 0 ? 1 : 7;
+        o.strategy = k >= 2 ? MIXQ_STRATEGY_SENSITIVITY : MIXQ_STRATEGY_BUDGET;
+        o.target_bpw = k >= 2 ? 0 : 4.75;
+        o.threads = k % 2 == 0 ? 1 : 7;
         mixq_plan *p = make_plan(in, &o);
         text[k] = mx_plan_to_json(p);
         mixq_plan_free(p);
     }
     cr_assert_str_eq(text[0], text[1]);
-    free(text[0]);
-    free(text[1]);
-    free(text[2]);
+    cr_assert_str_eq(text[2], text[3]);
+    for (int k = 0; k < 4; k++) free(text[k]);
     free(in);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Measuring: the same bits as the straightforward one-candidate loop      */
+/* ---------------------------------------------------------------------- */
+
+/* The statistics as first written: three passes of one running sum per row (the reference). */
+static void ref_stats(const st_tensor *t, mx_tstats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->n = t->n_elements;
+    st->quantizable = true;
+    uint64_t rows, len;
+    cr_assert(mx_tensor_rows(t, &rows, &len));
+    float *row = malloc((len ? len : 1) * sizeof *row);
+    size_t es = st_dtypes[t->dtype].size;
+    double sum = 0, sumsq = 0;
+    float absmax = 0;
+    bool finite = true;
+    for (uint64_t r = 0; r < rows; r++) {
+        st_to_f32(t->dtype, t->data + r * len * es, len, row);
+        double rs = 0, rq = 0;
+        for (uint64_t i = 0; i < len; i++) {
+            float v = row[i];
+            if (!(fabsf(v) <= MX_QUANT_ABS_MAX)) {
+                finite = false;
+                if (!isfinite(v)) continue;
+            }
+            if (fabsf(v) > absmax) absmax = fabsf(v);
+            rs += v;
+            rq += (double)v * v;
+        }
+        sum += rs;
+        sumsq += rq;
+    }
+    st->quantizable = finite;
+    st->absmax = absmax;
+    st->sumsq = sumsq;
+    double n = (double)t->n_elements;
+    st->mean = sum / n;
+    double m2 = 0, m4 = 0;
+    for (uint64_t r = 0; r < rows; r++) {
+        st_to_f32(t->dtype, t->data + r * len * es, len, row);
+        for (uint64_t i = 0; i < len; i++) {
+            if (!isfinite(row[i])) continue;
+            double d = (double)row[i] - st->mean, d2 = d * d;
+            m2 += d2;
+            m4 += d2 * d2;
+        }
+    }
+    m2 /= n;
+    m4 /= n;
+    st->std = sqrt(m2);
+    st->kurtosis = m2 > 0 ? m4 / (m2 * m2) : 0.0;
+    uint64_t outliers = 0;
+    if (st->std > 0)
+        for (uint64_t r = 0; r < rows; r++) {
+            st_to_f32(t->dtype, t->data + r * len * es, len, row);
+            for (uint64_t i = 0; i < len; i++)
+                if (isfinite(row[i]) && fabs((double)row[i] - st->mean) > 3.0 * st->std) outliers++;
+        }
+    st->outlier_frac = (double)outliers / n;
+    free(row);
+}
+
+/* Squared error of one candidate as first written: row by row, one running sum (the reference). */
+static double ref_sse(const st_tensor *t, const mx_cand *c, const mx_tstats *st, bool rtn)
+{
+    qlayout lay;
+    cr_assert(mx_cand_layout(c, t, &lay));
+    size_t len = (size_t)lay.row_length, es = st_dtypes[t->dtype].size;
+    uint64_t sec[MIXQ_SECTION_COUNT] = {0}, row_total = 0;
+    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
+        if (!qtype_has_section(c->qt, (mixq_section_kind)k)) continue;
+        sec[k] = lay.row_bytes[k] ? lay.row_bytes[k] : lay.length[k];
+        row_total += sec[k] + 1;
+    }
+    float *x = malloc(len * sizeof *x), *y = malloc(len * sizeof *y);
+    uint8_t *store = calloc(1, (size_t)row_total + 2 * len + 16);
+    mx_rowptrs p = {{NULL}};
+    mx_crowptrs cp = {{NULL}};
+    size_t off = 0;
+    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
+        if (!qtype_has_section(c->qt, (mixq_section_kind)k)) continue;
+        p.sec[k] = store + off;
+        cp.sec[k] = store + off;
+        off += (size_t)sec[k];
+        off += off & 1u;
+    }
+    const mx_kernel_set *ks = mx_kernels();
+    mx_qparams qp = mx_convert_qparams(rtn, &lay, st->absmax);
+    double total = 0;
+    for (uint64_t r = 0; r < lay.rows; r++) {
+        st_to_f32(t->dtype, t->data + r * len * es, len, x);
+        if (c->qt->quantized) {
+            memset(store, 0, off);
+            ks->quantize_row[c->qt->id](x, len, lay.group, &qp, p);
+            ks->dequantize_row[c->qt->id](cp, len, lay.group, y);
+        } else if (c->qt->id == MIXQ_QT_F16) {
+            ks->f32_to_f16(x, len, (uint16_t *)(void *)store);
+            ks->f16_to_f32((uint16_t *)(void *)store, len, y);
+        } else if (c->qt->id == MIXQ_QT_BF16) {
+            ks->f32_to_bf16(x, len, (uint16_t *)(void *)store);
+            ks->bf16_to_f32((uint16_t *)(void *)store, len, y);
+        } else {
+            memcpy(y, x, len * sizeof *x);
+        }
+        double rs = 0;
+        for (size_t i = 0; i < len; i++) {
+            double d = (double)x[i] - (double)y[i];
+            if (isnan(d)) continue;
+            rs += d * d;
+        }
+        total += rs;
+    }
+    free(x);
+    free(y);
+    free(store);
+    return total;
+}
+
+static uint64_t dbits(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+/* xorshift values: mostly N(0, 0.02)-like, some large, optionally NaN / inf / beyond ±65504. */
+static float test_value(uint64_t *s, bool special)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    double u = (double)(*s >> 11) / 9007199254740992.0;
+    uint64_t pick = *s % 1000;
+    if (special && pick == 0) return NAN;
+    if (special && pick == 1) return -INFINITY;
+    if (special && pick == 2) return 1e6f;
+    if (pick < 20) return (float)((u - 0.5) * 3.0);
+    return (float)((u - 0.5) * 0.07 + (u - 0.5) * (u - 0.5) * 0.01);
+}
+
+/* A tensor of `rows` x `len` (or 1-D if rows == 0) in dtype, its data starting `shift` bytes into *buf. */
+static st_tensor test_tensor(st_dtype dtype, uint64_t rows, uint64_t len, size_t shift, bool special, uint8_t **buf)
+{
+    st_tensor t;
+    memset(&t, 0, sizeof t);
+    t.name = "test.weight";
+    t.dtype = dtype;
+    t.ndim = rows ? 2 : 1;
+    if (rows) {
+        t.shape[0] = rows;
+        t.shape[1] = len;
+    } else {
+        t.shape[0] = len;
+    }
+    uint64_t n = (rows ? rows : 1) * len;
+    t.n_elements = n;
+    size_t es = st_dtypes[dtype].size;
+    t.nbytes = n * es;
+    *buf = malloc((size_t)t.nbytes + shift + 1);
+    uint8_t *d = *buf + shift;
+    uint64_t s = 0x9e3779b97f4a7c15ull ^ (rows * 1000003u + len);
+    for (uint64_t i = 0; i < n; i++) {
+        float v = test_value(&s, special);
+        if (dtype == ST_F32) {
+            memcpy(d + 4 * i, &v, 4);
+        } else {
+            uint16_t h = dtype == ST_F16 ? mx_f32_to_f16(v) : mx_f32_to_bf16(v);
+            memcpy(d + 2 * i, &h, 2);
+        }
+    }
+    t.data = d;
+    return t;
+}
+
+/* Every quantized type with kernels (default and largest group), and the plain types. */
+static size_t test_cands(mx_cand *c)
+{
+    size_t k = 0;
+    const mx_kernel_set *ks = mx_kernels();
+    for (int id = 0; id < MIXQ_QT_COUNT; id++) {
+        const qtype_desc *qt = qtype_get((mixq_qtype)id);
+        if (!qt || !qt->quantized || !ks->quantize_row[id] || !ks->dequantize_row[id]) continue;
+        c[k++] = (mx_cand){qt, qt->group_default};
+        if (qt->group_max > qt->group_default) c[k++] = (mx_cand){qt, qt->group_max};
+        if (qtype_group_ok(qt, 0)) c[k++] = (mx_cand){qt, 0};
+    }
+    c[k++] = (mx_cand){qtype_get(MIXQ_QT_F16), 0};
+    c[k++] = (mx_cand){qtype_get(MIXQ_QT_BF16), 0};
+    c[k++] = (mx_cand){qtype_get(MIXQ_QT_F32), 0};
+    return k;
+}
+
+Test(plan, stats_match_three_pass_reference)
+{
+    static const st_dtype dts[] = {ST_F32, ST_F16, ST_BF16};
+    static const uint64_t rows[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 13};
+    static const uint64_t lens[] = {1, 5, 64, 257};
+    for (size_t a = 0; a < 3; a++)
+        for (size_t b = 0; b < sizeof rows / sizeof *rows; b++)
+            for (size_t c = 0; c < sizeof lens / sizeof *lens; c++)
+                for (int sp = 0; sp < 2; sp++) {
+                    uint8_t *buf;
+                    st_tensor t = test_tensor(dts[a], rows[b], lens[c], (size_t)(b & 1), sp, &buf);
+                    mx_tstats ref, full, basic;
+                    ref_stats(&t, &ref);
+                    mixq_error err;
+                    cr_assert_eq(mx_measure_stats(&t, true, &full, &err), MIXQ_OK);
+                    cr_assert_eq(mx_measure_stats(&t, false, &basic, &err), MIXQ_OK);
+                    const char *what = st_dtypes[dts[a]].name;
+                    cr_assert_eq(full.n, ref.n);
+                    cr_assert_eq(full.quantizable, ref.quantizable, "%s %llu x %llu", what,
+                                 (unsigned long long)rows[b], (unsigned long long)lens[c]);
+                    cr_assert_eq(dbits(full.sumsq), dbits(ref.sumsq), "%s %llu x %llu: sumsq", what,
+                                 (unsigned long long)rows[b], (unsigned long long)lens[c]);
+                    cr_assert_eq(dbits(full.mean), dbits(ref.mean));
+                    cr_assert_eq(mx_f32_bits(full.absmax), mx_f32_bits(ref.absmax));
+                    cr_assert_eq(dbits(full.std), dbits(ref.std));
+                    cr_assert_eq(dbits(full.kurtosis), dbits(ref.kurtosis));
+                    cr_assert_eq(dbits(full.outlier_frac), dbits(ref.outlier_frac));
+                    cr_assert_eq(basic.n, ref.n);
+                    cr_assert_eq(basic.quantizable, ref.quantizable);
+                    cr_assert_eq(dbits(basic.sumsq), dbits(ref.sumsq));
+                    cr_assert_eq(dbits(basic.mean), dbits(ref.mean));
+                    cr_assert_eq(mx_f32_bits(basic.absmax), mx_f32_bits(ref.absmax));
+                    cr_assert(isnan(basic.std) && isnan(basic.kurtosis) && isnan(basic.outlier_frac));
+                    free(buf);
+                }
+}
+
+/* All candidates at once give each candidate's one-at-a-time sum bit for bit, in any batch size. */
+static void errors_match(st_dtype dtype, uint64_t rows, uint64_t len, size_t shift, bool special, bool rtn)
+{
+    uint8_t *buf;
+    st_tensor t = test_tensor(dtype, rows, len, shift, special, &buf);
+    mx_tstats st;
+    mixq_error err;
+    cr_assert_eq(mx_measure_stats(&t, false, &st, &err), MIXQ_OK);
+    mx_cand c[MIXQ_QT_COUNT * 3 + 3];
+    size_t nc = test_cands(c);
+    bool want[MIXQ_QT_COUNT * 3 + 3];
+    double ref[MIXQ_QT_COUNT * 3 + 3], got[MIXQ_QT_COUNT * 3 + 3];
+    qlayout lay;
+    for (size_t k = 0; k < nc; k++) {
+        want[k] = (!c[k].qt->quantized || st.quantizable) && mx_cand_layout(&c[k], &t, &lay);
+        ref[k] = want[k] ? ref_sse(&t, &c[k], &st, rtn) : -1.0;
+    }
+    static const size_t batch[] = {(size_t)64 << 20, 1, 20000, 50000};
+    for (size_t b = 0; b < sizeof batch / sizeof *batch; b++) {
+        mx_measure_batch_bytes = batch[b];
+        for (size_t k = 0; k < nc; k++) got[k] = -1.0;
+        cr_assert_eq(mx_measure_errors(&t, c, nc, want, &st, rtn, NULL, got, &err), MIXQ_OK, "%s", err.message);
+        for (size_t k = 0; k < nc; k++) {
+            cr_assert_eq(dbits(got[k]), dbits(ref[k]), "%s %llu x %llu +%zu%s%s, %s:%u, batch %zu: %.17g vs %.17g",
+                         st_dtypes[dtype].name, (unsigned long long)rows, (unsigned long long)len, shift,
+                         special ? " special" : "", rtn ? " rtn" : "", c[k].qt->name, c[k].group_size, batch[b],
+                         got[k], ref[k]);
+            if (want[k]) {
+                double one;
+                cr_assert_eq(mx_measure_error(&t, &c[k], &st, rtn, NULL, &one, &err), MIXQ_OK);
+                cr_assert_eq(dbits(one), dbits(ref[k]));
+            }
+        }
+    }
+    mx_measure_batch_bytes = (size_t)64 << 20;
+    free(buf);
+}
+
+Test(plan, measure_errors_match_one_candidate_at_a_time)
+{
+    errors_match(ST_BF16, 9, 300, 0, false, false);
+    errors_match(ST_BF16, 3, 257, 1, false, true);
+    errors_match(ST_F16, 5, 512, 0, false, false);
+    errors_match(ST_F16, 4, 100, 1, true, false); /* NaN, inf, beyond f16: plain types only */
+    errors_match(ST_F32, 6, 1000, 0, false, false);
+    errors_match(ST_F32, 2, 1000, 0, true, true);
+    errors_match(ST_F32, 0, 3000, 0, false, false); /* 1-D: one row */
+    errors_match(ST_BF16, 17, 1, 0, false, false);
 }
