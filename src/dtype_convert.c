@@ -93,7 +93,7 @@ void st_to_f32(st_dtype dtype, const uint8_t *src, size_t n, float *dst)
         break;
     case ST_F32:
 #if MX_HOST_LE
-        memcpy(dst, src, n * sizeof *dst); /* same bits: binary32 little-endian */
+        if (n) memcpy(dst, src, n * sizeof *dst); /* same bits: binary32 little-endian */
         break;
 #endif
         for (i = 0; i < n; i++) dst[i] = mx_bits_f32(ld32(src + 4 * i));
