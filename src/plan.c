@@ -595,7 +595,7 @@ static void measure_one(void *ctx, size_t k)
         s = mx_err(&mj->errs[k], MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
     } else {
         for (size_t c = 0; c < nc; c++) want[c] = mj->need[i * nc + c] && isnan(pl->sse[i * nc + c]);
-        s = mx_measure_errors(t, pl->cands, nc, want, &pl->stats[i], pl->o->rtn != 0, pl->o->cancel,
+        s = mx_measure_errors(pl->m, t, pl->cands, nc, want, &pl->stats[i], pl->o->rtn != 0, pl->o->cancel,
                               &pl->sse[i * nc], &mj->errs[k]);
         free(want);
     }
@@ -665,7 +665,7 @@ static void stats_one(void *ctx, size_t i)
         sj->status[i] = mx_err(&sj->errs[i], MIXQ_E_CANCELLED, "%s: planning interrupted", sj->in_path);
         return;
     }
-    sj->status[i] = mx_measure_stats(t, sj->moments, &pl->stats[i], &sj->errs[i]);
+    sj->status[i] = mx_measure_stats(pl->m, t, sj->moments, &pl->stats[i], &sj->errs[i]);
     st_release(pl->m, t);
 }
 

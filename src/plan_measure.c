@@ -65,7 +65,23 @@ static inline void acc_value(row_acc *a, float v)
     a->rq += (double)v * v;
 }
 
-mixq_status mx_measure_stats(const st_tensor *t, bool moments, mx_tstats *st, mixq_error *err)
+/* Input pages of a tensor consumed so far, released every MX_RELEASE_STEP bytes (m == NULL: never). */
+#define MX_RELEASE_STEP ((uint64_t)8 << 20)
+typedef struct releaser {
+    const st_model *m;
+    const st_tensor *t;
+    uint64_t done;
+} releaser;
+
+/* Releases the pages of t's bytes [done, upto) once they add up to MX_RELEASE_STEP. */
+static void release_upto(releaser *rl, uint64_t upto)
+{
+    if (!rl->m || upto < rl->done || upto - rl->done < MX_RELEASE_STEP) return;
+    st_release_range(rl->m, rl->t, rl->done, upto - rl->done);
+    rl->done = upto;
+}
+
+mixq_status mx_measure_stats(const st_model *m, const st_tensor *t, bool moments, mx_tstats *st, mixq_error *err)
 {
     memset(st, 0, sizeof *st);
     st->n = t->n_elements;
@@ -94,8 +110,10 @@ mixq_status mx_measure_stats(const st_tensor *t, bool moments, mx_tstats *st, mi
      * a time, so the same bits).
      */
     uint64_t r = 0;
+    releaser rl = {m, t, 0};
     for (; r + STAT_ROWS <= rows; r += STAT_ROWS) {
         st_to_f32(t->dtype, t->data + r * row_length * esize, len * STAT_ROWS, buf);
+        release_upto(&rl, (r + STAT_ROWS) * row_length * esize);
         row_acc a[STAT_ROWS];
         for (int k = 0; k < STAT_ROWS; k++) a[k] = (row_acc){0, 0, 0, true};
         const float *x0 = buf, *x1 = buf + len, *x2 = buf + 2 * len, *x3 = buf + 3 * len;
@@ -114,6 +132,7 @@ mixq_status mx_measure_stats(const st_tensor *t, bool moments, mx_tstats *st, mi
     }
     for (; r < rows; r++) {
         st_to_f32(t->dtype, t->data + r * row_length * esize, len, buf);
+        release_upto(&rl, (r + 1) * row_length * esize);
         row_acc a = {0, 0, 0, true};
         for (size_t i = 0; i < len; i++) acc_value(&a, buf[i]);
         sum += a.rs;
@@ -132,8 +151,9 @@ mixq_status mx_measure_stats(const st_tensor *t, bool moments, mx_tstats *st, mi
     }
     /* pass 2: central moments (one running sum over the whole tensor) */
     double m2 = 0, m4 = 0;
-    for (r = 0; r < rows; r++) {
+    for (r = 0, rl.done = 0; r < rows; r++) {
         st_to_f32(t->dtype, t->data + r * row_length * esize, len, buf);
+        release_upto(&rl, (r + 1) * row_length * esize);
         for (size_t i = 0; i < len; i++) {
             if (!isfinite(buf[i])) continue;
             double d = (double)buf[i] - st->mean, d2 = d * d;
@@ -149,8 +169,9 @@ mixq_status mx_measure_stats(const st_tensor *t, bool moments, mx_tstats *st, mi
     uint64_t outliers = 0;
     if (st->std > 0) {
         double lim = 3.0 * st->std;
-        for (r = 0; r < rows; r++) {
+        for (r = 0, rl.done = 0; r < rows; r++) {
             st_to_f32(t->dtype, t->data + r * row_length * esize, len, buf);
+            release_upto(&rl, (r + 1) * row_length * esize);
             for (size_t i = 0; i < len; i++)
                 if (isfinite(buf[i]) && fabs((double)buf[i] - st->mean) > lim) outliers++;
         }
@@ -300,9 +321,10 @@ static void add_blocks(const double *d2, double *rs, size_t k, size_t n)
  * sum is formed exactly as one candidate at a time would (per row in element
  * order, skipping NaN differences, then added to the total in row order).
  */
-static mixq_status run_rows(const st_tensor *t, cand_run *const *runs, size_t k, volatile sig_atomic_t *cancel,
-                            mixq_error *err)
+static mixq_status run_rows(const st_model *m, const st_tensor *t, cand_run *const *runs, size_t k,
+                            volatile sig_atomic_t *cancel, mixq_error *err)
 {
+    releaser rl = {m, t, 0};
     uint64_t rows, row_length;
     mx_tensor_rows(t, &rows, &row_length); /* checked by run_init */
     size_t len = (size_t)row_length, esize = st_dtypes[t->dtype].size;
@@ -321,6 +343,7 @@ static mixq_status run_rows(const st_tensor *t, cand_run *const *runs, size_t k,
             break;
         }
         st_to_f32(t->dtype, t->data + r * row_length * esize, len, x);
+        release_upto(&rl, (r + 1) * row_length * esize);
         for (size_t j = 0; j < k; j++) {
             cand_run *cr = runs[j];
             const qtype_desc *qt = cr->c->qt;
@@ -367,7 +390,7 @@ out:
     return s;
 }
 
-mixq_status mx_measure_errors(const st_tensor *t, const mx_cand *cands, size_t nc, const bool *want,
+mixq_status mx_measure_errors(const st_model *m, const st_tensor *t, const mx_cand *cands, size_t nc, const bool *want,
                               const mx_tstats *st, bool rtn, volatile sig_atomic_t *cancel, double *sse,
                               mixq_error *err)
 {
@@ -407,7 +430,7 @@ mixq_status mx_measure_errors(const st_tensor *t, const mx_cand *cands, size_t n
         for (size_t j = 0; j < nb && s == MIXQ_OK; j++)
             if (!run_alloc(batch[j], (size_t)row_length))
                 s = mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
-        if (s == MIXQ_OK) s = run_rows(t, batch, nb, cancel, err);
+        if (s == MIXQ_OK) s = run_rows(m, t, batch, nb, cancel, err);
         for (size_t j = 0; j < nb; j++) run_free(batch[j]);
         j0 += nb;
     }
@@ -423,5 +446,5 @@ mixq_status mx_measure_error(const st_tensor *t, const mx_cand *c, const mx_tsta
 {
     bool want = true;
     *sse = 0;
-    return mx_measure_errors(t, c, 1, &want, st, rtn, cancel, sse, err);
+    return mx_measure_errors(NULL, t, c, 1, &want, st, rtn, cancel, sse, err);
 }

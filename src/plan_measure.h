@@ -53,7 +53,7 @@ mx_qparams mx_convert_qparams(bool rtn, const qlayout *lay, float tensor_absmax)
  * Non-floating tensors get n and nothing else.  Reads t's data and nothing
  * else, so tensors may be measured on several threads at once.
  */
-mixq_status mx_measure_stats(const st_tensor *t, bool moments, mx_tstats *st, mixq_error *err);
+mixq_status mx_measure_stats(const st_model *m, const st_tensor *t, bool moments, mx_tstats *st, mixq_error *err);
 
 /*
  * Sum of squared errors sum((x - x^)^2), in double, of storing floating
@@ -73,10 +73,15 @@ mixq_status mx_measure_error(const st_tensor *t, const mx_cand *c, const mx_tsta
  * nor any on error.  Errors (a candidate's layout or values first, in
  * candidate order) as mx_measure_error.
  */
+/*
+ * m: the model t belongs to; the pages of t's data already read are released
+ * (st_release_range) every 8 MiB as the pass goes, so a large tensor is never
+ * resident whole (NULL: nothing is released; also for mx_measure_stats).
+ */
 /* Buffer memory of the candidates mx_measure_errors runs together (64 MiB; tests lower it). */
 extern size_t mx_measure_batch_bytes;
 
-mixq_status mx_measure_errors(const st_tensor *t, const mx_cand *cands, size_t nc, const bool *want,
+mixq_status mx_measure_errors(const st_model *m, const st_tensor *t, const mx_cand *cands, size_t nc, const bool *want,
                               const mx_tstats *st, bool rtn, volatile sig_atomic_t *cancel, double *sse,
                               mixq_error *err);
 

@@ -968,8 +968,8 @@ Test(plan, stats_match_three_pass_reference)
                     mx_tstats ref, full, basic;
                     ref_stats(&t, &ref);
                     mixq_error err;
-                    cr_assert_eq(mx_measure_stats(&t, true, &full, &err), MIXQ_OK);
-                    cr_assert_eq(mx_measure_stats(&t, false, &basic, &err), MIXQ_OK);
+                    cr_assert_eq(mx_measure_stats(NULL, &t, true, &full, &err), MIXQ_OK);
+                    cr_assert_eq(mx_measure_stats(NULL, &t, false, &basic, &err), MIXQ_OK);
                     const char *what = st_dtypes[dts[a]].name;
                     cr_assert_eq(full.n, ref.n);
                     cr_assert_eq(full.quantizable, ref.quantizable, "%s %llu x %llu", what,
@@ -998,7 +998,7 @@ static void errors_match(st_dtype dtype, uint64_t rows, uint64_t len, size_t shi
     st_tensor t = test_tensor(dtype, rows, len, shift, special, &buf);
     mx_tstats st;
     mixq_error err;
-    cr_assert_eq(mx_measure_stats(&t, false, &st, &err), MIXQ_OK);
+    cr_assert_eq(mx_measure_stats(NULL, &t, false, &st, &err), MIXQ_OK);
     mx_cand c[MIXQ_QT_COUNT * 3 + 3];
     size_t nc = test_cands(c);
     bool want[MIXQ_QT_COUNT * 3 + 3];
@@ -1012,7 +1012,7 @@ static void errors_match(st_dtype dtype, uint64_t rows, uint64_t len, size_t shi
     for (size_t b = 0; b < sizeof batch / sizeof *batch; b++) {
         mx_measure_batch_bytes = batch[b];
         for (size_t k = 0; k < nc; k++) got[k] = -1.0;
-        cr_assert_eq(mx_measure_errors(&t, c, nc, want, &st, rtn, NULL, got, &err), MIXQ_OK, "%s", err.message);
+        cr_assert_eq(mx_measure_errors(NULL, &t, c, nc, want, &st, rtn, NULL, got, &err), MIXQ_OK, "%s", err.message);
         for (size_t k = 0; k < nc; k++) {
             cr_assert_eq(dbits(got[k]), dbits(ref[k]), "%s %llu x %llu +%zu%s%s, %s:%u, batch %zu: %.17g vs %.17g",
                          st_dtypes[dtype].name, (unsigned long long)rows, (unsigned long long)len, shift,
