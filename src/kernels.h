@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "half.h"
 #include "qtype.h"
 #include "quant_search.h"
 
@@ -31,21 +32,10 @@
 #define MX_CANONICAL_NAN_BITS 0x7FC00000u
 
 /* The canonical quiet NaN 0x7FC00000 (by bits: independent of compiler flags). */
-static inline float mx_canonical_nan(void)
-{
-    uint32_t u = MX_CANONICAL_NAN_BITS;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
+static inline float mx_canonical_nan(void) { return mx_bits_f32(MX_CANONICAL_NAN_BITS); }
 
 /* Finite binary32 (not Inf / NaN), tested on the bits so that -ffast-math cannot fold it away. */
-static inline bool mx_f32_finite(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return (u & 0x7F800000u) != 0x7F800000u;
-}
+static inline bool mx_f32_finite(float f) { return (mx_f32_bits(f) & 0x7F800000u) != 0x7F800000u; }
 
 /* Finite f16 bit pattern (its binary32 value is finite exactly when it is). */
 static inline bool mx_f16_bits_finite(uint16_t h) { return (h & 0x7C00u) != 0x7C00u; }

@@ -26,7 +26,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
+
+#include "half.h"
 
 #define MX_LANES 8
 
@@ -142,16 +143,12 @@ static inline float mx_round_param(double v, mx_pround rnd)
 {
     float f = (float)v;
     if (rnd == MX_ROUND_F16) {
-        uint32_t u, a;
-        memcpy(&u, &f, sizeof u);
-        a = u & 0x7FFFFFFFu;
+        uint32_t u = mx_f32_bits(f), a = u & 0x7FFFFFFFu;
         if (a >= 0x38800000u && a < 0x477FF000u) {
             /* a normal f16 result (2^-14 <= |f| < 65520): round the binary32 significand to 10 bits, ties
                to even, in place; the same value as the conversion (a carry moves into the exponent) */
             a = (a + 0x0FFFu + ((a >> 13) & 1u)) & ~0x1FFFu;
-            u = (u & 0x80000000u) | a;
-            memcpy(&f, &u, sizeof f);
-            return f;
+            return mx_bits_f32((u & 0x80000000u) | a);
         }
         return mx_round_param_slow(f);
     }

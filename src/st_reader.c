@@ -942,25 +942,33 @@ out:
     return st;
 }
 
-void st_release(const st_model *model, const st_tensor *t)
-{
-    const st_file *f = &model->files[t->file_index];
-    if (!f->owns_map || !f->map || t->nbytes == 0) return;
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t base = (uintptr_t)f->map, start = (uintptr_t)t->data & ~(page - 1);
-    uintptr_t end = (uintptr_t)t->data + (uintptr_t)t->nbytes;
-    end = (end + page - 1) & ~(page - 1);
-    if (start < base) start = base; /* the mapping itself starts on a page */
-    (void)madvise((void *)start, end - start, MADV_DONTNEED); /* advice only: failure changes nothing */
-}
-
-void st_release_range(const st_model *model, const st_tensor *t, uint64_t off, uint64_t len)
+/*
+ * Drops the pages of t's bytes [off, off + len) from this process: every page
+ * they touch if outward, else only the pages wholly inside.  Only for files
+ * this reader mapped itself (never a caller's buffer, which MADV_DONTNEED
+ * would zero).
+ */
+static void release_bytes(const st_model *model, const st_tensor *t, uint64_t off, uint64_t len, bool outward)
 {
     const st_file *f = &model->files[t->file_index];
     if (!f->owns_map || !f->map || off >= t->nbytes) return;
     if (len > t->nbytes - off) len = t->nbytes - off;
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t first = (uintptr_t)t->data + (uintptr_t)off, last = first + (uintptr_t)len;
-    uintptr_t start = (first + page - 1) & ~(page - 1), end = last & ~(page - 1);
-    if (end > start) (void)madvise((void *)start, end - start, MADV_DONTNEED);
+    uintptr_t first = (uintptr_t)t->data + (uintptr_t)off, last = first + (uintptr_t)len, start, end;
+    if (outward) {
+        start = first & ~(page - 1);
+        end = (last + page - 1) & ~(page - 1);
+        if (start < (uintptr_t)f->map) start = (uintptr_t)f->map; /* the mapping itself starts on a page */
+    } else {
+        start = (first + page - 1) & ~(page - 1);
+        end = last & ~(page - 1);
+    }
+    if (end > start) (void)madvise((void *)start, end - start, MADV_DONTNEED); /* advice only */
+}
+
+void st_release(const st_model *model, const st_tensor *t) { release_bytes(model, t, 0, t->nbytes, true); }
+
+void st_release_range(const st_model *model, const st_tensor *t, uint64_t off, uint64_t len)
+{
+    release_bytes(model, t, off, len, false);
 }
