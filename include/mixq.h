@@ -377,6 +377,9 @@ typedef enum mixq_plan_weights {
     MIXQ_WEIGHTS_FLAT      /* every tensor's squared error counts as it is */
 } mixq_plan_weights;
 
+/* Elements per tensor the planner measures errors on by default (mixq_plan_options.measure_sample). */
+#define MIXQ_MEASURE_SAMPLE_DEFAULT ((uint64_t)1 << 18)
+
 /* Options of mixq_plan_create; initialise with mixq_plan_options_init. */
 typedef struct mixq_plan_options {
     mixq_plan_strategy strategy;
@@ -399,6 +402,9 @@ typedef struct mixq_plan_options {
     double thresholds[3];     /* sensitivity: low, medium, high score thresholds (default 0.5, 2, 4) */
     int quantize_1d;          /* 1 = 1-D tensors are quantizable too */
     int rtn;                  /* 1 = measure with plain min/max rounding, as convert's rtn option */
+    uint64_t measure_sample;  /* errors of a tensor of more elements are measured on evenly spaced whole
+                                 rows holding about this many and scaled to the tensor (default
+                                 MIXQ_MEASURE_SAMPLE_DEFAULT); 0 = every row, exactly */
     volatile sig_atomic_t *cancel; /* if non-NULL and set non-zero, stop with MIXQ_E_CANCELLED */
     mixq_progress_fn progress;     /* optional, called after each tensor is measured (possibly from a
                                       worker thread, never two calls at once) */
@@ -411,8 +417,9 @@ MIXQ_API void mixq_plan_options_init(mixq_plan_options *opts);
 
 /*
  * Plans a checkpoint (any input mixq_convert accepts): classifies every
- * tensor, measures the exact stored size and squared error of each candidate
- * type with the converter's own kernels, and assigns types by the strategy.
+ * tensor, computes the exact stored size of each candidate type and measures
+ * its squared error with the converter's own kernels (on the sample of rows
+ * opts->measure_sample sets), and assigns types by the strategy.
  * A budget below the smallest achievable size fails with MIXQ_E_RANGE and a
  * message stating that size.  On success *out gets a plan to release with
  * mixq_plan_free.
@@ -463,6 +470,7 @@ typedef struct mixq_plan_summary {
     uint64_t file_bytes;       /* upper bound of the output file: preamble, aligned tensors, header */
     double bits_per_weight;    /* tensor_bytes * 8 / n_elements, as `mixq dump` */
     double estimated_error;    /* sum of the tensors' squared errors (NaN if some are unknown) */
+    uint64_t measure_sample;   /* the measure_sample the errors were measured with (0 = every row) */
     double weighted_error;     /* sum of weight * error: the budget objective */
     double lower_bound;        /* budget: no plan within the budget has a smaller weighted error */
     int optimal;               /* budget: 1 if the plan is proven optimal */

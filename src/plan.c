@@ -39,6 +39,7 @@ void mixq_plan_options_init(mixq_plan_options *o)
     o->thresholds[0] = 0.5;
     o->thresholds[1] = 2.0;
     o->thresholds[2] = 4.0;
+    o->measure_sample = MIXQ_MEASURE_SAMPLE_DEFAULT;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -428,6 +429,7 @@ void mixq_plan_get_summary(const mixq_plan *p, mixq_plan_summary *out)
     out->file_bytes = p->file_bytes;
     out->bits_per_weight = out->n_elements ? (double)out->tensor_bytes * 8.0 / (double)out->n_elements : 0.0;
     out->estimated_error = err;
+    out->measure_sample = p->measure_sample;
     out->weighted_error = p->weighted_error;
     out->lower_bound = p->lower_bound;
     out->optimal = p->optimal;
@@ -459,6 +461,7 @@ json_t *mx_plan_header_meta(const mixq_plan *p, bool ph)
     bad |= json_object_set_new(o, "weights", json_string(p->weights));
     if (p->candidates[0]) bad |= json_object_set_new(o, "candidates", json_string(p->candidates));
     bad |= json_object_set_new(o, "rtn", json_boolean(p->rtn));
+    bad |= json_object_set_new(o, "measure_sample", json_integer((json_int_t)p->measure_sample));
     if (p->solver[0] || ph) {
         bad |= json_object_set_new(o, "solver", json_string(ph ? "lagrangian" : p->solver));
         bad |= json_object_set_new(o, "optimal", json_boolean(ph ? 0 : p->optimal));
@@ -560,7 +563,7 @@ static mixq_status measure(planner *pl, size_t i, size_t c, mixq_error *err)
     if (!isnan(*slot)) return MIXQ_OK;
     const st_tensor *t = &pl->m->tensors[i];
     double v;
-    mixq_status s = mx_measure_error(t, &pl->cands[c], &pl->stats[i], pl->o->rtn != 0, pl->o->cancel, &v, err);
+    mixq_status s = mx_measure_error(t, &pl->cands[c], &pl->stats[i], pl->o->rtn != 0, pl->o->measure_sample, pl->o->cancel, &v, err);
     st_release(pl->m, t);
     if (s != MIXQ_OK) return s;
     *slot = v;
@@ -595,7 +598,7 @@ static void measure_one(void *ctx, size_t k)
         s = mx_err(&mj->errs[k], MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
     } else {
         for (size_t c = 0; c < nc; c++) want[c] = mj->need[i * nc + c] && isnan(pl->sse[i * nc + c]);
-        s = mx_measure_errors(pl->m, t, pl->cands, nc, want, &pl->stats[i], pl->o->rtn != 0, pl->o->cancel,
+        s = mx_measure_errors(pl->m, t, pl->cands, nc, want, &pl->stats[i], pl->o->rtn != 0, pl->o->measure_sample, pl->o->cancel,
                               &pl->sse[i * nc], &mj->errs[k]);
         free(want);
     }
@@ -706,7 +709,7 @@ static mixq_status measure_fixed(planner *pl, size_t i, const mx_cand *c, double
             *out = pl->sse[i * pl->nc + k];
             return s;
         }
-    mixq_status s = mx_measure_error(t, c, &pl->stats[i], pl->o->rtn != 0, pl->o->cancel, out, err);
+    mixq_status s = mx_measure_error(t, c, &pl->stats[i], pl->o->rtn != 0, pl->o->measure_sample, pl->o->cancel, out, err);
     st_release(pl->m, t);
     return s;
 }
@@ -1124,6 +1127,9 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
         return mx_err(err, MIXQ_E_INVALID_ARG, "--target-bpw and --target-size need --strategy budget");
     if (budget && o->target_bpw > 0 && !(o->target_bpw <= 64))
         return mx_err(err, MIXQ_E_INVALID_ARG, "--target-bpw %g is out of range (0 to 64)", o->target_bpw);
+    if (o->measure_sample > (uint64_t)INT64_MAX)
+        return mx_err(err, MIXQ_E_INVALID_ARG, "--measure-sample %llu is too large (0 measures every row)",
+                      (unsigned long long)o->measure_sample);
     if (o->target_bpw < 0 || isnan(o->target_bpw))
         return mx_err(err, MIXQ_E_INVALID_ARG, "--target-bpw must be positive");
     const double *th = o->thresholds;
@@ -1232,6 +1238,7 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
         p->target_bpw = budget ? o->target_bpw : 0;
         p->target_size = budget ? o->target_size : 0;
         p->rtn = o->rtn != 0;
+        p->measure_sample = o->measure_sample;
     }
 
     /* the metadata the converter will write, for the header bound */

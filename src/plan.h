@@ -46,6 +46,7 @@ struct mixq_plan {
     double target_bpw;        /* 0 if none */
     uint64_t target_size;     /* 0 if none */
     bool rtn;                 /* measured with plain min/max rounding */
+    uint64_t measure_sample;  /* elements per tensor the errors were measured on (0 = every row) */
     /* results of planning (budget) */
     double weighted_error, lower_bound;
     bool optimal;

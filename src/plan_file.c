@@ -43,6 +43,7 @@ char *mx_plan_to_json(const mixq_plan *p)
     bad |= json_object_set_new(root, "weights", json_string(p->weights));
     if (p->candidates[0]) bad |= json_object_set_new(root, "candidates", json_string(p->candidates));
     bad |= json_object_set_new(root, "rtn", json_boolean(p->rtn));
+    bad |= json_object_set_new(root, "measure_sample", json_integer((json_int_t)p->measure_sample));
 
     mixq_plan_summary s;
     mixq_plan_get_summary(p, &s);
@@ -158,7 +159,7 @@ static bool get_uint(json_t *v, uint64_t *out)
 }
 
 static const char *const top_keys[] = {"format", "version", "strategy", "target_bpw", "target_size", "weights",
-                                       "candidates", "rtn", "summary", "tensors", NULL};
+                                       "candidates", "rtn", "measure_sample", "summary", "tensors", NULL};
 static const char *const tensor_keys[] = {"name", "shape", "dtype", "type", "group_size", "role", "layer", "tied",
                                           "bytes", "weight", "score", "estimated_error", "estimated_for", "reason",
                                           NULL};
@@ -343,6 +344,11 @@ mixq_status mx_plan_parse(const char *name, const char *text, size_t len, mixq_p
         goto out;
     }
     p->rtn = json_is_true(rtn);
+    json_t *ms = json_object_get(root, "measure_sample");
+    if (ms && !get_uint(ms, &p->measure_sample)) {
+        s = mx_err(err, MIXQ_E_FORMAT, "%s: \"measure_sample\" must be a non-negative integer", name);
+        goto out;
+    }
     json_t *sum = json_object_get(root, "summary");
     if (sum && !json_is_object(sum)) {
         s = mx_err(err, MIXQ_E_FORMAT, "%s: \"summary\" must be an object", name);

@@ -202,6 +202,31 @@ static void plain_roundtrip(mixq_qtype id, const float *x, size_t n, uint16_t *h
     }
 }
 
+void mx_sample_init(mx_sample *smp, uint64_t rows, uint64_t row_length, uint64_t sample)
+{
+    uint64_t k = rows, n;
+    /* whole rows holding at least `sample` elements; every row if that is over half of them */
+    if (sample > 0 && row_length > 0 && ck_mul(rows, row_length, &n) && n > sample) {
+        k = sample / row_length + (sample % row_length != 0);
+        uint64_t sq;
+        /* j * (rows % k) + rows / 2 in mx_sample_row stays below k * k + rows */
+        if (k > rows / 2 || !ck_mul(k, k, &sq) || !ck_add(sq, rows, &sq)) k = rows;
+    }
+    smp->total = rows;
+    smp->rows = k;
+    smp->step = k ? rows / k : 0;
+    smp->rem = k ? rows % k : 0;
+    smp->scale = k == rows ? 1.0 : (double)rows / (double)k;
+}
+
+uint64_t mx_sample_row(const mx_sample *smp, uint64_t j)
+{
+    if (smp->rows == smp->total) return j;
+    /* floor((j rows + floor(rows / 2)) / k), without forming j rows */
+    uint64_t k = smp->rows;
+    return j * smp->step + (j * smp->rem + smp->total / 2) / k;
+}
+
 /* Memory for the candidates measured in one pass over the rows (at least one candidate per pass). */
 size_t mx_measure_batch_bytes = (size_t)64 << 20;
 /* Elements of a row whose squared differences are formed at once, before they are summed. */
@@ -322,7 +347,7 @@ static void add_blocks(const double *d2, double *rs, size_t k, size_t n)
  * order, skipping NaN differences, then added to the total in row order).
  */
 static mixq_status run_rows(const st_model *m, const st_tensor *t, cand_run *const *runs, size_t k,
-                            volatile sig_atomic_t *cancel, mixq_error *err)
+                            const mx_sample *smp, volatile sig_atomic_t *cancel, mixq_error *err)
 {
     releaser rl = {m, t, 0};
     uint64_t rows, row_length;
@@ -337,7 +362,8 @@ static mixq_status run_rows(const st_model *m, const st_tensor *t, cand_run *con
         goto out;
     }
     const mx_kernel_set *ks = mx_kernels();
-    for (uint64_t r = 0; r < rows; r++) {
+    for (uint64_t j = 0; j < smp->rows; j++) {
+        uint64_t r = mx_sample_row(smp, j);
         if (cancel && *cancel) {
             s = mx_err(err, MIXQ_E_CANCELLED, "tensor \"%s\": planning interrupted", t->name);
             break;
@@ -391,8 +417,8 @@ out:
 }
 
 mixq_status mx_measure_errors(const st_model *m, const st_tensor *t, const mx_cand *cands, size_t nc, const bool *want,
-                              const mx_tstats *st, bool rtn, volatile sig_atomic_t *cancel, double *sse,
-                              mixq_error *err)
+                              const mx_tstats *st, bool rtn, uint64_t sample, volatile sig_atomic_t *cancel,
+                              double *sse, mixq_error *err)
 {
     size_t nw = 0;
     for (size_t c = 0; c < nc; c++) nw += want[c];
@@ -419,6 +445,8 @@ mixq_status mx_measure_errors(const st_model *m, const st_tensor *t, const mx_ca
     }
     uint64_t rows, row_length;
     mx_tensor_rows(t, &rows, &row_length); /* run_init checked it */
+    mx_sample smp;
+    mx_sample_init(&smp, rows, row_length, sample);
     /* the candidates in batches of bounded memory (one at a time if a row is huge) */
     for (size_t j0 = 0; j0 < k && s == MIXQ_OK;) {
         size_t nb = 0, bytes = 0;
@@ -430,21 +458,21 @@ mixq_status mx_measure_errors(const st_model *m, const st_tensor *t, const mx_ca
         for (size_t j = 0; j < nb && s == MIXQ_OK; j++)
             if (!run_alloc(batch[j], (size_t)row_length))
                 s = mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
-        if (s == MIXQ_OK) s = run_rows(m, t, batch, nb, cancel, err);
+        if (s == MIXQ_OK) s = run_rows(m, t, batch, nb, &smp, cancel, err);
         for (size_t j = 0; j < nb; j++) run_free(batch[j]);
         j0 += nb;
     }
     if (s == MIXQ_OK)
-        for (size_t j = 0; j < k; j++) sse[runs[j].slot] = runs[j].total;
+        for (size_t j = 0; j < k; j++) sse[runs[j].slot] = runs[j].total * smp.scale;
     free(runs);
     free(batch);
     return s;
 }
 
-mixq_status mx_measure_error(const st_tensor *t, const mx_cand *c, const mx_tstats *st, bool rtn,
+mixq_status mx_measure_error(const st_tensor *t, const mx_cand *c, const mx_tstats *st, bool rtn, uint64_t sample,
                              volatile sig_atomic_t *cancel, double *sse, mixq_error *err)
 {
     bool want = true;
     *sse = 0;
-    return mx_measure_errors(NULL, t, c, 1, &want, st, rtn, cancel, sse, err);
+    return mx_measure_errors(NULL, t, c, 1, &want, st, rtn, sample, cancel, sse, err);
 }

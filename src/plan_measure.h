@@ -2,8 +2,9 @@
  * plan_measure.h - what each candidate type would cost and how much error it
  * would add, measured on the real tensor with the converter's own kernels:
  * the exact stored bytes come from qtype_layout and the squared error from
- * quantizing and dequantizing every row exactly as mixq_convert does, so
- * that the planner's estimate is the converter's result.
+ * quantizing and dequantizing rows exactly as mixq_convert does: every row
+ * (the planner's estimate is then the converter's result) or an evenly
+ * spaced sample of whole rows, scaled (mx_sample).
  */
 #ifndef MIXQ_PLAN_MEASURE_H
 #define MIXQ_PLAN_MEASURE_H
@@ -56,13 +57,33 @@ mx_qparams mx_convert_qparams(bool rtn, const qlayout *lay, float tensor_absmax)
 mixq_status mx_measure_stats(const st_model *m, const st_tensor *t, bool moments, mx_tstats *st, mixq_error *err);
 
 /*
+ * The rows a measurement visits.  sample == 0, or a tensor of at most
+ * `sample` elements: every row.  Otherwise the k = ceil(sample / row_length)
+ * rows r_j = floor((j * rows + floor(rows / 2)) / k), j = 0 .. k-1 (evenly
+ * spaced, centred), unless k is over half the rows (then every row); the
+ * sum over them is scaled by rows / k (exactly 1 for every row).
+ */
+typedef struct mx_sample {
+    uint64_t total, rows;  /* the tensor's rows, the rows visited */
+    uint64_t step, rem;    /* total / rows, total % rows */
+    double scale;          /* total / rows */
+} mx_sample;
+
+/* The rows of a tensor of rows x row_length measured on about `sample` elements (0 = all). */
+void mx_sample_init(mx_sample *smp, uint64_t rows, uint64_t row_length, uint64_t sample);
+
+/* The j-th row visited (0 <= j < smp->rows), increasing in j. */
+uint64_t mx_sample_row(const mx_sample *smp, uint64_t j);
+
+/*
  * Sum of squared errors sum((x - x^)^2), in double, of storing floating
  * tensor t as candidate c, where x are the source values as float and x^ what
- * the container gives back (one row at a time, in bounded memory).
+ * the container gives back (one row at a time, in bounded memory), over
+ * the rows mx_sample_init picks for `sample` and scaled to the whole tensor.
  * Quantized candidates need st->quantizable.  Returns MIXQ_E_CANCELLED if
  * *cancel becomes non-zero, MIXQ_E_NOMEM or MIXQ_E_RANGE (bad layout).
  */
-mixq_status mx_measure_error(const st_tensor *t, const mx_cand *c, const mx_tstats *st, bool rtn,
+mixq_status mx_measure_error(const st_tensor *t, const mx_cand *c, const mx_tstats *st, bool rtn, uint64_t sample,
                              volatile sig_atomic_t *cancel, double *sse, mixq_error *err);
 
 /*
@@ -82,7 +103,7 @@ mixq_status mx_measure_error(const st_tensor *t, const mx_cand *c, const mx_tsta
 extern size_t mx_measure_batch_bytes;
 
 mixq_status mx_measure_errors(const st_model *m, const st_tensor *t, const mx_cand *cands, size_t nc, const bool *want,
-                              const mx_tstats *st, bool rtn, volatile sig_atomic_t *cancel, double *sse,
-                              mixq_error *err);
+                              const mx_tstats *st, bool rtn, uint64_t sample, volatile sig_atomic_t *cancel,
+                              double *sse, mixq_error *err);
 
 #endif

@@ -28,6 +28,9 @@ const char cli_plan_help[] =
     "      --sensitivity F   JSON of per-tensor gradient_norm, weight_variance,\n"
     "                        activation_range, output_sensitivity\n"
     "      --thresholds L,M,H  sensitivity: score thresholds (default 0.5,2,4)\n"
+    "      --measure-sample N  measure each tensor's errors on evenly spaced rows\n"
+    "                        holding about N elements (default 262144); 'all' =\n"
+    "                        every row (exact estimates, slower)\n"
     "      --threads N       measuring threads (default: one per CPU)\n";
 
 void cli_plan_opts_init(cli_plan_opts *c)
@@ -156,6 +159,18 @@ int cli_plan_opt(cli_plan_opts *c, const char *cmd, int code, const char *arg)
         }
         memcpy(o->thresholds, t, sizeof t);
         break;
+    }
+    case CLI_OPT_MEASURE_SAMPLE: {
+        unsigned long long v;
+        if (!strcmp(arg, "all")) {
+            o->measure_sample = 0;
+        } else if (cli_parse_uint(arg, (unsigned long long)1 << 62, &v) != 0 || v == 0) {
+            cli_usage_error(cmd, "--measure-sample takes a positive number of elements or 'all', not '%s'", arg);
+            return -1;
+        } else {
+            o->measure_sample = v;
+        }
+        return 1; /* not a planning option by itself */
     }
     case CLI_OPT_THREADS: {
         unsigned long long t;

@@ -20,6 +20,7 @@ enum {
     CLI_OPT_WEIGHTS,
     CLI_OPT_SENSITIVITY,
     CLI_OPT_THRESHOLDS,
+    CLI_OPT_MEASURE_SAMPLE,
     CLI_OPT_THREADS
 };
 
@@ -35,6 +36,7 @@ enum {
         {"weights", required_argument, NULL, CLI_OPT_WEIGHTS},                                               \
         {"sensitivity", required_argument, NULL, CLI_OPT_SENSITIVITY},                                       \
         {"thresholds", required_argument, NULL, CLI_OPT_THRESHOLDS},                                         \
+        {"measure-sample", required_argument, NULL, CLI_OPT_MEASURE_SAMPLE},                                 \
         {"threads", required_argument, NULL, CLI_OPT_THREADS}
 
 /* The planner options' help lines (for the usage texts). */
