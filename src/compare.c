@@ -21,26 +21,6 @@ void mixq_compare_options_init(mixq_compare_options *opts)
     opts->verify = 1;
 }
 
-/* Longest rendering of a tensor name in a message. */
-#define NAME_SHOWN 160
-#define NAME_BUF (NAME_SHOWN + 4)
-
-/* A name fit for a one-line message: control bytes become '?', a long name is cut (at a UTF-8 boundary) with "...". */
-static const char *shown(const char *s, char *buf)
-{
-    size_t n = 0;
-    for (; s[n] && n < NAME_SHOWN; n++) {
-        unsigned char c = (unsigned char)s[n];
-        buf[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (s[n]) {
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
-        memcpy(buf + n, "...", 3);
-        n += 3;
-    }
-    buf[n] = '\0';
-    return buf;
-}
 
 /* ---------------------------------------------------------------------- */
 /* Compensated sums                                                        */
@@ -264,7 +244,7 @@ static st_dtype plain_dtype(const mixq_tensor_info *in, st_dtype src)
 static mixq_status match_tensors(const st_model *m, const mixq_file *f, const char *src_path, const char *c_path,
                                  mixq_error *err)
 {
-    char nb[NAME_BUF];
+    char nb[MX_SHOWN_BUF];
     size_t n = mixq_tensor_count(f);
     for (size_t i = 0; i < n; i++) {
         mixq_tensor_info in;
@@ -273,7 +253,7 @@ static mixq_status match_tensors(const st_model *m, const mixq_file *f, const ch
         if (!t)
             return mx_err(err, MIXQ_E_NOT_FOUND,
                           "tensor \"%s\" is in %s but not in %s: the container was not converted from this "
-                          "checkpoint", shown(in.name, nb), c_path, src_path);
+                          "checkpoint", mx_shown(in.name, nb), c_path, src_path);
         bool same = t->ndim == in.ndim;
         for (unsigned d = 0; same && d < in.ndim; d++) same = t->shape[d] == in.shape[d];
         if (!same) {
@@ -288,14 +268,14 @@ static mixq_status match_tensors(const st_model *m, const mixq_file *f, const ch
                                        (unsigned long long)in.shape[d]);
             return mx_err(err, MIXQ_E_FORMAT,
                           "tensor \"%s\": shape [%s] in %s but [%s] in %s: the container was not converted "
-                          "from this checkpoint", shown(in.name, nb), a, src_path, b, c_path);
+                          "from this checkpoint", mx_shown(in.name, nb), a, src_path, b, c_path);
         }
     }
     for (size_t i = 0; i < m->ntensors; i++)
         if (!mixq_find(f, m->tensors[i].name))
             return mx_err(err, MIXQ_E_NOT_FOUND,
                           "tensor \"%s\" is in %s but not in %s: the container was not converted from this "
-                          "checkpoint", shown(m->tensors[i].name, nb), src_path, c_path);
+                          "checkpoint", mx_shown(m->tensors[i].name, nb), src_path, c_path);
     return MIXQ_OK;
 }
 
@@ -304,7 +284,7 @@ static mixq_status compare_tensor(const mixq_file *f, const mixq_tensor *ct, con
                                   const st_tensor *t, bufs *b, const mixq_compare_options *o,
                                   const char *c_path, acc *a, mixq_error *err)
 {
-    char nb[NAME_BUF];
+    char nb[MX_SHOWN_BUF];
     uint64_t n = in->n_elements;
     if (n == 0) return MIXQ_OK;
     size_t esrc = st_dtypes[t->dtype].size;
@@ -314,7 +294,7 @@ static mixq_status compare_tensor(const mixq_file *f, const mixq_tensor *ct, con
         if (rows_per > in->rows) rows_per = in->rows;
         if (k > SIZE_MAX / sizeof(double) || bufs_reserve(b, (size_t)(rows_per * k)))
             return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory for a block of rows", c_path,
-                          shown(in->name, nb));
+                          mx_shown(in->name, nb));
         for (uint64_t r = 0; r < in->rows; r += rows_per) {
             if (o->cancel && *o->cancel) return mx_err(err, MIXQ_E_CANCELLED, "%s: comparison interrupted", c_path);
             uint64_t re = r + rows_per > in->rows ? in->rows : r + rows_per;
@@ -332,18 +312,18 @@ static mixq_status compare_tensor(const mixq_file *f, const mixq_tensor *ct, con
     st_dtype rec;
     if (in->qtype == MIXQ_QT_RAW) {
         if (!st_dtype_parse(in->source_dtype, &rec))
-            return mx_err(err, MIXQ_E_FORMAT, "%s: tensor \"%s\": unknown source dtype %s", c_path, shown(in->name, nb),
+            return mx_err(err, MIXQ_E_FORMAT, "%s: tensor \"%s\": unknown source dtype %s", c_path, mx_shown(in->name, nb),
                           in->source_dtype);
         cdt = rec;
     }
     mixq_section sec;
     if (mixq_tensor_section(ct, MIXQ_SEC_DATA, &sec) != MIXQ_OK)
-        return mx_err(err, MIXQ_E_FORMAT, "%s: tensor \"%s\" has no data section", c_path, shown(in->name, nb));
+        return mx_err(err, MIXQ_E_FORMAT, "%s: tensor \"%s\" has no data section", c_path, mx_shown(in->name, nb));
     size_t ec = st_dtypes[cdt].size;
     bool bytewise = in->qtype == MIXQ_QT_RAW && cdt == t->dtype;
     size_t blk = n < BLOCK_ELEMS ? (size_t)n : BLOCK_ELEMS;
     if (bufs_reserve(b, blk))
-        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", c_path, shown(in->name, nb));
+        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", c_path, mx_shown(in->name, nb));
     const uint8_t *cp = sec.data;
     for (uint64_t e = 0; e < n; e += blk) {
         if (o->cancel && *o->cancel) return mx_err(err, MIXQ_E_CANCELLED, "%s: comparison interrupted", c_path);

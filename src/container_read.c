@@ -37,7 +37,7 @@
 #include "simd.h"
 
 /* Longest rendering of a file-supplied string (name, type) in a message. */
-#define SHOWN_MAX 160
+#define SHOWN_MAX MX_SHOWN_MAX
 /* Floats converted per step when producing f16 output without a heap buffer. */
 #define CHUNK 1024
 
@@ -72,29 +72,6 @@ struct mixq_file {
     uint64_t seed;                 /* of the name hash, per file */
 };
 
-/*
- * Copies s[0..len) into buf (SHOWN_MAX + 8 bytes) fit for a one-line
- * message: control bytes become '?', and a long string is cut at a UTF-8
- * character boundary and marked with "...".
- */
-static const char *shown_n(const char *s, size_t len, char *buf)
-{
-    size_t n = 0;
-    for (; n < len && n < SHOWN_MAX; n++) {
-        unsigned char c = (unsigned char)s[n];
-        buf[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (n < len) {
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
-        memcpy(buf + n, "...", 4);
-    } else {
-        buf[n] = '\0';
-    }
-    return buf;
-}
-
-/* As shown_n for a NUL-terminated string. */
-static const char *shown(const char *s, char *buf) { return shown_n(s, strnlen(s, SHOWN_MAX + 1), buf); }
 
 /* ---------------------------------------------------------------------- */
 /* Name lookup                                                             */
@@ -279,7 +256,7 @@ static const char *place_str(const place *pl, char *buf)
 {
     if (pl->text) return pl->text;
     char b[SHOWN_MAX + 8];
-    int n = pl->t->name ? snprintf(buf, PLACE_MAX, "tensor \"%s\"", shown(pl->t->name, b))
+    int n = pl->t->name ? snprintf(buf, PLACE_MAX, "tensor \"%s\"", mx_shown(pl->t->name, b))
                         : snprintf(buf, PLACE_MAX, "tensor #%zu", pl->index);
     if (pl->section && n > 0 && n < PLACE_MAX)
         snprintf(buf + n, PLACE_MAX - (size_t)n, ": section \"%s\"", pl->section);
@@ -340,7 +317,7 @@ static mixq_status parse_metadata(mixq_file *f, const jf_value *meta, mixq_error
             char b[SHOWN_MAX + 8];
             if (jf_type(val) != JF_STRING)
                 return mx_err(err, MIXQ_E_FORMAT, "%s: header metadata: source_metadata[\"%s\"] must be a string",
-                              f->shown, shown_n(key, klen, b));
+                              f->shown, mx_shown_n(key, klen, b));
         }
     }
     const jf_value *files;
@@ -412,7 +389,7 @@ static mixq_status check_sections(const mixq_file *f, const place *where, const 
             char b[SHOWN_MAX + 8];
             if (!known)
                 return mx_err(err, MIXQ_E_FORMAT, "%s: %s: unexpected section \"%s\" for quant_type %s", f->shown,
-                              place_str(where, w), shown_n(key, klen, b), t->qt->name);
+                              place_str(where, w), mx_shown_n(key, klen, b), t->qt->name);
         }
     }
     return MIXQ_OK;
@@ -528,7 +505,7 @@ static mixq_status parse_entry(mixq_file *f, size_t i, const jf_value *e, uint64
         t->src = tc->src[c];
     } else {
         if (!st_dtype_parse(str, &t->src))
-            return mx_err(err, MIXQ_E_FORMAT, "%s: %s: unknown source_dtype \"%s\"", fn, WHERE, shown_n(str, sl, b));
+            return mx_err(err, MIXQ_E_FORMAT, "%s: %s: unknown source_dtype \"%s\"", fn, WHERE, mx_shown_n(str, sl, b));
         if (tc->nsrc < TC_SIZE) {
             tc->src_str[tc->nsrc] = str;
             tc->src_len[tc->nsrc] = sl;
@@ -544,7 +521,7 @@ static mixq_status parse_entry(mixq_file *f, size_t i, const jf_value *e, uint64
         t->qt = qtype_by_name(str);
         if (!t->qt)
             return mx_err(err, MIXQ_E_UNSUPPORTED, "%s: %s: unsupported quant_type \"%s\" (written by a newer mixq?)",
-                          fn, WHERE, shown_n(str, sl, b));
+                          fn, WHERE, mx_shown_n(str, sl, b));
         if (tc->nqt < TC_SIZE) {
             tc->qt_str[tc->nqt] = str;
             tc->qt_len[tc->nqt] = sl;
@@ -614,7 +591,7 @@ static mixq_status parse_header(mixq_file *f, mixq_error *err)
         char b[SHOWN_MAX + 8];
         if (je.code == JF_E_NOMEM) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory while parsing the header", fn);
         return mx_err(err, MIXQ_E_FORMAT, "%s: header is not valid JSON: %s (at header byte %zu)", fn,
-                      shown(je.reason, b), je.offset);
+                      mx_shown(je.reason, b), je.offset);
     }
     const jf_value *root = jf_root(f->doc);
     if (jf_type(root) != JF_OBJECT) return mx_err(err, MIXQ_E_FORMAT, "%s: header is not a JSON object", fn);
@@ -672,10 +649,10 @@ mixq_file *mixq_open(const char *path, unsigned flags, mixq_error *err)
     mixq_file *f = calloc(1, sizeof *f);
     char b[SHOWN_MAX + 8];
     if (!f) {
-        mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", shown(path, b));
+        mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", mx_shown(path, b));
         return NULL;
     }
-    shown(path, f->shown);
+    mx_shown(path, f->shown);
     const char *fn = f->shown;
     if (flags & ~MIXQ_OPEN_VERIFY) {
         mx_err(err, MIXQ_E_INVALID_ARG, "%s: unknown open flags 0x%x", fn, flags);
@@ -836,7 +813,7 @@ mixq_status mixq_verify(const mixq_file *f, mixq_error *err)
             char b[SHOWN_MAX + 8];
             return mx_err(err, MIXQ_E_CHECKSUM,
                           "%s: tensor \"%s\" (bytes %" PRIu64 "..%" PRIu64 "): checksum mismatch (stored %016" PRIx64
-                          ", computed %016" PRIx64 "): the file is corrupt; re-create it", fn, shown(t->name, b),
+                          ", computed %016" PRIx64 "): the file is corrupt; re-create it", fn, mx_shown(t->name, b),
                           t->offset, t->offset + t->length, t->xxh3, computed);
         }
     }
@@ -871,17 +848,17 @@ static mixq_status deq_args(const mixq_file *f, const mixq_tensor *t, uint64_t r
     char b[SHOWN_MAX + 8];
     if (t->file != f)
         return mx_err(err, MIXQ_E_INVALID_ARG, "%s: tensor \"%s\" belongs to another file", f->shown,
-                      shown(t->name, b));
+                      mx_shown(t->name, b));
     if (rb > re || re > t->lay.rows)
         return mx_err(err, MIXQ_E_RANGE,
                       "%s: tensor \"%s\": rows %" PRIu64 "..%" PRIu64 " are out of range (the tensor has %" PRIu64
-                      " rows)", f->shown, shown(t->name, b), rb, re, t->lay.rows);
+                      " rows)", f->shown, mx_shown(t->name, b), rb, re, t->lay.rows);
     *n = (re - rb) * t->lay.row_length; /* <= n_elements: no overflow */
     if (*n > SIZE_MAX / sizeof(float))
         return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": too many elements for one call", f->shown,
-                      shown(t->name, b));
+                      mx_shown(t->name, b));
     if (*n && !out) return mx_err(err, MIXQ_E_INVALID_ARG, "%s: tensor \"%s\": output is NULL", f->shown,
-                                  shown(t->name, b));
+                                  mx_shown(t->name, b));
     return MIXQ_OK;
 }
 
@@ -964,7 +941,7 @@ mixq_status mixq_dequantize_f16(const mixq_file *f, const mixq_tensor *t, uint64
         if (!row) {
             char b[SHOWN_MAX + 8];
             return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory for a row of %" PRIu64 " elements",
-                          f->shown, shown(t->name, b), k);
+                          f->shown, mx_shown(t->name, b), k);
         }
     }
     for (uint64_t r = rb; r < re; r++) {

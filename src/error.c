@@ -85,3 +85,20 @@ const char *mx_printable(char *buf, size_t cap, const char *s, int quoted)
     return buf;
 }
 
+const char *mx_shown_n(const char *s, size_t len, char *buf)
+{
+    size_t n = 0;
+    for (; n < len && n < MX_SHOWN_MAX; n++) {
+        unsigned char c = (unsigned char)s[n];
+        buf[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (n < len) {
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+        memcpy(buf + n, "...", 4);
+    } else {
+        buf[n] = '\0';
+    }
+    return buf;
+}
+
+const char *mx_shown(const char *s, char *buf) { return mx_shown_n(s, strnlen(s, MX_SHOWN_MAX + 1), buf); }

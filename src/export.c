@@ -29,26 +29,6 @@ void mixq_export_options_init(mixq_export_options *opts)
     opts->verify = 1;
 }
 
-/* Longest rendering of a tensor name in a message. */
-#define NAME_SHOWN 160
-#define NAME_BUF (NAME_SHOWN + 4)
-
-/* A name fit for a one-line message: control bytes become '?', a long name is cut (at a UTF-8 boundary) with "...". */
-static const char *shown(const char *s, char *buf)
-{
-    size_t n = 0;
-    for (; s[n] && n < NAME_SHOWN; n++) {
-        unsigned char c = (unsigned char)s[n];
-        buf[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (s[n]) {
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
-        memcpy(buf + n, "...", 3);
-        n += 3;
-    }
-    buf[n] = '\0';
-    return buf;
-}
 
 /* How one tensor is written. */
 typedef struct plan {
@@ -111,7 +91,7 @@ static int reserve(ex_ctx *c, size_t n)
 static mixq_status store_block(ex_ctx *c, const mixq_tensor_info *in, st_dtype out, uint64_t first, size_t cnt,
                                mixq_error *err)
 {
-    char nb[NAME_BUF];
+    char nb[MX_SHOWN_BUF];
     const float *x = c->fbuf;
     if (out == ST_F32) {
         memcpy(c->obuf, x, cnt * sizeof(float));
@@ -127,7 +107,7 @@ static mixq_status store_block(ex_ctx *c, const mixq_tensor_info *in, st_dtype o
             uint64_t row = in->row_length ? e / in->row_length : 0;
             return mx_err(err, MIXQ_E_DATA,
                           "%s: tensor \"%s\": row %llu, column %llu holds %g, beyond the range of %s; "
-                          "export with --dtype f32", c->c_path, shown(in->name, nb), (unsigned long long)row,
+                          "export with --dtype f32", c->c_path, mx_shown(in->name, nb), (unsigned long long)row,
                           (unsigned long long)col, (double)x[i], st_dtypes[out].name);
         }
     }
@@ -138,7 +118,7 @@ static mixq_status store_block(ex_ctx *c, const mixq_tensor_info *in, st_dtype o
 static mixq_status check_f64(ex_ctx *c, const mixq_tensor_info *in, const uint8_t *src, uint64_t first, size_t cnt,
                              mixq_error *err)
 {
-    char nb[NAME_BUF];
+    char nb[MX_SHOWN_BUF];
     for (size_t i = 0; i < cnt; i++) {
         uint64_t u = 0;
         for (int b = 7; b >= 0; b--) u = (u << 8) | src[8 * i + (size_t)b];
@@ -147,7 +127,7 @@ static mixq_status check_f64(ex_ctx *c, const mixq_tensor_info *in, const uint8_
         if (isfinite(d) && isinf((float)d))
             return mx_err(err, MIXQ_E_DATA,
                           "%s: tensor \"%s\": element %llu holds %g, beyond the range of F32 (and of any "
-                          "export dtype)", c->c_path, shown(in->name, nb), (unsigned long long)(first + i), d);
+                          "export dtype)", c->c_path, mx_shown(in->name, nb), (unsigned long long)(first + i), d);
     }
     return MIXQ_OK;
 }
@@ -155,7 +135,7 @@ static mixq_status check_f64(ex_ctx *c, const mixq_tensor_info *in, const uint8_
 static mixq_status write_tensor(ex_ctx *c, const mixq_tensor *t, const mixq_tensor_info *in, const plan *p,
                                 mixq_error *err)
 {
-    char nb[NAME_BUF];
+    char nb[MX_SHOWN_BUF];
     uint64_t n = in->n_elements;
     if (n == 0) return MIXQ_OK;
     const mixq_export_options *o = c->opts;
@@ -168,7 +148,7 @@ static mixq_status write_tensor(ex_ctx *c, const mixq_tensor *t, const mixq_tens
         if (rows_per > in->rows) rows_per = in->rows;
         if (k > SIZE_MAX / sizeof(double) || reserve(c, (size_t)(rows_per * k)))
             return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory for a block of rows", c->c_path,
-                          shown(in->name, nb));
+                          mx_shown(in->name, nb));
         for (uint64_t r = 0; r < in->rows; r += rows_per) {
             if (o->cancel && *o->cancel) return mx_err(err, MIXQ_E_CANCELLED, "%s: export interrupted", c->c_path);
             uint64_t re = r + rows_per > in->rows ? in->rows : r + rows_per;
@@ -182,14 +162,14 @@ static mixq_status write_tensor(ex_ctx *c, const mixq_tensor *t, const mixq_tens
     }
     mixq_section sec;
     if (mixq_tensor_section(t, MIXQ_SEC_DATA, &sec) != MIXQ_OK)
-        return mx_err(err, MIXQ_E_FORMAT, "%s: tensor \"%s\" has no data section", c->c_path, shown(in->name, nb));
+        return mx_err(err, MIXQ_E_FORMAT, "%s: tensor \"%s\" has no data section", c->c_path, mx_shown(in->name, nb));
     const uint8_t *src = sec.data;
     size_t dsize = st_dtypes[p->data].size;
     if (p->copy || p->data == p->out) /* the bytes are already what the output holds */
         return afile_pwrite(&c->out, src, (size_t)(n * dsize), pos, err);
     size_t blk = n < BLOCK_ELEMS ? (size_t)n : BLOCK_ELEMS;
     if (reserve(c, blk))
-        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", c->c_path, shown(in->name, nb));
+        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", c->c_path, mx_shown(in->name, nb));
     for (uint64_t e = 0; e < n; e += blk) {
         if (o->cancel && *o->cancel) return mx_err(err, MIXQ_E_CANCELLED, "%s: export interrupted", c->c_path);
         size_t cnt = n - e < blk ? (size_t)(n - e) : blk;
@@ -218,7 +198,7 @@ static json_t *source_metadata(const mixq_file *f)
 /* Plans every tensor and builds the header text (padded with spaces so 8 + N is a multiple of 8). */
 static mixq_status build_header(ex_ctx *c, plan *plans, char **text, size_t *len, mixq_error *err)
 {
-    char nb[NAME_BUF];
+    char nb[MX_SHOWN_BUF];
     const mixq_file *f = c->f;
     size_t n = mixq_tensor_count(f);
     json_t *root = json_object();
@@ -233,12 +213,12 @@ static mixq_status build_header(ex_ctx *c, plan *plans, char **text, size_t *len
         if (!st_dtype_parse(in.source_dtype, &src)) {
             json_decref(root);
             return mx_err(err, MIXQ_E_FORMAT, "%s: tensor \"%s\": unknown source dtype %s", c->c_path,
-                          shown(in.name, nb), in.source_dtype);
+                          mx_shown(in.name, nb), in.source_dtype);
         }
         if (!strcmp(in.name, "__metadata__") || json_object_get(root, in.name)) {
             json_decref(root);
             return mx_err(err, MIXQ_E_FORMAT, "%s: tensor name \"%s\" cannot be written to safetensors%s",
-                          c->c_path, shown(in.name, nb), strcmp(in.name, "__metadata__") ? " twice" : "");
+                          c->c_path, mx_shown(in.name, nb), strcmp(in.name, "__metadata__") ? " twice" : "");
         }
         plan *p = &plans[i];
         p->copy = in.qtype == MIXQ_QT_RAW && !st_dtypes[src].is_float;
@@ -248,7 +228,7 @@ static mixq_status build_header(ex_ctx *c, plan *plans, char **text, size_t *len
         if (!ck_mul(in.n_elements, st_dtypes[p->out].size, &bytes) || !ck_add(off, bytes, &p->end)) {
             json_decref(root);
             return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": the output size overflows 64 bits", c->c_path,
-                          shown(in.name, nb));
+                          mx_shown(in.name, nb));
         }
         p->begin = off;
         off = p->end;
