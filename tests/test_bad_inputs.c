@@ -49,32 +49,8 @@
     } while (0)
 
 
-/*
- * Temporary directories of the running test, removed by the suites' .fini
- * even when an assertion fails (a failing signal test would otherwise leave
- * ~100 MB behind in $TMPDIR).
- */
-static char *tracked[32];
-static size_t ntracked;
-
-static char *tmpdir(void)
-{
-    char *d = ts_tmpdir();
-    if (ntracked < sizeof tracked / sizeof tracked[0]) tracked[ntracked++] = strdup(d);
-    return d;
-}
-
-static void remove_tmpdirs(void)
-{
-    for (size_t i = 0; i < ntracked; i++) {
-        chmod(tracked[i], 0700);
-        ts_rmtree(tracked[i]);
-        free(tracked[i]);
-    }
-    ntracked = 0;
-}
-TestSuite(catalogue, .fini = remove_tmpdirs);
-TestSuite(integrity, .fini = remove_tmpdirs);
+TestSuite(catalogue, .fini = ts_remove_tracked);
+TestSuite(integrity, .fini = ts_remove_tracked);
 
 /* ---------------------------------------------------------------------- */
 /* Rows                                                                    */
@@ -214,7 +190,7 @@ static size_t base_len;
 static void load_base(void)
 {
     if (base_bytes) return;
-    char *dir = tmpdir(), *out = ts_path(dir, "base.mxq"), *in = ts_source_path("testdata/tiny-llama-f32");
+    char *dir = ts_tmpdir_tracked(), *out = ts_path(dir, "base.mxq"), *in = ts_source_path("testdata/tiny-llama-f32");
     mixq_convert_options o;
     mixq_convert_options_init(&o);
     o.type = MIXQ_QT_INT4;
@@ -1030,7 +1006,7 @@ static void ok_zero_elements(const char *in, const char *out)
     int has_export = ts_run_cli((const char *const[]){"export", "--help", NULL}, &o, &e) == 0;
     free(o); free(e);
     if (!has_export) return;
-    char *dir = tmpdir(), *back = ts_path(dir, "back.safetensors");
+    char *dir = ts_tmpdir_tracked(), *back = ts_path(dir, "back.safetensors");
     int rc = ts_run_cli((const char *const[]){"export", out, "-o", back, "--quiet", NULL}, &o, &e);
     cr_assert_eq(rc, 0, "export: %s", e);
     free(o); free(e);
@@ -1427,7 +1403,7 @@ static void run_row(const row *r)
     if (r->bug) snprintf(tag, sizeof tag, "[KNOWN BUG %s] %s", r->bug, r->name);
     else snprintf(tag, sizeof tag, "%s", r->name);
     /* one directory for all variants (directory removal is slow on some file systems) */
-    char *root = tmpdir(), *indir = ts_path(root, "in"), *outdir = ts_path(root, "out");
+    char *root = ts_tmpdir_tracked(), *indir = ts_path(root, "in"), *outdir = ts_path(root, "out");
     CHECK(mkdir(indir, 0755) == 0, "mkdir");
     CHECK(mkdir(outdir, 0755) == 0, "mkdir");
     for (size_t i = 0;; i++) {
@@ -1577,7 +1553,7 @@ static uint8_t *convert_tiny(mixq_qtype type, size_t *len)
 {
     float x[127];
     for (int i = 0; i < 127; i++) x[i] = (float)((i * 37) % 61) / 30.0f - 1.0f;
-    char *dir = tmpdir(), *out = ts_path(dir, "tiny.mxq");
+    char *dir = ts_tmpdir_tracked(), *out = ts_path(dir, "tiny.mxq");
     char *in = put_st(dir, "tiny.safetensors", tiny_hdr, x, 508);
     mixq_convert_options o;
     mixq_convert_options_init(&o);
@@ -1607,7 +1583,7 @@ static void every_bit_flip(mixq_qtype type)
 {
     size_t len;
     uint8_t *orig = convert_tiny(type, &len);
-    char *dir = tmpdir(), *path = ts_path(dir, "c.mxq");
+    char *dir = ts_tmpdir_tracked(), *path = ts_path(dir, "c.mxq");
     ts_write_file(path, orig, len);
     mixq_error err;
     mixq_file *f = mixq_open(path, MIXQ_OPEN_VERIFY, &err);

@@ -18,31 +18,7 @@
 #include "test_support.h"
 
 
-/*
- * Temporary directories of the running test, removed by the suites' .fini
- * even when an assertion fails (a failing signal test would otherwise leave
- * ~100 MB behind in $TMPDIR).
- */
-static char *tracked[32];
-static size_t ntracked;
-
-static char *tmpdir(void)
-{
-    char *d = ts_tmpdir();
-    if (ntracked < sizeof tracked / sizeof tracked[0]) tracked[ntracked++] = strdup(d);
-    return d;
-}
-
-static void remove_tmpdirs(void)
-{
-    for (size_t i = 0; i < ntracked; i++) {
-        chmod(tracked[i], 0700);
-        ts_rmtree(tracked[i]);
-        free(tracked[i]);
-    }
-    ntracked = 0;
-}
-TestSuite(determinism, .fini = remove_tmpdirs);
+TestSuite(determinism, .fini = ts_remove_tracked);
 
 /* Every type name mixq has had; the ones this CLI rejects are skipped. */
 static const char *const known_types[] = {"int8", "int4", "f16", "bf16", "f32", "int4s", "int2", "int4_dq",
@@ -167,7 +143,7 @@ static size_t check_input(const char *in)
     /* ---- THREADS: once `convert --threads N` exists (the help lists it), the default and --rtn
      * configurations are also run with --threads 7 and must give the same bytes as the rest. ---- */
     int threads = help_has("--threads");
-    char *dir = tmpdir();
+    char *dir = ts_tmpdir_tracked();
     size_t compared = 0, types_done = 0;
     char skipped[512] = "";
     for (size_t t = 0; t < ntypes; t++) {
@@ -278,7 +254,7 @@ Test(determinism, single_f32, .timeout = 280) { check_testdata("testdata/tiny-ll
  */
 Test(determinism, awkward_shapes_and_values, .timeout = 280)
 {
-    char *dir = tmpdir(), *in = ts_path(dir, "awkward.safetensors");
+    char *dir = ts_tmpdir_tracked(), *in = ts_path(dir, "awkward.safetensors");
     static const struct { const char *name, *dtype; unsigned r0, r1, r2; } ts[] = {
         {"a.odd", "F32", 7, 33, 0}, {"b.long", "F32", 3, 1000, 0}, {"c.cube", "F32", 5, 17, 9},
         {"d.one", "F32", 1, 1, 0}, {"e.half", "F16", 9, 70, 0},    {"f.brain", "BF16", 4, 257, 0},
@@ -344,7 +320,7 @@ Test(determinism, awkward_shapes_and_values, .timeout = 280)
 /* The same checkpoint named as a directory, an index file or a file: the same container. */
 Test(determinism, input_spelling_and_output_name)
 {
-    char *dir = tmpdir();
+    char *dir = ts_tmpdir_tracked();
     struct { const char *a, *b; } pairs[] = {
         {"testdata/tiny-llama-sharded", "testdata/tiny-llama-sharded/model.safetensors.index.json"},
         {"testdata/tiny-llama-f32", "testdata/tiny-llama-f32/model.safetensors"},

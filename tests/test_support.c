@@ -23,6 +23,26 @@ char *ts_tmpdir(void)
     return tmpl;
 }
 
+static char *tracked[32];
+static size_t ntracked;
+
+char *ts_tmpdir_tracked(void)
+{
+    char *d = ts_tmpdir();
+    if (ntracked < sizeof tracked / sizeof tracked[0]) tracked[ntracked++] = strdup(d);
+    return d;
+}
+
+void ts_remove_tracked(void)
+{
+    for (size_t i = 0; i < ntracked; i++) {
+        chmod(tracked[i], 0700);
+        ts_rmtree(tracked[i]);
+        free(tracked[i]);
+    }
+    ntracked = 0;
+}
+
 void ts_rmtree(const char *path)
 {
     DIR *d = opendir(path);

@@ -7,6 +7,14 @@
 
 /* Creates a fresh temporary directory (removed by ts_rmtree); returns its malloc'd path. */
 char *ts_tmpdir(void);
+/*
+ * ts_tmpdir, also remembered for ts_remove_tracked: a suite's .fini removes
+ * the directories of its tests even when an assertion ends one early (a
+ * failing signal test would otherwise leave ~100 MB behind in $TMPDIR).
+ */
+char *ts_tmpdir_tracked(void);
+/* Removes (made writable first) every directory ts_tmpdir_tracked made in this process. */
+void ts_remove_tracked(void);
 /* Removes a directory tree (best effort). */
 void ts_rmtree(const char *path);
 /* Joins dir and name into a malloc'd path. */
