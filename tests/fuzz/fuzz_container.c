@@ -44,19 +44,12 @@
 #include "qtype.h"
 #include "simd.h"
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "fuzz_container: check failed: %s (%s:%d)\n", #cond,     \
-                    __FILE__, __LINE__);                                             \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
+#define FUZZ_TARGET "fuzz_container"
+#include "fuzz_common.h"
+
 
 /* Largest number of elements dequantized per call (bounds memory per input). */
 #define ELEM_CAP ((uint64_t)1 << 22)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void *xmalloc(size_t n)
 {
@@ -83,14 +76,6 @@ static int to_memfd(const uint8_t *data, size_t size)
         done += (size_t)w;
     }
     return fd;
-}
-
-static void check_error(const mixq_error *err, mixq_status s)
-{
-    CHECK(s != MIXQ_OK && err->code == s);
-    CHECK(memchr(err->message, '\0', sizeof err->message) != NULL);
-    CHECK(err->message[0] != '\0');
-    for (const char *c = err->message; *c; c++) CHECK((unsigned char)*c >= 0x20 && *c != 0x7f); /* one line */
 }
 
 /* The element dtype of a plain tensor's data section. */
@@ -269,7 +254,7 @@ static void run(const uint8_t *data, size_t size, int full, outcome *out)
     mixq_error err;
     mixq_file *f = mixq_open(path, 0, &err);
     if (!f) {
-        check_error(&err, err.code);
+        fuzz_check_error(&err, err.code);
         close(fd);
         return;
     }
@@ -295,7 +280,7 @@ static void run(const uint8_t *data, size_t size, int full, outcome *out)
     }
 
     mixq_status v = mixq_verify(f, &err);
-    if (v != MIXQ_OK) check_error(&err, v);
+    if (v != MIXQ_OK) fuzz_check_error(&err, v);
     CHECK(v == MIXQ_OK || v == MIXQ_E_CHECKSUM);
     if (v != MIXQ_OK && out) {
         out->bad = xmalloc(n * sizeof *out->bad);

@@ -28,16 +28,9 @@
 
 #include "json_fast.h"
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "fuzz_json_fast: check failed: %s (%s:%d)\n", #cond,     \
-                    __FILE__, __LINE__);                                             \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
+#define FUZZ_TARGET "fuzz_json_fast"
+#include "fuzz_common.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Nesting depth of a jansson value ("[[1]]" has depth 2, a scalar 0). */
 static size_t jansson_depth(json_t *v)

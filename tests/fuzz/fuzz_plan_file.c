@@ -14,16 +14,9 @@
 #include "mixq.h"
 #include "plan.h"
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "fuzz_plan_file: check failed: %s (%s:%d)\n", #cond,     \
-                    __FILE__, __LINE__);                                             \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
+#define FUZZ_TARGET "fuzz_plan_file"
+#include "fuzz_common.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -33,10 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mixq_status s = mx_plan_parse("fuzz.plan.json", (const char *)data, size, &plan, &err);
     if (s != MIXQ_OK) {
         CHECK(plan == NULL);
-        CHECK(err.code == s);
-        CHECK(memchr(err.message, '\0', sizeof err.message) != NULL);
-        CHECK(err.message[0] != '\0');
-        CHECK(strchr(err.message, '\n') == NULL);
+        fuzz_check_error(&err, s);
         return 0;
     }
     CHECK(plan != NULL);

@@ -14,16 +14,9 @@
 
 #include "st_reader.h"
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "fuzz_st_index: check failed: %s (%s:%d)\n", #cond,      \
-                    __FILE__, __LINE__);                                             \
-            abort();                                                                 \
-        }                                                                            \
-    } while (0)
+#define FUZZ_TARGET "fuzz_st_index"
+#include "fuzz_common.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -32,10 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The text is not NUL-terminated: the parser must honour len. */
     mixq_status s = st_index_parse("fuzz.index.json", (const char *)data, size, &idx, &err);
     if (s != MIXQ_OK) {
-        CHECK(err.code == s);
-        CHECK(memchr(err.message, '\0', sizeof err.message) != NULL);
-        CHECK(err.message[0] != '\0');
-        for (const char *c = err.message; *c; c++) CHECK((unsigned char)*c >= 0x20 && *c != 0x7f); /* one line */
+        fuzz_check_error(&err, s);
         CHECK(idx.shards == NULL && idx.names == NULL && idx.shard_of == NULL);
         CHECK(idx.nshards == 0 && idx.nnames == 0);
         st_index_free(&idx); /* harmless on a cleared index */
