@@ -86,3 +86,28 @@ int cli_is_help(const char *arg)
 {
     return !strcmp(arg, "-h") || !strcmp(arg, "--help");
 }
+
+static volatile sig_atomic_t cli_signal;
+
+static void on_signal(int sig)
+{
+    cli_signal = sig;
+}
+
+volatile sig_atomic_t *cli_catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    return &cli_signal;
+}
+
+void cli_progress(void *ctx, size_t done, size_t total, const char *name)
+{
+    fprintf(stderr, "\r\033[K[%zu/%zu] %s%s", done, total, ctx ? (const char *)ctx : "", name);
+    if (done == total) fputs("\r\033[K", stderr);
+}

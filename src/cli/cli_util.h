@@ -2,6 +2,8 @@
 #ifndef MIXQ_CLI_UTIL_H
 #define MIXQ_CLI_UTIL_H
 
+#include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -36,6 +38,20 @@ unsigned cli_dtype_size(const char *dtype);
 
 /* Parses an unsigned decimal integer; returns 0 on success. */
 int cli_parse_uint(const char *s, unsigned long long max, unsigned long long *out);
+
+/*
+ * Catches SIGINT, SIGTERM and SIGHUP: each sets the returned flag to the
+ * signal's number (a library call given it as its cancel flag then stops
+ * cleanly; the command exits with 128 + that number).
+ */
+volatile sig_atomic_t *cli_catch_signals(void);
+
+/*
+ * A progress callback for a terminal: "[i/n] <ctx>name" on one rewritten
+ * line of stderr, cleared at the end; ctx is a const char * prefix
+ * ("measuring ") or NULL.
+ */
+void cli_progress(void *ctx, size_t done, size_t total, const char *name);
 
 /* True if arg is -h or --help. */
 int cli_is_help(const char *arg);

@@ -143,14 +143,6 @@ static void print_table(const char *in, const char *path, const mixq_compare_res
     printf("\n");
 }
 
-/* Shows "[i/n] name" on a terminal. */
-static void progress(void *ctx, size_t done, size_t total, const char *name)
-{
-    (void)ctx;
-    fprintf(stderr, "\r\033[K[%zu/%zu] %s", done, total, name);
-    if (done == total) fputs("\r\033[K", stderr);
-}
-
 int cmd_compare(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -170,7 +162,7 @@ int cmd_compare(int argc, char **argv)
 
     mixq_compare_options opts;
     mixq_compare_options_init(&opts);
-    if (isatty(2)) opts.progress = progress;
+    if (isatty(2)) opts.progress = cli_progress;
     mixq_compare_result *r = NULL;
     mixq_error err;
     mixq_status s = mixq_compare(in, path, &opts, &r, &err);

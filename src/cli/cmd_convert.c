@@ -42,20 +42,6 @@ static const char usage[] =
     "Inf, |x| > 65504 in a tensor to quantize); 2 usage error; 3 I/O error,\n"
     "OUT exists (without --force) or out of memory; 130/143 interrupted.\n";
 
-static volatile sig_atomic_t cancel_flag;
-
-static void on_signal(int sig)
-{
-    cancel_flag = sig;
-}
-
-/* Shows "[i/n] name" on a terminal. */
-static void progress(void *ctx, size_t done, size_t total, const char *name)
-{
-    (void)ctx;
-    fprintf(stderr, "\r\033[K[%zu/%zu] %s", done, total, name);
-    if (done == total) fputc('\n', stderr);
-}
 
 /* Prints the one-line summary of a written container. */
 static void summary(const char *path)
@@ -169,24 +155,21 @@ static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **pla
         if (type_given) po->po.type = opts.type;
         po->po.group_size = opts.group_size;
         po->po.quantize_1d = opts.quantize_1d;
-        if (!quiet && isatty(2)) po->po.progress = progress;
+        if (!quiet && isatty(2)) {
+            po->po.progress = cli_progress;
+            po->po.progress_ctx = (void *)"measuring ";
+        }
         opts.plan_options = &po->po;
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    opts.cancel = &cancel_flag;
-    if (!quiet && isatty(2)) opts.progress = progress;
+    volatile sig_atomic_t *cancel_flag = cli_catch_signals();
+    opts.cancel = cancel_flag;
+    if (!quiet && isatty(2)) opts.progress = cli_progress;
 
     mixq_status s = mixq_convert(in, out, &opts, &err);
     if (s == MIXQ_E_CANCELLED) {
         cli_error("convert", "interrupted; no output was written");
-        return 128 + (int)cancel_flag;
+        return 128 + (int)*cancel_flag;
     }
     if (s != MIXQ_OK) {
         cli_error("convert", "%s", err.message);

@@ -30,20 +30,6 @@ static const char usage[] =
     "cannot hold; 2 usage error; 3 I/O error, OUT exists (without --force) or out\n"
     "of memory; 130/143 interrupted.\n";
 
-static volatile sig_atomic_t cancel_flag;
-
-static void on_signal(int sig)
-{
-    cancel_flag = sig;
-}
-
-/* Shows "[i/n] name" on a terminal. */
-static void progress(void *ctx, size_t done, size_t total, const char *name)
-{
-    (void)ctx;
-    fprintf(stderr, "\r\033[K[%zu/%zu] %s", done, total, name);
-    if (done == total) fputc('\n', stderr);
-}
 
 int cmd_export(int argc, char **argv)
 {
@@ -76,21 +62,15 @@ int cmd_export(int argc, char **argv)
     if (!out) return cli_usage_error("export", "the output is required: -o OUT");
     const char *in = argv[optind];
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    opts.cancel = &cancel_flag;
-    if (!quiet && isatty(2)) opts.progress = progress;
+    volatile sig_atomic_t *cancel_flag = cli_catch_signals();
+    opts.cancel = cancel_flag;
+    if (!quiet && isatty(2)) opts.progress = cli_progress;
 
     mixq_error err;
     mixq_status s = mixq_export(in, out, &opts, &err);
     if (s == MIXQ_E_CANCELLED) {
         cli_error("export", "interrupted; no output was written");
-        return 128 + (int)cancel_flag;
+        return 128 + (int)*cancel_flag;
     }
     if (s != MIXQ_OK) {
         cli_error("export", "%s", err.message);

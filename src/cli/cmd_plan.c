@@ -43,19 +43,6 @@ static const char usage_tail[] =
     "achievable size; 2 usage error; 3 I/O error, FILE exists or out of memory;\n"
     "130/143 interrupted.\n";
 
-static volatile sig_atomic_t cancel_flag;
-
-static void on_signal(int sig)
-{
-    cancel_flag = sig;
-}
-
-static void progress(void *ctx, size_t done, size_t total, const char *name)
-{
-    (void)ctx;
-    fprintf(stderr, "\r\033[K[%zu/%zu] measuring %s", done, total, name);
-    if (done == total) fputs("\r\033[K", stderr);
-}
 
 /* "int4:64", "f16", "int8:row". */
 static const char *spec(const mixq_plan_tensor *t, char *buf, size_t len)
@@ -226,14 +213,12 @@ int cmd_plan(int argc, char **argv)
     const char *in = argv[optind];
     int to_stdout = out && !strcmp(out, "-");
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    po.po.cancel = &cancel_flag;
-    if (!quiet && isatty(2)) po.po.progress = progress;
+    volatile sig_atomic_t *cancel_flag = cli_catch_signals();
+    po.po.cancel = cancel_flag;
+    if (!quiet && isatty(2)) {
+        po.po.progress = cli_progress;
+        po.po.progress_ctx = (void *)"measuring ";
+    }
 
     mixq_error err;
     mixq_plan *plan = NULL;
@@ -241,7 +226,7 @@ int cmd_plan(int argc, char **argv)
     if (s == MIXQ_E_CANCELLED) {
         cli_error("plan", "interrupted");
         cli_plan_opts_free(&po);
-        return 128 + (int)cancel_flag;
+        return 128 + (int)*cancel_flag;
     }
     if (s != MIXQ_OK) {
         cli_error("plan", "%s", err.message);
