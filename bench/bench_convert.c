@@ -13,7 +13,8 @@
  *  - the floor: the time to read every input byte once with read() into a
  *    reused buffer, page cache warm (one untimed pass first);
  *  - for each configuration (int8, int8 --rtn, int4 --rtn, int4 with searched
- *    scales, fp8_e4m3, the budget strategy at 4.5 bits per weight) and each
+ *    scales, fp8_e4m3, the budget strategy at 4.5 bits per weight, with
+ *    errors measured on the default sample of rows and on every row) and each
  *    thread count: the wall time of the whole `mixq convert` process (fork,
  *    exec, wait4; CLOCK_MONOTONIC; the fsync and rename of the output
  *    included), source GB/s (1 GB = 1e9 bytes of source tensor data), the
@@ -807,7 +808,7 @@ static void container_read(const char *path, type_acc *acc, size_t *nacc, size_t
 
 typedef struct config {
     const char *key, *label;
-    const char *args[6];
+    const char *args[8];
 } config;
 
 static const config all_configs[] = {
@@ -817,6 +818,8 @@ static const config all_configs[] = {
     {"int4", "int4 (searched scales)", {"--type", "int4", NULL}},
     {"fp8", "fp8_e4m3", {"--type", "fp8_e4m3", NULL}},
     {"budget", "budget 4.5 bpw", {"--strategy", "budget", "--target-bpw", "4.5", NULL}},
+    {"budget-all", "budget 4.5 bpw, every row measured",
+     {"--strategy", "budget", "--target-bpw", "4.5", "--measure-sample", "all", NULL}},
 };
 #define NCONFIGS (sizeof all_configs / sizeof all_configs[0])
 
@@ -827,7 +830,7 @@ static size_t parse_configs(const char *list, const config **out)
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         size_t k = 0;
         while (k < NCONFIGS && strcmp(all_configs[k].key, tok)) k++;
-        if (k == NCONFIGS) die("unknown configuration '%s' (int8, int8-rtn, int4-rtn, int4, fp8, budget)", tok);
+        if (k == NCONFIGS) die("unknown configuration '%s' (int8, int8-rtn, int4-rtn, int4, fp8, budget, budget-all)", tok);
         if (n < 16) out[n++] = &all_configs[k];
     }
     free(copy);
@@ -1003,7 +1006,8 @@ static const char usage[] =
     "  --models-dir DIR    benchmark every model directory in DIR (default: ../shared/models\n"
     "                      beside the source tree; skipped if absent)\n"
     "  --no-shared         do not look in --models-dir\n"
-    "  --configs LIST      of int8,int8-rtn,int4-rtn,int4,fp8,budget (default: all)\n"
+    "  --configs LIST      of int8,int8-rtn,int4-rtn,int4,fp8,budget,budget-all\n"
+    "                      (default: all; budget-all = --measure-sample all)\n"
     "  --threads-list L    thread counts (default: 1,<online CPUs>)\n"
     "  --pin-one           pin the 1-thread runs to CPU 0\n"
     "  --generate-only DIR write the --generate-gb checkpoint (--sharded: sharded) into DIR\n"
@@ -1020,7 +1024,7 @@ int main(int argc, char **argv)
 {
     spawner_start(); /* first, while this process is small (see the spawner) */
     const char *mixq = NULL, *models_dir = NULL, *tmp_parent = BENCH_BUILD_ROOT;
-    const char *cfg_list = "int8,int8-rtn,int4-rtn,int4,fp8,budget", *big_cfg_list = "budget,int4";
+    const char *cfg_list = "int8,int8-rtn,int4-rtn,int4,fp8,budget,budget-all", *big_cfg_list = "budget,int4";
     const char *thr_list = NULL, *big_thr_list = NULL, *gen_only = NULL;
     double gen_gb = 0.75, big_gib = 0, shard_gib = 2;
     int sharded = 0, no_shared = 0, repeat = 1, pin_one = 0;
