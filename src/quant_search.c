@@ -11,7 +11,9 @@
  *   a NEON loop two float32x4_t (lanes 0-3 and 4-7).  Each term is formed
  *   exactly as written in mx_search_ops (quant_search.h): plain multiplies
  *   and adds, never a fused multiply-add (build with -ffp-contract=off).
- *   min / max / max |x| are order-independent.
+ *   min / max / max |x| are order-independent.  asym_pass_multi keeps 8
+ *   partial sums per candidate and sum, in the same order as asym_pass: the
+ *   candidates may be interleaved in one loop, but never share a sum.
  *
  * Everything after the passes (least squares, candidate generation, the
  * decisions) is scalar code in this file and in kernel_dq.c that a SIMD path
@@ -126,12 +128,21 @@ static float s_asym_err(const float *x, const float *w, size_t n, int L, float s
     return mx_lanes_sum(a);
 }
 
+/* The reference multi-candidate pass is, by definition, one asym_pass per candidate. */
+static void s_asym_pass_multi(const float *x, const float *w, size_t n, int L, size_t K, const float *m,
+                              const float *id, float *sq, float *sqq, float *sxq)
+{
+    for (size_t k = 0; k < K; k++)
+        s_asym_pass(x, w, n, L, m[k], id[k], &sq[k], &sqq[k], &sxq[k]);
+}
+
 const mx_search_ops mx_search_ops_scalar = {
     .stats = s_stats,
     .sym_pass = s_sym_pass,
     .sym_err = s_sym_err,
     .asym_pass = s_asym_pass,
     .asym_err = s_asym_err,
+    .asym_pass_multi = s_asym_pass_multi,
 };
 
 /* ---------------------------------------------------------------------- */
@@ -146,14 +157,29 @@ float mx_round_param_slow(float f)
     return mx_f16_to_f32(h);
 }
 
-double mx_ls_sym_rel_err(double d, double sxq, double sqq)
+/*
+ * The drivers use these static copies: the exported functions below may be
+ * interposed in a shared library, so calls to them are not inlined.
+ */
+static inline double ls_sym_rel_err(double d, double sxq, double sqq)
 {
     return d * d * sqq - 2.0 * d * sxq;
 }
 
-double mx_ls_asym_rel_err(double s, double m, double sw, double sx, double sq, double sqq, double sxq)
+static inline double ls_asym_rel_err(double s, double m, double sw, double sx, double sq, double sqq,
+                                     double sxq)
 {
     return s * s * sqq + m * m * sw - 2.0 * s * sxq - 2.0 * m * sx + 2.0 * s * m * sq;
+}
+
+double mx_ls_sym_rel_err(double d, double sxq, double sqq)
+{
+    return ls_sym_rel_err(d, sxq, sqq);
+}
+
+double mx_ls_asym_rel_err(double s, double m, double sw, double sx, double sq, double sqq, double sxq)
+{
+    return ls_asym_rel_err(s, m, sw, sx, sq, sqq, sxq);
 }
 
 static bool finite_f(float v) { return v - v == 0.0f; }
@@ -199,7 +225,7 @@ static void sym_try(const mx_search_ops *ops, const float *x, const float *w, si
     d = mx_round_param((double)sxq / (double)sqq, rnd);
     if (!finite_f(d) || d == 0.0f || (positive && d < 0.0f))
         return;
-    rel = mx_ls_sym_rel_err(d, sxq, sqq);
+    rel = ls_sym_rel_err(d, sxq, sqq);
     if (rel < best->rel) {
         best->rel = rel;
         best->d = d;
@@ -266,22 +292,40 @@ typedef struct asym_best {
     double rel;
 } asym_best;
 
-static void asym_try(const mx_search_ops *ops, const float *x, const float *w, size_t n, int L, mx_pround rnd,
-                     const mx_gstats *st, float m0, float id, asym_best *best)
+/*
+ * The least-squares fit of one candidate's codes (sums sq, sqq, sxq of its
+ * pass), in two steps: asym_quot forms the determinant D and the unrounded
+ * solution *qs, *qm (meaningless unless D > 0); asym_finish rounds them as
+ * rnd says into *s, *m and gives their error estimate *rel, or +INFINITY in
+ * *rel if the fit is unusable (an estimate of +INFINITY never wins the strict
+ * comparison, so this is the same as skipping the candidate).
+ */
+static inline void asym_quot(double sw, double sx, float sq, float sqq, float sxq, double *D, double *qs,
+                             double *qm)
 {
-    float sq, sqq, sxq, s, m;
-    double D, sw = st->sw, sx = st->sx, rel;
-    if (!finite_f(id) || !(id > 0.0f) || !finite_f(m0))
-        return;
-    ops->asym_pass(x, w, n, L, m0, id, &sq, &sqq, &sxq);
-    D = sw * (double)sqq - (double)sq * (double)sq;
+    double d = sw * (double)sqq - (double)sq * (double)sq;
+    *D = d;
+    *qs = (sw * (double)sxq - (double)sq * sx) / d;
+    *qm = ((double)sqq * sx - (double)sq * (double)sxq) / d;
+}
+
+static inline void asym_finish(double sw, double sx, float sq, float sqq, float sxq, mx_pround rnd, double D,
+                               double qs, double qm, float *s, float *m, double *rel)
+{
+    *s = *m = 0.0f;
+    *rel = INFINITY;
     if (!(D > 0.0))
         return;
-    s = mx_round_param((sw * (double)sxq - (double)sq * sx) / D, rnd);
-    m = mx_round_param(((double)sqq * sx - (double)sq * (double)sxq) / D, rnd);
-    if (!finite_f(s) || !(s > 0.0f) || !finite_f(m))
+    *s = mx_round_param(qs, rnd);
+    *m = mx_round_param(qm, rnd);
+    if (!finite_f(*s) || !(*s > 0.0f) || !finite_f(*m))
         return;
-    rel = mx_ls_asym_rel_err(s, m, sw, sx, sq, sqq, sxq);
+    *rel = ls_asym_rel_err(*s, *m, sw, sx, sq, sqq, sxq);
+}
+
+/* best := (s, m, rel) if rel is strictly smaller. */
+static inline void asym_keep(asym_best *best, float s, float m, double rel)
+{
     if (rel < best->rel) {
         best->rel = rel;
         best->s = s;
@@ -289,11 +333,62 @@ static void asym_try(const mx_search_ops *ops, const float *x, const float *w, s
     }
 }
 
+/* One candidate (a refinement): codes from fl(x - m0) * id, refit by least squares. */
+static void asym_try(const mx_search_ops *ops, const float *x, const float *w, size_t n, int L, mx_pround rnd,
+                     const mx_gstats *st, float m0, float id, asym_best *best)
+{
+    float sq, sqq, sxq, s, m;
+    double D, qs, qm, rel;
+    if (!finite_f(id) || !(id > 0.0f) || !finite_f(m0))
+        return;
+    ops->asym_pass(x, w, n, L, m0, id, &sq, &sqq, &sxq);
+    asym_quot(st->sw, st->sx, sq, sqq, sxq, &D, &qs, &qm);
+    asym_finish(st->sw, st->sx, sq, sqq, sxq, rnd, D, qs, qm, &s, &m, &rel);
+    asym_keep(best, s, m, rel);
+}
+
+/*
+ * The initial candidates (asym_cuts), all in one multi-candidate sweep; the
+ * fits are independent of each other (so they overlap) and are compared in
+ * candidate order afterwards, which chooses as trying them one by one would.
+ */
+static void asym_candidates(const mx_search_ops *ops, const float *x, const float *w, size_t n, int L,
+                            mx_pround rnd, const mx_gstats *st, asym_best *best)
+{
+    float m0[N_ASYM_CUTS], id[N_ASYM_CUTS], sq[N_ASYM_CUTS], sqq[N_ASYM_CUTS], sxq[N_ASYM_CUTS];
+    float s[N_ASYM_CUTS], m[N_ASYM_CUTS];
+    double rel[N_ASYM_CUTS], D[N_ASYM_CUTS], qs[N_ASYM_CUTS], qm[N_ASYM_CUTS];
+    float step = (st->hi - st->lo) / (float)L;
+    size_t K = 0;
+    for (size_t k = 0; k < N_ASYM_CUTS; k++) {
+        float a = st->lo + asym_cuts[k][0] * step;
+        float b = st->hi - asym_cuts[k][1] * step;
+        float idk = (float)L / (b - a);
+        if (!finite_f(idk) || !(idk > 0.0f) || !finite_f(a))
+            continue; /* skipped, as asym_try does */
+        m0[K] = a;
+        id[K] = idk;
+        K++;
+    }
+    if (ops->asym_pass_multi != NULL) {
+        ops->asym_pass_multi(x, w, n, L, K, m0, id, sq, sqq, sxq);
+    } else {
+        for (size_t k = 0; k < K; k++)
+            ops->asym_pass(x, w, n, L, m0[k], id[k], &sq[k], &sqq[k], &sxq[k]);
+    }
+    for (size_t k = 0; k < K; k++) /* branch-free, so the divisions vectorize */
+        asym_quot(st->sw, st->sx, sq[k], sqq[k], sxq[k], &D[k], &qs[k], &qm[k]);
+    for (size_t k = 0; k < K; k++)
+        asym_finish(st->sw, st->sx, sq[k], sqq[k], sxq[k], rnd, D[k], qs[k], qm[k], &s[k], &m[k], &rel[k]);
+    for (size_t k = 0; k < K; k++)
+        asym_keep(best, s[k], m[k], rel[k]);
+}
+
 void mx_search_asym(const mx_search_ops *ops, const float *x, const float *w, size_t n, int L, mx_pround rnd,
                     const mx_gstats *st, float s_rtn, float m_rtn, float *s, float *m)
 {
     asym_best best = {0.0f, 0.0f, INFINITY};
-    float e0, e1, R = st->hi - st->lo, step = R / (float)L;
+    float e0, e1, R = st->hi - st->lo;
     *s = s_rtn;
     *m = m_rtn;
     if (n == 0 || !(R > 0.0f) || !finite_f(R))
@@ -301,11 +396,7 @@ void mx_search_asym(const mx_search_ops *ops, const float *x, const float *w, si
     e0 = rnd == MX_ROUND_F32 ? 1.0f : ops->asym_err(x, w, n, L, s_rtn, m_rtn);
     if (!(e0 > 0.0f))
         return;
-    for (size_t k = 0; k < N_ASYM_CUTS; k++) {
-        float a = st->lo + asym_cuts[k][0] * step;
-        float b = st->hi - asym_cuts[k][1] * step;
-        asym_try(ops, x, w, n, L, rnd, st, a, (float)L / (b - a), &best);
-    }
+    asym_candidates(ops, x, w, n, L, rnd, st, &best);
     for (int it = 0; it < (rnd == MX_ROUND_F32 ? 1 : ASYM_REFINE) && best.s != 0.0f; it++) {
         float bs = best.s, bm = best.m;
         asym_try(ops, x, w, n, L, rnd, st, bm, 1.0f / bs, &best);

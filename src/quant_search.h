@@ -74,6 +74,15 @@ typedef struct mx_search_ops {
      */
     float (*asym_err)(const float *x, const float *w, size_t n, int L, float s, float m);
     /*
+     * Optional (NULL: one asym_pass per candidate): K asymmetric candidate
+     * passes in one sweep over the group, so that a SIMD path shares the
+     * loads and overlaps the candidates' accumulations.  For each k < K the
+     * same three sums, bit for bit, as asym_pass(x, w, n, L, m[k], id[k],
+     * &sq[k], &sqq[k], &sxq[k]) (each candidate keeps its own 8 partial sums).
+     */
+    void (*asym_pass_multi)(const float *x, const float *w, size_t n, int L, size_t K, const float *m,
+                            const float *id, float *sq, float *sqq, float *sxq);
+    /*
      * Optional (NULL: the scalar loop is used): the stored element codes of
      * one group for its final parameters, as the kernels define them.
      * Asymmetric (qlo == 0): q = s > 0 ? rhe(clamp(fl(fl(x_i - m) / s), 0, qhi))
@@ -120,8 +129,11 @@ float mx_search_sym(const mx_search_ops *ops, const float *x, const float *w, si
  * the parameters to store (s_rtn, m_rtn if no candidate is strictly better;
  * MX_ROUND_F32: no direct-error check, as for mx_search_sym).  st: the
  * group's statistics (ops->stats).  Passes: asym_err for the plain choice,
- * one asym_pass per candidate (6) and refinement (up to 2, 1 with
- * MX_ROUND_F32), asym_err for the winner.
+ * one asym_pass_multi for the (up to 6) candidates (asym_pass per candidate
+ * if it is NULL), one asym_pass per refinement (up to 2, 1 with
+ * MX_ROUND_F32), asym_err for the winner.  The candidates' least-squares
+ * fits are solved after the sweep, independently of each other, and then
+ * compared in their fixed order (the first strictly smallest estimate wins).
  */
 void mx_search_asym(const mx_search_ops *ops, const float *x, const float *w, size_t n, int L, mx_pround rnd,
                     const mx_gstats *st, float s_rtn, float m_rtn, float *s, float *m);

@@ -296,12 +296,6 @@ static inline __m256 clamp_rhe_hi_f(__m256 t, __m256 lo, __m256 hi)
     return _mm256_add_ps(_mm256_round_ps(t, RNE), _mm256_setzero_ps());
 }
 
-static inline __m256 clamp_rhe_lo_f(__m256 t, __m256 lo, __m256 hi)
-{
-    t = _mm256_min_ps(_mm256_max_ps(t, lo), hi);
-    return _mm256_add_ps(_mm256_round_ps(t, RNE), _mm256_setzero_ps());
-}
-
 /* ------------------------------------------------------------------------ */
 /* search passes (quant_search.h): same terms, lane j = index mod 8         */
 /* ------------------------------------------------------------------------ */
@@ -401,6 +395,22 @@ static float v_sym_err(const float *x, const float *w, size_t n, int qlo, int qh
     return lanes_sum(a);
 }
 
+/*
+ * rhe(clamp(t, +0, hi)) with NaN -> +0, as float.  No "+ 0" is needed (as in
+ * clamp_rhe_hi_f): after vmaxps(t, +0), which gives +0 for -0 and NaN, t has
+ * its sign bit clear, so vroundps cannot give -0.
+ */
+static inline __m256 clamp_rhe_pos_f(__m256 t, __m256 z, __m256 hi)
+{
+    return _mm256_round_ps(_mm256_min_ps(_mm256_max_ps(t, z), hi), RNE);
+}
+
+/* The codes of an asymmetric candidate pass as float: rhe(clamp(fl(fl(v - m) * id), 0, L)). */
+static inline __m256 asym_q(__m256 v, __m256 vm, __m256 vid, __m256 z, __m256 vL)
+{
+    return clamp_rhe_pos_f(_mm256_mul_ps(_mm256_sub_ps(v, vm), vid), z, vL);
+}
+
 static void v_asym_pass(const float *x, const float *w, size_t n, int L, float m, float id, float *sq,
                         float *sqq, float *sxq)
 {
@@ -410,7 +420,7 @@ static void v_asym_pass(const float *x, const float *w, size_t n, int L, float m
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
-        __m256 q = clamp_rhe_lo_f(_mm256_mul_ps(_mm256_sub_ps(v, vm), vid), z, vL);
+        __m256 q = asym_q(v, vm, vid, z, vL);
         __m256 wq = w ? _mm256_mul_ps(_mm256_loadu_ps(w + i), q) : q;
         a = _mm256_add_ps(a, wq);
         b = _mm256_add_ps(b, _mm256_mul_ps(wq, q));
@@ -418,7 +428,7 @@ static void v_asym_pass(const float *x, const float *w, size_t n, int L, float m
     }
     if (i < n) {
         tail8 t = load_tail(x + i, w ? w + i : NULL, n - i);
-        __m256 q = clamp_rhe_lo_f(_mm256_mul_ps(_mm256_sub_ps(t.x, vm), vid), z, vL);
+        __m256 q = asym_q(t.x, vm, vid, z, vL);
         __m256 wq = _mm256_and_ps(_mm256_mul_ps(t.w, q), t.live);
         a = _mm256_add_ps(a, wq);
         b = _mm256_add_ps(b, _mm256_mul_ps(wq, q));
@@ -427,6 +437,66 @@ static void v_asym_pass(const float *x, const float *w, size_t n, int L, float m
     *sq = lanes_sum(a);
     *sqq = lanes_sum(b);
     *sxq = lanes_sum(c);
+}
+
+/*
+ * Two asymmetric candidate passes (m0, id0) and (m1, id1) in one sweep,
+ * interleaved: each candidate's three sums are formed exactly as in
+ * v_asym_pass (same terms, same lanes, same order), six chains in flight.
+ */
+static void v_asym_pass2(const float *x, const float *w, size_t n, int L, const float *m, const float *id,
+                         float *sq, float *sqq, float *sxq)
+{
+    const __m256 vm0 = _mm256_set1_ps(m[0]), vid0 = _mm256_set1_ps(id[0]);
+    const __m256 vm1 = _mm256_set1_ps(m[1]), vid1 = _mm256_set1_ps(id[1]);
+    const __m256 vL = _mm256_set1_ps((float)L), z = _mm256_setzero_ps();
+    __m256 a0 = z, b0 = z, c0 = z, a1 = z, b1 = z, c1 = z;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 q0 = asym_q(v, vm0, vid0, z, vL), q1 = asym_q(v, vm1, vid1, z, vL);
+        __m256 wq0 = q0, wq1 = q1;
+        if (w) {
+            __m256 wi = _mm256_loadu_ps(w + i);
+            wq0 = _mm256_mul_ps(wi, q0);
+            wq1 = _mm256_mul_ps(wi, q1);
+        }
+        a0 = _mm256_add_ps(a0, wq0);
+        a1 = _mm256_add_ps(a1, wq1);
+        b0 = _mm256_add_ps(b0, _mm256_mul_ps(wq0, q0));
+        b1 = _mm256_add_ps(b1, _mm256_mul_ps(wq1, q1));
+        c0 = _mm256_add_ps(c0, _mm256_mul_ps(wq0, v));
+        c1 = _mm256_add_ps(c1, _mm256_mul_ps(wq1, v));
+    }
+    if (i < n) {
+        tail8 t = load_tail(x + i, w ? w + i : NULL, n - i);
+        __m256 q0 = asym_q(t.x, vm0, vid0, z, vL), q1 = asym_q(t.x, vm1, vid1, z, vL);
+        __m256 wq0 = _mm256_and_ps(_mm256_mul_ps(t.w, q0), t.live);
+        __m256 wq1 = _mm256_and_ps(_mm256_mul_ps(t.w, q1), t.live);
+        a0 = _mm256_add_ps(a0, wq0);
+        a1 = _mm256_add_ps(a1, wq1);
+        b0 = _mm256_add_ps(b0, _mm256_mul_ps(wq0, q0));
+        b1 = _mm256_add_ps(b1, _mm256_mul_ps(wq1, q1));
+        c0 = _mm256_add_ps(c0, _mm256_mul_ps(wq0, t.x));
+        c1 = _mm256_add_ps(c1, _mm256_mul_ps(wq1, t.x));
+    }
+    sq[0] = lanes_sum(a0);
+    sqq[0] = lanes_sum(b0);
+    sxq[0] = lanes_sum(c0);
+    sq[1] = lanes_sum(a1);
+    sqq[1] = lanes_sum(b1);
+    sxq[1] = lanes_sum(c1);
+}
+
+/* K candidate passes (quant_search.h asym_pass_multi): pairs through v_asym_pass2, an odd last one alone. */
+static void v_asym_pass_multi(const float *x, const float *w, size_t n, int L, size_t K, const float *m,
+                              const float *id, float *sq, float *sqq, float *sxq)
+{
+    size_t k = 0;
+    for (; k + 2 <= K; k += 2)
+        v_asym_pass2(x, w, n, L, m + k, id + k, sq + k, sqq + k, sxq + k);
+    if (k < K)
+        v_asym_pass(x, w, n, L, m[k], id[k], &sq[k], &sqq[k], &sxq[k]);
 }
 
 static float v_asym_err(const float *x, const float *w, size_t n, int L, float s, float m)
@@ -438,14 +508,14 @@ static float v_asym_err(const float *x, const float *w, size_t n, int L, float s
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
-        __m256 q = sp ? clamp_rhe_lo_f(_mm256_div_ps(_mm256_sub_ps(v, vm), vs), z, vL) : z;
+        __m256 q = sp ? clamp_rhe_pos_f(_mm256_div_ps(_mm256_sub_ps(v, vm), vs), z, vL) : z;
         __m256 e = _mm256_sub_ps(v, _mm256_add_ps(_mm256_mul_ps(q, vs), vm));
         e = _mm256_mul_ps(e, e);
         a = _mm256_add_ps(a, w ? _mm256_mul_ps(_mm256_loadu_ps(w + i), e) : e);
     }
     if (i < n) {
         tail8 t = load_tail(x + i, w ? w + i : NULL, n - i);
-        __m256 q = sp ? clamp_rhe_lo_f(_mm256_div_ps(_mm256_sub_ps(t.x, vm), vs), z, vL) : z;
+        __m256 q = sp ? clamp_rhe_pos_f(_mm256_div_ps(_mm256_sub_ps(t.x, vm), vs), z, vL) : z;
         __m256 e = _mm256_sub_ps(t.x, _mm256_add_ps(_mm256_mul_ps(q, vs), vm));
         a = _mm256_add_ps(a, _mm256_and_ps(_mm256_mul_ps(t.w, _mm256_mul_ps(e, e)), t.live));
     }
@@ -499,6 +569,7 @@ const mx_search_ops mx_search_ops_avx2 = {
     .sym_err = v_sym_err,
     .asym_pass = v_asym_pass,
     .asym_err = v_asym_err,
+    .asym_pass_multi = v_asym_pass_multi,
     .codes = v_codes,
 };
 

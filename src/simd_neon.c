@@ -466,6 +466,14 @@ static void n_asym_pass(const float *x, const float *w, size_t n, int L, float m
     *sxq = mx_lanes_sum(c);
 }
 
+/* K candidate passes (quant_search.h asym_pass_multi): n_asym_pass for each, inlined into one call. */
+static void n_asym_pass_multi(const float *x, const float *w, size_t n, int L, size_t K, const float *m,
+                              const float *id, float *sq, float *sqq, float *sxq)
+{
+    for (size_t k = 0; k < K; k++)
+        n_asym_pass(x, w, n, L, m[k], id[k], &sq[k], &sqq[k], &sxq[k]);
+}
+
 static float n_asym_err(const float *x, const float *w, size_t n, int L, float s, float m)
 {
     const float32x4_t vs = vdupq_n_f32(s), vm = vdupq_n_f32(m), vL = vdupq_n_f32((float)L);
@@ -508,6 +516,7 @@ const mx_search_ops mx_search_ops_neon = {
     .sym_err = n_sym_err,
     .asym_pass = n_asym_pass,
     .asym_err = n_asym_err,
+    .asym_pass_multi = n_asym_pass_multi,
 };
 
 /* ------------------------------------------------------------------------ */

@@ -946,6 +946,39 @@ static float rand_ratio(void)
 }
 
 /*
+ * A SIMD path's multi-candidate pass on one group: K (0..9) candidates from
+ * the asymmetric driver's grid of cuts (and other ranges), each against the
+ * scalar asym_pass of that candidate alone.
+ */
+static void check_asym_multi(const mx_search_ops *ops, check *am, const float *x, const float *w, size_t n,
+                             const mx_gstats *st, uint64_t seed)
+{
+    static const int asym_L[] = {15, 3, 63, 1, 7, 31};
+    enum { KMAX = 9 };
+    float m[KMAX], id[KMAX], q1[KMAX], q2[KMAX], q3[KMAX];
+    int L = asym_L[below(sizeof asym_L / sizeof asym_L[0])];
+    size_t K = below(KMAX + 1);
+    float step = (st->hi - st->lo) / (float)L;
+    for (size_t k = 0; k < K; k++) {
+        float a = st->lo + 0.25f * (float)below(3) * step, b = st->hi - 0.25f * (float)below(3) * step;
+        m[k] = a;
+        id[k] = b > a ? (float)L / (b - a) : 1.0f;
+        if (coin(4))
+            id[k] *= rand_ratio();
+    }
+    ops->asym_pass_multi(x, w, n, L, K, m, id, q1, q2, q3);
+    for (size_t k = 0; k < K; k++) {
+        float r1, r2, r3;
+        mx_search_ops_scalar.asym_pass(x, w, n, L, m[k], id[k], &r1, &r2, &r3);
+        am->cases++;
+        if (!same_f(q1[k], r1) || !same_f(q2[k], r2) || !same_f(q3[k], r3))
+            check_fail(am, "n=%zu L=%d candidate %zu of %zu m=%a id=%a seed=0x%016" PRIx64
+                       ": sq %a/%a sqq %a/%a sxq %a/%a", n, L, k, K, (double)m[k], (double)id[k], seed,
+                       (double)r1, (double)q1[k], (double)r2, (double)q2[k], (double)r3, (double)q3[k]);
+    }
+}
+
+/*
  * The passes of a SIMD path against mx_search_ops_scalar on random groups
  * and parameters like the drivers pass (and some they never do: d = 0,
  * negative or huge scales).
@@ -955,12 +988,13 @@ static void check_search_passes(const mx_search_ops *ops, const char *path, unsi
     static const int sym_ranges[][2] = {{-127, 127}, {-8, 7}, {-4, 3}, {-32, 31}, {-128, 127}, {0, 63}, {0, 15}};
     static const int asym_L[] = {15, 3, 63, 1, 7, 31};
     const mx_search_ops *ref = &mx_search_ops_scalar;
-    check cs, cp, ce, ap, ae;
+    check cs, cp, ce, ap, ae, am;
     check_begin(&cs, "%s search pass stats", path);
     check_begin(&cp, "%s search pass sym_pass", path);
     check_begin(&ce, "%s search pass sym_err", path);
     check_begin(&ap, "%s search pass asym_pass", path);
     check_begin(&ae, "%s search pass asym_err", path);
+    check_begin(&am, "%s search pass asym_pass_multi", path);
     for (unsigned r = 0; r < rows; r++) {
         uint64_t seed = mix64(base_seed ^ 0x5EA4C8u ^ ((uint64_t)r << 20));
         size_t n;
@@ -1041,6 +1075,8 @@ static void check_search_passes(const mx_search_ops *ops, const char *path, unsi
                 check_fail(&ae, "n=%zu L=%d s=%a m=%a seed=0x%016" PRIx64 ": %a/%a", n, L, (double)sc, (double)m, seed,
                            (double)e1, (double)e2);
         }
+        if (ops->asym_pass_multi != NULL)
+            check_asym_multi(ops, &am, x, w, n, &sa, seed);
         free(x);
         free(w);
     }
@@ -1049,6 +1085,7 @@ static void check_search_passes(const mx_search_ops *ops, const char *path, unsi
     check_end(&ce, "calls");
     check_end(&ap, "calls");
     check_end(&ae, "calls");
+    check_end(&am, "candidates");
 }
 
 /* ---- main ---- */

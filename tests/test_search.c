@@ -359,6 +359,23 @@ Test(search, passes_use_the_documented_lane_order)
         cr_assert_eq(mx_f32_bits(sq), mx_f32_bits(lanes(NULL, a)));
         cr_assert_eq(mx_f32_bits(sqq2), mx_f32_bits(lanes(NULL, b)));
         cr_assert_eq(mx_f32_bits(sxq2), mx_f32_bits(lanes(NULL, c)));
+        /* asym_pass_multi: candidate k's sums are asym_pass's for (m[k], id[k]) */
+        {
+            const float mk[3] = {-1.25f, m, 0.5f}, idk[3] = {2.0f, id, 5.5f};
+            float q3[3], qq3[3], xq3[3];
+            cr_assert(ops->asym_pass_multi != NULL);
+            ops->asym_pass_multi(x, ww, 203, 15, 3, mk, idk, q3, qq3, xq3);
+            for (int k = 0; k < 3; k++) {
+                float e1, e2, e3;
+                ops->asym_pass(x, ww, 203, 15, mk[k], idk[k], &e1, &e2, &e3);
+                cr_assert_eq(mx_f32_bits(q3[k]), mx_f32_bits(e1), "candidate %d", k);
+                cr_assert_eq(mx_f32_bits(qq3[k]), mx_f32_bits(e2), "candidate %d", k);
+                cr_assert_eq(mx_f32_bits(xq3[k]), mx_f32_bits(e3), "candidate %d", k);
+            }
+            cr_assert_eq(mx_f32_bits(q3[1]), mx_f32_bits(sq));
+            cr_assert_eq(mx_f32_bits(qq3[1]), mx_f32_bits(sqq2));
+            cr_assert_eq(mx_f32_bits(xq3[1]), mx_f32_bits(sxq2));
+        }
         /* asym_err */
         memset(a, 0, sizeof a);
         for (int i = 0; i < 203; i++) {
@@ -393,6 +410,147 @@ Test(search, passes_use_the_documented_lane_order)
     float ones[203];
     for (int i = 0; i < 203; i++) ones[i] = 1.0f;
     cr_assert_eq(mx_f32_bits(ops->sym_err(x, NULL, 203, -8, 7, 0.3f)), mx_f32_bits(ops->sym_err(x, ones, 203, -8, 7, 0.3f)));
+}
+
+/* ---- the asymmetric driver chooses as the plain one-candidate-at-a-time search ---- */
+
+/*
+ * mx_search_asym as first written: every candidate tried by its own
+ * asym_pass, solved and compared at once.  The driver evaluates the initial
+ * candidates in one multi-candidate pass and solves them before comparing;
+ * its results must be the same bits.
+ */
+static const float ref_cuts[][2] = {{0.0f, 0.0f}, {0.25f, 0.5f}, {0.5f, 0.25f}, {0.0f, 0.5f}, {0.5f, 0.0f}, {0.5f, 0.5f}};
+
+typedef struct ref_best {
+    float s, m;
+    double rel;
+} ref_best;
+
+static bool ref_finite(float v) { return v - v == 0.0f; }
+
+static void ref_try(const mx_search_ops *ops, const float *x, const float *w, size_t n, int L, mx_pround rnd,
+                    const mx_gstats *st, float m0, float id, ref_best *best)
+{
+    float sq, sqq, sxq, s, m;
+    double D, sw = st->sw, sx = st->sx, rel;
+    if (!ref_finite(id) || !(id > 0.0f) || !ref_finite(m0))
+        return;
+    ops->asym_pass(x, w, n, L, m0, id, &sq, &sqq, &sxq);
+    D = sw * (double)sqq - (double)sq * (double)sq;
+    if (!(D > 0.0))
+        return;
+    s = mx_round_param((sw * (double)sxq - (double)sq * sx) / D, rnd);
+    m = mx_round_param(((double)sqq * sx - (double)sq * (double)sxq) / D, rnd);
+    if (!ref_finite(s) || !(s > 0.0f) || !ref_finite(m))
+        return;
+    rel = mx_ls_asym_rel_err(s, m, sw, sx, sq, sqq, sxq);
+    if (rel < best->rel) {
+        best->rel = rel;
+        best->s = s;
+        best->m = m;
+    }
+}
+
+static void ref_search_asym(const mx_search_ops *ops, const float *x, const float *w, size_t n, int L,
+                            mx_pround rnd, const mx_gstats *st, float s_rtn, float m_rtn, float *s, float *m)
+{
+    ref_best best = {0.0f, 0.0f, INFINITY};
+    float e0, e1, R = st->hi - st->lo, step = R / (float)L;
+    *s = s_rtn;
+    *m = m_rtn;
+    if (n == 0 || !(R > 0.0f) || !ref_finite(R))
+        return;
+    e0 = rnd == MX_ROUND_F32 ? 1.0f : ops->asym_err(x, w, n, L, s_rtn, m_rtn);
+    if (!(e0 > 0.0f))
+        return;
+    for (size_t k = 0; k < sizeof ref_cuts / sizeof ref_cuts[0]; k++) {
+        float a = st->lo + ref_cuts[k][0] * step;
+        float b = st->hi - ref_cuts[k][1] * step;
+        ref_try(ops, x, w, n, L, rnd, st, a, (float)L / (b - a), &best);
+    }
+    for (int it = 0; it < (rnd == MX_ROUND_F32 ? 1 : 2) && best.s != 0.0f; it++) {
+        float bs = best.s, bm = best.m;
+        ref_try(ops, x, w, n, L, rnd, st, bm, 1.0f / bs, &best);
+        if (best.s == bs && best.m == bm)
+            break;
+    }
+    if (best.s == 0.0f || (best.s == s_rtn && best.m == m_rtn))
+        return;
+    if (rnd == MX_ROUND_F32) {
+        *s = best.s;
+        *m = best.m;
+        return;
+    }
+    e1 = ops->asym_err(x, w, n, L, best.s, best.m);
+    if (e1 < e0 * (1.0f - MX_SEARCH_MARGIN)) {
+        *s = best.s;
+        *m = best.m;
+    }
+}
+
+/* Groups of every shape the drivers meet: gaussian, few levels (ties, exact fits), outliers, constant. */
+static void fill_group(float *x, size_t n, uint64_t *seed, int kind)
+{
+    for (size_t i = 0; i < n; i++) {
+        double v = rng_gauss(seed);
+        if (kind == 1)
+            v = (double)(rng_next(seed) % 4) * 0.25; /* 4 levels: exact fits, D = 0, ties */
+        else if (kind == 2)
+            v = (double)(rng_next(seed) % 16) * 0.125 - 1.0; /* 16 levels */
+        else if (kind == 3 && rng_next(seed) % 10 == 0)
+            v *= 100.0;
+        else if (kind == 4)
+            v = i == 0 ? 1.0 : 0.0; /* one spike */
+        else if (kind == 5)
+            v = 0.75; /* constant */
+        else if (kind == 6)
+            v *= 1e-4;
+        x[i] = (float)v;
+    }
+}
+
+Test(search, asym_driver_matches_one_candidate_at_a_time)
+{
+    enum { NMAX = 300 };
+    static const int Ls[] = {15, 3, 7, 63};
+    float x[NMAX], w[NMAX];
+    mx_search_ops nomulti = mx_search_ops_scalar;
+    const mx_search_ops *opsets[2] = {&mx_search_ops_scalar, &nomulti};
+    uint64_t seed = 0xA5A5;
+    int changed = 0;
+    nomulti.asym_pass_multi = NULL; /* the driver's fallback: one asym_pass per candidate */
+    for (int c = 0; c < 20000; c++) {
+        size_t n = 1 + rng_next(&seed) % (c % 3 == 0 ? 40 : NMAX);
+        int kind = (int)(rng_next(&seed) % 7), L = Ls[rng_next(&seed) % 4];
+        const float *wp = NULL;
+        mx_pround rnd = rng_next(&seed) % 2 ? MX_ROUND_F16 : MX_ROUND_F32;
+        fill_group(x, n, &seed, kind);
+        if (rng_next(&seed) % 2) {
+            fill_weights(w, n, &seed, (int)(rng_next(&seed) % 2) + 1);
+            wp = w;
+        }
+        mx_gstats st;
+        mx_search_ops_scalar.stats(x, wp, n, &st);
+        float m0 = mx_f16_to_f32(mx_f16_round_down(st.lo));
+        float s0 = mx_f16_to_f32(mx_f32_to_f16((st.hi - st.lo) / (float)L * 1.0625f));
+        if (rnd == MX_ROUND_F32) {
+            m0 = st.lo;
+            s0 = (st.hi - st.lo) / (float)L;
+        }
+        float rs, rm;
+        ref_search_asym(&mx_search_ops_scalar, x, wp, n, L, rnd, &st, s0, m0, &rs, &rm);
+        changed += rs != s0 || rm != m0;
+        for (int o = 0; o < 2; o++) {
+            float gs, gm;
+            mx_search_asym(opsets[o], x, wp, n, L, rnd, &st, s0, m0, &gs, &gm);
+            cr_assert(mx_f32_bits(gs) == mx_f32_bits(rs) && mx_f32_bits(gm) == mx_f32_bits(rm),
+                      "case %d (%s) n=%zu kind=%d L=%d w=%s rnd=%s: s %a m %a, one at a time s %a m %a", c,
+                      o ? "no multi pass" : "multi pass", n, kind, L, wp ? "yes" : "NULL",
+                      rnd == MX_ROUND_F16 ? "f16" : "f32", (double)gs, (double)gm, (double)rs, (double)rm);
+        }
+    }
+    cr_assert(changed > 1000, "the search changed only %d of 20000 groups: the test does not exercise it", changed);
 }
 
 Test(search, round_param)

@@ -977,6 +977,29 @@ Test(simd, search_passes)
             cmp_bits(p2, r2, "asym_pass.sqq", ctx);
             cmp_bits(p3, r3, "asym_pass.sxq", ctx);
             cmp_bits(ops[o]->asym_err(x, wp, n, L, s, m), ref->asym_err(x, wp, n, L, s, m), "asym_err", ctx);
+            if (ops[o]->asym_pass_multi != NULL) { /* K candidates in one sweep: each as its own asym_pass */
+                enum { KMAX = 9 };
+                float mk[KMAX], idk[KMAX], q1[KMAX], q2[KMAX], q3[KMAX];
+                size_t K = rng_below(&rng, KMAX + 1);
+                float step = (hi - lo) / (float)L;
+                for (size_t k = 0; k < K; k++) { /* the drivers' grid of cuts, and other ranges */
+                    float ca = (float)rng_below(&rng, 3) * 0.25f, cb = (float)rng_below(&rng, 3) * 0.25f;
+                    float a = lo + ca * step, b = hi - cb * step;
+                    mk[k] = rng_below(&rng, 4) == 0 ? m : a;
+                    idk[k] = b > a ? (float)L / (b - a) * (rng_below(&rng, 4) == 0 ? jit : 1.0f) : ids;
+                }
+                ops[o]->asym_pass_multi(x, wp, n, L, K, mk, idk, q1, q2, q3);
+                for (size_t k = 0; k < K; k++) {
+                    char what[64];
+                    ref->asym_pass(x, wp, n, L, mk[k], idk[k], &r1, &r2, &r3);
+                    snprintf(what, sizeof what, "asym_pass_multi[%zu of %zu].sq", k, K);
+                    cmp_bits(q1[k], r1, what, ctx);
+                    snprintf(what, sizeof what, "asym_pass_multi[%zu of %zu].sqq", k, K);
+                    cmp_bits(q2[k], r2, what, ctx);
+                    snprintf(what, sizeof what, "asym_pass_multi[%zu of %zu].sxq", k, K);
+                    cmp_bits(q3[k], r3, what, ctx);
+                }
+            }
             if (ops[o]->codes != NULL) { /* the optional codes pass, against quant_search.h's definition */
                 uint8_t got[NMAX], want[NMAX];
                 for (int sym = 0; sym < 2; sym++) {
