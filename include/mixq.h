@@ -471,6 +471,7 @@ typedef struct mixq_plan_summary {
     double bits_per_weight;    /* tensor_bytes * 8 / n_elements, as `mixq dump` */
     double estimated_error;    /* sum of the tensors' squared errors (NaN if some are unknown) */
     uint64_t measure_sample;   /* the measure_sample the errors were measured with (0 = every row) */
+    size_t n_sampled;          /* tensors whose estimated error comes from a sample of their rows */
     double weighted_error;     /* sum of weight * error: the budget objective */
     double lower_bound;        /* budget: no plan within the budget has a smaller weighted error */
     int optimal;               /* budget: 1 if the plan is proven optimal */

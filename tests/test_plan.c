@@ -660,6 +660,15 @@ Test(plan, cli_usage_errors)
     json_decref(j);
     free(o);
     free(e);
+    /* the totals say when estimates come from samples (the testdata's tensors are below the default) */
+    cr_assert_eq(RUN(&o, &e, "plan", in, "--target-bpw", "6"), 0, "%s", e);
+    cr_assert(!strstr(o, "measured on about"), "%s", o);
+    free(o);
+    free(e);
+    cr_assert_eq(RUN(&o, &e, "plan", in, "--target-bpw", "6", "--measure-sample", "1000"), 0, "%s", e);
+    cr_assert(strstr(o, "tensors measured on about 1000 elements each"), "%s", o);
+    free(o);
+    free(e);
     free(in);
 }
 
@@ -785,6 +794,11 @@ static void sampled_plan_close_to_exact(const char *name, const char *in)
         mixq_error err;
         cr_assert_eq(mixq_convert(in, out, &co, &err), MIXQ_OK, "%s", err.message);
         e[k] = compare_sse(in, out, p);
+        mixq_plan_summary s;
+        mixq_plan_get_summary(p, &s);
+        if (k == 0) cr_assert_eq(s.n_sampled, 0);
+        /* tiny-llama-6l: at least its embedding and lm_head (2048 rows of 256) are sampled */
+        if (k == 1 && !strcmp(name, "tiny-llama-6l")) cr_assert_geq(s.n_sampled, 2, "%zu", s.n_sampled);
         mixq_plan_free(p);
         free(out);
     }

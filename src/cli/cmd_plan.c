@@ -130,6 +130,9 @@ static void print_summary(const mixq_plan *p)
            cli_bytes(s.tensor_bytes, b, sizeof b), cli_bytes(s.file_bytes, c, sizeof c),
            s.tensor_bytes ? (double)s.source_bytes / (double)s.tensor_bytes : 0.0, s.bits_per_weight);
     printf("estimated squared error %.6g; weighted %.6g", s.estimated_error, s.weighted_error);
+    if (s.n_sampled)
+        printf(" (%zu tensors measured on about %llu elements each: --measure-sample)", s.n_sampled,
+               (unsigned long long)s.measure_sample);
     if (s.solver && s.solver[0]) {
         printf("; solver %s, %s", s.solver, s.optimal ? "optimal" : "not proven optimal");
         if (!s.optimal)
