@@ -592,10 +592,12 @@ Test(plan, cli_plan_convert_dump_round_trip)
     json_t *plan = json_object_get(json_object_get(d, "metadata"), "plan");
     cr_assert_str_eq(json_string_value(json_object_get(plan, "strategy")), "budget");
     cr_assert_float_eq(json_number_value(json_object_get(plan, "target_bpw")), 5.0, 1e-12);
+    cr_assert_eq(json_integer_value(json_object_get(plan, "measure_sample")), 262144);
     json_decref(d);
     rc = RUN(&o, &e, "dump", a);
     cr_assert_eq(rc, 0);
     cr_assert(strstr(o, "est.sq.err") && strstr(o, "plan: strategy budget, target 5 bits per weight"), "%s", o);
+    cr_assert(strstr(o, "errors of tensors over 262144 elements estimated from a sample of rows"), "%s", o);
     free(o);
     free(e);
     rc = RUN(&o, &e, "verify", a);
