@@ -51,14 +51,14 @@
 /* f16 bits -> float with F16C: identical to mx_f16_to_f32 for all 65536 inputs. */
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
+/* mx_f32_to_f16 (round to nearest even) with F16C, identical for every input (checked on all 2^32). */
+static inline uint16_t f2h(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+
 /*
  * mx_f16_round_up / mx_f16_round_down with F16C's directed rounding, a zero
  * result made +0: identical to half.c for every non-NaN float (checked on all
  * 2^32 inputs); NaN goes to the reference.
  */
-/* mx_f32_to_f16 (round to nearest even) with F16C, identical for every input (checked on all 2^32). */
-static inline uint16_t f2h(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-
 static inline uint16_t f16_up(float f)
 {
     if (f != f)
@@ -74,6 +74,12 @@ static inline uint16_t f16_down(float f)
     uint16_t h = (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
     return (h & 0x7FFFu) == 0 ? 0 : h;
 }
+
+/* The shared plain choice of a DQ super-block, with these F16C conversions. */
+#define MX_DQP_F16_TO_F32 h2f
+#define MX_DQP_F16_UP f16_up
+#define MX_DQP_F16_DOWN f16_down
+#include "kernel_dq_plain.h"
 
 /* ------------------------------------------------------------------------ */
 /* f32 <-> f16 / bf16 arrays                                                */
@@ -1416,7 +1422,7 @@ static void avx2_e5m2_dequantize_row(mx_crowptrs in, size_t n, unsigned group, f
 /* ------------------------------------------------------------------------ */
 
 #define DQ_SUPER 256u
-#define DQ_MAX_GROUPS 16u
+#define DQ_MAX_GROUPS MX_DQ_MAX_GROUPS
 
 typedef struct dq_type {
     mixq_qtype id;
@@ -1436,204 +1442,6 @@ static const dq_type D_INT3_DQ = {MIXQ_QT_INT3_DQ, false, -4, 3, -32, 31, 4, 32,
                                   kernel_int3_dq_dequantize_row};
 static const dq_type D_INT6_DQ = {MIXQ_QT_INT6_DQ, false, -32, 31, -128, 127, 32, 128, kernel_int6_dq_quantize_row,
                                   kernel_int6_dq_dequantize_row};
-
-typedef struct dq_sb {
-    uint16_t dh, mh;
-    int sc[DQ_MAX_GROUPS];
-    int mc[DQ_MAX_GROUPS];
-} dq_sb;
-
-static float dq_clampf(float t, float lo, float hi, float nan_to)
-{
-    if (t != t)
-        t = nan_to;
-    t = t < lo ? lo : t;
-    return t > hi ? hi : t;
-}
-
-static bool dq_asym_covers(float m, float d, int c, int L, float hi)
-{
-    float top = (float)L * (d * (float)c);
-    float sum = m + top;
-    return sum >= hi;
-}
-
-static bool dq_sym_covers(float d, int c, int qlo, float amax)
-{
-    return (float)(-qlo) * (d * (float)c) >= amax;
-}
-
-/* Every group covered at scale code SC under super-block scale d. */
-static bool dq_asym_all(const float *m, const float *hi, int ng, float d, int SC, int L)
-{
-    bool all = true;
-    for (int j = 0; j < ng && all; j++)
-        all = dq_asym_covers(m[j], d, SC, L, hi[j]);
-    return all;
-}
-
-/*
- * The smallest code c in (c0, c1] passing a test that is monotone in c and
- * holds at c1 (the reference bisects): the candidate `guess` (clamped) is
- * checked first.
- */
-#define SMALLEST_CODE(c0_, c1_, guess, test, out)                                                         \
-    do {                                                                                                    \
-        int lo_ = (c0_), hi_ = (c1_), g_ = (guess);                                                         \
-        g_ = g_ <= lo_ ? lo_ + 1 : g_ > hi_ ? hi_ : g_;                                                     \
-        { int c = g_; if (test) { c = g_ - 1; if (g_ - 1 == lo_ || !(test)) { lo_ = g_ - 1; hi_ = g_; } } } \
-        while (hi_ - lo_ > 1) {                                                                             \
-            int c = (lo_ + hi_) / 2;                                                                        \
-            if (test)                                                                                       \
-                hi_ = c;                                                                                    \
-            else                                                                                            \
-                lo_ = c;                                                                                    \
-        }                                                                                                   \
-        (out) = hi_;                                                                                        \
-    } while (0)
-
-/* kernel_dq.c dq_rtn_asym after its min / max loops (lo[j], hi[j] of the ng groups). */
-static void dq_rtn_asym(const dq_type *T, const float *lo, const float *hi, int ng, dq_sb *r)
-{
-    float m[DQ_MAX_GROUPS] = {0};
-    float minlo, maxlo, dm, d;
-    int SC = T->chi, L = T->qhi;
-    unsigned a, b;
-
-    minlo = maxlo = lo[0];
-    for (int j = 1; j < ng; j++) {
-        minlo = lo[j] < minlo ? lo[j] : minlo;
-        maxlo = lo[j] > maxlo ? lo[j] : maxlo;
-    }
-    if (minlo < 0.0f) {
-        uint16_t h = f16_up(-minlo / (float)SC);
-        while (h > 0 && (float)SC * h2f((uint16_t)(h - 1u)) >= -minlo)
-            h--;
-        while ((float)SC * h2f(h) < -minlo)
-            h++;
-        r->mh = (uint16_t)(h | 0x8000u);
-        dm = -h2f(h);
-        for (int j = 0; j < ng; j++) {
-            int c = 0;
-            if (lo[j] < 0.0f) {
-                c = (int)dq_clampf(ceilf(lo[j] / dm), 0.0f, (float)SC, (float)SC);
-                while (c > 0 && dm * (float)(c - 1) <= lo[j])
-                    c--;
-                while (c < SC && dm * (float)c > lo[j])
-                    c++;
-            }
-            r->mc[j] = c;
-        }
-    } else {
-        uint16_t h = f16_down(maxlo / (float)SC);
-        while (h > 0 && (float)SC * h2f(h) > maxlo)
-            h--;
-        while (h < 0x7BFFu && (float)SC * h2f((uint16_t)(h + 1u)) <= maxlo)
-            h++;
-        r->mh = h;
-        dm = h2f(h);
-        for (int j = 0; j < ng; j++) {
-            int c = 0;
-            if (dm > 0.0f) {
-                c = (int)dq_clampf(floorf(lo[j] / dm), 0.0f, (float)SC, 0.0f);
-                while (c < SC && dm * (float)(c + 1) <= lo[j])
-                    c++;
-                while (c > 0 && dm * (float)c > lo[j])
-                    c--;
-            }
-            r->mc[j] = c;
-        }
-    }
-    for (int j = 0; j < ng; j++)
-        m[j] = dm * (float)r->mc[j];
-
-    a = 0;
-    b = 0x7C00u;
-    {
-        bool all = true;
-        for (int j = 0; j < ng; j++)
-            all = all && dq_asym_covers(m[j], 0.0f, SC, L, hi[j]);
-        if (all)
-            b = 0;
-    }
-    if (b != 0) {
-        /*
-         * The reference bisects for the smallest f16 d covering every group
-         * (the test is monotone in d, so that value is unique).  Try the
-         * rounded-up quotient of the widest range first: it is that value if
-         * it passes and its predecessor fails.
-         */
-        float need = 0.0f;
-        for (int j = 0; j < ng; j++) {
-            float r = hi[j] - m[j];
-            need = r > need ? r : need;
-        }
-        unsigned c = f16_up(need / ((float)L * (float)SC));
-        if (c > 0u && c <= 0x7C00u && dq_asym_all(m, hi, ng, h2f((uint16_t)c), SC, L) &&
-            !dq_asym_all(m, hi, ng, h2f((uint16_t)(c - 1u)), SC, L))
-            a = c - 1u, b = c;
-        while (b - a > 1u) {
-            unsigned mid = a + (b - a) / 2u;
-            if (dq_asym_all(m, hi, ng, h2f((uint16_t)mid), SC, L))
-                b = mid;
-            else
-                a = mid;
-        }
-    }
-    r->dh = (uint16_t)b;
-    d = h2f(r->dh);
-    for (int j = 0; j < ng; j++) {
-        if (dq_asym_covers(m[j], d, 0, L, hi[j])) {
-            r->sc[j] = 0;
-            continue;
-        }
-        float gq = ceilf((hi[j] - m[j]) / ((float)L * d));
-        int guess = gq >= 1.0f && gq <= (float)SC ? (int)gq : SC;
-        SMALLEST_CODE(0, SC, guess, dq_asym_covers(m[j], d, c, L, hi[j]), r->sc[j]);
-    }
-}
-
-/* kernel_dq.c dq_rtn_sym after its loop (amax[j], pos[j] = (max x == amax), A = max amax). */
-static void dq_rtn_sym(const dq_type *T, const float *amax, const bool *pos, float A, int ng, dq_sb *r)
-{
-    float d;
-    int C = T->chi;
-    unsigned a = 0, b = 0x7C00u;
-
-    r->mh = 0;
-    if (!(A > 0.0f)) {
-        r->dh = 0;
-        for (int j = 0; j < ng; j++)
-            r->sc[j] = 0;
-        return;
-    }
-    {
-        unsigned c = f16_up(A / ((float)(-T->qlo) * (float)C));
-        if (c > 0u && c <= 0x7C00u && dq_sym_covers(h2f((uint16_t)c), C, T->qlo, A) &&
-            !dq_sym_covers(h2f((uint16_t)(c - 1u)), C, T->qlo, A))
-            a = c - 1u, b = c;
-    }
-    while (b - a > 1u) {
-        unsigned mid = a + (b - a) / 2u;
-        if (dq_sym_covers(h2f((uint16_t)mid), C, T->qlo, A))
-            b = mid;
-        else
-            a = mid;
-    }
-    r->dh = (uint16_t)b;
-    d = h2f(r->dh);
-    for (int j = 0; j < ng; j++) {
-        int c1;
-        if (!(amax[j] > 0.0f)) {
-            r->sc[j] = 0;
-            continue;
-        }
-        float gq = ceilf(amax[j] / ((float)(-T->qlo) * d));
-        int guess = gq >= 1.0f && gq <= (float)C ? (int)gq : C;
-        SMALLEST_CODE(0, C, guess, dq_sym_covers(d, c, T->qlo, amax[j]), c1);
-        r->sc[j] = pos[j] ? -c1 : c1;
-    }
-}
 
 /* Min, max and max |x| of x[0..n) (n >= 1), order-independent. */
 static void minmax_abs(const float *x, size_t n, float *lo, float *hi, float *amax)
@@ -1787,22 +1595,19 @@ static void dq_quantize(const dq_type *T, const float *x, size_t n, unsigned gro
         size_t len = n - s0 < DQ_SUPER ? n - s0 : DQ_SUPER;
         const float *xs = x + s0;
         size_t j0 = s0 / G;
-        float lo[DQ_MAX_GROUPS] = {0}, hi[DQ_MAX_GROUPS] = {0}, am[DQ_MAX_GROUPS] = {0}, A = 0.0f;
-        bool pos[DQ_MAX_GROUPS] = {0};
+        float lo[DQ_MAX_GROUPS] = {0}, hi[DQ_MAX_GROUPS] = {0}, am[DQ_MAX_GROUPS] = {0};
         int ng_sb = 0;
-        dq_sb r;
+        mx_dq_sb r;
 
         memset(&r, 0, sizeof r);
         for (size_t g0 = 0; g0 < len; g0 += G, ng_sb++) {
             size_t gl = len - g0 < G ? len - g0 : G;
             minmax_abs(xs + g0, gl, &lo[ng_sb], &hi[ng_sb], &am[ng_sb]);
-            pos[ng_sb] = hi[ng_sb] == am[ng_sb];
-            A = am[ng_sb] > A ? am[ng_sb] : A;
         }
         if (T->asym)
-            dq_rtn_asym(T, lo, hi, ng_sb, &r);
+            kernel_dq_plain_asym(T->qhi, T->chi, lo, hi, ng_sb, &r);
         else
-            dq_rtn_sym(T, am, pos, A, ng_sb, &r);
+            kernel_dq_plain_sym(T->qlo, T->chi, am, hi, ng_sb, &r);
 
         mx_st16le(sups + 2 * b, r.dh);
         if (T->asym)
@@ -1832,8 +1637,8 @@ static void dq_quantize(const dq_type *T, const float *x, size_t n, unsigned gro
                 _mm_storel_epi64((__m128i *)(void *)(u + g0 + i), _mm_packus_epi16(w16, w16));
             }
             for (; i < gl; i++) {
-                int q = T->asym ? mx_round_half_even(dq_clampf((xg[i] - m) / s, 0.0f, (float)T->qhi, 0.0f))
-                                : mx_round_half_even(dq_clampf(xg[i] / s, (float)T->qlo, (float)T->qhi, (float)T->qhi));
+                int q = T->asym ? mx_round_half_even(mx_dqp_clampf((xg[i] - m) / s, 0.0f, (float)T->qhi, 0.0f))
+                                : mx_round_half_even(mx_dqp_clampf(xg[i] / s, (float)T->qlo, (float)T->qhi, (float)T->qhi));
                 u[g0 + i] = (uint8_t)(q + (int)T->qbias);
             }
         }

@@ -13,12 +13,12 @@
  *   - clamps written as compare + select in the reference's order, so even a
  *     NaN quotient ends where the reference puts it;
  *   - per-group parameters (scale and min choice) computed by the same
- *     scalar code (copied here, or kernel_dq.c's and quant_search.c's
- *     drivers called directly), only the reductions feeding them
- *     vectorised: min / max / max |x| (order-independent; the sign of a
- *     zero result is fixed up to the reference's), and the search passes'
- *     sums in the reference's 8 partial sums (two float32x4_t per sum:
- *     lanes i % 8 = 0-3 and 4-7), combined by mx_lanes_sum;
+ *     scalar code (copied here, or called directly: kernel_dq_plain.h,
+ *     kernel_dq.c's and quant_search.c's drivers), only the reductions
+ *     feeding them vectorised: min / max / max |x| (order-independent; the
+ *     sign of a zero result is fixed up to the reference's), and the search
+ *     passes' sums in the reference's 8 partial sums (two float32x4_t per
+ *     sum: lanes i % 8 = 0-3 and 4-7), combined by mx_lanes_sum;
  *   - f16 <-> f32 by the FCVTL/FCVTN instructions, which round to nearest
  *     even, keep subnormals and quiet a NaN keeping its sign and top payload
  *     bits exactly as half.c does (with the default FPCR: no flush to zero,
@@ -35,6 +35,7 @@
 
 #include "fp8.h"
 #include "half.h"
+#include "kernel_dq_plain.h"
 #include "kernels.h"
 #include "quant_search.h"
 #include "simd.h"
@@ -918,8 +919,8 @@ static void neon_int2_dequantize_row(mx_crowptrs in, size_t n, unsigned group, f
 /* ------------------------------------------------------------------------ */
 
 /*
- * Quantize: without search, the plain choice of kernel_dq.c (copied, its
- * group min / max vectorised) and vectorised element codes; with search,
+ * Quantize: without search, the group min / max vectorised, the plain
+ * choice of kernel_dq_plain.h and vectorised element codes; with search,
  * kernel_dq.c's driver itself (two-level search, then its scalar encoding)
  * with the NEON search passes, which dominate its cost.  Dequantize: 16 codes at a time from their bit planes (FORMAT.md §5.1),
  * x^ = fl(q * s) (+ m), with the group's s = fl(d * c) and m = fl(dm * mc)
@@ -940,183 +941,23 @@ static const dq_desc D_INT3_DQ = {MIXQ_QT_INT3_DQ, false, -4, 3, -32, 31, 4, 32}
 static const dq_desc D_INT6_DQ = {MIXQ_QT_INT6_DQ, false, -32, 31, -128, 127, 32, 128};
 
 #define DQ_SUPER 256u
-#define DQ_MAX_GROUPS 16u
 
-/* As kernel_dq.c's dq_sb: one super-block's parameters. */
-typedef struct dq_params {
-    uint16_t dh, mh;
-    int sc[DQ_MAX_GROUPS];
-    int mc[DQ_MAX_GROUPS];
-} dq_params;
-
-static float dq_clampf(float t, float lo, float hi, float nan_to)
+/* The group statistics as the reference computes them (vectorised), then kernel_dq_plain.h's plain choice. */
+static void dq_rtn_neon(const dq_desc *T, const float *x, size_t len, unsigned G, mx_dq_sb *r)
 {
-    if (t != t)
-        t = nan_to;
-    t = t < lo ? lo : t;
-    return t > hi ? hi : t;
-}
-
-/* kernel_dq.c's asym_covers / sym_covers (exact products). */
-static bool dq_asym_covers(float m, float d, int c, int L, float hi)
-{
-    float top = (float)L * (d * (float)c);
-    float sum = m + top;
-    return sum >= hi;
-}
-
-static bool dq_sym_covers(float d, int c, int qlo, float amax)
-{
-    return (float)(-qlo) * (d * (float)c) >= amax;
-}
-
-/* kernel_dq.c's dq_rtn_asym (the plain choice), the group min / max vectorised. */
-static void dq_rtn_asym_neon(const dq_desc *T, const float *x, size_t len, unsigned G, dq_params *r)
-{
-    float lo[DQ_MAX_GROUPS] = {0}, hi[DQ_MAX_GROUPS] = {0}, m[DQ_MAX_GROUPS] = {0};
-    float minlo, maxlo, dm, d;
-    int ng = 0, SC = T->chi, L = T->qhi;
-    unsigned a, b;
+    float lo[MX_DQ_MAX_GROUPS] = {0}, hi[MX_DQ_MAX_GROUPS] = {0}, amax[MX_DQ_MAX_GROUPS] = {0};
+    int ng = 0;
 
     for (size_t s0 = 0; s0 < len; s0 += G, ng++) {
         size_t gl = len - s0 < G ? len - s0 : G;
         minmax_ref(x + s0, gl, &lo[ng], &hi[ng]);
+        if (!T->asym)
+            amax[ng] = absmax_ref(x + s0, gl);
     }
-    minlo = maxlo = lo[0];
-    for (int j = 1; j < ng; j++) {
-        minlo = lo[j] < minlo ? lo[j] : minlo;
-        maxlo = lo[j] > maxlo ? lo[j] : maxlo;
-    }
-    if (minlo < 0.0f) {
-        uint16_t h = mx_f16_round_up(-minlo / (float)SC);
-        while (h > 0 && (float)SC * mx_f16_to_f32((uint16_t)(h - 1u)) >= -minlo)
-            h--;
-        while ((float)SC * mx_f16_to_f32(h) < -minlo)
-            h++;
-        r->mh = (uint16_t)(h | 0x8000u);
-        dm = -mx_f16_to_f32(h);
-        for (int j = 0; j < ng; j++) {
-            int c = 0;
-            if (lo[j] < 0.0f) {
-                c = (int)dq_clampf(ceilf(lo[j] / dm), 0.0f, (float)SC, (float)SC);
-                while (c > 0 && dm * (float)(c - 1) <= lo[j])
-                    c--;
-                while (c < SC && dm * (float)c > lo[j])
-                    c++;
-            }
-            r->mc[j] = c;
-        }
-    } else {
-        uint16_t h = mx_f16_round_down(maxlo / (float)SC);
-        while (h > 0 && (float)SC * mx_f16_to_f32(h) > maxlo)
-            h--;
-        while (h < 0x7BFFu && (float)SC * mx_f16_to_f32((uint16_t)(h + 1u)) <= maxlo)
-            h++;
-        r->mh = h;
-        dm = mx_f16_to_f32(h);
-        for (int j = 0; j < ng; j++) {
-            int c = 0;
-            if (dm > 0.0f) {
-                c = (int)dq_clampf(floorf(lo[j] / dm), 0.0f, (float)SC, 0.0f);
-                while (c < SC && dm * (float)(c + 1) <= lo[j])
-                    c++;
-                while (c > 0 && dm * (float)c > lo[j])
-                    c--;
-            }
-            r->mc[j] = c;
-        }
-    }
-    for (int j = 0; j < ng; j++)
-        m[j] = dm * (float)r->mc[j];
-
-    a = 0;
-    b = 0x7C00u;
-    {
-        bool all = true;
-        for (int j = 0; j < ng; j++)
-            all = all && dq_asym_covers(m[j], 0.0f, SC, L, hi[j]);
-        if (all)
-            b = 0;
-    }
-    if (b != 0) {
-        while (b - a > 1u) {
-            unsigned mid = a + (b - a) / 2u;
-            bool all = true;
-            float dd = mx_f16_to_f32((uint16_t)mid);
-            for (int j = 0; j < ng && all; j++)
-                all = dq_asym_covers(m[j], dd, SC, L, hi[j]);
-            if (all)
-                b = mid;
-            else
-                a = mid;
-        }
-    }
-    r->dh = (uint16_t)b;
-    d = mx_f16_to_f32(r->dh);
-    for (int j = 0; j < ng; j++) {
-        int c0 = 0, c1 = SC;
-        if (dq_asym_covers(m[j], d, 0, L, hi[j])) {
-            r->sc[j] = 0;
-            continue;
-        }
-        while (c1 - c0 > 1) {
-            int mid = (c0 + c1) / 2;
-            if (dq_asym_covers(m[j], d, mid, L, hi[j]))
-                c1 = mid;
-            else
-                c0 = mid;
-        }
-        r->sc[j] = c1;
-    }
-}
-
-/* kernel_dq.c's dq_rtn_sym, the group max |x| and max vectorised. */
-static void dq_rtn_sym_neon(const dq_desc *T, const float *x, size_t len, unsigned G, dq_params *r)
-{
-    float amax[DQ_MAX_GROUPS] = {0}, A = 0.0f, d;
-    bool pos[DQ_MAX_GROUPS] = {0};
-    int ng = 0, C = T->chi;
-    unsigned a = 0, b = 0x7C00u;
-
-    for (size_t s0 = 0; s0 < len; s0 += G, ng++) {
-        size_t gl = len - s0 < G ? len - s0 : G;
-        float lo, hi, am = absmax_ref(x + s0, gl);
-        minmax_ref(x + s0, gl, &lo, &hi);
-        amax[ng] = am;
-        pos[ng] = hi == am;
-        A = am > A ? am : A;
-    }
-    r->mh = 0;
-    if (!(A > 0.0f)) {
-        r->dh = 0;
-        for (int j = 0; j < ng; j++)
-            r->sc[j] = 0;
-        return;
-    }
-    while (b - a > 1u) {
-        unsigned mid = a + (b - a) / 2u;
-        if (dq_sym_covers(mx_f16_to_f32((uint16_t)mid), C, T->qlo, A))
-            b = mid;
-        else
-            a = mid;
-    }
-    r->dh = (uint16_t)b;
-    d = mx_f16_to_f32(r->dh);
-    for (int j = 0; j < ng; j++) {
-        int c0 = 0, c1 = C;
-        if (!(amax[j] > 0.0f)) {
-            r->sc[j] = 0;
-            continue;
-        }
-        while (c1 - c0 > 1) {
-            int mid = (c0 + c1) / 2;
-            if (dq_sym_covers(d, mid, T->qlo, amax[j]))
-                c1 = mid;
-            else
-                c0 = mid;
-        }
-        r->sc[j] = pos[j] ? -c1 : c1;
-    }
+    if (T->asym)
+        kernel_dq_plain_asym(T->qhi, T->chi, lo, hi, ng, r);
+    else
+        kernel_dq_plain_sym(T->qlo, T->chi, amax, hi, ng, r);
 }
 
 /* kernel_dq.c's elem_code plus the bias: the stored code of x. */
@@ -1125,9 +966,9 @@ static inline unsigned dq_code1(const dq_desc *T, float x, float s, float m)
     int q = 0;
     if (s != 0.0f) {
         if (T->asym)
-            q = s > 0.0f ? mx_round_half_even(dq_clampf((x - m) / s, 0.0f, (float)T->qhi, 0.0f)) : 0;
+            q = s > 0.0f ? mx_round_half_even(mx_dqp_clampf((x - m) / s, 0.0f, (float)T->qhi, 0.0f)) : 0;
         else
-            q = mx_round_half_even(dq_clampf(x / s, (float)T->qlo, (float)T->qhi, (float)T->qhi));
+            q = mx_round_half_even(mx_dqp_clampf(x / s, (float)T->qlo, (float)T->qhi, (float)T->qhi));
     }
     return (unsigned)(q + (int)T->qbias);
 }
@@ -1156,8 +997,8 @@ static inline void planes_put16(uint8_t *base, const uint8_t planes[QT_MAX_PLANE
 
 /*
  * Plain-choice rows (no search): kernel_dq.c's dq_quantize with the NEON
- * plain choice and element codes; with search, kernel_dq.c's driver with
- * the NEON passes.
+ * group statistics and element codes around kernel_dq_plain.h's choice;
+ * with search, kernel_dq.c's driver with the NEON passes.
  */
 static void dq_quantize_neon(const dq_desc *T, const float *x, size_t n, unsigned group, const mx_qparams *p,
                              mx_rowptrs out)
@@ -1190,14 +1031,11 @@ static void dq_quantize_neon(const dq_desc *T, const float *x, size_t n, unsigne
         size_t len = n - s0 < DQ_SUPER ? n - s0 : DQ_SUPER;
         const float *xs = x + s0;
         size_t j0 = s0 / G;
-        dq_params r;
+        mx_dq_sb r;
         int j = 0;
 
         memset(&r, 0, sizeof r);
-        if (T->asym)
-            dq_rtn_asym_neon(T, xs, len, G, &r);
-        else
-            dq_rtn_sym_neon(T, xs, len, G, &r);
+        dq_rtn_neon(T, xs, len, G, &r);
         mx_st16le(sups + 2 * b, r.dh);
         if (T->asym)
             mx_st16le(supm + 2 * b, r.mh);
