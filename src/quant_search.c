@@ -11,9 +11,10 @@
  *   a NEON loop two float32x4_t (lanes 0-3 and 4-7).  Each term is formed
  *   exactly as written in mx_search_ops (quant_search.h): plain multiplies
  *   and adds, never a fused multiply-add (build with -ffp-contract=off).
- *   min / max / max |x| are order-independent.  asym_pass_multi keeps 8
- *   partial sums per candidate and sum, in the same order as asym_pass: the
- *   candidates may be interleaved in one loop, but never share a sum.
+ *   min / max / max |x| are order-independent.  asym_pass_multi and
+ *   sym_pass_multi keep 8 partial sums per candidate and sum, in the same
+ *   order as asym_pass / sym_pass: the candidates may be interleaved in one
+ *   loop, but never share a sum.
  *
  * Everything after the passes (least squares, candidate generation, the
  * decisions) is scalar code in this file and in kernel_dq.c that a SIMD path
@@ -136,6 +137,14 @@ static void s_asym_pass_multi(const float *x, const float *w, size_t n, int L, s
         s_asym_pass(x, w, n, L, m[k], id[k], &sq[k], &sqq[k], &sxq[k]);
 }
 
+/* The reference multi-candidate symmetric pass: one sym_pass per candidate. */
+static void s_sym_pass_multi(const float *x, const float *w, size_t n, int qlo, int qhi, size_t K,
+                             const float *id, float *sxq, float *sqq)
+{
+    for (size_t k = 0; k < K; k++)
+        s_sym_pass(x, w, n, qlo, qhi, id[k], &sxq[k], &sqq[k]);
+}
+
 const mx_search_ops mx_search_ops_scalar = {
     .stats = s_stats,
     .sym_pass = s_sym_pass,
@@ -143,6 +152,7 @@ const mx_search_ops mx_search_ops_scalar = {
     .asym_pass = s_asym_pass,
     .asym_err = s_asym_err,
     .asym_pass_multi = s_asym_pass_multi,
+    .sym_pass_multi = s_sym_pass_multi,
 };
 
 /* ---------------------------------------------------------------------- */
@@ -211,25 +221,90 @@ typedef struct sym_best {
     double rel;
 } sym_best;
 
-/* One candidate: codes from x * id, the least-squares scale for them, rounded. */
+/*
+ * The least-squares scale of one candidate's codes (sums sxq, sqq of its
+ * pass), rounded as rnd says, into *d with its error estimate *rel; *rel =
+ * +INFINITY if the candidate is unusable (never wins the strict comparison,
+ * the same as skipping it).  q is the unrounded quotient sxq / sqq.
+ */
+static inline void sym_finish(float sxq, float sqq, double q, mx_pround rnd, bool positive, float *d,
+                              double *rel)
+{
+    float dd;
+    *d = 0.0f;
+    *rel = INFINITY;
+    if (!(sqq > 0.0f))
+        return;
+    dd = mx_round_param(q, rnd);
+    if (!finite_f(dd) || dd == 0.0f || (positive && dd < 0.0f))
+        return;
+    *d = dd;
+    *rel = ls_sym_rel_err(dd, sxq, sqq);
+}
+
+/* best := (d, rel) if rel is strictly smaller. */
+static inline void sym_keep(sym_best *best, float d, double rel)
+{
+    if (rel < best->rel) {
+        best->rel = rel;
+        best->d = d;
+    }
+}
+
+/* A usable starting code scale: finite and nonzero (sym_try's first test). */
+static inline bool sym_id_ok(float id) { return finite_f(id) && id != 0.0f; }
+
+/* One candidate (a refinement): codes from x * id, the least-squares scale for them, rounded. */
 static void sym_try(const mx_search_ops *ops, const float *x, const float *w, size_t n, int qlo, int qhi,
                     mx_pround rnd, bool positive, float id, sym_best *best)
 {
     float sxq, sqq, d;
     double rel;
-    if (!finite_f(id) || id == 0.0f)
+    if (!sym_id_ok(id))
         return;
     ops->sym_pass(x, w, n, qlo, qhi, id, &sxq, &sqq);
-    if (!(sqq > 0.0f))
-        return;
-    d = mx_round_param((double)sxq / (double)sqq, rnd);
-    if (!finite_f(d) || d == 0.0f || (positive && d < 0.0f))
-        return;
-    rel = ls_sym_rel_err(d, sxq, sqq);
-    if (rel < best->rel) {
-        best->rel = rel;
-        best->d = d;
+    sym_finish(sxq, sqq, (double)sxq / (double)sqq, rnd, positive, &d, &rel);
+    sym_keep(best, d, rel);
+}
+
+/*
+ * The starting candidates (sym_long, then sym_short when qlo < -qhi), all in
+ * one multi-candidate sweep; their scales are solved afterwards (the
+ * divisions branch-free, so they overlap) and compared in candidate order,
+ * which chooses as trying them one by one would.
+ */
+static void sym_candidates(const mx_search_ops *ops, const float *x, const float *w, size_t n, int qlo,
+                           int qhi, mx_pround rnd, bool positive, float xm, sym_best *best)
+{
+    enum { NC = N_SYM_LONG + N_SYM_SHORT };
+    float id[NC], sxq[NC], sqq[NC], d[NC];
+    double q[NC], rel[NC];
+    float t0 = qlo < -qhi ? (float)qlo : (float)qhi;
+    size_t K = 0;
+    for (size_t k = 0; k < N_SYM_LONG; k++) {
+        float t = t0 < 0.0f ? t0 - sym_long[k] : t0 + sym_long[k];
+        float idk = t / xm;
+        if (sym_id_ok(idk))
+            id[K++] = idk;
     }
+    if (qlo < -qhi)
+        for (size_t k = 0; k < N_SYM_SHORT; k++) {
+            float idk = ((float)qhi + sym_short[k]) / xm;
+            if (sym_id_ok(idk))
+                id[K++] = idk;
+        }
+    if (ops->sym_pass_multi != NULL) {
+        ops->sym_pass_multi(x, w, n, qlo, qhi, K, id, sxq, sqq);
+    } else {
+        for (size_t k = 0; k < K; k++)
+            ops->sym_pass(x, w, n, qlo, qhi, id[k], &sxq[k], &sqq[k]);
+    }
+    for (size_t k = 0; k < K; k++) /* branch-free, so the divisions vectorize */
+        q[k] = (double)sxq[k] / (double)sqq[k];
+    for (size_t k = 0; k < K; k++)
+        sym_finish(sxq[k], sqq[k], q[k], rnd, positive, &d[k], &rel[k]);
+    for (size_t k = 0; k < K; k++)
+        sym_keep(best, d[k], rel[k]);
 }
 
 float mx_search_sym(const mx_search_ops *ops, const float *x, const float *w, size_t n, int qlo, int qhi,
@@ -243,16 +318,7 @@ float mx_search_sym(const mx_search_ops *ops, const float *x, const float *w, si
     if (!(e0 > 0.0f))
         return d_rtn; /* exact already (or a non-finite sum: keep the plain choice) */
 
-    {
-        float t0 = qlo < -qhi ? (float)qlo : (float)qhi;
-        for (size_t k = 0; k < N_SYM_LONG; k++) {
-            float t = t0 < 0.0f ? t0 - sym_long[k] : t0 + sym_long[k];
-            sym_try(ops, x, w, n, qlo, qhi, rnd, positive, t / xm, &best);
-        }
-        if (qlo < -qhi)
-            for (size_t k = 0; k < N_SYM_SHORT; k++)
-                sym_try(ops, x, w, n, qlo, qhi, rnd, positive, ((float)qhi + sym_short[k]) / xm, &best);
-    }
+    sym_candidates(ops, x, w, n, qlo, qhi, rnd, positive, xm, &best);
     for (int it = 0; it < (rnd == MX_ROUND_F32 ? 1 : SYM_REFINE) && best.d != 0.0f; it++) {
         float before = best.d;
         sym_try(ops, x, w, n, qlo, qhi, rnd, positive, 1.0f / best.d, &best);

@@ -83,6 +83,14 @@ typedef struct mx_search_ops {
     void (*asym_pass_multi)(const float *x, const float *w, size_t n, int L, size_t K, const float *m,
                             const float *id, float *sq, float *sqq, float *sxq);
     /*
+     * Optional (NULL: one sym_pass per candidate): K symmetric candidate
+     * passes in one sweep, as asym_pass_multi.  For each k < K the same two
+     * sums, bit for bit, as sym_pass(x, w, n, qlo, qhi, id[k], &sxq[k],
+     * &sqq[k]) (each candidate keeps its own 8 partial sums).
+     */
+    void (*sym_pass_multi)(const float *x, const float *w, size_t n, int qlo, int qhi, size_t K,
+                           const float *id, float *sxq, float *sqq);
+    /*
      * Optional (NULL: the scalar loop is used): the stored element codes of
      * one group for its final parameters, as the kernels define them.
      * Asymmetric (qlo == 0): q = s > 0 ? rhe(clamp(fl(fl(x_i - m) / s), 0, qhi))
@@ -117,9 +125,13 @@ typedef enum mx_pround { MX_ROUND_F16, MX_ROUND_F32 } mx_pround;
  * there is no direct-error check: the best candidate by its least-squares
  * estimate is returned (d_rtn only if no candidate is usable); the
  * super-block level makes the never-worse decision instead.
- * Passes used: sym_err for d_rtn (not with MX_ROUND_F32), one sym_pass per
- * candidate (6 with qlo < -qhi, else 4) and per refinement (up to 2, 1 with
- * MX_ROUND_F32), sym_err for the winner (not with MX_ROUND_F32).
+ * Passes used: sym_err for d_rtn (not with MX_ROUND_F32), one
+ * sym_pass_multi for the starting candidates (up to 6 with qlo < -qhi, else
+ * up to 4; sym_pass per candidate if it is NULL), one sym_pass per
+ * refinement (up to 2, 1 with MX_ROUND_F32), sym_err for the winner (not
+ * with MX_ROUND_F32).  The starting candidates' scales are solved after the
+ * sweep and compared in their fixed order (the first strictly smallest
+ * estimate wins), as trying them one by one would choose.
  */
 float mx_search_sym(const mx_search_ops *ops, const float *x, const float *w, size_t n, int qlo, int qhi,
                     mx_pround rnd, bool positive, float d_rtn, float xm);

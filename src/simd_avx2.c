@@ -379,6 +379,61 @@ static void v_sym_pass(const float *x, const float *w, size_t n, int qlo, int qh
     *sqq = lanes_sum(b);
 }
 
+/*
+ * Two symmetric candidate passes (id[0], id[1]) in one sweep, interleaved:
+ * each candidate's two sums are formed exactly as in v_sym_pass (same terms,
+ * same lanes, same order; fl(w * x) is computed once for both).
+ */
+static void v_sym_pass2(const float *x, const float *w, size_t n, int qlo, int qhi, const float *id,
+                        float *sxq, float *sqq)
+{
+    const __m256 vid0 = _mm256_set1_ps(id[0]), vid1 = _mm256_set1_ps(id[1]);
+    const __m256 vlo = _mm256_set1_ps((float)qlo), vhi = _mm256_set1_ps((float)qhi);
+    __m256 a0 = _mm256_setzero_ps(), b0 = a0, a1 = a0, b1 = a0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 q0 = clamp_rhe_hi_f(_mm256_mul_ps(v, vid0), vlo, vhi);
+        __m256 q1 = clamp_rhe_hi_f(_mm256_mul_ps(v, vid1), vlo, vhi);
+        __m256 wx = v, wq0 = q0, wq1 = q1;
+        if (w) {
+            __m256 wi = _mm256_loadu_ps(w + i);
+            wx = _mm256_mul_ps(wi, v);
+            wq0 = _mm256_mul_ps(wi, q0);
+            wq1 = _mm256_mul_ps(wi, q1);
+        }
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(wx, q0));
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(wx, q1));
+        b0 = _mm256_add_ps(b0, _mm256_mul_ps(wq0, q0));
+        b1 = _mm256_add_ps(b1, _mm256_mul_ps(wq1, q1));
+    }
+    if (i < n) {
+        tail8 t = load_tail(x + i, w ? w + i : NULL, n - i);
+        __m256 q0 = clamp_rhe_hi_f(_mm256_mul_ps(t.x, vid0), vlo, vhi);
+        __m256 q1 = clamp_rhe_hi_f(_mm256_mul_ps(t.x, vid1), vlo, vhi);
+        __m256 wx = _mm256_mul_ps(t.w, t.x);
+        a0 = _mm256_add_ps(a0, _mm256_and_ps(_mm256_mul_ps(wx, q0), t.live));
+        a1 = _mm256_add_ps(a1, _mm256_and_ps(_mm256_mul_ps(wx, q1), t.live));
+        b0 = _mm256_add_ps(b0, _mm256_and_ps(_mm256_mul_ps(_mm256_mul_ps(t.w, q0), q0), t.live));
+        b1 = _mm256_add_ps(b1, _mm256_and_ps(_mm256_mul_ps(_mm256_mul_ps(t.w, q1), q1), t.live));
+    }
+    sxq[0] = lanes_sum(a0);
+    sqq[0] = lanes_sum(b0);
+    sxq[1] = lanes_sum(a1);
+    sqq[1] = lanes_sum(b1);
+}
+
+/* K candidate passes (quant_search.h sym_pass_multi): pairs through v_sym_pass2, an odd last one alone. */
+static void v_sym_pass_multi(const float *x, const float *w, size_t n, int qlo, int qhi, size_t K,
+                             const float *id, float *sxq, float *sqq)
+{
+    size_t k = 0;
+    for (; k + 2 <= K; k += 2)
+        v_sym_pass2(x, w, n, qlo, qhi, id + k, sxq + k, sqq + k);
+    if (k < K)
+        v_sym_pass(x, w, n, qlo, qhi, id[k], &sxq[k], &sqq[k]);
+}
+
 static float v_sym_err(const float *x, const float *w, size_t n, int qlo, int qhi, float d)
 {
     const __m256 vd = _mm256_set1_ps(d), vlo = _mm256_set1_ps((float)qlo), vhi = _mm256_set1_ps((float)qhi);
@@ -576,6 +631,7 @@ const mx_search_ops mx_search_ops_avx2 = {
     .asym_pass = v_asym_pass,
     .asym_err = v_asym_err,
     .asym_pass_multi = v_asym_pass_multi,
+    .sym_pass_multi = v_sym_pass_multi,
     .codes = v_codes,
 };
 

@@ -391,6 +391,14 @@ static void n_sym_pass(const float *x, const float *w, size_t n, int qlo, int qh
     *sqq = mx_lanes_sum(b);
 }
 
+/* K candidate passes (quant_search.h sym_pass_multi): n_sym_pass for each, inlined into one call. */
+static void n_sym_pass_multi(const float *x, const float *w, size_t n, int qlo, int qhi, size_t K,
+                             const float *id, float *sxq, float *sqq)
+{
+    for (size_t k = 0; k < K; k++)
+        n_sym_pass(x, w, n, qlo, qhi, id[k], &sxq[k], &sqq[k]);
+}
+
 static float n_sym_err(const float *x, const float *w, size_t n, int qlo, int qhi, float d)
 {
     const float32x4_t vd = vdupq_n_f32(d), vlo = vdupq_n_f32((float)qlo), vhi = vdupq_n_f32((float)qhi);
@@ -518,6 +526,7 @@ const mx_search_ops mx_search_ops_neon = {
     .asym_pass = n_asym_pass,
     .asym_err = n_asym_err,
     .asym_pass_multi = n_asym_pass_multi,
+    .sym_pass_multi = n_sym_pass_multi,
 };
 
 /* ------------------------------------------------------------------------ */

@@ -979,6 +979,41 @@ static void check_asym_multi(const mx_search_ops *ops, check *am, const float *x
 }
 
 /*
+ * A SIMD path's symmetric multi-candidate pass on one group: K (0..9)
+ * candidates from the symmetric driver's starting grid (and other scales),
+ * each against the scalar sym_pass of that candidate alone.
+ */
+static void check_sym_multi(const mx_search_ops *ops, check *sm, const float *x, const float *w, size_t n,
+                            const mx_gstats *st, uint64_t seed)
+{
+    static const int sym_ranges[][2] = {{-127, 127}, {-8, 7}, {-4, 3}, {-32, 31}, {-128, 127}, {-7, 7}};
+    static const float offs[] = {0.0f, -0.75f, 0.5f, -0.25f};
+    enum { KMAX = 9 };
+    float id[KMAX], a[KMAX], b[KMAX];
+    unsigned ri = below(sizeof sym_ranges / sizeof sym_ranges[0]);
+    int qlo = sym_ranges[ri][0], qhi = sym_ranges[ri][1];
+    size_t K = below(KMAX + 1);
+    float xm = st->amax > 0.0f ? (coin(2) ? st->amax : -st->amax) : 1.0f;
+    for (size_t k = 0; k < K; k++) {
+        float t = coin(2) ? (float)qlo - offs[below(4)] : (float)qhi + offs[below(4)];
+        id[k] = t / xm;
+        if (coin(4))
+            id[k] *= rand_ratio();
+        if (coin(16))
+            id[k] = coin(2) ? 0.0f : 1e30f;
+    }
+    ops->sym_pass_multi(x, w, n, qlo, qhi, K, id, a, b);
+    for (size_t k = 0; k < K; k++) {
+        float r1, r2;
+        mx_search_ops_scalar.sym_pass(x, w, n, qlo, qhi, id[k], &r1, &r2);
+        sm->cases++;
+        if (!same_f(a[k], r1) || !same_f(b[k], r2))
+            check_fail(sm, "n=%zu q=[%d,%d] candidate %zu of %zu id=%a seed=0x%016" PRIx64 ": sxq %a/%a sqq %a/%a",
+                       n, qlo, qhi, k, K, (double)id[k], seed, (double)r1, (double)a[k], (double)r2, (double)b[k]);
+    }
+}
+
+/*
  * The passes of a SIMD path against mx_search_ops_scalar on random groups
  * and parameters like the drivers pass (and some they never do: d = 0,
  * negative or huge scales).
@@ -988,13 +1023,14 @@ static void check_search_passes(const mx_search_ops *ops, const char *path, unsi
     static const int sym_ranges[][2] = {{-127, 127}, {-8, 7}, {-4, 3}, {-32, 31}, {-128, 127}, {0, 63}, {0, 15}};
     static const int asym_L[] = {15, 3, 63, 1, 7, 31};
     const mx_search_ops *ref = &mx_search_ops_scalar;
-    check cs, cp, ce, ap, ae, am;
+    check cs, cp, ce, ap, ae, am, sm;
     check_begin(&cs, "%s search pass stats", path);
     check_begin(&cp, "%s search pass sym_pass", path);
     check_begin(&ce, "%s search pass sym_err", path);
     check_begin(&ap, "%s search pass asym_pass", path);
     check_begin(&ae, "%s search pass asym_err", path);
     check_begin(&am, "%s search pass asym_pass_multi", path);
+    check_begin(&sm, "%s search pass sym_pass_multi", path);
     for (unsigned r = 0; r < rows; r++) {
         uint64_t seed = mix64(base_seed ^ 0x5EA4C8u ^ ((uint64_t)r << 20));
         size_t n;
@@ -1077,6 +1113,8 @@ static void check_search_passes(const mx_search_ops *ops, const char *path, unsi
         }
         if (ops->asym_pass_multi != NULL)
             check_asym_multi(ops, &am, x, w, n, &sa, seed);
+        if (ops->sym_pass_multi != NULL)
+            check_sym_multi(ops, &sm, x, w, n, &sa, seed);
         free(x);
         free(w);
     }
@@ -1086,6 +1124,7 @@ static void check_search_passes(const mx_search_ops *ops, const char *path, unsi
     check_end(&ap, "calls");
     check_end(&ae, "calls");
     check_end(&am, "candidates");
+    check_end(&sm, "candidates");
 }
 
 /* ---- main ---- */

@@ -333,6 +333,21 @@ Test(search, passes_use_the_documented_lane_order)
         ops->sym_pass(x, ww, 203, -8, 7, id, &sxq, &sqq);
         cr_assert_eq(mx_f32_bits(sxq), mx_f32_bits(lanes(NULL, a)));
         cr_assert_eq(mx_f32_bits(sqq), mx_f32_bits(lanes(NULL, b)));
+        /* sym_pass_multi: candidate k's sums are sym_pass's for id[k] */
+        {
+            const float idk[4] = {-2.5f, id, 0.75f, 11.0f};
+            float xq4[4], qq4[4];
+            cr_assert(ops->sym_pass_multi != NULL);
+            ops->sym_pass_multi(x, ww, 203, -8, 7, 4, idk, xq4, qq4);
+            for (int k = 0; k < 4; k++) {
+                float e1, e2;
+                ops->sym_pass(x, ww, 203, -8, 7, idk[k], &e1, &e2);
+                cr_assert_eq(mx_f32_bits(xq4[k]), mx_f32_bits(e1), "candidate %d", k);
+                cr_assert_eq(mx_f32_bits(qq4[k]), mx_f32_bits(e2), "candidate %d", k);
+            }
+            cr_assert_eq(mx_f32_bits(xq4[1]), mx_f32_bits(lanes(NULL, a)));
+            cr_assert_eq(mx_f32_bits(qq4[1]), mx_f32_bits(lanes(NULL, b)));
+        }
         /* sym_err */
         memset(a, 0, sizeof a);
         for (int i = 0; i < 203; i++) {
@@ -548,6 +563,113 @@ Test(search, asym_driver_matches_one_candidate_at_a_time)
                       "case %d (%s) n=%zu kind=%d L=%d w=%s rnd=%s: s %a m %a, one at a time s %a m %a", c,
                       o ? "no multi pass" : "multi pass", n, kind, L, wp ? "yes" : "NULL",
                       rnd == MX_ROUND_F16 ? "f16" : "f32", (double)gs, (double)gm, (double)rs, (double)rm);
+        }
+    }
+    cr_assert(changed > 1000, "the search changed only %d of 20000 groups: the test does not exercise it", changed);
+}
+
+/* ---- the symmetric driver chooses as the plain one-candidate-at-a-time search ---- */
+
+/*
+ * mx_search_sym as first written: every candidate tried by its own sym_pass,
+ * solved and compared at once.  The driver evaluates the starting candidates
+ * in one multi-candidate pass and solves them before comparing; its results
+ * must be the same bits.
+ */
+static const float ref_sym_long[] = {0.0f, -0.75f, 0.5f, -0.25f};
+static const float ref_sym_short[] = {-0.5f, 0.0f};
+
+static void ref_sym_try(const mx_search_ops *ops, const float *x, const float *w, size_t n, int qlo, int qhi,
+                        mx_pround rnd, bool positive, float id, float *best_d, double *best_rel)
+{
+    float sxq, sqq, d;
+    double rel;
+    if (!ref_finite(id) || id == 0.0f)
+        return;
+    ops->sym_pass(x, w, n, qlo, qhi, id, &sxq, &sqq);
+    if (!(sqq > 0.0f))
+        return;
+    d = mx_round_param((double)sxq / (double)sqq, rnd);
+    if (!ref_finite(d) || d == 0.0f || (positive && d < 0.0f))
+        return;
+    rel = mx_ls_sym_rel_err(d, sxq, sqq);
+    if (rel < *best_rel) {
+        *best_rel = rel;
+        *best_d = d;
+    }
+}
+
+static float ref_search_sym(const mx_search_ops *ops, const float *x, const float *w, size_t n, int qlo, int qhi,
+                            mx_pround rnd, bool positive, float d_rtn, float xm)
+{
+    float bd = 0.0f, e0, e1;
+    double brel = INFINITY;
+    if (n == 0 || xm == 0.0f || !ref_finite(xm))
+        return d_rtn;
+    e0 = rnd == MX_ROUND_F32 ? 1.0f : ops->sym_err(x, w, n, qlo, qhi, d_rtn);
+    if (!(e0 > 0.0f))
+        return d_rtn;
+    float t0 = qlo < -qhi ? (float)qlo : (float)qhi;
+    for (size_t k = 0; k < sizeof ref_sym_long / sizeof ref_sym_long[0]; k++) {
+        float t = t0 < 0.0f ? t0 - ref_sym_long[k] : t0 + ref_sym_long[k];
+        ref_sym_try(ops, x, w, n, qlo, qhi, rnd, positive, t / xm, &bd, &brel);
+    }
+    if (qlo < -qhi)
+        for (size_t k = 0; k < sizeof ref_sym_short / sizeof ref_sym_short[0]; k++)
+            ref_sym_try(ops, x, w, n, qlo, qhi, rnd, positive, ((float)qhi + ref_sym_short[k]) / xm, &bd, &brel);
+    for (int it = 0; it < (rnd == MX_ROUND_F32 ? 1 : 2) && bd != 0.0f; it++) {
+        float before = bd;
+        ref_sym_try(ops, x, w, n, qlo, qhi, rnd, positive, 1.0f / bd, &bd, &brel);
+        if (bd == before)
+            break;
+    }
+    if (bd == 0.0f || bd == d_rtn)
+        return d_rtn;
+    if (rnd == MX_ROUND_F32)
+        return bd;
+    e1 = ops->sym_err(x, w, n, qlo, qhi, bd);
+    return e1 < e0 * (1.0f - MX_SEARCH_MARGIN) ? bd : d_rtn;
+}
+
+Test(search, sym_driver_matches_one_candidate_at_a_time)
+{
+    enum { NMAX = 300 };
+    static const int ranges[][2] = {{-8, 7}, {-128, 127}, {-4, 3}, {-32, 31}, {-7, 7}, {-127, 127}};
+    float x[NMAX], w[NMAX];
+    mx_search_ops nomulti = mx_search_ops_scalar;
+    const mx_search_ops *opsets[2] = {&mx_search_ops_scalar, &nomulti};
+    uint64_t seed = 0x5A5A;
+    int changed = 0;
+    nomulti.sym_pass_multi = NULL; /* the driver's fallback: one sym_pass per candidate */
+    for (int c = 0; c < 20000; c++) {
+        size_t n = 1 + rng_next(&seed) % (c % 3 == 0 ? 40 : NMAX);
+        int kind = (int)(rng_next(&seed) % 10), r = (int)(rng_next(&seed) % 6);
+        int qlo = ranges[r][0], qhi = ranges[r][1];
+        bool positive = rng_next(&seed) % 2;
+        const float *wp = NULL;
+        mx_pround rnd = rng_next(&seed) % 2 ? MX_ROUND_F16 : MX_ROUND_F32;
+        fill_group(x, n, &seed, kind < 7 ? kind : 0);
+        for (size_t i = 0; kind >= 7 && i < n; i++) /* scales rounding to f16 0, huge, or xm subnormal (id = Inf) */
+            x[i] *= kind == 7 ? 1e-7f : kind == 8 ? 1e4f : 1e-39f;
+        if (rng_next(&seed) % 2) {
+            fill_weights(w, n, &seed, (int)(rng_next(&seed) % 2) + 1);
+            wp = w;
+        }
+        mx_gstats st;
+        mx_search_ops_scalar.stats(x, wp, n, &st);
+        float xm = st.hi == st.amax ? st.amax : -st.amax;
+        float t0 = qlo < -qhi ? (float)qlo : (float)qhi;
+        float d0 = positive ? st.amax / (float)qhi : xm / t0;
+        if (rnd == MX_ROUND_F16)
+            d0 = mx_f16_to_f32(mx_f32_to_f16(d0 * (rng_next(&seed) % 4 ? 1.0f : 1.0625f)));
+        float rd = ref_search_sym(&mx_search_ops_scalar, x, wp, n, qlo, qhi, rnd, positive, d0, xm);
+        changed += rd != d0;
+        for (int o = 0; o < 2; o++) {
+            float gd = mx_search_sym(opsets[o], x, wp, n, qlo, qhi, rnd, positive, d0, xm);
+            cr_assert(mx_f32_bits(gd) == mx_f32_bits(rd),
+                      "case %d (%s) n=%zu kind=%d q=[%d,%d] positive=%d w=%s rnd=%s: d %a, one at a time d %a",
+                      c, o ? "no multi pass" : "multi pass", n, kind, qlo, qhi, (int)positive, wp ? "yes" : "NULL",
+                      rnd == MX_ROUND_F16 ? "f16" : "f32", (double)gd, (double)rd);
         }
     }
     cr_assert(changed > 1000, "the search changed only %d of 20000 groups: the test does not exercise it", changed);

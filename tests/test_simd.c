@@ -1000,6 +1000,29 @@ Test(simd, search_passes)
                     cmp_bits(q3[k], r3, what, ctx);
                 }
             }
+            if (ops[o]->sym_pass_multi != NULL) { /* K symmetric candidates in one sweep: each as its own sym_pass */
+                enum { KMAX = 9 };
+                static const float offs[] = {0.0f, -0.75f, 0.5f, -0.25f};
+                float idk[KMAX], q1[KMAX], q2[KMAX];
+                size_t K = rng_below(&rng, KMAX + 1);
+                float xm = amax > 0 ? (rng_below(&rng, 2) ? amax : -amax) : 1.0f;
+                for (size_t k = 0; k < K; k++) { /* the driver's starting grid, long and short side, and others */
+                    float t = rng_below(&rng, 2) ? (float)qlo - offs[rng_below(&rng, 4)]
+                                                 : (float)qhi + offs[rng_below(&rng, 4)];
+                    idk[k] = t / xm * (rng_below(&rng, 4) == 0 ? jit : 1.0f);
+                    if (rng_below(&rng, 8) == 0)
+                        idk[k] = id;
+                }
+                ops[o]->sym_pass_multi(x, wp, n, qlo, qhi, K, idk, q1, q2);
+                for (size_t k = 0; k < K; k++) {
+                    char what[64];
+                    ref->sym_pass(x, wp, n, qlo, qhi, idk[k], &r1, &r2);
+                    snprintf(what, sizeof what, "sym_pass_multi[%zu of %zu].sxq", k, K);
+                    cmp_bits(q1[k], r1, what, ctx);
+                    snprintf(what, sizeof what, "sym_pass_multi[%zu of %zu].sqq", k, K);
+                    cmp_bits(q2[k], r2, what, ctx);
+                }
+            }
             if (ops[o]->codes != NULL) { /* the optional codes pass, against quant_search.h's definition */
                 uint8_t got[NMAX], want[NMAX];
                 for (int sym = 0; sym < 2; sym++) {
