@@ -19,6 +19,7 @@
 #include "half.h"
 #include "mixq_config.h"
 #include "plan.h"
+#include "plan_measure.h"
 #include "qtype.h"
 #include "simd.h"
 #include "st_reader.h"
@@ -40,22 +41,6 @@ static const qtype_desc *keep_type(st_dtype dt)
     case ST_BF16: return qtype_get(MIXQ_QT_BF16);
     default: return qtype_get(MIXQ_QT_RAW);
     }
-}
-
-/* Rows and row length of a tensor as FORMAT.md §3.1 defines them; false on overflow. */
-static bool rows_of(const st_tensor *t, uint64_t *rows, uint64_t *row_length)
-{
-    if (t->ndim <= 1) {
-        *rows = 1;
-        *row_length = t->n_elements;
-        return true;
-    }
-    uint64_t r = 1;
-    for (unsigned i = 0; i + 1 < t->ndim; i++)
-        if (!ck_mul(r, t->shape[i], &r)) return false;
-    *rows = r;
-    *row_length = t->shape[t->ndim - 1];
-    return true;
 }
 
 /*
@@ -251,7 +236,7 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
     }
     uint64_t rows, row_length;
     qlayout lay;
-    if (!rows_of(t, &rows, &row_length) || !qtype_layout(qt, t->dtype, rows, row_length, group, &lay))
+    if (!mx_tensor_rows(t, &rows, &row_length) || !qtype_layout(qt, t->dtype, rows, row_length, group, &lay))
         return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": stored size overflows 64 bits", fname, tname);
     if (lay.total > SIZE_MAX)
         return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": too large for this machine", fname, tname);

@@ -432,9 +432,9 @@ void mixq_plan_get_summary(const mixq_plan *p, mixq_plan_summary *out)
     out->measure_sample = p->measure_sample;
     for (size_t i = 0; i < p->n; i++) {
         const mx_plan_entry *e = &p->t[i];
-        if (!(e->est_error > 0)) continue; /* unknown, or stored exactly: nothing measured */
-        uint64_t rows = 1, len = e->ndim ? e->shape[e->ndim - 1] : e->n_elements;
-        for (unsigned d = 0; e->ndim > 1 && d + 1 < e->ndim; d++) rows *= e->shape[d]; /* <= n_elements */
+        uint64_t rows, len;
+        /* unknown, or stored exactly: nothing measured */
+        if (!(e->est_error > 0) || !mx_shape_rows(e->ndim, e->shape, e->n_elements, &rows, &len)) continue;
         mx_sample smp;
         mx_sample_init(&smp, rows, len, p->measure_sample);
         out->n_sampled += smp.rows < rows;

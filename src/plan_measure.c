@@ -8,19 +8,24 @@
 #include "plan_measure.h"
 #include "simd.h"
 
-bool mx_tensor_rows(const st_tensor *t, uint64_t *rows, uint64_t *row_length)
+bool mx_shape_rows(unsigned ndim, const uint64_t *shape, uint64_t n_elements, uint64_t *rows, uint64_t *row_length)
 {
-    if (t->ndim <= 1) {
+    if (ndim <= 1) {
         *rows = 1;
-        *row_length = t->n_elements;
+        *row_length = n_elements;
         return true;
     }
     uint64_t r = 1;
-    for (unsigned i = 0; i + 1 < t->ndim; i++)
-        if (!ck_mul(r, t->shape[i], &r)) return false;
+    for (unsigned i = 0; i + 1 < ndim; i++)
+        if (!ck_mul(r, shape[i], &r)) return false;
     *rows = r;
-    *row_length = t->shape[t->ndim - 1];
+    *row_length = shape[ndim - 1];
     return true;
+}
+
+bool mx_tensor_rows(const st_tensor *t, uint64_t *rows, uint64_t *row_length)
+{
+    return mx_shape_rows(t->ndim, t->shape, t->n_elements, rows, row_length);
 }
 
 bool mx_cand_layout(const mx_cand *c, const st_tensor *t, qlayout *out)
@@ -207,7 +212,7 @@ void mx_sample_init(mx_sample *smp, uint64_t rows, uint64_t row_length, uint64_t
     uint64_t k = rows, n;
     /* whole rows holding at least `sample` elements; every row if that is over half of them */
     if (sample > 0 && row_length > 0 && ck_mul(rows, row_length, &n) && n > sample) {
-        k = sample / row_length + (sample % row_length != 0);
+        k = ck_div_ceil(sample, row_length);
         uint64_t sq;
         /* j * (rows % k) + rows / 2 in mx_sample_row stays below k * k + rows */
         if (k > rows / 2 || !ck_mul(k, k, &sq) || !ck_add(sq, rows, &sq)) k = rows;

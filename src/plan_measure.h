@@ -34,7 +34,10 @@ typedef struct mx_tstats {
     bool quantizable;    /* every value finite with |x| <= 65504 (FORMAT.md §4.11) */
 } mx_tstats;
 
-/* rows and row_length of a tensor as FORMAT.md §3.1 defines them; false on overflow. */
+/* rows and row_length of a shape as FORMAT.md §3.1 defines them; false on overflow. */
+bool mx_shape_rows(unsigned ndim, const uint64_t *shape, uint64_t n_elements, uint64_t *rows, uint64_t *row_length);
+
+/* mx_shape_rows of tensor t. */
 bool mx_tensor_rows(const st_tensor *t, uint64_t *rows, uint64_t *row_length);
 
 /* The layout of tensor t stored as candidate c; false if the size overflows or the group is not allowed. */

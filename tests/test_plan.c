@@ -65,8 +65,8 @@ static double compare_sse(const char *src, const char *mxq, const mixq_plan *p)
             double e = pt->estimated_error, a = t->stats.sum_sq_error;
             mixq_plan_summary ps;
             mixq_plan_get_summary(p, &ps);
-            uint64_t rows = 1, len = t->ndim ? t->shape[t->ndim - 1] : 1;
-            for (unsigned d = 0; d + 1 < t->ndim; d++) rows *= t->shape[d];
+            uint64_t rows, len;
+            cr_assert(mx_shape_rows(t->ndim, t->shape, t->stats.n_elements, &rows, &len));
             mx_sample smp;
             mx_sample_init(&smp, rows, len, ps.measure_sample);
             if (smp.rows == rows)
