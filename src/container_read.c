@@ -36,8 +36,6 @@
 #include "qtype.h"
 #include "simd.h"
 
-/* Longest rendering of a file-supplied string (name, type) in a message. */
-#define SHOWN_MAX MX_SHOWN_MAX
 /* Floats converted per step when producing f16 output without a heap buffer. */
 #define CHUNK 1024
 
@@ -59,7 +57,7 @@ struct mixq_tensor {
 };
 
 struct mixq_file {
-    char shown[SHOWN_MAX + 8];     /* the path, sanitised for messages */
+    char shown[MX_SHOWN_BUF];     /* the path, sanitised for messages */
     const uint8_t *map;
     uint64_t size;
     uint64_t data_length, header_offset, header_length;
@@ -71,7 +69,6 @@ struct mixq_file {
     size_t nslots;                 /* power of two, > 2 * ntensors */
     uint64_t seed;                 /* of the name hash, per file */
 };
-
 
 /* ---------------------------------------------------------------------- */
 /* Name lookup                                                             */
@@ -250,12 +247,12 @@ typedef struct place {
     const char *section;      /* or NULL */
 } place;
 
-#define PLACE_MAX (SHOWN_MAX + 64)
+#define PLACE_MAX (MX_SHOWN_MAX + 64)
 
 static const char *place_str(const place *pl, char *buf)
 {
     if (pl->text) return pl->text;
-    char b[SHOWN_MAX + 8];
+    char b[MX_SHOWN_BUF];
     int n = pl->t->name ? snprintf(buf, PLACE_MAX, "tensor \"%s\"", mx_shown(pl->t->name, b))
                         : snprintf(buf, PLACE_MAX, "tensor #%zu", pl->index);
     if (pl->section && n > 0 && n < PLACE_MAX)
@@ -314,7 +311,7 @@ static mixq_status parse_metadata(mixq_file *f, const jf_value *meta, mixq_error
             const char *key = "";
             size_t klen = 0;
             const jf_value *val = jf_obj_member_at(f->source_meta, i, &key, &klen);
-            char b[SHOWN_MAX + 8];
+            char b[MX_SHOWN_BUF];
             if (jf_type(val) != JF_STRING)
                 return mx_err(err, MIXQ_E_FORMAT, "%s: header metadata: source_metadata[\"%s\"] must be a string",
                               f->shown, mx_shown_n(key, klen, b));
@@ -386,7 +383,7 @@ static mixq_status check_sections(const mixq_file *f, const place *where, const 
                 const char *sn = mixq_section_name((mixq_section_kind)k);
                 if (t->has[k] && strlen(sn) == klen && memcmp(key, sn, klen) == 0) known = true;
             }
-            char b[SHOWN_MAX + 8];
+            char b[MX_SHOWN_BUF];
             if (!known)
                 return mx_err(err, MIXQ_E_FORMAT, "%s: %s: unexpected section \"%s\" for quant_type %s", f->shown,
                               place_str(where, w), mx_shown_n(key, klen, b), t->qt->name);
@@ -455,7 +452,7 @@ static mixq_status parse_entry(mixq_file *f, size_t i, const jf_value *e, uint64
     mixq_tensor *t = &f->tensors[i];
     const char *fn = f->shown;
     const place pl = {NULL, t, i, NULL};
-    char w[PLACE_MAX], b[SHOWN_MAX + 8];
+    char w[PLACE_MAX], b[MX_SHOWN_BUF];
 #define WHERE place_str(&pl, w)
     mixq_status s;
     const jf_value *v;
@@ -588,7 +585,7 @@ static mixq_status parse_header(mixq_file *f, mixq_error *err)
     jf_error je;
     f->doc = jf_parse((const char *)f->map + f->header_offset, (size_t)f->header_length, &je);
     if (!f->doc) {
-        char b[SHOWN_MAX + 8];
+        char b[MX_SHOWN_BUF];
         if (je.code == JF_E_NOMEM) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory while parsing the header", fn);
         return mx_err(err, MIXQ_E_FORMAT, "%s: header is not valid JSON: %s (at header byte %zu)", fn,
                       mx_shown(je.reason, b), je.offset);
@@ -647,7 +644,7 @@ mixq_file *mixq_open(const char *path, unsigned flags, mixq_error *err)
         return NULL;
     }
     mixq_file *f = calloc(1, sizeof *f);
-    char b[SHOWN_MAX + 8];
+    char b[MX_SHOWN_BUF];
     if (!f) {
         mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", mx_shown(path, b));
         return NULL;
@@ -810,7 +807,7 @@ mixq_status mixq_verify(const mixq_file *f, mixq_error *err)
         const mixq_tensor *t = &f->tensors[i];
         computed = XXH3_64bits(f->map + t->offset, (size_t)t->length);
         if (computed != t->xxh3) {
-            char b[SHOWN_MAX + 8];
+            char b[MX_SHOWN_BUF];
             return mx_err(err, MIXQ_E_CHECKSUM,
                           "%s: tensor \"%s\" (bytes %" PRIu64 "..%" PRIu64 "): checksum mismatch (stored %016" PRIx64
                           ", computed %016" PRIx64 "): the file is corrupt; re-create it", fn, mx_shown(t->name, b),
@@ -845,7 +842,7 @@ static mixq_status deq_args(const mixq_file *f, const mixq_tensor *t, uint64_t r
 {
     mx_err_clear(err);
     if (!f || !t) return mx_err(err, MIXQ_E_INVALID_ARG, "dequantize: file or tensor is NULL");
-    char b[SHOWN_MAX + 8];
+    char b[MX_SHOWN_BUF];
     if (t->file != f)
         return mx_err(err, MIXQ_E_INVALID_ARG, "%s: tensor \"%s\" belongs to another file", f->shown,
                       mx_shown(t->name, b));
@@ -939,7 +936,7 @@ mixq_status mixq_dequantize_f16(const mixq_file *f, const mixq_tensor *t, uint64
     if (k > CHUNK) {
         row = malloc((size_t)k * sizeof *row); /* k * 4 <= n * 4 fits size_t (checked in deq_args) */
         if (!row) {
-            char b[SHOWN_MAX + 8];
+            char b[MX_SHOWN_BUF];
             return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory for a row of %" PRIu64 " elements",
                           f->shown, mx_shown(t->name, b), k);
         }

@@ -29,7 +29,6 @@ void mixq_export_options_init(mixq_export_options *opts)
     opts->verify = 1;
 }
 
-
 /* How one tensor is written. */
 typedef struct plan {
     st_dtype out;        /* dtype in the output */

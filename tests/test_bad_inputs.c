@@ -48,7 +48,6 @@
         if (!(cond)) cr_assert_fail(__VA_ARGS__); \
     } while (0)
 
-
 TestSuite(catalogue, .fini = ts_remove_tracked);
 TestSuite(integrity, .fini = ts_remove_tracked);
 

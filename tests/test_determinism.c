@@ -17,7 +17,6 @@
 #include "simd.h"
 #include "test_support.h"
 
-
 TestSuite(determinism, .fini = ts_remove_tracked);
 
 /* Every type name mixq has had; the ones this CLI rejects are skipped. */

@@ -42,7 +42,6 @@ static const char usage[] =
     "Inf, |x| > 65504 in a tensor to quantize); 2 usage error; 3 I/O error,\n"
     "OUT exists (without --force) or out of memory; 130/143 interrupted.\n";
 
-
 /* Prints the one-line summary of a written container. */
 static void summary(const char *path)
 {

@@ -193,7 +193,8 @@ static int dump_table(const char *path, mixq_file *f)
         if (json_is_number(est)) printf(", estimated squared error %.6g", json_number_value(est));
         json_t *ms = json_object_get(plan, "measure_sample");
         if (json_is_number(est) && json_is_integer(ms) && json_integer_value(ms) > 0)
-            printf(" (errors of tensors over %lld elements estimated from a sample of rows)", (long long)json_integer_value(ms));
+            printf(" (errors of tensors over %lld elements estimated from a sample of rows)",
+                   (long long)json_integer_value(ms));
         putchar('\n');
     }
     json_decref(header);

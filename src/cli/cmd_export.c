@@ -30,7 +30,6 @@ static const char usage[] =
     "cannot hold; 2 usage error; 3 I/O error, OUT exists (without --force) or out\n"
     "of memory; 130/143 interrupted.\n";
 
-
 int cmd_export(int argc, char **argv)
 {
     static const struct option longopts[] = {

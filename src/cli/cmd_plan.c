@@ -43,7 +43,6 @@ static const char usage_tail[] =
     "achievable size; 2 usage error; 3 I/O error, FILE exists or out of memory;\n"
     "130/143 interrupted.\n";
 
-
 /* "int4:64", "f16", "int8:row". */
 static const char *spec(const mixq_plan_tensor *t, char *buf, size_t len)
 {
