@@ -65,7 +65,7 @@
 #include <unistd.h>
 
 #include "mixq.h"
-#include "st_reader.h"
+#include "reader/st_reader.h"
 
 #ifndef BENCH_SOURCE_ROOT
 #define BENCH_SOURCE_ROOT "."

@@ -28,9 +28,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "half.h"
-#include "qtype.h"
-#include "simd.h"
+#include "common/half.h"
+#include "kernels/qtype.h"
+#include "kernels/simd.h"
 
 static double now(void)
 {

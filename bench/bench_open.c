@@ -36,11 +36,11 @@
 #include <jansson.h>
 #include <xxhash.h>
 
-#include "container.h"
-#include "dtype.h"
-#include "json_fast.h"
+#include "format/container.h"
+#include "common/dtype.h"
+#include "common/json_fast.h"
 #include "mixq.h"
-#include "qtype.h"
+#include "kernels/qtype.h"
 
 static double now(void)
 {

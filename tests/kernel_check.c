@@ -28,11 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp8.h"
-#include "half.h"
-#include "kernels.h"
-#include "qtype.h"
-#include "simd.h"
+#include "common/fp8.h"
+#include "common/half.h"
+#include "kernels/kernels.h"
+#include "kernels/qtype.h"
+#include "kernels/simd.h"
 
 #define GUARD 32u        /* bytes checked after every output buffer */
 #define GUARD_BYTE 0xA5u /* initial contents of every output buffer */

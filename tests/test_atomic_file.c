@@ -4,7 +4,7 @@
 
 #include <criterion/criterion.h>
 
-#include "atomic_file.h"
+#include "common/atomic_file.h"
 #include "test_support.h"
 
 Test(atomic_file, commit_makes_the_file_appear_whole)

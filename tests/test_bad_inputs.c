@@ -37,9 +37,9 @@
 #include <jansson.h>
 #include <xxhash.h>
 
-#include "container.h"
+#include "format/container.h"
 #include "mixq.h"
-#include "st_reader.h"
+#include "reader/st_reader.h"
 #include "test_support.h"
 
 /* cr_assert reports every passing check to the runner, which is slow in loops of thousands: check first. */

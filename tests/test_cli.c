@@ -5,7 +5,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 
-#include "st_reader.h"
+#include "reader/st_reader.h"
 #include "test_support.h"
 
 #define RUN(out, err, ...) ts_run_cli((const char *const[]){__VA_ARGS__, NULL}, out, err)

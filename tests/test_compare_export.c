@@ -15,10 +15,10 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 
-#include "dtype.h"
-#include "half.h"
+#include "common/dtype.h"
+#include "common/half.h"
 #include "mixq.h"
-#include "st_reader.h"
+#include "reader/st_reader.h"
 #include "test_support.h"
 
 #define RUN(out, err, ...) ts_run_cli((const char *const[]){__VA_ARGS__, NULL}, out, err)

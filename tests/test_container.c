@@ -14,7 +14,7 @@
 #include <jansson.h>
 #include <xxhash.h>
 
-#include "half.h"
+#include "common/half.h"
 #include "mixq.h"
 #include "test_support.h"
 

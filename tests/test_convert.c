@@ -16,11 +16,11 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 
-#include "dtype.h"
-#include "half.h"
+#include "common/dtype.h"
+#include "common/half.h"
 #include "mixq.h"
-#include "qtype.h"
-#include "st_reader.h"
+#include "kernels/qtype.h"
+#include "reader/st_reader.h"
 #include "test_support.h"
 
 /* Reads the f16 scale (or min) of group g of row r from a section. */

@@ -14,7 +14,7 @@
 #include <criterion/criterion.h>
 #include <xxhash.h>
 
-#include "simd.h"
+#include "kernels/simd.h"
 #include "test_support.h"
 
 TestSuite(determinism, .fini = ts_remove_tracked);

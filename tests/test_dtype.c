@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dtype.h"
-#include "half.h"
+#include "common/dtype.h"
+#include "common/half.h"
 
 /* Little-endian byte writers (independent of the code under test). */
 static void put_le(uint8_t *p, uint64_t v, unsigned size)

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp8.h"
-#include "half.h"
+#include "kernels/kernel_fp8.h"
+#include "common/half.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
 #define SLOW_BUILD 1

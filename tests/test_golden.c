@@ -9,10 +9,10 @@
 
 #include <criterion/criterion.h>
 
-#include "dtype.h"
-#include "half.h"
+#include "common/dtype.h"
+#include "common/half.h"
 #include "mixq.h"
-#include "st_reader.h"
+#include "reader/st_reader.h"
 #include "test_support.h"
 
 static float f16_at(const mixq_tensor *t, mixq_section_kind k, uint64_t r, uint64_t g)

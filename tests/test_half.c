@@ -9,8 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "half.h"
-#include "kernels.h"
+#include "common/half.h"
+#include "kernels/kernels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>

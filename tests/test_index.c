@@ -6,7 +6,7 @@
 
 #include <criterion/criterion.h>
 
-#include "st_reader.h"
+#include "reader/st_reader.h"
 #include "test_support.h"
 
 /* Parses index text and asserts failure with code and a message containing want. */

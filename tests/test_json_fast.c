@@ -34,7 +34,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "json_fast.h"
+#include "common/json_fast.h"
 
 /* ---------------------------------------------------------------------- */
 /* Helpers                                                                 */

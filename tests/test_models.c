@@ -10,9 +10,9 @@
 
 #include <criterion/criterion.h>
 
-#include "dtype.h"
+#include "common/dtype.h"
 #include "mixq.h"
-#include "st_reader.h"
+#include "reader/st_reader.h"
 #include "test_support.h"
 
 /* Converts every model folder at `type`, verifies, and checks the RMSE of 2-D tensors is small. */

@@ -15,11 +15,11 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 
-#include "half.h"
+#include "common/half.h"
 #include "mixq.h"
-#include "plan.h"
-#include "plan_measure.h"
-#include "simd.h"
+#include "plan/plan.h"
+#include "plan/plan_measure.h"
+#include "kernels/simd.h"
 #include "test_support.h"
 
 #define RUN(out, err, ...) ts_run_cli((const char *const[]){__VA_ARGS__, NULL}, out, err)

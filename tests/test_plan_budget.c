@@ -12,7 +12,7 @@
 
 #include <criterion/criterion.h>
 
-#include "plan_budget.h"
+#include "plan/plan_budget.h"
 
 /* xorshift64*: deterministic across platforms */
 static uint64_t rng_state;

@@ -11,8 +11,8 @@
 
 #include <criterion/criterion.h>
 
-#include "plan_roles.h"
-#include "st_reader.h"
+#include "plan/plan_roles.h"
+#include "reader/st_reader.h"
 #include "test_support.h"
 
 typedef struct expect {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "mixq.h"
-#include "qtype.h"
+#include "kernels/qtype.h"
 
 static const qtype_desc *QT(mixq_qtype id)
 {

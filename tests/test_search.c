@@ -17,12 +17,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "dtype.h"
-#include "half.h"
-#include "kernels.h"
-#include "qtype.h"
-#include "quant_search.h"
-#include "st_reader.h"
+#include "common/dtype.h"
+#include "common/half.h"
+#include "kernels/kernels.h"
+#include "kernels/qtype.h"
+#include "kernels/quant_search.h"
+#include "reader/st_reader.h"
 #include "test_support.h"
 
 static uint64_t rng_next(uint64_t *s)

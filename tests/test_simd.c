@@ -30,12 +30,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp8.h"
-#include "half.h"
-#include "kernels.h"
-#include "qtype.h"
-#include "quant_search.h"
-#include "simd.h"
+#include "common/fp8.h"
+#include "common/half.h"
+#include "kernels/kernels.h"
+#include "kernels/qtype.h"
+#include "kernels/quant_search.h"
+#include "kernels/simd.h"
 
 /*
  * The search passes of the SIMD paths (defined in src/simd_<path>.c when it

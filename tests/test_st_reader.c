@@ -5,7 +5,7 @@
 
 #include <criterion/criterion.h>
 
-#include "st_reader.h"
+#include "reader/st_reader.h"
 #include "test_support.h"
 
 /* A crafted file held in memory while a model points into it. */

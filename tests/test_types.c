@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "half.h"
-#include "kernels.h"
-#include "qtype.h"
+#include "common/half.h"
+#include "kernels/kernels.h"
+#include "kernels/qtype.h"
 
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \

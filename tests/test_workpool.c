@@ -4,7 +4,7 @@
 
 #include <criterion/criterion.h>
 
-#include "workpool.h"
+#include "common/workpool.h"
 
 typedef struct job {
     atomic_int *hits;

@@ -20,10 +20,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "dtype.h"
-#include "qtype.h"
-#include "simd.h"
-#include "st_reader.h"
+#include "common/dtype.h"
+#include "kernels/qtype.h"
+#include "kernels/simd.h"
+#include "reader/st_reader.h"
 
 typedef struct result {
     double se, n, bytes, secs;

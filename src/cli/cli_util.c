@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli_util.h"
-#include "dtype.h"
+#include "common/dtype.h"
 
 int cli_exit_code(mixq_status s)
 {

@@ -9,7 +9,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "plan.h"
+#include "plan/plan.h"
 #include "plan_opts.h"
 
 static const char usage_head[] =

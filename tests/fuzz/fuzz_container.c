@@ -38,11 +38,11 @@
 
 #include <xxhash.h>
 
-#include "container.h"
-#include "dtype.h"
+#include "format/container.h"
+#include "common/dtype.h"
 #include "mixq.h"
-#include "qtype.h"
-#include "simd.h"
+#include "kernels/qtype.h"
+#include "kernels/simd.h"
 
 #define FUZZ_TARGET "fuzz_container"
 #include "fuzz_common.h"

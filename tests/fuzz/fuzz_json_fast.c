@@ -26,7 +26,7 @@
 
 #include <jansson.h>
 
-#include "json_fast.h"
+#include "common/json_fast.h"
 
 #define FUZZ_TARGET "fuzz_json_fast"
 #include "fuzz_common.h"

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "mixq.h"
-#include "plan.h"
+#include "plan/plan.h"
 
 #define FUZZ_TARGET "fuzz_plan_file"
 #include "fuzz_common.h"

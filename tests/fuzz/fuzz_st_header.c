@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "st_reader.h"
+#include "reader/st_reader.h"
 
 #define FUZZ_TARGET "fuzz_st_header"
 #include "fuzz_common.h"

@@ -1,0 +1,484 @@
+/*
+ * convert.c - safetensors checkpoint -> container: picks each tensor's type,
+ * converts or quantizes it row by row, and streams it to the writer.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "common/checked.h"
+#include "container/container_write.h"
+#include "convert/convert.h"
+#include "common/error.h"
+#include "common/half.h"
+#include "mixq_config.h"
+#include "plan/plan.h"
+#include "plan/plan_measure.h"
+#include "kernels/qtype.h"
+#include "kernels/simd.h"
+#include "reader/st_reader.h"
+#include "common/workpool.h"
+
+void mixq_convert_options_init(mixq_convert_options *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->type = MIXQ_QT_INT8;
+    opts->group_size = 0;
+}
+
+/* The plain type that holds a source dtype exactly, or raw. */
+static const qtype_desc *keep_type(st_dtype dt)
+{
+    switch (dt) {
+    case ST_F32: return qtype_get(MIXQ_QT_F32);
+    case ST_F16: return qtype_get(MIXQ_QT_F16);
+    case ST_BF16: return qtype_get(MIXQ_QT_BF16);
+    default: return qtype_get(MIXQ_QT_RAW);
+    }
+}
+
+/*
+ * Checks that a row converted to f16/bf16 keeps every finite value finite
+ * (NaN and infinities are carried as they are); names the element if not.
+ */
+static mixq_status check_plain_overflow(const char *fname, const char *tname, mixq_qtype id, const float *x,
+                                        size_t n, uint64_t r, mixq_error *err)
+{
+    if (id != MIXQ_QT_F16 && id != MIXQ_QT_BF16) return MIXQ_OK;
+    int big = 0; /* as in check_row: a vectorizable pass, then the slow loop only if some |x| > 65504 */
+    for (size_t i = 0; i < n; i++) big |= fabsf(x[i]) > 65504.0f;
+    if (!big) return MIXQ_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(x[i]) || fabsf(x[i]) <= 65504.0f) continue; /* fits both types */
+        int inf = id == MIXQ_QT_F16 ? (mx_f32_to_f16(x[i]) & 0x7c00u) == 0x7c00u
+                                    : (mx_f32_to_bf16(x[i]) & 0x7f80u) == 0x7f80u;
+        if (inf)
+            return mx_err(err, MIXQ_E_DATA,
+                          "%s: tensor \"%s\": row %llu, column %zu holds %g, beyond the range of %s; "
+                          "use --type f32 or a wider type for this checkpoint",
+                          fname, tname, (unsigned long long)r, i, (double)x[i], mixq_qtype_name(id));
+    }
+    return MIXQ_OK;
+}
+
+/* Converts one row of floats to the plain type's bytes (little-endian host, dst 2-byte aligned). */
+static void store_plain_row(mixq_qtype id, const float *x, size_t n, uint8_t *dst)
+{
+    const mx_kernel_set *k = mx_kernels();
+    switch (id) {
+    case MIXQ_QT_F32: memcpy(dst, x, n * 4); break;
+    case MIXQ_QT_F16: k->f32_to_f16(x, n, (uint16_t *)(void *)dst); break;
+    case MIXQ_QT_BF16: k->f32_to_bf16(x, n, (uint16_t *)(void *)dst); break;
+    default: break;
+    }
+}
+
+typedef struct conv_ctx {
+    const char *in_path;
+    const mixq_convert_options *opts;
+    const st_model *model;
+    cwriter *writer;
+    mx_pool *pool;       /* worker threads (NULL: run inline) */
+} conv_ctx;
+
+/* Checks that a row can be quantized; names the tensor and element if not. */
+static mixq_status check_row(const char *fname, const char *tname, mixq_qtype type, const float *x, size_t n,
+                             uint64_t r, mixq_error *err)
+{
+    int bad = 0; /* a branch-free pass first (vectorized by the compiler); the loop below names the element */
+    for (size_t i = 0; i < n; i++) bad |= !(fabsf(x[i]) <= MX_QUANT_ABS_MAX);
+    if (!bad) return MIXQ_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (!(fabsf(x[i]) <= MX_QUANT_ABS_MAX)) {
+            const char *what = isnan(x[i]) ? "NaN" : isinf(x[i]) ? "an infinity" : "a value beyond ±65504";
+            return mx_err(err, MIXQ_E_DATA,
+                          "%s: tensor \"%s\": row %llu, column %zu holds %s (%g), which %s cannot store; "
+                          "keep this tensor at source precision (--type f32/f16/bf16) or fix the checkpoint",
+                          fname, tname, (unsigned long long)r, i, what, (double)x[i], mixq_qtype_name(type));
+        }
+    }
+    return MIXQ_OK;
+}
+
+/*
+ * One tensor's rows, cut into blocks that the pool's threads convert
+ * independently.  Every block writes only its own rows, so the bytes do not
+ * depend on the thread count; an error is reported from the lowest failing
+ * block (blocks above a known failure are skipped), so the message does not
+ * either.
+ */
+typedef struct rows_job {
+    const char *fname, *tname, *in_path; /* printable file and tensor names for messages */
+    const st_model *model;
+    const st_tensor *t;
+    const qtype_desc *qt;
+    const qlayout *lay;
+    uint8_t *buf;
+    mx_qparams qp;
+    const mixq_convert_options *o;
+    uint64_t rows, row_length, block_rows, nblocks;
+    int prepass;            /* 1: only check rows and find the tensor's max |x| */
+    float *block_amax;      /* prepass result per block */
+    pthread_mutex_t mu;
+    uint64_t fail_block;    /* lowest failing block (nblocks if none) */
+    mixq_error fail;        /* its error */
+} rows_job;
+
+/* Records block b's failure if it is the lowest so far. */
+static void job_fail(rows_job *j, uint64_t b, const mixq_error *e)
+{
+    pthread_mutex_lock(&j->mu);
+    if (b < j->fail_block) {
+        j->fail_block = b;
+        j->fail = *e;
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
+static int job_skip(rows_job *j, uint64_t b)
+{
+    pthread_mutex_lock(&j->mu);
+    int skip = j->fail_block < b;
+    pthread_mutex_unlock(&j->mu);
+    return skip;
+}
+
+/* Converts (or, in the prepass, checks) the rows of block b. */
+static void convert_block(void *ctx, size_t b)
+{
+    rows_job *j = ctx;
+    if (job_skip(j, b)) return;
+    mixq_error e;
+    if (j->o->cancel && *j->o->cancel) {
+        mx_err(&e, MIXQ_E_CANCELLED, "%s: conversion interrupted", j->in_path);
+        job_fail(j, b, &e);
+        return;
+    }
+    size_t k = (size_t)j->row_length, esize = st_dtypes[j->t->dtype].size;
+    float *row = malloc((k ? k : 1) * sizeof *row);
+    if (!row) {
+        mx_err(&e, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", j->fname, j->tname);
+        job_fail(j, b, &e);
+        return;
+    }
+    uint8_t scale_scratch[16]; /* a per-tensor scale: every row writes the same value; block 0 keeps it */
+    uint64_t r0 = b * j->block_rows, r1 = r0 + j->block_rows < j->rows ? r0 + j->block_rows : j->rows;
+    float amax = 0.0f;
+    mixq_status s = MIXQ_OK;
+    for (uint64_t r = r0; r < r1 && s == MIXQ_OK; r++) {
+        st_to_f32(j->t->dtype, j->t->data + r * k * esize, k, row);
+        if (j->prepass) {
+            s = check_row(j->fname, j->tname, j->qt->id, row, k, r, &e);
+            for (size_t i = 0; i < k && s == MIXQ_OK; i++)
+                if (fabsf(row[i]) > amax) amax = fabsf(row[i]);
+        } else if (j->qt->quantized) {
+            if (!j->lay->per_tensor) s = check_row(j->fname, j->tname, j->qt->id, row, k, r, &e);
+            if (s != MIXQ_OK) break;
+            mx_rowptrs p = {{NULL}};
+            for (int sec = 0; sec < MIXQ_SECTION_COUNT; sec++) /* row stride 0 for a per-tensor scale */
+                if (qtype_has_section(j->qt, (mixq_section_kind)sec))
+                    p.sec[sec] = j->buf + j->lay->offset[sec] + r * j->lay->row_bytes[sec];
+            if (j->lay->per_tensor && b != 0) p.sec[MIXQ_SEC_SCALES] = scale_scratch;
+            mx_kernels()->quantize_row[j->qt->id](row, k, j->lay->group, &j->qp, p);
+        } else {
+            s = check_plain_overflow(j->fname, j->tname, j->qt->id, row, k, r, &e);
+            if (s == MIXQ_OK)
+                store_plain_row(j->qt->id, row, k,
+                                j->buf + j->lay->offset[MIXQ_SEC_DATA] + r * j->lay->row_bytes[MIXQ_SEC_DATA]);
+        }
+    }
+    free(row);
+    /* this block's input is consumed: drop its pages, so a large tensor is never resident whole */
+    st_release_range(j->model, j->t, r0 * k * esize, (r1 - r0) * k * esize);
+    if (j->prepass) j->block_amax[b] = amax;
+    if (s != MIXQ_OK) job_fail(j, b, &e);
+}
+
+/* Runs convert_block over every block of the job; returns the lowest block's error. */
+static mixq_status run_rows(conv_ctx *c, rows_job *j, mixq_error *err)
+{
+    j->fail_block = j->nblocks;
+    mx_pool_run(c->pool, (size_t)j->nblocks, convert_block, j);
+    if (j->fail_block < j->nblocks) {
+        if (err) *err = j->fail;
+        return j->fail.code;
+    }
+    return MIXQ_OK;
+}
+
+/* Converts one tensor (as planned by pe, if not NULL) into a freshly allocated buffer and hands it to the writer. */
+static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan_entry *pe, mixq_error *err)
+{
+    const mixq_convert_options *o = c->opts;
+    char fbuf[256], nbuf[256]; /* names from the file are printed escaped */
+    const char *fname = mx_printable(fbuf, sizeof fbuf, c->model->files[t->file_index].path, 0);
+    const char *tname = mx_printable(nbuf, sizeof nbuf, t->name, 1);
+    const qtype_desc *qt = keep_type(t->dtype);
+    bool eligible = st_dtypes[t->dtype].is_float && t->n_elements > 0 &&
+                    (t->ndim >= 2 || (t->ndim == 1 && o->quantize_1d));
+    if (eligible) qt = qtype_get(o->type);
+
+    unsigned group_req = 0, group = 0; /* as recorded; as passed to the layout (0 = per row) */
+    if (qt->quantized) {
+        group_req = o->group_size == 0 ? qt->group_default : o->group_size;
+        if (group_req == MIXQ_GROUP_PER_ROW) group_req = 0;
+        group = group_req;
+    }
+    if (pe) { /* the plan's type and group (checked against this tensor by mx_plan_match) */
+        qt = pe->qt;
+        group_req = group = qt->quantized ? pe->group_size : 0;
+    }
+    uint64_t rows, row_length;
+    qlayout lay;
+    if (!mx_tensor_rows(t, &rows, &row_length) || !qtype_layout(qt, t->dtype, rows, row_length, group, &lay))
+        return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": stored size overflows 64 bits", fname, tname);
+    if (lay.total > SIZE_MAX)
+        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": too large for this machine", fname, tname);
+    /* stored exactly as in the source: written straight from the mapping, no copy */
+    bool exact = qt == keep_type(t->dtype) || qt->id == MIXQ_QT_RAW;
+    if (exact && lay.total != t->nbytes) /* a plain layout is the source bytes, no more, no less */
+        return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": %llu bytes do not fill its %llu-byte layout", fname,
+                      tname, (unsigned long long)t->nbytes, (unsigned long long)lay.total);
+    uint8_t *buf = exact ? NULL : calloc(1, lay.total ? (size_t)lay.total : 1);
+    if (!exact && !buf)
+        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory for %llu bytes", fname, tname,
+                      (unsigned long long)lay.total);
+
+    mixq_status s = MIXQ_OK;
+    if (!exact) {
+        rows_job j = {.fname = fname, .tname = tname, .in_path = c->in_path, .model = c->model, .t = t, .qt = qt,
+                      .lay = &lay, .buf = buf,
+                      .qp = {.importance = NULL, .search = o->rtn == 0, .tensor_absmax = -1.0f}, .o = o,
+                      .rows = rows, .row_length = row_length};
+        /* blocks of about 64 Ki elements: enough work per block, enough blocks per tensor */
+        j.block_rows = row_length >= 65536 ? 1 : 65536 / (row_length ? row_length : 1);
+        j.nblocks = rows ? ck_div_ceil(rows, j.block_rows) : 0;
+        pthread_mutex_init(&j.mu, NULL);
+        if (lay.per_tensor) { /* one scale for the whole tensor: max |x| first */
+            j.prepass = 1;
+            j.block_amax = calloc(j.nblocks ? (size_t)j.nblocks : 1, sizeof *j.block_amax);
+            if (!j.block_amax) s = mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", fname, tname);
+            if (s == MIXQ_OK) s = run_rows(c, &j, err);
+            for (uint64_t b = 0; b < j.nblocks && s == MIXQ_OK; b++)
+                if (j.block_amax[b] > j.qp.tensor_absmax) j.qp.tensor_absmax = j.block_amax[b];
+            if (j.qp.tensor_absmax < 0.0f) j.qp.tensor_absmax = 0.0f;
+            free(j.block_amax);
+            j.prepass = 0;
+        }
+        if (s == MIXQ_OK) s = run_rows(c, &j, err);
+        pthread_mutex_destroy(&j.mu);
+    }
+    if (s == MIXQ_OK) {
+        json_t *extra = pe ? mx_plan_entry_extra(pe) : NULL; /* "estimated_error" */
+        cw_tensor ct = {.name = t->name, .ndim = t->ndim, .shape = t->shape,
+                        .source_dtype = st_dtypes[t->dtype].name, .qt = qt, .group_size = group_req, .extra = extra};
+        s = cw_add_tensor(c->writer, &ct, &lay, exact ? t->data : buf, err);
+        json_decref(extra);
+    }
+    free(buf);
+    return s;
+}
+
+/* Base name of a path (malloc'd). */
+static char *base_name(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy) return NULL;
+    char *b = strdup(basename(copy));
+    free(copy);
+    return b;
+}
+
+/* Appends {"name","size"} for a source file. */
+static int add_source_file(json_t *arr, const char *path, uint64_t size)
+{
+    char *b = base_name(path);
+    if (!b) return -1;
+    json_t *o = json_pack("{s:s,s:I}", "name", b, "size", (json_int_t)size);
+    free(b);
+    return o ? json_array_append_new(arr, o) : -1;
+}
+
+/* The file-level metadata object of FORMAT.md §3.2. */
+static json_t *make_metadata(const st_model *m, const mixq_convert_options *o)
+{
+    json_t *meta = json_object(), *src = json_object(), *files = json_array(), *opts;
+    if (!meta || !src || !files) goto fail;
+    for (size_t i = 0; i < m->nmeta; i++)
+        if (json_object_set_new(src, m->meta[i].key, json_string(m->meta[i].value))) goto fail;
+    if (m->index_path) {
+        struct stat st;
+        if (stat(m->index_path, &st) != 0 || add_source_file(files, m->index_path, (uint64_t)st.st_size)) goto fail;
+    }
+    for (size_t i = 0; i < m->nfiles; i++)
+        if (add_source_file(files, m->files[i].path, m->files[i].size)) goto fail;
+    unsigned g = o->group_size == MIXQ_GROUP_PER_ROW ? 0 : o->group_size;
+    opts = json_pack("{s:s,s:i,s:b,s:b}", "type", mixq_qtype_name(o->type), "group_size", (int)g, "quantize_1d",
+                     o->quantize_1d != 0, "search", o->rtn == 0);
+    if (!opts) goto fail;
+    if (json_object_set_new(meta, "mixq_version", json_string(MIXQ_VERSION_STRING)) ||
+        json_object_set_new(meta, "source_metadata", src) || json_object_set_new(meta, "source_files", files) ||
+        json_object_set_new(meta, "options", opts)) {
+        json_decref(meta);
+        return NULL;
+    }
+    return meta;
+fail:
+    json_decref(meta);
+    json_decref(src);
+    json_decref(files);
+    return NULL;
+}
+
+/* Refuses an output path that names one of the input files. */
+static mixq_status check_not_input(const st_model *m, const char *out_path, mixq_error *err)
+{
+    struct stat so;
+    if (stat(out_path, &so) != 0) return MIXQ_OK;
+    for (size_t i = 0; i <= m->nfiles; i++) {
+        const char *p = i < m->nfiles ? m->files[i].path : m->index_path;
+        struct stat si;
+        if (p && stat(p, &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+            return mx_err(err, MIXQ_E_INVALID_ARG, "%s: the output is the input file %s; choose another output path",
+                          out_path, p);
+    }
+    return MIXQ_OK;
+}
+
+/*
+ * Plans with o->plan_options, or checks o->plan against the checkpoint:
+ * o->plan gets the plan to apply (*owned if made here), *map the plan entry
+ * of each tensor, o->rtn the plan's quantizer setting.
+ */
+static mixq_status setup_plan(const char *in_path, const st_model *m, mixq_convert_options *o, mixq_plan **owned,
+                              size_t **map, mixq_error *err)
+{
+    if (!o->plan && !o->plan_options) return MIXQ_OK;
+    if (o->plan && o->plan_options)
+        return mx_err(err, MIXQ_E_INVALID_ARG, "%s: give either a plan or planning options, not both", in_path);
+    *map = malloc((m->ntensors ? m->ntensors : 1) * sizeof **map);
+    if (!*map) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
+    mixq_status s;
+    if (o->plan_options) {
+        mixq_plan_options po = *o->plan_options;
+        po.rtn = o->rtn;
+        po.cancel = o->cancel;
+        if (o->threads) po.threads = (int)o->threads;
+        json_t *meta = make_metadata(m, o);
+        if (!meta) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
+        s = mx_plan_build(m, in_path, &po, meta, owned, err);
+        json_decref(meta);
+        if (s != MIXQ_OK) return s;
+        o->plan = *owned;
+        for (size_t i = 0; i < m->ntensors; i++) (*map)[i] = i;
+        return MIXQ_OK;
+    }
+    const mixq_plan *p = o->plan;
+    s = mx_plan_match(p, m, p->origin ? p->origin : "the plan", *map, err);
+    if (s != MIXQ_OK) return s;
+    o->rtn = p->rtn;
+    if (p->target_size > 0) { /* a saved plan's file budget still holds with this converter's header */
+        json_t *meta = make_metadata(m, o), *pm = mx_plan_header_meta(p, false);
+        if (!meta || !pm || json_object_set_new(meta, "plan", pm)) {
+            json_decref(meta);
+            return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
+        }
+        uint64_t size = mx_plan_file_size(p, m, *map, meta);
+        json_decref(meta);
+        if (size == 0 || size > p->target_size)
+            return mx_err(err, MIXQ_E_RANGE, "%s: this plan gives a %llu-byte file, above its target size of %llu bytes",
+                          p->origin ? p->origin : "the plan", (unsigned long long)size,
+                          (unsigned long long)p->target_size);
+    }
+    return MIXQ_OK;
+}
+
+mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_convert_options *opts_in,
+                         mixq_error *err)
+{
+    mixq_convert_options defaults, eff;
+    const mixq_convert_options *opts = opts_in;
+    if (!opts) {
+        mixq_convert_options_init(&defaults);
+        opts = &defaults;
+    }
+    if (!in_path || !out_path) return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_convert: input and output paths are required");
+    const qtype_desc *qt = qtype_get(opts->type);
+    if ((unsigned)opts->type >= MIXQ_QT_COUNT || !qt || opts->type == MIXQ_QT_RAW)
+        return mx_err(err, MIXQ_E_INVALID_ARG, "%s: cannot convert to type %d", in_path, (int)opts->type);
+    if (qt->quantized && opts->group_size != 0 && !opts->plan && !opts->plan_options) {
+        unsigned g = opts->group_size == MIXQ_GROUP_PER_ROW ? 0 : opts->group_size;
+        if (!qtype_group_ok(qt, g))
+            return mx_err(err, MIXQ_E_INVALID_ARG,
+                          "group size %u is not allowed for %s: use a power of two from %u to %u%s", opts->group_size,
+                          qt->name, qt->group_min, qt->group_max, qt->allow_row_group ? " (or per row)" : "");
+    }
+
+    st_model *model = NULL;
+    mixq_status s = st_open(in_path, &model, err);
+    if (s != MIXQ_OK) return s;
+    s = check_not_input(model, out_path, err);
+    mixq_plan *owned_plan = NULL;
+    size_t *plan_map = NULL;
+    eff = *opts; /* with a plan: its rtn setting */
+    opts = &eff;
+    if (s == MIXQ_OK) s = setup_plan(in_path, model, &eff, &owned_plan, &plan_map, err);
+    if (s != MIXQ_OK) {
+        mixq_plan_free(owned_plan);
+        free(plan_map);
+        st_close(model);
+        return s;
+    }
+    conv_ctx c = {.in_path = in_path, .opts = opts, .model = model};
+    c.pool = mx_pool_create(opts->threads);
+    if (!c.pool) s = mx_err(err, MIXQ_E_NOMEM, "%s: cannot start %u threads", in_path, opts->threads);
+    if (s == MIXQ_OK) s = cw_open(&c.writer, out_path, opts->force, err);
+    if (s == MIXQ_OK) cw_set_cancel(c.writer, opts->cancel);
+    if (s != MIXQ_OK) {
+        mx_pool_destroy(c.pool);
+        mixq_plan_free(owned_plan);
+        free(plan_map);
+        st_close(model);
+        return s;
+    }
+    for (size_t i = 0; i < model->ntensors && s == MIXQ_OK; i++) {
+        if (opts->cancel && *opts->cancel) {
+            s = mx_err(err, MIXQ_E_CANCELLED, "%s: conversion interrupted", in_path);
+            break;
+        }
+        s = convert_tensor(&c, &model->tensors[i], opts->plan ? &opts->plan->t[plan_map[i]] : NULL, err);
+        st_release(model, &model->tensors[i]); /* its input pages are no longer needed */
+        if (s == MIXQ_OK && opts->progress) opts->progress(opts->progress_ctx, i + 1, model->ntensors, model->tensors[i].name);
+    }
+    if (s == MIXQ_OK) {
+        json_t *meta = make_metadata(model, opts);
+        if (meta && opts->plan && json_object_set_new(meta, "plan", mx_plan_header_meta(opts->plan, false))) {
+            json_decref(meta);
+            meta = NULL;
+        }
+        if (!meta) {
+            s = mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", out_path);
+        } else {
+            s = cw_finish(c.writer, meta, err);
+            c.writer = NULL;
+            json_decref(meta);
+        }
+    }
+    if (c.writer) cw_abort(c.writer);
+    mx_pool_destroy(c.pool);
+    mixq_plan_free(owned_plan);
+    free(plan_map);
+    st_close(model);
+    return s;
+}
+
+json_t *mx_convert_metadata(const st_model *m, const mixq_convert_options *o)
+{
+    return make_metadata(m, o);
+}

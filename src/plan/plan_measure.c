@@ -1,0 +1,483 @@
+/* plan_measure.c - exact stored bytes and squared error of each candidate type (plan_measure.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/checked.h"
+#include "common/error.h"
+#include "plan/plan_measure.h"
+#include "kernels/simd.h"
+
+bool mx_shape_rows(unsigned ndim, const uint64_t *shape, uint64_t n_elements, uint64_t *rows, uint64_t *row_length)
+{
+    if (ndim <= 1) {
+        *rows = 1;
+        *row_length = n_elements;
+        return true;
+    }
+    uint64_t r = 1;
+    for (unsigned i = 0; i + 1 < ndim; i++)
+        if (!ck_mul(r, shape[i], &r)) return false;
+    *rows = r;
+    *row_length = shape[ndim - 1];
+    return true;
+}
+
+bool mx_tensor_rows(const st_tensor *t, uint64_t *rows, uint64_t *row_length)
+{
+    return mx_shape_rows(t->ndim, t->shape, t->n_elements, rows, row_length);
+}
+
+bool mx_cand_layout(const mx_cand *c, const st_tensor *t, qlayout *out)
+{
+    uint64_t rows, row_length;
+    if (!mx_tensor_rows(t, &rows, &row_length)) return false;
+    return qtype_layout(c->qt, t->dtype, rows, row_length, c->qt->quantized ? c->group_size : 0, out);
+}
+
+mx_qparams mx_convert_qparams(bool rtn, const qlayout *lay, float tensor_absmax)
+{
+    mx_qparams p;
+    memset(&p, 0, sizeof p);
+    p.importance = NULL;
+    p.search = !rtn;
+    p.tensor_absmax = lay->per_tensor ? tensor_absmax : -1.0f;
+    return p;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Statistics                                                              */
+/* ---------------------------------------------------------------------- */
+
+/* Rows converted and summed together in the first statistics pass (independent sums: more in flight). */
+#define STAT_ROWS 4
+
+/* One row's share of the first pass: its own sums, in element order, exactly as a single running sum per row. */
+typedef struct row_acc {
+    double rs, rq;
+    float absmax;
+    bool finite;
+} row_acc;
+
+static inline void acc_value(row_acc *a, float v)
+{
+    if (!(fabsf(v) <= MX_QUANT_ABS_MAX)) {
+        a->finite = false;
+        if (!isfinite(v)) return;
+    }
+    if (fabsf(v) > a->absmax) a->absmax = fabsf(v);
+    a->rs += v;
+    a->rq += (double)v * v;
+}
+
+/* Input pages of a tensor consumed so far, released every MX_RELEASE_STEP bytes (m == NULL: never). */
+#define MX_RELEASE_STEP ((uint64_t)8 << 20)
+typedef struct releaser {
+    const st_model *m;
+    const st_tensor *t;
+    uint64_t done;
+} releaser;
+
+/* Releases the pages of t's bytes [done, upto) once they add up to MX_RELEASE_STEP. */
+static void release_upto(releaser *rl, uint64_t upto)
+{
+    if (!rl->m || upto < rl->done || upto - rl->done < MX_RELEASE_STEP) return;
+    st_release_range(rl->m, rl->t, rl->done, upto - rl->done);
+    rl->done = upto;
+}
+
+mixq_status mx_measure_stats(const st_model *m, const st_tensor *t, bool moments, mx_tstats *st, mixq_error *err)
+{
+    memset(st, 0, sizeof *st);
+    st->n = t->n_elements;
+    st->quantizable = true;
+    if (!moments) st->std = st->kurtosis = st->outlier_frac = NAN;
+    if (!st_dtypes[t->dtype].is_float || t->n_elements == 0) {
+        st->quantizable = st_dtypes[t->dtype].is_float;
+        return MIXQ_OK;
+    }
+    uint64_t rows, row_length;
+    if (!mx_tensor_rows(t, &rows, &row_length))
+        return mx_err(err, MIXQ_E_RANGE, "tensor \"%s\": size overflows", t->name);
+    size_t nr = rows < STAT_ROWS ? (size_t)rows : STAT_ROWS;
+    if (row_length > SIZE_MAX / sizeof(float) / 2 / nr)
+        return mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": rows too long for this machine", t->name);
+    float *buf = malloc((row_length ? (size_t)row_length : 1) * nr * sizeof *buf);
+    if (!buf) return mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
+    size_t esize = st_dtypes[t->dtype].size, len = (size_t)row_length;
+    double sum = 0, sumsq = 0;
+    float absmax = 0;
+    bool finite = true;
+    /*
+     * Pass 1: per row, the sum and the sum of squares of its finite values in
+     * element order, added to the totals in row order; STAT_ROWS rows at a
+     * time, each with its own accumulators (the same additions as one row at
+     * a time, so the same bits).
+     */
+    uint64_t r = 0;
+    releaser rl = {m, t, 0};
+    for (; r + STAT_ROWS <= rows; r += STAT_ROWS) {
+        st_to_f32(t->dtype, t->data + r * row_length * esize, len * STAT_ROWS, buf);
+        release_upto(&rl, (r + STAT_ROWS) * row_length * esize);
+        row_acc a[STAT_ROWS];
+        for (int k = 0; k < STAT_ROWS; k++) a[k] = (row_acc){0, 0, 0, true};
+        const float *x0 = buf, *x1 = buf + len, *x2 = buf + 2 * len, *x3 = buf + 3 * len;
+        for (size_t i = 0; i < len; i++) {
+            acc_value(&a[0], x0[i]);
+            acc_value(&a[1], x1[i]);
+            acc_value(&a[2], x2[i]);
+            acc_value(&a[3], x3[i]);
+        }
+        for (int k = 0; k < STAT_ROWS; k++) {
+            sum += a[k].rs;
+            sumsq += a[k].rq;
+            if (a[k].absmax > absmax) absmax = a[k].absmax;
+            finite &= a[k].finite;
+        }
+    }
+    for (; r < rows; r++) {
+        st_to_f32(t->dtype, t->data + r * row_length * esize, len, buf);
+        release_upto(&rl, (r + 1) * row_length * esize);
+        row_acc a = {0, 0, 0, true};
+        for (size_t i = 0; i < len; i++) acc_value(&a, buf[i]);
+        sum += a.rs;
+        sumsq += a.rq;
+        if (a.absmax > absmax) absmax = a.absmax;
+        finite &= a.finite;
+    }
+    st->quantizable = finite;
+    st->absmax = absmax;
+    st->sumsq = sumsq;
+    double n = (double)t->n_elements;
+    st->mean = sum / n;
+    if (!moments) {
+        free(buf);
+        return MIXQ_OK;
+    }
+    /* pass 2: central moments (one running sum over the whole tensor) */
+    double m2 = 0, m4 = 0;
+    for (r = 0, rl.done = 0; r < rows; r++) {
+        st_to_f32(t->dtype, t->data + r * row_length * esize, len, buf);
+        release_upto(&rl, (r + 1) * row_length * esize);
+        for (size_t i = 0; i < len; i++) {
+            if (!isfinite(buf[i])) continue;
+            double d = (double)buf[i] - st->mean, d2 = d * d;
+            m2 += d2;
+            m4 += d2 * d2;
+        }
+    }
+    m2 /= n;
+    m4 /= n;
+    st->std = sqrt(m2);
+    st->kurtosis = m2 > 0 ? m4 / (m2 * m2) : 0.0;
+    /* pass 3: values beyond 3 standard deviations */
+    uint64_t outliers = 0;
+    if (st->std > 0) {
+        double lim = 3.0 * st->std;
+        for (r = 0, rl.done = 0; r < rows; r++) {
+            st_to_f32(t->dtype, t->data + r * row_length * esize, len, buf);
+            release_upto(&rl, (r + 1) * row_length * esize);
+            for (size_t i = 0; i < len; i++)
+                if (isfinite(buf[i]) && fabs((double)buf[i] - st->mean) > lim) outliers++;
+        }
+    }
+    st->outlier_frac = (double)outliers / n;
+    free(buf);
+    return MIXQ_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Squared errors                                                          */
+/* ---------------------------------------------------------------------- */
+
+/* Reconstructs a row stored as a plain type (f32, f16, bf16) into y. */
+static void plain_roundtrip(mixq_qtype id, const float *x, size_t n, uint16_t *h, float *y)
+{
+    const mx_kernel_set *k = mx_kernels();
+    switch (id) {
+    case MIXQ_QT_F16:
+        k->f32_to_f16(x, n, h);
+        k->f16_to_f32(h, n, y);
+        break;
+    case MIXQ_QT_BF16:
+        k->f32_to_bf16(x, n, h);
+        k->bf16_to_f32(h, n, y);
+        break;
+    default: memcpy(y, x, n * sizeof *x); break; /* f32 and raw hold the float values exactly */
+    }
+}
+
+void mx_sample_init(mx_sample *smp, uint64_t rows, uint64_t row_length, uint64_t sample)
+{
+    uint64_t k = rows, n;
+    /* whole rows holding at least `sample` elements; every row if that is over half of them */
+    if (sample > 0 && row_length > 0 && ck_mul(rows, row_length, &n) && n > sample) {
+        k = ck_div_ceil(sample, row_length);
+        uint64_t sq;
+        /* j * (rows % k) + rows / 2 in mx_sample_row stays below k * k + rows */
+        if (k > rows / 2 || !ck_mul(k, k, &sq) || !ck_add(sq, rows, &sq)) k = rows;
+    }
+    smp->total = rows;
+    smp->rows = k;
+    smp->step = k ? rows / k : 0;
+    smp->rem = k ? rows % k : 0;
+    smp->scale = k == rows ? 1.0 : (double)rows / (double)k;
+}
+
+uint64_t mx_sample_row(const mx_sample *smp, uint64_t j)
+{
+    if (smp->rows == smp->total) return j;
+    /* floor((j rows + floor(rows / 2)) / k), without forming j rows */
+    uint64_t k = smp->rows;
+    return j * smp->step + (j * smp->rem + smp->total / 2) / k;
+}
+
+/* Memory for the candidates measured in one pass over the rows (at least one candidate per pass). */
+size_t mx_measure_batch_bytes = (size_t)64 << 20;
+/* Elements of a row whose squared differences are formed at once, before they are summed. */
+#define SSE_BLOCK 256
+
+/* One candidate being measured: its row buffers (as the converter points into them) and its sums. */
+typedef struct cand_run {
+    const mx_cand *c;
+    size_t slot;            /* index into the caller's arrays */
+    mx_qparams qp;
+    unsigned group;
+    uint64_t sec_bytes[MIXQ_SECTION_COUNT]; /* one row of each section */
+    size_t store_bytes;     /* the row's sections back to back, with slack */
+    size_t bytes;           /* memory run_alloc takes */
+    uint8_t *store;
+    size_t off;             /* bytes of store the sections use */
+    mx_rowptrs p;
+    mx_crowptrs cp;
+    float *y;               /* the reconstructed row */
+    double total;           /* the tensor's sum */
+} cand_run;
+
+/* Checks that tensor t can be stored as candidate c and sizes its buffers. */
+static mixq_status run_init(const st_tensor *t, const mx_cand *c, const mx_tstats *st, bool rtn, cand_run *cr,
+                            mixq_error *err)
+{
+    cr->c = c;
+    qlayout lay;
+    if (!mx_cand_layout(c, t, &lay))
+        return mx_err(err, MIXQ_E_RANGE, "tensor \"%s\": cannot be stored as %s (size or group size)", t->name,
+                      c->qt->name);
+    if (c->qt->quantized && !st->quantizable)
+        return mx_err(err, MIXQ_E_DATA, "tensor \"%s\": holds values %s cannot store", t->name, c->qt->name);
+    uint64_t row_length = lay.row_length;
+    /* one row of every section; a per-tensor scale (row stride 0) is shared by every row */
+    uint64_t row_total = 0;
+    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
+        if (!qtype_has_section(c->qt, (mixq_section_kind)k)) continue;
+        cr->sec_bytes[k] = lay.row_bytes[k] ? lay.row_bytes[k] : lay.length[k];
+        row_total += cr->sec_bytes[k] + 1;
+    }
+    if (row_length > SIZE_MAX / 8 || row_total > SIZE_MAX / 2)
+        return mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": rows too long for this machine", t->name);
+    cr->store_bytes = (size_t)row_total + 2 * (size_t)row_length + 16;
+    cr->bytes = cr->store_bytes + (size_t)row_length * sizeof(float) + SSE_BLOCK * sizeof(double);
+    cr->qp = mx_convert_qparams(rtn, &lay, st->absmax);
+    cr->group = lay.group;
+    return MIXQ_OK;
+}
+
+/* Allocates the buffers of a run for rows of len values. */
+static bool run_alloc(cand_run *cr, size_t len)
+{
+    cr->y = malloc((len ? len : 1) * sizeof *cr->y);
+    cr->store = calloc(1, cr->store_bytes);
+    if (!cr->y || !cr->store) return false;
+    /* the sections back to back (2-byte aligned for the f16 scales), as the converter points into them */
+    size_t off = 0;
+    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
+        if (!qtype_has_section(cr->c->qt, (mixq_section_kind)k)) continue;
+        cr->p.sec[k] = cr->store + off;
+        cr->cp.sec[k] = cr->store + off;
+        off += (size_t)cr->sec_bytes[k];
+        off += off & 1u;
+    }
+    cr->off = off;
+    return true;
+}
+
+static void run_free(cand_run *cr)
+{
+    free(cr->y);
+    free(cr->store);
+    cr->y = NULL;
+    cr->store = NULL;
+}
+
+/*
+ * sum_G adds the n squared differences of G runs (run c's at a + c *
+ * SSE_BLOCK) to their row sums r[c], each in element order: the G sums are
+ * independent, so they are interleaved (more additions in flight, the same
+ * bits as one at a time).
+ */
+#define DEFINE_SUM(G)                                                           \
+    static void sum_##G(const double *a, double *r, size_t n)                   \
+    {                                                                           \
+        double acc[G];                                                          \
+        for (int c = 0; c < G; c++) acc[c] = r[c];                              \
+        for (size_t i = 0; i < n; i++)                                          \
+            for (int c = 0; c < G; c++) acc[c] += a[i + (size_t)c * SSE_BLOCK]; \
+        for (int c = 0; c < G; c++) r[c] = acc[c];                              \
+    }
+DEFINE_SUM(2)
+DEFINE_SUM(3)
+DEFINE_SUM(4)
+DEFINE_SUM(5)
+DEFINE_SUM(6)
+DEFINE_SUM(7)
+DEFINE_SUM(8)
+#undef DEFINE_SUM
+
+/* Adds the blocks of k >= 2 runs (run j's at d2 + j * SSE_BLOCK) to rs[j], in groups of 2 to 8. */
+static void add_blocks(const double *d2, double *rs, size_t k, size_t n)
+{
+    static void (*const sum[9])(const double *, double *, size_t) = {NULL, NULL, sum_2, sum_3, sum_4,
+                                                                      sum_5, sum_6, sum_7, sum_8};
+    for (size_t j = 0; j < k;) {
+        size_t rest = k - j, g = rest <= 8 ? rest : rest - 8 >= 2 ? 8 : rest - 2; /* never a group of 1 */
+        sum[g](d2 + j * SSE_BLOCK, rs + j, n);
+        j += g;
+    }
+}
+
+/*
+ * Measures the runs over every row of t: each row is converted to float
+ * once, then stored and reconstructed as each candidate; each candidate's
+ * sum is formed exactly as one candidate at a time would (per row in element
+ * order, skipping NaN differences, then added to the total in row order).
+ */
+static mixq_status run_rows(const st_model *m, const st_tensor *t, cand_run *const *runs, size_t k,
+                            const mx_sample *smp, volatile sig_atomic_t *cancel, mixq_error *err)
+{
+    releaser rl = {m, t, 0};
+    uint64_t rows, row_length;
+    mx_tensor_rows(t, &rows, &row_length); /* checked by run_init */
+    size_t len = (size_t)row_length, esize = st_dtypes[t->dtype].size;
+    float *x = malloc((len ? len : 1) * sizeof *x);
+    double *xd = malloc(SSE_BLOCK * sizeof *xd), *d2 = malloc(k * SSE_BLOCK * sizeof *d2);
+    double *rs = malloc(k * sizeof *rs);
+    mixq_status s = MIXQ_OK;
+    if (!x || !xd || !d2 || !rs) {
+        s = mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
+        goto out;
+    }
+    const mx_kernel_set *ks = mx_kernels();
+    for (uint64_t j = 0; j < smp->rows; j++) {
+        uint64_t r = mx_sample_row(smp, j);
+        if (cancel && *cancel) {
+            s = mx_err(err, MIXQ_E_CANCELLED, "tensor \"%s\": planning interrupted", t->name);
+            break;
+        }
+        st_to_f32(t->dtype, t->data + r * row_length * esize, len, x);
+        release_upto(&rl, (r + 1) * row_length * esize);
+        for (size_t j = 0; j < k; j++) {
+            cand_run *cr = runs[j];
+            const qtype_desc *qt = cr->c->qt;
+            if (qt->quantized) {
+                memset(cr->store, 0, cr->off);
+                ks->quantize_row[qt->id](x, len, cr->group, &cr->qp, cr->p);
+                ks->dequantize_row[qt->id](cr->cp, len, cr->group, cr->y);
+            } else {
+                plain_roundtrip(qt->id, x, len, (uint16_t *)(void *)cr->store, cr->y);
+            }
+            rs[j] = 0;
+        }
+        if (k == 1) { /* one sum: the plain loop (the chain of additions is the bound either way) */
+            const float *y = runs[0]->y;
+            double r0 = 0;
+            for (size_t i = 0; i < len; i++) {
+                double d = (double)x[i] - (double)y[i];
+                if (isnan(d)) continue; /* NaN kept as NaN by a plain type */
+                r0 += d * d;
+            }
+            rs[0] = r0;
+        } else {
+            for (size_t i0 = 0; i0 < len; i0 += SSE_BLOCK) {
+                size_t n = len - i0 < SSE_BLOCK ? len - i0 : SSE_BLOCK;
+                for (size_t i = 0; i < n; i++) xd[i] = (double)x[i0 + i];
+                for (size_t j = 0; j < k; j++) {
+                    const float *y = runs[j]->y + i0;
+                    double *dj = d2 + j * SSE_BLOCK;
+                    for (size_t i = 0; i < n; i++) { /* a NaN difference (a plain type keeps NaN) adds +0: no change */
+                        double d = xd[i] - (double)y[i], q = d * d;
+                        dj[i] = q == q ? q : 0.0;
+                    }
+                }
+                add_blocks(d2, rs, k, n);
+            }
+        }
+        for (size_t j = 0; j < k; j++) runs[j]->total += rs[j];
+    }
+out:
+    free(x);
+    free(xd);
+    free(d2);
+    free(rs);
+    return s;
+}
+
+mixq_status mx_measure_errors(const st_model *m, const st_tensor *t, const mx_cand *cands, size_t nc, const bool *want,
+                              const mx_tstats *st, bool rtn, uint64_t sample, volatile sig_atomic_t *cancel,
+                              double *sse, mixq_error *err)
+{
+    size_t nw = 0;
+    for (size_t c = 0; c < nc; c++) nw += want[c];
+    if (nw == 0) return MIXQ_OK;
+    if (!st_dtypes[t->dtype].is_float || t->n_elements == 0) {
+        for (size_t c = 0; c < nc; c++)
+            if (want[c]) sse[c] = 0;
+        return MIXQ_OK;
+    }
+    cand_run *runs = calloc(nw, sizeof *runs);
+    cand_run **batch = malloc(nw * sizeof *batch);
+    if (!runs || !batch) {
+        free(runs);
+        free(batch);
+        return mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
+    }
+    mixq_status s = MIXQ_OK;
+    size_t k = 0;
+    for (size_t c = 0; c < nc && s == MIXQ_OK; c++) {
+        if (!want[c]) continue;
+        runs[k].slot = c;
+        s = run_init(t, &cands[c], st, rtn, &runs[k], err);
+        k++;
+    }
+    uint64_t rows, row_length;
+    mx_tensor_rows(t, &rows, &row_length); /* run_init checked it */
+    mx_sample smp;
+    mx_sample_init(&smp, rows, row_length, sample);
+    /* the candidates in batches of bounded memory (one at a time if a row is huge) */
+    for (size_t j0 = 0; j0 < k && s == MIXQ_OK;) {
+        size_t nb = 0, bytes = 0;
+        while (j0 + nb < k && (nb == 0 || bytes + runs[j0 + nb].bytes <= mx_measure_batch_bytes)) {
+            bytes += runs[j0 + nb].bytes;
+            batch[nb] = &runs[j0 + nb];
+            nb++;
+        }
+        for (size_t j = 0; j < nb && s == MIXQ_OK; j++)
+            if (!run_alloc(batch[j], (size_t)row_length))
+                s = mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
+        if (s == MIXQ_OK) s = run_rows(m, t, batch, nb, &smp, cancel, err);
+        for (size_t j = 0; j < nb; j++) run_free(batch[j]);
+        j0 += nb;
+    }
+    if (s == MIXQ_OK)
+        for (size_t j = 0; j < k; j++) sse[runs[j].slot] = runs[j].total * smp.scale;
+    free(runs);
+    free(batch);
+    return s;
+}
+
+mixq_status mx_measure_error(const st_tensor *t, const mx_cand *c, const mx_tstats *st, bool rtn, uint64_t sample,
+                             volatile sig_atomic_t *cancel, double *sse, mixq_error *err)
+{
+    bool want = true;
+    *sse = 0;
+    return mx_measure_errors(NULL, t, c, 1, &want, st, rtn, sample, cancel, sse, err);
+}
