@@ -1,6 +1,7 @@
 """Reading mixq containers (format/FORMAT.md): open, list, verify, dequantize."""
 import json
 import mmap
+import operator
 import os
 import stat
 import struct
@@ -172,8 +173,11 @@ class Tensor:
         row_end) (rows are all dimensions but the last, FORMAT.md §3.1): an array of shape
         (row_end - row_begin, row_length)."""
         whole = row_begin is None and row_end is None
-        rb = 0 if row_begin is None else row_begin
-        re_ = self.rows if row_end is None else row_end
+        try:
+            rb = 0 if row_begin is None else operator.index(row_begin)
+            re_ = self.rows if row_end is None else operator.index(row_end)
+        except TypeError:
+            rb, re_ = row_begin, row_end
         if not (type(rb) is int and type(re_) is int) or not 0 <= rb <= re_ <= self.rows:
             raise self._err(RangeError, "rows %s..%s are out of range (the tensor has %d rows)"
                             % (rb, re_, self.rows))
