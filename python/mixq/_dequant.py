@@ -8,7 +8,7 @@ array (rows, bytes per row) and return a float32 array (rows, row_length).
 """
 import numpy as np
 
-from ._format import QTYPES, SUPER_BLOCK
+from ._format import SUPER_BLOCK
 
 CANONICAL_NAN = np.uint32(0x7FC00000)
 
@@ -75,21 +75,32 @@ def f16_finite(bits):
 
 
 def unpack_planes(b, start, count, planes):
-    """Unsigned values `count` per row from bit planes starting at byte `start` of each row (§5.1)."""
+    """Unsigned values (at most 8 bits), `count` per row, from bit planes starting at byte `start`
+    of each row of b (§5.1): value k of a plane of width w is bits (k*w) mod 8 .. +w-1 of byte
+    floor(k*w / 8); planes hold the value's bits from the low end up.  Returns uint8 (rows, count)."""
     n = b.shape[0]
-    out = np.zeros((n, count), dtype=np.uint16)
+    out = None
     off, shift = start, 0
     for w in planes:
         nb = -(-(count * w) // 8)
         part = b[:, off:off + nb]
         if w == 8:
-            v = part
+            v = part[:, :count]
+        elif w == 4:
+            v = np.empty((n, 2 * nb), dtype=np.uint8)
+            np.bitwise_and(part, np.uint8(15), out=v[:, 0::2])
+            np.right_shift(part, np.uint8(4), out=v[:, 1::2])
+            v = v[:, :count]
         else:
             shifts = np.arange(0, 8, w, dtype=np.uint8)
             v = ((part[:, :, None] >> shifts) & np.uint8((1 << w) - 1)).reshape(n, nb * (8 // w))[:, :count]
-        out |= v.astype(np.uint16) << np.uint16(shift)
+        if shift:
+            v = v << np.uint8(shift)
+        out = v if out is None else out | v
         shift += w
         off += nb
+    if out is None:
+        out = np.zeros((n, count), dtype=np.uint8)
     return out
 
 
@@ -101,6 +112,21 @@ def _le(b, dtype):
 def _spread(per_group, group, k):
     """(rows, groups) -> (rows, k): each group's value repeated over its elements."""
     return np.repeat(per_group, group, axis=1)[:, :k]
+
+
+def _per_group(op, x, p, group):
+    """op(x, p spread over each group's elements) for x (rows, k) and p (rows, groups), through
+    broadcasting (no spread copy of p): the full groups as (rows, groups, group), then the tail."""
+    n, k = x.shape
+    ngf = k // group
+    full = ngf * group
+    if full == k:
+        return op(x.reshape(n, ngf, group), p[:, :ngf, None]).reshape(n, k)
+    out = np.empty(x.shape, dtype=np.float32)
+    if ngf:
+        out[:, :full] = op(x[:, :full].reshape(n, ngf, group), p[:, :ngf, None]).reshape(n, full)
+    out[:, full:] = op(x[:, full:], p[:, ngf:ngf + 1])
+    return out
 
 
 def _set_nan(out, bad_groups, group, k):
@@ -115,7 +141,7 @@ def _symf16(qt, sec, k, g):
     else:
         q = (unpack_planes(codes, 0, k, qt.code_planes).astype(np.int16) - qt.qbias).astype(np.float32)
     sh = _le(sec["scales"], "<u2")
-    out = q * _spread(f16_to_f32(sh), g, k)
+    out = _per_group(np.multiply, q, f16_to_f32(sh), g)
     _set_nan(out, ~f16_finite(sh), g, k)
     return out
 
@@ -124,8 +150,8 @@ def _asymf16(qt, sec, k, g):
     q = unpack_planes(sec["codes"], 0, k, qt.code_planes).astype(np.float32)
     sh = _le(sec["scales"], "<u2")
     mh = _le(sec["mins"], "<u2")
-    out = q * _spread(f16_to_f32(sh), g, k)
-    out += _spread(f16_to_f32(mh), g, k)
+    out = _per_group(np.multiply, q, f16_to_f32(sh), g)  # then add: no fused multiply-add
+    out = _per_group(np.add, out, f16_to_f32(mh), g)
     _set_nan(out, ~(f16_finite(sh) & f16_finite(mh)), g, k)
     return out
 
@@ -139,7 +165,7 @@ def _fp8(qt, sec, k, g, per_tensor, scale_all):
             out.view(np.uint32)[...] = CANONICAL_NAN
         return out
     s = _le(sec["scales"], "<f4")
-    out = dec * _spread(s, g, k)
+    out = _per_group(np.multiply, dec, s, g)
     _set_nan(out, ~np.isfinite(s), g, k)
     return out
 
@@ -150,12 +176,12 @@ def _dq(qt, sec, k, g, ng):
     c = unpack_planes(sec["scales"], 0, ng, qt.scale_planes).astype(np.int32) - qt.cbias
     s = f16_to_f32(dh)[:, gb] * c.astype(np.float32)  # exact
     q = (unpack_planes(sec["codes"], 0, k, qt.code_planes).astype(np.int16) - qt.qbias).astype(np.float32)
-    out = q * _spread(s, g, k)
+    out = _per_group(np.multiply, q, s, g)
     bad = ~f16_finite(dh)
     if not qt.symmetric:
         mh = _le(sec["super_mins"], "<u2")
         mc = unpack_planes(sec["mins"], 0, ng, qt.scale_planes).astype(np.float32)
-        out += _spread(f16_to_f32(mh)[:, gb] * mc, g, k)
+        out = _per_group(np.add, out, f16_to_f32(mh)[:, gb] * mc, g)
         bad = bad | ~f16_finite(mh)
     _set_nan(out, bad[:, gb], g, k)
     return out

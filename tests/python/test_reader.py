@@ -30,6 +30,7 @@ if len(sys.argv) < 4:
     sys.exit(2)
 MIXQ_EXE, LIBMIXQ, SOURCE_ROOT = (os.path.abspath(a) for a in sys.argv[1:4])
 del sys.argv[1:4]
+sys.dont_write_bytecode = True  # nothing written into the source tree
 sys.path.insert(0, os.path.join(SOURCE_ROOT, "python"))
 import mixq  # noqa: E402
 from mixq import _xxh3  # noqa: E402
