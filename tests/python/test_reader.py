@@ -443,6 +443,17 @@ class TestTypes(Base):
             for g in groups:
                 self.assertIn((qtype, 0 if isinstance(g, str) else g), seen)
 
+    def test_golden_and_planned(self):
+        for g in ("v1-int4-g64.mxq", "v1-int8-row.mxq"):
+            self.compare_with_c(os.path.join(SOURCE_ROOT, "testdata", "golden", g))
+        p = self.path("planned.mxq")
+        run_mixq("convert", TINY, "-o", p, "--target-bpw", "5", "-f", "-q")
+        seen = self.compare_with_c(p)
+        self.assertGreater(len({q for q, _ in seen}), 2)  # a mixed-precision file
+        with mixq.open(p) as f:
+            self.assertEqual(f.metadata["plan"]["strategy"], "budget")
+            self.assertTrue(all(t.estimated_error is not None for t in f))
+
     def test_rtn_and_default_group(self):
         for qtype in ["int8", "int4", "int4s", "int2", "int4_dq", "int2_dq", "int3_dq", "int6_dq"]:
             self.compare_with_c(convert(TINY, self.path("rtn-%s.mxq" % qtype), qtype, None, ["--rtn"]))
