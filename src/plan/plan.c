@@ -19,7 +19,6 @@
 #include "common/checked.h"
 #include "format/container.h"
 #include "container/container_write.h"
-#include "convert/convert.h"
 #include "common/error.h"
 #include "plan/plan.h"
 #include "plan/plan_budget.h"
@@ -1254,11 +1253,8 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
     json_t *meta_base = meta ? json_incref(meta) : NULL;
     uint64_t slack = 0;
     if (s == MIXQ_OK && !meta_base) {
-        mixq_convert_options co;
-        mixq_convert_options_init(&co);
-        co.group_size = o->group_size;
-        co.quantize_1d = o->quantize_1d;
-        meta_base = mx_convert_metadata(m, &co);
+        /* as the converter's defaults (mixq_convert_options_init): int8, the search */
+        meta_base = st_header_meta(m, MIXQ_QT_INT8, o->group_size, o->quantize_1d != 0, true);
         slack = META_SLACK;
         if (!meta_base) s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
     }

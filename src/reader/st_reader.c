@@ -33,6 +33,7 @@
 
 #include "common/checked.h"
 #include "common/error.h"
+#include "format/header_meta.h"
 
 #define INDEX_NAME "model.safetensors.index.json"
 #define SINGLE_NAME "model.safetensors"
@@ -971,4 +972,23 @@ void st_release(const st_model *model, const st_tensor *t) { release_bytes(model
 void st_release_range(const st_model *model, const st_tensor *t, uint64_t off, uint64_t len)
 {
     release_bytes(model, t, off, len, false);
+}
+
+json_t *st_header_meta(const st_model *m, mixq_qtype type, unsigned group_size, bool quantize_1d, bool search)
+{
+    json_t *meta = mxf_header_meta_new(type, group_size, quantize_1d, search);
+    if (!meta) return NULL;
+    for (size_t i = 0; i < m->nmeta; i++)
+        if (mxf_header_meta_add_source_metadata(meta, m->meta[i].key, m->meta[i].value)) goto fail;
+    if (m->index_path) {
+        struct stat st;
+        if (stat(m->index_path, &st) != 0 || mxf_header_meta_add_source_file(meta, m->index_path, (uint64_t)st.st_size))
+            goto fail;
+    }
+    for (size_t i = 0; i < m->nfiles; i++)
+        if (mxf_header_meta_add_source_file(meta, m->files[i].path, m->files[i].size)) goto fail;
+    return meta;
+fail:
+    json_decref(meta);
+    return NULL;
 }
