@@ -1,7 +1,8 @@
 /*
  * st_reader.h - reading safetensors checkpoints through mmap: a single file,
  * or shards listed by a model.safetensors.index.json.  Every header byte is
- * validated as the reference implementation does; see st_reader.c.
+ * validated as the reference implementation does; see st_file.c (one file),
+ * st_model.c (opening, lookups) and st_index.c (index and shards).
  */
 #ifndef MIXQ_ST_READER_H
 #define MIXQ_ST_READER_H
