@@ -372,33 +372,25 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
                           qt->name, qt->group_min, qt->group_max, qt->allow_row_group ? " (or per row)" : "");
     }
 
+    /* from here on every exit goes through `done`, which frees what is set */
     st_model *model = NULL;
-    mixq_status s = st_open(in_path, &model, err);
-    if (s != MIXQ_OK) return s;
-    s = check_not_input(model, out_path, err);
     mixq_plan *owned_plan = NULL;
     size_t *plan_map = NULL;
+    conv_ctx c = {.in_path = in_path, .opts = NULL, .model = NULL};
     eff = *opts; /* with a plan: its rtn setting */
     opts = &eff;
+    mixq_status s = st_open(in_path, &model, err);
+    if (s != MIXQ_OK) goto done;
+    s = check_not_input(model, out_path, err);
     if (s == MIXQ_OK) s = setup_plan(in_path, model, &eff, &owned_plan, &plan_map, err);
-    if (s != MIXQ_OK) {
-        mixq_plan_free(owned_plan);
-        free(plan_map);
-        st_close(model);
-        return s;
-    }
-    conv_ctx c = {.in_path = in_path, .opts = opts, .model = model};
+    if (s != MIXQ_OK) goto done;
+    c.opts = opts;
+    c.model = model;
     c.pool = mx_pool_create(opts->threads);
     if (!c.pool) s = mx_err(err, MIXQ_E_NOMEM, "%s: cannot start %u threads", in_path, opts->threads);
     if (s == MIXQ_OK) s = cw_open(&c.writer, out_path, opts->force, err);
-    if (s == MIXQ_OK) cw_set_cancel(c.writer, opts->cancel);
-    if (s != MIXQ_OK) {
-        mx_pool_destroy(c.pool);
-        mixq_plan_free(owned_plan);
-        free(plan_map);
-        st_close(model);
-        return s;
-    }
+    if (s != MIXQ_OK) goto done;
+    cw_set_cancel(c.writer, opts->cancel);
     for (size_t i = 0; i < model->ntensors && s == MIXQ_OK; i++) {
         if (opts->cancel && *opts->cancel) {
             s = mx_err(err, MIXQ_E_CANCELLED, "%s: conversion interrupted", in_path);
@@ -422,6 +414,7 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
             json_decref(meta);
         }
     }
+done:
     if (c.writer) cw_abort(c.writer);
     mx_pool_destroy(c.pool);
     mixq_plan_free(owned_plan);
