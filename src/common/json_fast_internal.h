@@ -94,7 +94,7 @@ void mx_jf_unexpected(parser *P, const unsigned char *p, const char *expected);
  * Returns the byte after the closing quote, or NULL on error.
  */
 const unsigned char *mx_jf_string_slow(parser *P, const unsigned char *s, const unsigned char *p, const char **out,
-                                        uint32_t *out_len);
+                                       uint32_t *out_len);
 
 /*
  * strtod of a number text (valid JSON syntax), independent of the locale:

@@ -124,7 +124,7 @@ static inline char *put_utf8(char *d, unsigned long cp)
  * Returns the byte after the closing quote, or NULL on error.
  */
 const unsigned char *mx_jf_string_slow(parser *P, const unsigned char *s, const unsigned char *p, const char **out,
-                                        uint32_t *out_len)
+                                       uint32_t *out_len)
 {
     const unsigned char *end = P->end;
     while (p < end && *p != '"') {

@@ -71,7 +71,7 @@ unsigned mx_spec_default_group(const qtype_desc *qt, unsigned global);
 
 /* Parses a type spec of len bytes; what names it in messages. */
 mixq_status mx_spec_parse(const char *spec, size_t len, unsigned global, const char *what, mx_cand *out,
-                              mixq_error *err);
+                          mixq_error *err);
 
 /* "int4:64", "int8:row", "fp8_e4m3:tensor", "f16" into buf. */
 void mx_spec_string(const mx_cand *c, char *buf, size_t len);
@@ -95,7 +95,7 @@ mixq_status mx_plan_parse_rules(const mixq_plan_options *o, rule **out, mixq_err
  * normalized to mean 1 over the tensors it names; 1 for the others.
  */
 mixq_status mx_plan_load_sensitivity(const char *path, const mx_plan_entry *t, size_t n, double *ext,
-                                    mixq_error *err);
+                                     mixq_error *err);
 
 /* plan_object.c */
 
@@ -104,7 +104,7 @@ bool mx_plan_set_str(char **dst, const char *s);
 
 /* The header entry description of plan entry e stored as (qt, group). */
 cw_tensor mx_plan_entry_of(const mx_plan_entry *e, const st_tensor *t, const qtype_desc *qt, unsigned group,
-                          json_t *extra);
+                           json_t *extra);
 
 /* plan_steps.c */
 
@@ -135,7 +135,7 @@ mixq_status mx_planner_measure_fixed(planner *pl, size_t i, const mx_cand *c, do
 
 /* Sets entry i to (qt, group) and its stored bytes; errors if the layout is impossible. */
 mixq_status mx_planner_assign(planner *pl, size_t i, const qtype_desc *qt, unsigned group, const char *reason,
-                          mixq_error *err);
+                              mixq_error *err);
 
 /* Step 1: rules and fixed tensors; marks the rest eligible. */
 mixq_status mx_planner_settle_fixed(planner *pl, mixq_error *err);

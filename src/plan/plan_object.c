@@ -182,7 +182,7 @@ json_t *mx_plan_header_meta(const mixq_plan *p, bool ph)
 
 /* The header entry description of plan entry e stored as (qt, group). */
 cw_tensor mx_plan_entry_of(const mx_plan_entry *e, const st_tensor *t, const qtype_desc *qt, unsigned group,
-                          json_t *extra)
+                           json_t *extra)
 {
     cw_tensor ct = {.name = e->name, .ndim = e->ndim, .shape = e->shape,
                     .source_dtype = st_dtypes[t->dtype].name, .qt = qt, .group_size = group, .extra = extra};

@@ -48,7 +48,7 @@ static bool key_matches(const char *key, const char *name)
  * normalized to mean 1 over the tensors it names; 1 for the others.
  */
 mixq_status mx_plan_load_sensitivity(const char *path, const mx_plan_entry *t, size_t n, double *ext,
-                                    mixq_error *err)
+                                     mixq_error *err)
 {
     json_error_t je;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);

@@ -39,7 +39,7 @@ bool mx_qtype_has_kernels(const qtype_desc *qt)
 
 /* Parses a type spec of len bytes; what names it in messages. */
 mixq_status mx_spec_parse(const char *spec, size_t len, unsigned global, const char *what, mx_cand *out,
-                              mixq_error *err)
+                          mixq_error *err)
 {
     char buf[64];
     if (len == 0 || len >= sizeof buf) return mx_err(err, MIXQ_E_INVALID_ARG, "%s: empty or overlong type '%.*s'", what, (int)(len < 60 ? len : 60), spec);

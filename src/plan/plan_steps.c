@@ -228,7 +228,7 @@ mixq_status mx_planner_measure_fixed(planner *pl, size_t i, const mx_cand *c, do
 
 /* Sets entry i to (qt, group) and its stored bytes; errors if the layout is impossible. */
 mixq_status mx_planner_assign(planner *pl, size_t i, const qtype_desc *qt, unsigned group, const char *reason,
-                          mixq_error *err)
+                              mixq_error *err)
 {
     const st_tensor *t = &pl->m->tensors[i];
     mx_plan_entry *e = &pl->p->t[i];
