@@ -1,8 +1,4 @@
 /* json_fast_keys.c - the JSON parser's duplicate-key check of an object's members. */
-#include <limits.h>
-#include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

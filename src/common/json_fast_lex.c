@@ -3,8 +3,6 @@
  * non-ASCII bytes (validated and decoded), numbers through strtod, and the
  * error messages.
  */
-#include <limits.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

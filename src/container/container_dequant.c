@@ -1,6 +1,4 @@
 /* container_dequant.c - tensors of a container back to f32 or f16, row ranges at a time. */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -8,18 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <xxhash.h>
 
-#include "common/checked.h"
 #include "format/container.h"
 #include "common/dtype.h"
 #include "common/error.h"
-#include "common/half.h"
 #include "common/json_fast.h"
 #include "kernels/qtype.h"
 #include "kernels/simd.h"

@@ -2,8 +2,6 @@
  * container_header.c - the container's JSON header (format/FORMAT.md §3)
  * parsed and validated completely, building the tensor table.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -11,10 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <xxhash.h>
 
@@ -22,7 +16,6 @@
 #include "format/container.h"
 #include "common/dtype.h"
 #include "common/error.h"
-#include "common/half.h"
 #include "common/json_fast.h"
 #include "kernels/qtype.h"
 #include "kernels/simd.h"

@@ -35,7 +35,6 @@
 #include "format/container.h"
 #include "common/dtype.h"
 #include "common/error.h"
-#include "common/half.h"
 #include "common/json_fast.h"
 #include "kernels/qtype.h"
 #include "kernels/simd.h"

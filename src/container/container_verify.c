@@ -1,17 +1,10 @@
 /* container_verify.c - mixq_verify: every checksum, section and padding byte of a container. */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <xxhash.h>
 
@@ -19,7 +12,6 @@
 #include "format/container.h"
 #include "common/dtype.h"
 #include "common/error.h"
-#include "common/half.h"
 #include "common/json_fast.h"
 #include "kernels/qtype.h"
 #include "kernels/simd.h"

@@ -12,20 +12,13 @@
  * live in plan_spec.c, plan_sensitivity_file.c, plan_steps.c and
  * plan_strategy.c, the plan object in plan_object.c (plan_internal.h).
  */
-#include <float.h>
-#include <fnmatch.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/checked.h"
-#include "format/container.h"
-#include "container/container_write.h"
 #include "common/error.h"
 #include "plan/plan.h"
-#include "plan/plan_budget.h"
 #include "plan/plan_measure.h"
 #include "kernels/simd.h"
 #include "common/workpool.h"

@@ -3,10 +3,7 @@
  * header accounting (the "plan" metadata, the file size of a plan) and
  * matching a saved plan to a checkpoint.
  */
-#include <float.h>
-#include <fnmatch.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +13,8 @@
 #include "container/container_write.h"
 #include "common/error.h"
 #include "plan/plan.h"
-#include "plan/plan_budget.h"
 #include "plan/plan_measure.h"
 #include "kernels/simd.h"
-#include "common/workpool.h"
 #include "plan/plan_internal.h"
 
 mixq_plan *mx_plan_alloc(size_t n)

@@ -2,23 +2,15 @@
  * plan_sensitivity_file.c - the external sensitivity file (--sensitivity):
  * per-tensor scores that scale the planner's error weights.
  */
-#include <float.h>
-#include <fnmatch.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/checked.h"
-#include "format/container.h"
-#include "container/container_write.h"
 #include "common/error.h"
 #include "plan/plan.h"
-#include "plan/plan_budget.h"
 #include "plan/plan_measure.h"
 #include "kernels/simd.h"
-#include "common/workpool.h"
 #include "plan/plan_internal.h"
 
 /* Reads a number field (0 if absent); false if present but not a number. */

@@ -2,23 +2,15 @@
  * plan_spec.c - type specs ("int4", "int4:32", "int8:row"), the candidate
  * list and the --override/--keep rules of a planning run.
  */
-#include <float.h>
-#include <fnmatch.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/checked.h"
-#include "format/container.h"
-#include "container/container_write.h"
 #include "common/error.h"
 #include "plan/plan.h"
-#include "plan/plan_budget.h"
 #include "plan/plan_measure.h"
 #include "kernels/simd.h"
-#include "common/workpool.h"
 #include "plan/plan_internal.h"
 
 /* The group recorded for qt when the caller asked for `global` (0 = defaults, MIXQ_GROUP_PER_ROW). */

@@ -3,7 +3,6 @@
  * and error weights, statistics and measuring on the worker pool, rules and
  * fixed tensors, candidate layouts.
  */
-#include <float.h>
 #include <fnmatch.h>
 #include <math.h>
 #include <pthread.h>
@@ -11,12 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/checked.h"
-#include "format/container.h"
-#include "container/container_write.h"
 #include "common/error.h"
 #include "plan/plan.h"
-#include "plan/plan_budget.h"
 #include "plan/plan_measure.h"
 #include "kernels/simd.h"
 #include "common/workpool.h"

@@ -3,10 +3,7 @@
  * on the candidate ladder) and the budget strategy (multiple-choice
  * knapsack, plan_budget.c).
  */
-#include <float.h>
-#include <fnmatch.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +16,6 @@
 #include "plan/plan_budget.h"
 #include "plan/plan_measure.h"
 #include "kernels/simd.h"
-#include "common/workpool.h"
 #include "plan/plan_internal.h"
 
 static int cmp_double(const void *a, const void *b)

@@ -18,14 +18,9 @@
  * Stricter than the reference: duplicate keys, "\u0000" in strings and more
  * than MIXQ_MAX_DIMS dimensions are rejected.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <jansson.h>
 

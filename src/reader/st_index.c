@@ -4,16 +4,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
-#include "common/checked.h"
 #include "common/error.h"
 #include "reader/st_internal.h"
 

@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -14,7 +13,6 @@
 
 #include <jansson.h>
 
-#include "common/checked.h"
 #include "common/error.h"
 #include "reader/st_internal.h"
 #include "format/header_meta.h"
