@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,10 +13,8 @@
 
 #include "common/checked.h"
 #include "container/container_write.h"
-#include "convert/convert.h"
 #include "common/error.h"
 #include "common/half.h"
-#include "mixq_config.h"
 #include "plan/plan.h"
 #include "plan/plan_measure.h"
 #include "kernels/qtype.h"
@@ -285,55 +282,10 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
     return s;
 }
 
-/* Base name of a path (malloc'd). */
-static char *base_name(const char *path)
+/* The file-level metadata object of FORMAT.md §3.2 for converting m with o, without "plan". */
+static json_t *header_meta(const st_model *m, const mixq_convert_options *o)
 {
-    char *copy = strdup(path);
-    if (!copy) return NULL;
-    char *b = strdup(basename(copy));
-    free(copy);
-    return b;
-}
-
-/* Appends {"name","size"} for a source file. */
-static int add_source_file(json_t *arr, const char *path, uint64_t size)
-{
-    char *b = base_name(path);
-    if (!b) return -1;
-    json_t *o = json_pack("{s:s,s:I}", "name", b, "size", (json_int_t)size);
-    free(b);
-    return o ? json_array_append_new(arr, o) : -1;
-}
-
-/* The file-level metadata object of FORMAT.md §3.2. */
-static json_t *make_metadata(const st_model *m, const mixq_convert_options *o)
-{
-    json_t *meta = json_object(), *src = json_object(), *files = json_array(), *opts;
-    if (!meta || !src || !files) goto fail;
-    for (size_t i = 0; i < m->nmeta; i++)
-        if (json_object_set_new(src, m->meta[i].key, json_string(m->meta[i].value))) goto fail;
-    if (m->index_path) {
-        struct stat st;
-        if (stat(m->index_path, &st) != 0 || add_source_file(files, m->index_path, (uint64_t)st.st_size)) goto fail;
-    }
-    for (size_t i = 0; i < m->nfiles; i++)
-        if (add_source_file(files, m->files[i].path, m->files[i].size)) goto fail;
-    unsigned g = o->group_size == MIXQ_GROUP_PER_ROW ? 0 : o->group_size;
-    opts = json_pack("{s:s,s:i,s:b,s:b}", "type", mixq_qtype_name(o->type), "group_size", (int)g, "quantize_1d",
-                     o->quantize_1d != 0, "search", o->rtn == 0);
-    if (!opts) goto fail;
-    if (json_object_set_new(meta, "mixq_version", json_string(MIXQ_VERSION_STRING)) ||
-        json_object_set_new(meta, "source_metadata", src) || json_object_set_new(meta, "source_files", files) ||
-        json_object_set_new(meta, "options", opts)) {
-        json_decref(meta);
-        return NULL;
-    }
-    return meta;
-fail:
-    json_decref(meta);
-    json_decref(src);
-    json_decref(files);
-    return NULL;
+    return st_header_meta(m, o->type, o->group_size, o->quantize_1d != 0, o->rtn == 0);
 }
 
 /* Refuses an output path that names one of the input files. */
@@ -370,7 +322,7 @@ static mixq_status setup_plan(const char *in_path, const st_model *m, mixq_conve
         po.rtn = o->rtn;
         po.cancel = o->cancel;
         if (o->threads) po.threads = (int)o->threads;
-        json_t *meta = make_metadata(m, o);
+        json_t *meta = header_meta(m, o);
         if (!meta) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
         s = mx_plan_build(m, in_path, &po, meta, owned, err);
         json_decref(meta);
@@ -384,7 +336,7 @@ static mixq_status setup_plan(const char *in_path, const st_model *m, mixq_conve
     if (s != MIXQ_OK) return s;
     o->rtn = p->rtn;
     if (p->target_size > 0) { /* a saved plan's file budget still holds with this converter's header */
-        json_t *meta = make_metadata(m, o), *pm = mx_plan_header_meta(p, false);
+        json_t *meta = header_meta(m, o), *pm = mx_plan_header_meta(p, false);
         if (!meta || !pm || json_object_set_new(meta, "plan", pm)) {
             json_decref(meta);
             return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
@@ -420,33 +372,25 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
                           qt->name, qt->group_min, qt->group_max, qt->allow_row_group ? " (or per row)" : "");
     }
 
+    /* from here on every exit goes through `done`, which frees what is set */
     st_model *model = NULL;
-    mixq_status s = st_open(in_path, &model, err);
-    if (s != MIXQ_OK) return s;
-    s = check_not_input(model, out_path, err);
     mixq_plan *owned_plan = NULL;
     size_t *plan_map = NULL;
+    conv_ctx c = {.in_path = in_path, .opts = NULL, .model = NULL};
     eff = *opts; /* with a plan: its rtn setting */
     opts = &eff;
+    mixq_status s = st_open(in_path, &model, err);
+    if (s != MIXQ_OK) goto done;
+    s = check_not_input(model, out_path, err);
     if (s == MIXQ_OK) s = setup_plan(in_path, model, &eff, &owned_plan, &plan_map, err);
-    if (s != MIXQ_OK) {
-        mixq_plan_free(owned_plan);
-        free(plan_map);
-        st_close(model);
-        return s;
-    }
-    conv_ctx c = {.in_path = in_path, .opts = opts, .model = model};
+    if (s != MIXQ_OK) goto done;
+    c.opts = opts;
+    c.model = model;
     c.pool = mx_pool_create(opts->threads);
     if (!c.pool) s = mx_err(err, MIXQ_E_NOMEM, "%s: cannot start %u threads", in_path, opts->threads);
     if (s == MIXQ_OK) s = cw_open(&c.writer, out_path, opts->force, err);
-    if (s == MIXQ_OK) cw_set_cancel(c.writer, opts->cancel);
-    if (s != MIXQ_OK) {
-        mx_pool_destroy(c.pool);
-        mixq_plan_free(owned_plan);
-        free(plan_map);
-        st_close(model);
-        return s;
-    }
+    if (s != MIXQ_OK) goto done;
+    cw_set_cancel(c.writer, opts->cancel);
     for (size_t i = 0; i < model->ntensors && s == MIXQ_OK; i++) {
         if (opts->cancel && *opts->cancel) {
             s = mx_err(err, MIXQ_E_CANCELLED, "%s: conversion interrupted", in_path);
@@ -457,7 +401,7 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
         if (s == MIXQ_OK && opts->progress) opts->progress(opts->progress_ctx, i + 1, model->ntensors, model->tensors[i].name);
     }
     if (s == MIXQ_OK) {
-        json_t *meta = make_metadata(model, opts);
+        json_t *meta = header_meta(model, opts);
         if (meta && opts->plan && json_object_set_new(meta, "plan", mx_plan_header_meta(opts->plan, false))) {
             json_decref(meta);
             meta = NULL;
@@ -470,15 +414,11 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
             json_decref(meta);
         }
     }
+done:
     if (c.writer) cw_abort(c.writer);
     mx_pool_destroy(c.pool);
     mixq_plan_free(owned_plan);
     free(plan_map);
     st_close(model);
     return s;
-}
-
-json_t *mx_convert_metadata(const st_model *m, const mixq_convert_options *o)
-{
-    return make_metadata(m, o);
 }

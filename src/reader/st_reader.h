@@ -1,13 +1,17 @@
 /*
  * st_reader.h - reading safetensors checkpoints through mmap: a single file,
  * or shards listed by a model.safetensors.index.json.  Every header byte is
- * validated as the reference implementation does; see st_reader.c.
+ * validated as the reference implementation does; see st_file.c (one file),
+ * st_model.c (opening, lookups) and st_index.c (index and shards).
  */
 #ifndef MIXQ_ST_READER_H
 #define MIXQ_ST_READER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "mixq.h"
 #include "common/dtype.h"
@@ -97,5 +101,13 @@ void st_release_range(const st_model *model, const st_tensor *t, uint64_t off, u
 
 /* Value of a __metadata__ key, or NULL. */
 const char *st_meta_get(const st_model *model, const char *key);
+
+/*
+ * The container header's file-level metadata object (format/header_meta.h,
+ * FORMAT.md §3.2, without "plan") for converting this checkpoint to `type`:
+ * its __metadata__ and its files (the index first).  NULL if out of memory
+ * or the index file cannot be stat'ed.
+ */
+json_t *st_header_meta(const st_model *model, mixq_qtype type, unsigned group_size, bool quantize_1d, bool search);
 
 #endif

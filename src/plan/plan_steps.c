@@ -1,0 +1,363 @@
+/*
+ * plan_steps.c - the planner's steps shared by the strategies: role priors
+ * and error weights, statistics and measuring on the worker pool, rules and
+ * fixed tensors, candidate layouts.
+ */
+#include <fnmatch.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "plan/plan.h"
+#include "plan/plan_measure.h"
+#include "kernels/simd.h"
+#include "common/workpool.h"
+#include "plan/plan_internal.h"
+
+/* How much a unit of relative squared error costs, per role (docs/PLANNER.md). */
+static const double role_prior[MX_ROLE_COUNT] = {
+    [MX_ROLE_OTHER] = 1.0,    [MX_ROLE_EMBEDDING] = 2.0, [MX_ROLE_NORM] = 4.0,     [MX_ROLE_OUTPUT] = 2.0,
+    [MX_ROLE_ATTN_Q] = 1.0,   [MX_ROLE_ATTN_K] = 1.0,    [MX_ROLE_ATTN_V] = 1.5,   [MX_ROLE_ATTN_QKV] = 1.25,
+    [MX_ROLE_ATTN_OUT] = 1.25, [MX_ROLE_MLP_UP] = 1.0,   [MX_ROLE_MLP_GATE] = 1.0, [MX_ROLE_MLP_DOWN] = 1.5,
+    [MX_ROLE_ROUTER] = 4.0,   [MX_ROLE_MODULATION] = 2.0,
+};
+#define TIED_PRIOR 3.0
+
+/* Role prior times the depth factor 1 + 0.25 (1 - 2d)^2 (1.25 at the first and last block, 1 in the middle). */
+double mx_role_prior(const mx_role_info *r)
+{
+    double p = (unsigned)r->role < MX_ROLE_COUNT ? role_prior[r->role] : 1.0;
+    if (r->tied) p = TIED_PRIOR;
+    if (r->layer >= 0) {
+        double u = 1.0 - 2.0 * r->depth;
+        p *= 1.0 + 0.25 * u * u;
+    }
+    return p;
+}
+
+const qtype_desc *mx_keep_type(int dtype)
+{
+    switch (dtype) {
+    case ST_F32: return qtype_get(MIXQ_QT_F32);
+    case ST_F16: return qtype_get(MIXQ_QT_F16);
+    case ST_BF16: return qtype_get(MIXQ_QT_BF16);
+    default: return qtype_get(MIXQ_QT_RAW);
+    }
+}
+
+
+void mx_planner_free(planner *pl)
+{
+    free(pl->cands);
+    mx_rules_free(pl->rules, pl->nrules);
+    free(pl->stats);
+    free(pl->eligible);
+    free(pl->allowed);
+    free(pl->len);
+    free(pl->sse);
+    free(pl->entry);
+    free(pl->ext);
+    mx_pool_destroy(pl->pool);
+}
+
+/* Measures (once) the squared error of tensor i as candidate c. */
+mixq_status mx_planner_measure(planner *pl, size_t i, size_t c, mixq_error *err)
+{
+    double *slot = &pl->sse[i * pl->nc + c];
+    if (!isnan(*slot)) return MIXQ_OK;
+    const st_tensor *t = &pl->m->tensors[i];
+    double v;
+    mixq_status s = mx_measure_error(t, &pl->cands[c], &pl->stats[i], pl->o->rtn != 0, pl->o->measure_sample, pl->o->cancel, &v, err);
+    st_release(pl->m, t);
+    if (s != MIXQ_OK) return s;
+    *slot = v;
+    return MIXQ_OK;
+}
+
+/* Work shared by the measuring threads. */
+typedef struct measure_job {
+    planner *pl;
+    const bool *need;     /* [tensor * nc + c] */
+    const size_t *list;   /* the eligible tensors */
+    mixq_status *status;  /* per list entry */
+    mixq_error *errs;     /* per list entry */
+    pthread_mutex_t mu;   /* progress */
+    size_t done, total;
+} measure_job;
+
+/*
+ * Measures every needed candidate of tensor list[k] in one pass over its rows
+ * (the same sums as one candidate at a time); each call writes only its own
+ * slots, then lets the tensor's pages go.
+ */
+static void measure_one(void *ctx, size_t k)
+{
+    measure_job *mj = ctx;
+    planner *pl = mj->pl;
+    size_t nc = pl->nc, i = mj->list[k];
+    const st_tensor *t = &pl->m->tensors[i];
+    mixq_status s = MIXQ_OK;
+    bool *want = malloc(nc * sizeof *want);
+    if (!want) {
+        s = mx_err(&mj->errs[k], MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
+    } else {
+        for (size_t c = 0; c < nc; c++) want[c] = mj->need[i * nc + c] && isnan(pl->sse[i * nc + c]);
+        s = mx_measure_errors(pl->m, t, pl->cands, nc, want, &pl->stats[i], pl->o->rtn != 0, pl->o->measure_sample, pl->o->cancel,
+                              &pl->sse[i * nc], &mj->errs[k]);
+        free(want);
+    }
+    st_release(pl->m, t); /* planning keeps only the tensors in flight resident */
+    mj->status[k] = s;
+    if (s == MIXQ_OK && pl->o->progress) {
+        pthread_mutex_lock(&mj->mu);
+        mj->done++;
+        pl->o->progress(pl->o->progress_ctx, mj->done, mj->total, t->name);
+        pthread_mutex_unlock(&mj->mu);
+    }
+}
+
+/*
+ * Measures every needed (tensor, candidate) of the eligible tensors on the
+ * worker pool (o->threads, 0 = online CPUs); results do not depend on the
+ * thread count, and the error reported is the first tensor's in file order.
+ */
+mixq_status mx_planner_measure_all(planner *pl, const bool *need, mixq_error *err)
+{
+    size_t n = pl->m->ntensors, total = 0;
+    for (size_t i = 0; i < n; i++) total += pl->eligible[i];
+    measure_job mj = {.pl = pl, .need = need, .total = total};
+    size_t *list = malloc((total ? total : 1) * sizeof *list);
+    mj.status = calloc(total ? total : 1, sizeof *mj.status);
+    mj.errs = calloc(total ? total : 1, sizeof *mj.errs);
+    if (!list || !mj.status || !mj.errs) {
+        free(list);
+        free(mj.status);
+        free(mj.errs);
+        return mx_err(err, MIXQ_E_NOMEM, "out of memory");
+    }
+    for (size_t i = 0, k = 0; i < n; i++)
+        if (pl->eligible[i]) list[k++] = i;
+    mj.list = list;
+    pthread_mutex_init(&mj.mu, NULL);
+    mx_pool_run(pl->pool, total, measure_one, &mj);
+    pthread_mutex_destroy(&mj.mu);
+    mixq_status s = MIXQ_OK;
+    for (size_t k = 0; k < total && s == MIXQ_OK; k++)
+        if (mj.status[k] != MIXQ_OK) {
+            s = mj.status[k];
+            if (err) *err = mj.errs[k];
+        }
+    free(list);
+    free(mj.status);
+    free(mj.errs);
+    return s;
+}
+
+/* Work of the statistics threads. */
+typedef struct stats_job {
+    planner *pl;
+    const char *in_path;
+    bool moments;         /* std, kurtosis and outliers too (sensitivity) */
+    mixq_status *status;  /* per tensor */
+    mixq_error *errs;     /* per tensor */
+} stats_job;
+
+/* Statistics of tensor i (one task computes all of them, as inline), then lets its pages go. */
+static void stats_one(void *ctx, size_t i)
+{
+    stats_job *sj = ctx;
+    planner *pl = sj->pl;
+    const st_tensor *t = &pl->m->tensors[i];
+    if (pl->o->cancel && *pl->o->cancel) {
+        sj->status[i] = mx_err(&sj->errs[i], MIXQ_E_CANCELLED, "%s: planning interrupted", sj->in_path);
+        return;
+    }
+    sj->status[i] = mx_measure_stats(pl->m, t, sj->moments, &pl->stats[i], &sj->errs[i]);
+    st_release(pl->m, t);
+}
+
+/* The statistics of every tensor on the pool; the error reported is the first tensor's in file order. */
+mixq_status mx_planner_stats_all(planner *pl, const char *in_path, mixq_error *err)
+{
+    size_t n = pl->m->ntensors;
+    stats_job sj = {.pl = pl, .in_path = in_path, .moments = pl->o->strategy == MIXQ_STRATEGY_SENSITIVITY};
+    sj.status = calloc(n ? n : 1, sizeof *sj.status);
+    sj.errs = calloc(n ? n : 1, sizeof *sj.errs);
+    mixq_status s = MIXQ_OK;
+    if (!sj.status || !sj.errs) {
+        s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
+    } else {
+        mx_pool_run(pl->pool, n, stats_one, &sj);
+        for (size_t i = 0; i < n && s == MIXQ_OK; i++)
+            if (sj.status[i] != MIXQ_OK) {
+                s = sj.status[i];
+                if (err) *err = sj.errs[i];
+            }
+    }
+    free(sj.status);
+    free(sj.errs);
+    return s;
+}
+
+/* Squared error of a tensor stored as an arbitrary (qt, group) (rules). */
+mixq_status mx_planner_measure_fixed(planner *pl, size_t i, const mx_cand *c, double *out, mixq_error *err)
+{
+    const st_tensor *t = &pl->m->tensors[i];
+    if (c->qt == mx_keep_type(t->dtype) || c->qt->id == MIXQ_QT_RAW || !st_dtypes[t->dtype].is_float) {
+        *out = 0.0; /* stored exactly */
+        return MIXQ_OK;
+    }
+    for (size_t k = 0; k < pl->nc; k++)
+        if (pl->cands[k].qt == c->qt && pl->cands[k].group_size == c->group_size) {
+            mixq_status s = mx_planner_measure(pl, i, k, err);
+            *out = pl->sse[i * pl->nc + k];
+            return s;
+        }
+    mixq_status s = mx_measure_error(t, c, &pl->stats[i], pl->o->rtn != 0, pl->o->measure_sample, pl->o->cancel, out, err);
+    st_release(pl->m, t);
+    return s;
+}
+
+/* Sets entry i to (qt, group) and its stored bytes; errors if the layout is impossible. */
+mixq_status mx_planner_assign(planner *pl, size_t i, const qtype_desc *qt, unsigned group, const char *reason,
+                              mixq_error *err)
+{
+    const st_tensor *t = &pl->m->tensors[i];
+    mx_plan_entry *e = &pl->p->t[i];
+    mx_cand c = {qt, qt->quantized ? group : 0};
+    qlayout lay;
+    if (!mx_cand_layout(&c, t, &lay))
+        return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": cannot be stored as %s (size overflows)", file_of(pl->m, t),
+                      t->name, qt->name);
+    e->qt = qt;
+    e->group_size = c.group_size;
+    e->nbytes = lay.total;
+    e->reason = reason;
+    return MIXQ_OK;
+}
+
+/* What a quantized type cannot hold, for messages. */
+static const char *values_problem(const mx_tstats *st)
+{
+    return st->quantizable ? NULL : "NaN, infinities or values beyond ±65504";
+}
+
+/* Step 1: rules and fixed tensors; marks the rest eligible. */
+mixq_status mx_planner_settle_fixed(planner *pl, mixq_error *err)
+{
+    const st_model *m = pl->m;
+    const mixq_plan_options *o = pl->o;
+    for (size_t i = 0; i < m->ntensors; i++) {
+        const st_tensor *t = &m->tensors[i];
+        mx_plan_entry *e = &pl->p->t[i];
+        const qtype_desc *keep = mx_keep_type(t->dtype);
+        bool is_float = st_dtypes[t->dtype].is_float;
+        /* the last matching rule; a wildcard rule skips tensors its type cannot store (integer, empty,
+           non-finite), a rule naming one tensor exactly is an error there */
+        const rule *r = NULL;
+        for (size_t k = pl->nrules; k-- > 0 && !r;) {
+            const rule *c = &pl->rules[k];
+            if (fnmatch(c->glob, t->name, 0) != 0) continue;
+            bool wild = strpbrk(c->glob, "*?[") != NULL;
+            if (wild && !c->keep && ((!is_float && c->cand.qt != keep) ||
+                                     (c->cand.qt->quantized && (t->n_elements == 0 || values_problem(&pl->stats[i])))))
+                continue;
+            r = c;
+        }
+        mixq_status s;
+        if (r) {
+            if (r->keep) {
+                s = mx_planner_assign(pl, i, keep, 0, "keep", err);
+            } else {
+                const qtype_desc *qt = r->cand.qt;
+                if (!is_float && qt != keep)
+                    return mx_err(err, MIXQ_E_INVALID_ARG,
+                                  "%s: tensor \"%s\" has dtype %s; --override '%s' asks for %s but only its source "
+                                  "type can store it (use keep)", file_of(m, t), t->name, st_dtypes[t->dtype].name,
+                                  r->glob, qt->name);
+                if (qt->quantized && t->n_elements == 0)
+                    return mx_err(err, MIXQ_E_INVALID_ARG, "%s: tensor \"%s\" has no elements; --override '%s' cannot "
+                                  "make it %s", file_of(m, t), t->name, r->glob, qt->name);
+                if (qt->quantized && values_problem(&pl->stats[i]))
+                    return mx_err(err, MIXQ_E_DATA, "%s: tensor \"%s\" holds %s, which %s cannot store (--override '%s')",
+                                  file_of(m, t), t->name, values_problem(&pl->stats[i]), qt->name, r->glob);
+                s = mx_planner_assign(pl, i, qt, r->cand.group_size, "rule", err);
+            }
+            if (s != MIXQ_OK) return s;
+            continue;
+        }
+        const char *why = NULL;
+        if (!is_float) why = "non-float";
+        else if (t->n_elements == 0) why = "empty";
+        else if (e->role.buffer) why = "buffer";
+        else if (t->ndim == 0) why = "scalar";
+        else if (t->ndim == 1 && !o->quantize_1d) why = "1-D";
+        else if (values_problem(&pl->stats[i])) why = "values";
+        if (why) {
+            s = mx_planner_assign(pl, i, keep, 0, why, err);
+            if (s != MIXQ_OK) return s;
+            continue;
+        }
+        pl->eligible[i] = true;
+    }
+    return MIXQ_OK;
+}
+
+
+
+/* Bytes of tensor i as a spec; UINT64_MAX if impossible. */
+static uint64_t bytes_as(const planner *pl, size_t i, const mx_cand *c)
+{
+    qlayout lay;
+    return mx_cand_layout(c, &pl->m->tensors[i], &lay) ? lay.total : UINT64_MAX;
+}
+
+/* Step 2: layouts of every candidate for eligible tensors, and which are allowed (min/max by nominal bits). */
+mixq_status mx_planner_layouts(planner *pl, mixq_error *err)
+{
+    for (size_t i = 0; i < pl->m->ntensors; i++) {
+        if (!pl->eligible[i]) continue;
+        double lo = pl->has_min ? mx_cand_nominal_bits(&pl->min_c) : 0;
+        double hi = pl->has_max ? mx_cand_nominal_bits(&pl->max_c) : INFINITY;
+        bool any = false;
+        for (size_t c = 0; c < pl->nc; c++) {
+            uint64_t b = bytes_as(pl, i, &pl->cands[c]);
+            pl->len[i * pl->nc + c] = b;
+            double nb = mx_cand_nominal_bits(&pl->cands[c]);
+            bool ok = b != UINT64_MAX && nb >= lo && nb <= hi;
+            pl->allowed[i * pl->nc + c] = ok;
+            any |= ok;
+        }
+        if (!any && pl->o->strategy != MIXQ_STRATEGY_UNIFORM) {
+            const st_tensor *t = &pl->m->tensors[i];
+            return mx_err(err, MIXQ_E_INVALID_ARG,
+                          "%s: tensor \"%s\": no candidate type lies between --min-type and --max-type "
+                          "(%.4g to %.4g nominal bits per weight)", file_of(pl->m, t), t->name, lo, hi);
+        }
+    }
+    return MIXQ_OK;
+}
+
+/* The weight of tensor i's squared error in the objective. */
+double mx_planner_weight_of(const planner *pl, size_t i)
+{
+    double w = 1.0;
+    if (pl->o->weights == MIXQ_WEIGHTS_ROLE) {
+        const mx_tstats *st = &pl->stats[i];
+        w = mx_role_prior(&pl->p->t[i].role);
+        if (st->sumsq > 0) w *= (double)st->n / st->sumsq;
+    }
+    if (pl->ext) w *= pl->ext[i];
+    return w;
+}
+
+
+/* Nominal bits per weight of a candidate, for ordering the ladder. */
+double mx_cand_nominal_bits(const mx_cand *c)
+{
+    if (!c->qt->quantized) return c->qt->code_bits;
+    return qtype_nominal_bpw(c->qt, c->group_size ? c->group_size : 4096);
+}
