@@ -188,7 +188,7 @@ done:
     return s;
 }
 
-static mixq_status read_text(const char *path, char **out, size_t *len, mixq_error *err)
+mixq_status rt_read_file(const char *path, size_t max, char **out, size_t *len, mixq_error *err)
 {
     char b[MX_SHOWN_BUF];
     FILE *f = fopen(path, "rb");
@@ -199,10 +199,10 @@ static mixq_status read_text(const char *path, char **out, size_t *len, mixq_err
         size_t r = fread(buf + n, 1, cap - n, f);
         n += r;
         if (n < cap) break;
-        if (cap > (64u << 20)) {
+        if (cap > max) {
             fclose(f);
             free(buf);
-            return mx_err(err, MIXQ_E_FORMAT, "%s: too large for a config", mx_shown(path, b));
+            return mx_err(err, MIXQ_E_FORMAT, "%s: larger than %zu bytes", mx_shown(path, b), max);
         }
         char *nb = realloc(buf, cap * 2);
         if (!nb) {
@@ -229,7 +229,7 @@ mixq_status rt_config_load(const char *path, rt_config *out, mixq_error *err)
 {
     char *text = NULL;
     size_t len = 0;
-    mixq_status s = read_text(path, &text, &len, err);
+    mixq_status s = rt_read_file(path, 64u << 20, &text, &len, err);
     if (s) return s;
     char b[MX_SHOWN_BUF];
     s = rt_config_parse(mx_shown(path, b), text, len, out, err);

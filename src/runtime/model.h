@@ -101,6 +101,9 @@ mixq_status rt_linear(const rt_weight *w, const float *x, size_t n_tokens, float
 /* Rows [r0, r1) of w as f32 into out ((r1 - r0) * cols floats): embedding lookup. */
 mixq_status rt_weight_rows(const rt_weight *w, uint64_t r0, uint64_t r1, float *out, mixq_error *err);
 
+/* Reads a whole file (at most max bytes, else MIXQ_E_FORMAT) into a malloc'd buffer. */
+mixq_status rt_read_file(const char *path, size_t max, char **out, size_t *len, mixq_error *err);
+
 /* GGUF name of a weight ("blk.3.attn_q.weight", "output.weight") into buf; NULL if none. */
 const char *rt_gguf_name(const char *hf_name, char *buf, size_t cap);
 
