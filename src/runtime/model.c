@@ -179,7 +179,10 @@ mixq_status rt_config_parse(const char *name, const char *text, size_t len, rt_c
     c->tie_embeddings = cfg_bool(root, "tie_word_embeddings", 0);
     int64_t sw = 0;
     int sliding = c->arch == RT_ARCH_MISTRAL || (c->arch == RT_ARCH_QWEN2 && cfg_bool(root, "use_sliding_window", 0));
-    if (sliding && (s = cfg_int(name, root, "sliding_window", 0, 0, 0, &sw, err))) goto done;
+    /* absent: the transformers default of 4096; null: no window */
+    json_t *swv = json_object_get(root, "sliding_window");
+    if (sliding && !(swv && json_is_null(swv)) && (s = cfg_int(name, root, "sliding_window", 0, 4096, 0, &sw, err)))
+        goto done;
     c->sliding_window = sw;
     if ((s = cfg_rope_scaling(name, root, c, err))) goto done;
     s = cfg_token_ids(name, root, c, err);
