@@ -365,6 +365,7 @@ Test(runtime, imatrix_round_trips)
         free(path);
     }
     rt_imatrix_free(im);
+    free(dir);
 }
 
 /* Every prefix and many corrupted copies of a file: an error with one line, or a whole valid result. */
@@ -496,6 +497,7 @@ Test(runtime, calibrate_and_eval_invariants)
     cr_assert_eq(rt_eval(m, NULL, tok, 15, &eo, &r, &err), MIXQ_E_INVALID_ARG);
     mx_pool_destroy(pool);
     rt_model_close(m);
+    free(dir);
 }
 
 Test(runtime, percentile)
