@@ -86,8 +86,9 @@ def inv_frequencies(cfg, head_dim):
     return torch.tensor(inv, dtype=torch.float64)
 
 
-def forward(cfg, w, tokens):
-    """Logits [len(tokens), vocab] (float64) of a causal pass over tokens."""
+def forward(cfg, w, tokens, observe=None):
+    """Logits [len(tokens), vocab] (float64) of a causal pass over tokens.
+    observe(name, x), if given, sees the input x [n, cols] of every linear layer."""
     H = cfg["hidden_size"]
     nh = cfg["num_attention_heads"]
     nkv = cfg.get("num_key_value_heads") or nh
@@ -99,6 +100,8 @@ def forward(cfg, w, tokens):
         return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + eps) * g
 
     def lin(x, name, bias=False):
+        if observe:
+            observe(name + ".weight", x)
         y = x @ w[name + ".weight"].T
         if bias:
             y = y + w[name + ".bias"]
@@ -133,4 +136,67 @@ def forward(cfg, w, tokens):
         x = x + lin(torch.nn.functional.silu(g) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
     x = norm(x, w["model.norm.weight"])
     head = w["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings", False) else w["lm_head.weight"]
+    if observe:
+        observe("lm_head.weight", x)
     return x @ head.T
+
+
+def read_gguf_imatrix(path):
+    """An independent reader of a GGUF imatrix: (keys, {tensor name: float64 array})."""
+    with open(path, "rb") as f:
+        b = f.read()
+    pos = [0]
+
+    def take(fmt):
+        v = struct.unpack_from("<" + fmt, b, pos[0])
+        pos[0] += struct.calcsize("<" + fmt)
+        return v[0]
+
+    def gstr():
+        n = take("Q")
+        s = b[pos[0]:pos[0] + n].decode()
+        pos[0] += n
+        return s
+
+    assert b[:4] == b"GGUF"
+    pos[0] = 4
+    version, n_t, n_kv = take("I"), take("Q"), take("Q")
+    assert version == 3
+    keys = {}
+    for _ in range(n_kv):
+        k, t = gstr(), take("I")
+        if t == 8:
+            keys[k] = gstr()
+        elif t == 4:
+            keys[k] = take("I")
+        elif t == 9:
+            et, n = take("I"), take("Q")
+            assert et == 8
+            keys[k] = [gstr() for _ in range(n)]
+        else:
+            raise ValueError("unexpected key type %d" % t)
+    infos = []
+    for _ in range(n_t):
+        name, nd = gstr(), take("I")
+        ne = [take("Q") for _ in range(nd)]
+        typ, off = take("I"), take("Q")
+        assert typ == 0
+        infos.append((name, ne, off))
+    data = (pos[0] + 31) // 32 * 32
+    tensors = {}
+    for name, ne, off in infos:
+        n = int(np.prod(ne))
+        tensors[name] = np.frombuffer(b, dtype="<f4", count=n, offset=data + off).astype(np.float64)
+    return keys, tensors
+
+
+GGUF_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+              "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+              "mlp.down_proj": "ffn_down"}
+
+
+def gguf_name(hf):
+    if hf == "lm_head.weight":
+        return "output.weight"
+    parts = hf.split(".")  # model.layers.N.<group>.<proj>.weight
+    return "blk.%s.%s.weight" % (parts[2], GGUF_NAMES[parts[3] + "." + parts[4]])

@@ -120,6 +120,42 @@ def run_checks(exe, d, tmp):
         failures.append("mixq run sampling: seed 3 gave %r and %r, seed 4 %r" % (a, b, c))
 
 
+def calibrate_check(exe, d, tmp):
+    """mixq calibrate on a synthetic model: the GGUF (read by an independent parser) holds the
+    reference's sums of x^2 per input column and the token counts."""
+    cfg, w = llama_ref.load_model(d)
+    ctx, chunks = 16, 3
+    rng = np.random.default_rng(11)
+    tokens = [int(t) for t in rng.integers(0, cfg["vocab_size"], size=ctx * chunks + 5)]
+    tok = os.path.join(tmp, "calib.tok")
+    with open(tok, "w") as f:
+        f.write(" ".join(map(str, tokens)))
+    out = os.path.join(tmp, "im.gguf")
+    subprocess.run([exe, "calibrate", d, "--tokens", tok, "--ctx", str(ctx), "-o", out, "--process-output",
+                    "--quiet"], check=True)
+    keys, tensors = llama_ref.read_gguf_imatrix(out)
+    sums = {}
+
+    def observe(name, x):
+        sums[name] = sums.get(name, 0) + (x * x).sum(0)
+    for c in range(chunks):  # the synthetic config has no BOS: chunks are taken as they are
+        llama_ref.forward(cfg, w, tokens[c * ctx:(c + 1) * ctx], observe)
+    ok = keys.get("general.type") == "imatrix" and keys.get("imatrix.chunk_count") == chunks and \
+        keys.get("imatrix.chunk_size") == ctx and keys.get("imatrix.datasets") == [tok] and \
+        len(tensors) == 2 * len(sums)
+    worst = 0.0
+    for hf, ref in sums.items():
+        g = llama_ref.gguf_name(hf)
+        got, cnt = tensors.get(g + ".in_sum2"), tensors.get(g + ".counts")
+        if got is None or cnt is None or got.shape != ref.shape or cnt[0] != ctx * chunks:
+            ok = False
+            continue
+        worst = max(worst, float(np.max(np.abs(got - ref.numpy()) / np.maximum(ref.numpy(), 1e-6))))
+    report.append("mixq calibrate vs reference sums: max rel diff %.3g" % worst)
+    if not ok or worst > 1e-4:
+        failures.append("mixq calibrate: GGUF keys/tensors/sums differ from the reference (max rel %.3g)" % worst)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="mixq_logits_")
     try:
@@ -137,6 +173,8 @@ def main():
             "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                              "high_freq_factor": 4.0, "original_max_position_embeddings": 64}}, 2)
         check("synthetic llama3 rope", l3, l3, tmp)
+        if os.environ.get("MIXQ_EXE"):
+            calibrate_check(os.environ["MIXQ_EXE"], qwen, tmp)
 
         models = os.path.normpath(os.path.join(ROOT, "..", "shared", "models"))
         if not os.path.isdir(models):
