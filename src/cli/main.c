@@ -19,6 +19,9 @@ static const char usage[] =
     "  compare   measure the error of a container against its source checkpoint\n"
     "  export    write a dequantized safetensors checkpoint from a container\n"
     "  plan      show which type each tensor would get (uniform, sensitivity, budget)\n"
+    "  eval      perplexity of a model, and KL divergence against a base model\n"
+    "  calibrate the importance matrix of a model (llama.cpp imatrix, .gguf or .dat)\n"
+    "  run       continue a prompt with a model (greedy or seeded sampling)\n"
     "\n"
     "Options:\n"
     "  -h, --help     show this help\n"
@@ -67,6 +70,9 @@ static int dispatch(int argc, char **argv)
     if (!strcmp(cmd, "compare")) return cmd_compare(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "calibrate")) return cmd_calibrate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
     fprintf(stderr, "mixq: unknown command '%s'\nTry 'mixq --help'.\n", cmd);
     return EXIT_USAGE;
 }
