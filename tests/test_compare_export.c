@@ -17,7 +17,7 @@
 
 #include "common/dtype.h"
 #include "common/half.h"
-#include "mixq.h"
+#include "mixq_tools.h"
 #include "reader/st_reader.h"
 #include "test_support.h"
 

@@ -16,7 +16,7 @@
 #include <jansson.h>
 
 #include "common/half.h"
-#include "mixq.h"
+#include "mixq_tools.h"
 #include "plan/plan.h"
 #include "plan/plan_measure.h"
 #include "kernels/simd.h"

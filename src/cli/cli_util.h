@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "mixq.h"
+#include "mixq_tools.h"
 
 /* Exit codes (documented in docs/CLI.md and mixq --help). */
 enum {

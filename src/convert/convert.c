@@ -24,8 +24,10 @@
 #include "kernels/simd.h"
 #include "reader/st_reader.h"
 #include "common/workpool.h"
+#include "convert/convert_options.h"
+#include "plan/plan_options.h"
 
-void mixq_convert_options_init(mixq_convert_options *opts)
+void mx_convert_options_defaults(mixq_convert_options *opts)
 {
     memset(opts, 0, sizeof *opts);
     opts->type = MIXQ_QT_INT8;
@@ -366,10 +368,12 @@ static mixq_status setup_plan(const char *in_path, const st_model *m, mixq_conve
     if (!*map) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
     mixq_status s;
     if (o->plan_options) {
-        mixq_plan_options po = *o->plan_options;
+        mixq_plan_options po;
+        const mixq_plan_options *pin = o->plan_options;
+        if ((s = mx_plan_options_take(&pin, &po, err)) != MIXQ_OK) return s;
         po.rtn = o->rtn;
         po.cancel = o->cancel;
-        if (o->threads) po.threads = (int)o->threads;
+        if (o->threads) po.threads = o->threads;
         json_t *meta = make_metadata(m, o);
         if (!meta) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
         s = mx_plan_build(m, in_path, &po, meta, owned, err);
@@ -404,10 +408,8 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
 {
     mixq_convert_options defaults, eff;
     const mixq_convert_options *opts = opts_in;
-    if (!opts) {
-        mixq_convert_options_init(&defaults);
-        opts = &defaults;
-    }
+    mixq_status so = mx_convert_options_take(&opts, &defaults, err);
+    if (so != MIXQ_OK) return so;
     if (!in_path || !out_path) return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_convert: input and output paths are required");
     const qtype_desc *qt = qtype_get(opts->type);
     if ((unsigned)opts->type >= MIXQ_QT_COUNT || !qt || opts->type == MIXQ_QT_RAW)

@@ -4,7 +4,7 @@
 
 #include <jansson.h>
 
-#include "mixq.h"
+#include "mixq_tools.h"
 #include "reader/st_reader.h"
 
 /* The file-level metadata object mixq_convert writes (FORMAT.md §3.2), without "plan"; NULL if out of memory. */

@@ -26,11 +26,12 @@
 #include "plan/plan_measure.h"
 #include "kernels/simd.h"
 #include "common/workpool.h"
+#include "plan/plan_options.h"
 
 /* Header slack when the converter's exact options are not known (standalone planning). */
 #define META_SLACK 512u
 
-void mixq_plan_options_init(mixq_plan_options *o)
+void mx_plan_options_defaults(mixq_plan_options *o)
 {
     memset(o, 0, sizeof *o);
     o->strategy = MIXQ_STRATEGY_UNIFORM;
@@ -1328,10 +1329,8 @@ mixq_status mixq_plan_create(const char *in_path, const mixq_plan_options *opts,
     mixq_plan_options defaults;
     if (!out) return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_plan_create: out is required");
     *out = NULL;
-    if (!opts) {
-        mixq_plan_options_init(&defaults);
-        opts = &defaults;
-    }
+    mixq_status so = mx_plan_options_take(&opts, &defaults, err);
+    if (so != MIXQ_OK) return so;
     if (!in_path) return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_plan_create: an input path is required");
     st_model *m = NULL;
     mixq_status s = st_open(in_path, &m, err);
