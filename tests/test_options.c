@@ -231,3 +231,30 @@ Test(options, older_struct_gets_defaults_for_later_fields)
                  MIXQ_E_INVALID_ARG);
     cr_assert(strstr(err.message, "newer mixq_tools.h"), "%s", err.message);
 }
+
+/* Library messages name options by their field names, never as CLI flags; the CLI words them as its flags. */
+Test(options, messages_name_fields_not_flags)
+{
+    char *in = ts_source_path("testdata/tiny-llama-f32");
+    mixq_plan_options o;
+    mixq_plan_options_init(&o);
+    o.target_bpw = 4;
+    mixq_plan *p = NULL;
+    mixq_error err;
+    cr_assert_eq(mixq_plan_create(in, &o, &p, &err), MIXQ_E_INVALID_ARG);
+    cr_assert(strstr(err.message, "plan_options.target_bpw") && !strstr(err.message, "--"), "%s", err.message);
+    mixq_plan_options_init(&o);
+    o.strategy = MIXQ_STRATEGY_BUDGET;
+    o.target_bpw = 4;
+    o.candidates = "nope,int4";
+    cr_assert_neq(mixq_plan_create(in, &o, &p, &err), MIXQ_OK);
+    cr_assert(strstr(err.message, "plan_options.candidates") && !strstr(err.message, "--"), "%s", err.message);
+
+    char *out = NULL, *errs = NULL;
+    const char *args[] = {"plan", in, "--strategy", "uniform", "--target-bpw", "4", NULL};
+    cr_assert_neq(ts_run_cli(args, &out, &errs), 0);
+    cr_assert(strstr(errs, "--target-bpw and --target-size need --strategy budget"), "%s", errs);
+    free(out);
+    free(errs);
+    free(in);
+}

@@ -63,7 +63,7 @@ static mixq_status check_plain_overflow(const char *fname, const char *tname, mi
         if (inf)
             return mx_err(err, MIXQ_E_DATA,
                           "%s: tensor \"%s\": row %llu, column %zu holds %g, beyond the range of %s; "
-                          "use --type f32 or a wider type for this checkpoint",
+                          "use convert_options.type f32 or a wider type for this checkpoint",
                           fname, tname, (unsigned long long)r, i, (double)x[i], mixq_qtype_name(id));
     }
     return MIXQ_OK;
@@ -101,7 +101,7 @@ static mixq_status check_row(const char *fname, const char *tname, mixq_qtype ty
             const char *what = isnan(x[i]) ? "NaN" : isinf(x[i]) ? "an infinity" : "a value beyond ±65504";
             return mx_err(err, MIXQ_E_DATA,
                           "%s: tensor \"%s\": row %llu, column %zu holds %s (%g), which %s cannot store; "
-                          "keep this tensor at source precision (--type f32/f16/bf16) or fix the checkpoint",
+                          "keep this tensor at source precision (convert_options.type f32/f16/bf16) or fix the checkpoint",
                           fname, tname, (unsigned long long)r, i, what, (double)x[i], mixq_qtype_name(type));
         }
     }

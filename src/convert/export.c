@@ -107,7 +107,7 @@ static mixq_status store_block(ex_ctx *c, const mixq_tensor_info *in, st_dtype o
             uint64_t row = in->row_length ? e / in->row_length : 0;
             return mx_err(err, MIXQ_E_DATA,
                           "%s: tensor \"%s\": row %llu, column %llu holds %g, beyond the range of %s; "
-                          "export with --dtype f32", c->c_path, mx_shown(in->name, nb), (unsigned long long)row,
+                          "export with export_options.dtype f32", c->c_path, mx_shown(in->name, nb), (unsigned long long)row,
                           (unsigned long long)col, (double)x[i], st_dtypes[out].name);
         }
     }

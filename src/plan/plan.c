@@ -173,9 +173,9 @@ static mixq_status parse_candidates(const mixq_plan_options *o, mx_cand **out, s
         while (*s) {
             const char *e = strchr(s, ',');
             size_t len = e ? (size_t)(e - s) : strlen(s);
-            if (k >= MIXQ_QT_COUNT * 8) return mx_err(err, MIXQ_E_INVALID_ARG, "--candidates: too many types");
+            if (k >= MIXQ_QT_COUNT * 8) return mx_err(err, MIXQ_E_INVALID_ARG, "plan_options.candidates: too many types");
             mx_cand c;
-            mixq_status st = parse_spec(s, len, o->group_size, "--candidates", &c, err);
+            mixq_status st = parse_spec(s, len, o->group_size, "plan_options.candidates", &c, err);
             if (st != MIXQ_OK) return st;
             bool dup = false;
             for (size_t j = 0; j < k; j++) dup |= (*out)[j].qt == c.qt && (*out)[j].group_size == c.group_size;
@@ -183,7 +183,7 @@ static mixq_status parse_candidates(const mixq_plan_options *o, mx_cand **out, s
             s += len;
             if (*s == ',') s++;
         }
-        if (k == 0) return mx_err(err, MIXQ_E_INVALID_ARG, "--candidates: the list is empty");
+        if (k == 0) return mx_err(err, MIXQ_E_INVALID_ARG, "plan_options.candidates: the list is empty");
     }
     *n = k;
     return MIXQ_OK;
@@ -210,7 +210,7 @@ static mixq_status parse_rules(const mixq_plan_options *o, rule **out, mixq_erro
         const char *s = o->rules[i];
         const char *eq = s ? strrchr(s, '=') : NULL;
         if (!eq || eq == s)
-            return mx_err(err, MIXQ_E_INVALID_ARG, "--override '%s': expected GLOB=TYPE (or GLOB=keep)", s ? s : "");
+            return mx_err(err, MIXQ_E_INVALID_ARG, "plan_options.rules '%s': expected GLOB=TYPE (or GLOB=keep)", s ? s : "");
         (*out)[i].glob = strndup(s, (size_t)(eq - s));
         if (!(*out)[i].glob) return mx_err(err, MIXQ_E_NOMEM, "out of memory");
         if (!strcmp(eq + 1, "keep")) {
@@ -218,7 +218,7 @@ static mixq_status parse_rules(const mixq_plan_options *o, rule **out, mixq_erro
             continue;
         }
         char what[128];
-        snprintf(what, sizeof what, "--override '%.100s'", s);
+        snprintf(what, sizeof what, "plan_options.rules '%.100s'", s);
         mixq_status st = parse_spec(eq + 1, strlen(eq + 1), o->group_size, what, &(*out)[i].cand, err);
         if (st != MIXQ_OK) return st;
     }
@@ -778,14 +778,14 @@ static mixq_status settle_fixed(planner *pl, mixq_error *err)
                 const qtype_desc *qt = r->cand.qt;
                 if (!is_float && qt != keep)
                     return mx_err(err, MIXQ_E_INVALID_ARG,
-                                  "%s: tensor \"%s\" has dtype %s; --override '%s' asks for %s but only its source "
+                                  "%s: tensor \"%s\" has dtype %s; plan_options.rules '%s' asks for %s but only its source "
                                   "type can store it (use keep)", file_of(m, t), t->name, st_dtypes[t->dtype].name,
                                   r->glob, qt->name);
                 if (qt->quantized && t->n_elements == 0)
-                    return mx_err(err, MIXQ_E_INVALID_ARG, "%s: tensor \"%s\" has no elements; --override '%s' cannot "
+                    return mx_err(err, MIXQ_E_INVALID_ARG, "%s: tensor \"%s\" has no elements; plan_options.rules '%s' cannot "
                                   "make it %s", file_of(m, t), t->name, r->glob, qt->name);
                 if (qt->quantized && values_problem(&pl->stats[i]))
-                    return mx_err(err, MIXQ_E_DATA, "%s: tensor \"%s\" holds %s, which %s cannot store (--override '%s')",
+                    return mx_err(err, MIXQ_E_DATA, "%s: tensor \"%s\" holds %s, which %s cannot store (plan_options.rules '%s')",
                                   file_of(m, t), t->name, values_problem(&pl->stats[i]), qt->name, r->glob);
                 s = assign(pl, i, qt, r->cand.group_size, "rule", err);
             }
@@ -837,7 +837,7 @@ static mixq_status layouts(planner *pl, mixq_error *err)
         if (!any && pl->o->strategy != MIXQ_STRATEGY_UNIFORM) {
             const st_tensor *t = &pl->m->tensors[i];
             return mx_err(err, MIXQ_E_INVALID_ARG,
-                          "%s: tensor \"%s\": no candidate type lies between --min-type and --max-type "
+                          "%s: tensor \"%s\": no candidate type lies between plan_options.min_type and plan_options.max_type "
                           "(%.4g to %.4g nominal bits per weight)", file_of(pl->m, t), t->name, lo, hi);
         }
     }
@@ -1065,7 +1065,7 @@ static mixq_status run_budget(planner *pl, json_t *meta_base, uint64_t slack, mi
         goto out;
     }
     if (ms == MX_MCK_NO_CHOICE) {
-        s = mx_err(err, MIXQ_E_INVALID_ARG, "no candidate type can store some tensor; widen --candidates");
+        s = mx_err(err, MIXQ_E_INVALID_ARG, "no candidate type can store some tensor; widen plan_options.candidates");
         goto out;
     }
     p->min_bytes = res.min_cost + fixed;
@@ -1132,19 +1132,19 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
         return mx_err(err, MIXQ_E_INVALID_ARG, "unknown weights %d", (int)o->weights);
     bool budget = o->strategy == MIXQ_STRATEGY_BUDGET;
     if (budget && (o->target_bpw > 0) == (o->target_size > 0))
-        return mx_err(err, MIXQ_E_INVALID_ARG, "the budget strategy needs exactly one of --target-bpw and --target-size");
+        return mx_err(err, MIXQ_E_INVALID_ARG, "the budget strategy needs exactly one of plan_options.target_bpw and plan_options.target_size");
     if (!budget && (o->target_bpw > 0 || o->target_size > 0))
-        return mx_err(err, MIXQ_E_INVALID_ARG, "--target-bpw and --target-size need --strategy budget");
+        return mx_err(err, MIXQ_E_INVALID_ARG, "plan_options.target_bpw and plan_options.target_size need plan_options.strategy budget");
     if (budget && o->target_bpw > 0 && !(o->target_bpw <= 64))
-        return mx_err(err, MIXQ_E_INVALID_ARG, "--target-bpw %g is out of range (0 to 64)", o->target_bpw);
+        return mx_err(err, MIXQ_E_INVALID_ARG, "plan_options.target_bpw %g is out of range (0 to 64)", o->target_bpw);
     if (o->measure_sample > (uint64_t)INT64_MAX)
-        return mx_err(err, MIXQ_E_INVALID_ARG, "--measure-sample %llu is too large (0 measures every row)",
+        return mx_err(err, MIXQ_E_INVALID_ARG, "plan_options.measure_sample %llu is too large (0 measures every row)",
                       (unsigned long long)o->measure_sample);
     if (o->target_bpw < 0 || isnan(o->target_bpw))
-        return mx_err(err, MIXQ_E_INVALID_ARG, "--target-bpw must be positive");
+        return mx_err(err, MIXQ_E_INVALID_ARG, "plan_options.target_bpw must be positive");
     const double *th = o->thresholds;
     if (!(th[0] > 0 && th[0] <= th[1] && th[1] <= th[2] && isfinite(th[2])))
-        return mx_err(err, MIXQ_E_INVALID_ARG, "--thresholds must be positive and increasing (low,medium,high)");
+        return mx_err(err, MIXQ_E_INVALID_ARG, "plan_options.thresholds must be positive and increasing (low,medium,high)");
     if (o->group_size != 0 && o->group_size != MIXQ_GROUP_PER_ROW && (o->group_size & (o->group_size - 1)) != 0)
         return mx_err(err, MIXQ_E_INVALID_ARG, "group size %u is not a power of two", o->group_size);
 
@@ -1158,11 +1158,11 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
     pl.nrules = o->n_rules;
     if (s == MIXQ_OK && o->min_type) {
         pl.has_min = true;
-        s = parse_spec(o->min_type, strlen(o->min_type), o->group_size, "--min-type", &pl.min_c, err);
+        s = parse_spec(o->min_type, strlen(o->min_type), o->group_size, "plan_options.min_type", &pl.min_c, err);
     }
     if (s == MIXQ_OK && o->max_type) {
         pl.has_max = true;
-        s = parse_spec(o->max_type, strlen(o->max_type), o->group_size, "--max-type", &pl.max_c, err);
+        s = parse_spec(o->max_type, strlen(o->max_type), o->group_size, "plan_options.max_type", &pl.max_c, err);
     }
     if (s == MIXQ_OK && o->strategy != MIXQ_STRATEGY_BUDGET) {
         mixq_qtype bt = o->type != MIXQ_QT_RAW ? o->type
