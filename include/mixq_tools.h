@@ -41,7 +41,7 @@ typedef void (*mixq_progress_fn)(void *ctx, size_t done, size_t total, const cha
 
 /* Options for mixq_convert; initialise with mixq_convert_options_init. */
 typedef struct mixq_convert_options {
-    size_t struct_size;            /* sizeof(mixq_convert_options), set by mixq_convert_options_init */
+    size_t struct_size;     /* sizeof the caller's struct: set by mixq_convert_options_init */
     mixq_qtype type;        /* type for tensors of 2 or more dims (default int8) */
     unsigned group_size;    /* 0 = the type's default; MIXQ_GROUP_PER_ROW = one group per row */
     int quantize_1d;        /* 1 = also convert 1-D tensors to `type` (default 0: keep) */
@@ -55,7 +55,7 @@ typedef struct mixq_convert_options {
                                                      shapes equal; its rtn setting is used) */
     const struct mixq_plan_options *plan_options; /* if set (and no plan): plan with these options first
                                                      (rtn, cancel and a non-zero threads are the
-                                                     converter's) */
+                                                     converter's; its struct_size is checked too) */
     unsigned threads;       /* worker threads (0 = online CPUs); the output does not depend on it */
 } mixq_convert_options;
 
@@ -142,7 +142,7 @@ typedef struct mixq_compare_result {
 
 /* Options for mixq_compare; initialise with mixq_compare_options_init. */
 typedef struct mixq_compare_options {
-    size_t struct_size;            /* sizeof(mixq_compare_options), set by mixq_compare_options_init */
+    size_t struct_size;     /* sizeof the caller's struct: set by mixq_compare_options_init */
     int verify;                    /* 1 (default) = check the container's checksums first */
     volatile sig_atomic_t *cancel; /* if non-NULL and set non-zero, stop with MIXQ_E_CANCELLED */
     mixq_progress_fn progress;     /* optional, called after each tensor */
@@ -176,7 +176,7 @@ MIXQ_API void mixq_compare_free(mixq_compare_result *result);
 
 /* Options for mixq_export; initialise with mixq_export_options_init. */
 typedef struct mixq_export_options {
-    size_t struct_size;            /* sizeof(mixq_export_options), set by mixq_export_options_init */
+    size_t struct_size;     /* sizeof the caller's struct: set by mixq_export_options_init */
     mixq_qtype dtype;              /* MIXQ_QT_F32 (default), MIXQ_QT_F16 or MIXQ_QT_BF16 */
     int force;                     /* 1 = replace an existing output file */
     int verify;                    /* 1 (default) = check the container's checksums first */
@@ -228,7 +228,7 @@ typedef enum mixq_plan_weights {
 
 /* Options of mixq_plan_create; initialise with mixq_plan_options_init. */
 typedef struct mixq_plan_options {
-    size_t struct_size;            /* sizeof(mixq_plan_options), set by mixq_plan_options_init */
+    size_t struct_size;     /* sizeof the caller's struct: set by mixq_plan_options_init */
     mixq_plan_strategy strategy;
     mixq_qtype type;          /* uniform: the type (default int8); sensitivity: the type of a score-1
                                  tensor (default int4); MIXQ_QT_RAW = that default */
