@@ -38,7 +38,7 @@
 #include <xxhash.h>
 
 #include "format/container.h"
-#include "mixq.h"
+#include "mixq_tools.h"
 #include "reader/st_reader.h"
 #include "test_support.h"
 

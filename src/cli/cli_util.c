@@ -30,6 +30,41 @@ void cli_error(const char *cmd, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Library option names and the CLI flags that set them. */
+static const char *const flag_words[][2] = {
+    {"plan_options.candidates", "--candidates"},
+    {"plan_options.rules", "--override"},
+    {"plan_options.min_type", "--min-type"},
+    {"plan_options.max_type", "--max-type"},
+    {"plan_options.target_bpw", "--target-bpw"},
+    {"plan_options.target_size", "--target-size"},
+    {"plan_options.strategy", "--strategy"},
+    {"plan_options.measure_sample", "--measure-sample"},
+    {"plan_options.thresholds", "--thresholds"},
+    {"convert_options.type", "--type"},
+    {"export_options.dtype", "--dtype"},
+    {"set force to replace it", "pass --force to replace it"},
+};
+
+void cli_lib_error(const char *cmd, const mixq_error *err)
+{
+    char out[2 * sizeof err->message];
+    size_t n = 0;
+    for (const char *m = err->message; *m && n + 1 < sizeof out;) {
+        size_t i = 0, nw = sizeof flag_words / sizeof flag_words[0];
+        while (i < nw && strncmp(m, flag_words[i][0], strlen(flag_words[i][0])) != 0) i++;
+        if (i < nw && n + strlen(flag_words[i][1]) + 1 < sizeof out) {
+            memcpy(out + n, flag_words[i][1], strlen(flag_words[i][1]));
+            n += strlen(flag_words[i][1]);
+            m += strlen(flag_words[i][0]);
+        } else {
+            out[n++] = *m++;
+        }
+    }
+    out[n] = '\0';
+    cli_error(cmd, "%s", out);
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;

@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "mixq.h"
+#include "mixq_tools.h"
 
 /* Exit codes (documented in docs/CLI.md and mixq --help). */
 enum {
@@ -23,6 +23,13 @@ int cli_exit_code(mixq_status s);
 
 /* Prints "mixq CMD: message" to stderr. */
 void cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Prints "mixq CMD: message" for a library error, the library's names of
+ * options ("plan_options.target_bpw", "set force") worded as this CLI's
+ * flags ("--target-bpw", "pass --force").
+ */
+void cli_lib_error(const char *cmd, const mixq_error *err);
 
 /* Prints a usage error and a pointer to --help; returns EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

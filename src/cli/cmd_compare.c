@@ -167,7 +167,7 @@ int cmd_compare(int argc, char **argv)
     mixq_error err;
     mixq_status s = mixq_compare(in, path, &opts, &r, &err);
     if (s != MIXQ_OK) {
-        cli_error("compare", "%s", err.message);
+        cli_lib_error("compare", &err);
         return cli_exit_code(s);
     }
     int rc = EXIT_OK;

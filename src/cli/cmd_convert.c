@@ -146,7 +146,7 @@ static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **pla
     if (plan_path) {
         mixq_status ps = mixq_plan_load(plan_path, plan, &err);
         if (ps != MIXQ_OK) {
-            cli_error("convert", "%s", err.message);
+            cli_lib_error("convert", &err);
             return cli_exit_code(ps);
         }
         opts.plan = *plan;
@@ -171,7 +171,7 @@ static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **pla
         return 128 + (int)*cancel_flag;
     }
     if (s != MIXQ_OK) {
-        cli_error("convert", "%s", err.message);
+        cli_lib_error("convert", &err);
         return cli_exit_code(s);
     }
     if (!quiet) summary(out);

@@ -225,7 +225,7 @@ int cmd_dump(int argc, char **argv)
     mixq_error err;
     mixq_file *f = mixq_open(path, 0, &err);
     if (!f) {
-        cli_error("dump", "%s", err.message);
+        cli_lib_error("dump", &err);
         return cli_exit_code(err.code);
     }
     int rc;

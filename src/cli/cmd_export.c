@@ -72,7 +72,7 @@ int cmd_export(int argc, char **argv)
         return 128 + (int)*cancel_flag;
     }
     if (s != MIXQ_OK) {
-        cli_error("export", "%s", err.message);
+        cli_lib_error("export", &err);
         return cli_exit_code(s);
     }
     if (!quiet) {

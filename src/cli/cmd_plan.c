@@ -231,7 +231,7 @@ int cmd_plan(int argc, char **argv)
         return 128 + (int)*cancel_flag;
     }
     if (s != MIXQ_OK) {
-        cli_error("plan", "%s", err.message);
+        cli_lib_error("plan", &err);
         cli_plan_opts_free(&po);
         return cli_exit_code(s);
     }
@@ -251,7 +251,7 @@ int cmd_plan(int argc, char **argv)
     } else if (out) {
         s = mixq_plan_save(plan, out, force, &err);
         if (s != MIXQ_OK) {
-            cli_error("plan", "%s", err.message);
+            cli_lib_error("plan", &err);
             rc = cli_exit_code(s);
         } else if (!quiet) {
             printf("plan written to %s\n", out);

@@ -178,7 +178,7 @@ int cli_plan_opt(cli_plan_opts *c, const char *cmd, int code, const char *arg)
             cli_usage_error(cmd, "--threads takes a positive number, not '%s'", arg);
             return -1;
         }
-        o->threads = (int)t;
+        o->threads = (unsigned)t;
         return 1; /* not a planning option by itself */
     }
     default: return 0;

@@ -10,12 +10,13 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "convert/convert_options.h"
 #include "reader/st_reader.h"
 
 /* Elements per block (a quantized tensor is read in whole rows: at least one). */
 #define BLOCK_ELEMS (1u << 16)
 
-void mixq_compare_options_init(mixq_compare_options *opts)
+void mx_compare_options_defaults(mixq_compare_options *opts)
 {
     memset(opts, 0, sizeof *opts);
     opts->verify = 1;
@@ -384,10 +385,8 @@ mixq_status mixq_compare(const char *source_path, const char *container_path, co
     if (!err) err = &local;
     mx_err_clear(err);
     mixq_compare_options defaults;
-    if (!opts) {
-        mixq_compare_options_init(&defaults);
-        opts = &defaults;
-    }
+    mixq_status so = mx_compare_options_take(&opts, &defaults, err);
+    if (so != MIXQ_OK) return so;
     if (!source_path || !container_path || !out)
         return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_compare: source, container and result are required");
     *out = NULL;

@@ -21,8 +21,10 @@
 #include "kernels/simd.h"
 #include "reader/st_reader.h"
 #include "common/workpool.h"
+#include "convert/convert_options.h"
+#include "plan/plan_options.h"
 
-void mixq_convert_options_init(mixq_convert_options *opts)
+void mx_convert_options_defaults(mixq_convert_options *opts)
 {
     memset(opts, 0, sizeof *opts);
     opts->type = MIXQ_QT_INT8;
@@ -58,7 +60,7 @@ static mixq_status check_plain_overflow(const char *fname, const char *tname, mi
         if (inf)
             return mx_err(err, MIXQ_E_DATA,
                           "%s: tensor \"%s\": row %llu, column %zu holds %g, beyond the range of %s; "
-                          "use --type f32 or a wider type for this checkpoint",
+                          "use convert_options.type f32 or a wider type for this checkpoint",
                           fname, tname, (unsigned long long)r, i, (double)x[i], mixq_qtype_name(id));
     }
     return MIXQ_OK;
@@ -96,7 +98,7 @@ static mixq_status check_row(const char *fname, const char *tname, mixq_qtype ty
             const char *what = isnan(x[i]) ? "NaN" : isinf(x[i]) ? "an infinity" : "a value beyond ±65504";
             return mx_err(err, MIXQ_E_DATA,
                           "%s: tensor \"%s\": row %llu, column %zu holds %s (%g), which %s cannot store; "
-                          "keep this tensor at source precision (--type f32/f16/bf16) or fix the checkpoint",
+                          "keep this tensor at source precision (convert_options.type f32/f16/bf16) or fix the checkpoint",
                           fname, tname, (unsigned long long)r, i, what, (double)x[i], mixq_qtype_name(type));
         }
     }
@@ -318,10 +320,12 @@ static mixq_status setup_plan(const char *in_path, const st_model *m, mixq_conve
     if (!*map) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
     mixq_status s;
     if (o->plan_options) {
-        mixq_plan_options po = *o->plan_options;
+        mixq_plan_options po;
+        const mixq_plan_options *pin = o->plan_options;
+        if ((s = mx_plan_options_take(&pin, &po, err)) != MIXQ_OK) return s;
         po.rtn = o->rtn;
         po.cancel = o->cancel;
-        if (o->threads) po.threads = (int)o->threads;
+        if (o->threads) po.threads = o->threads;
         json_t *meta = header_meta(m, o);
         if (!meta) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
         s = mx_plan_build(m, in_path, &po, meta, owned, err);
@@ -356,10 +360,8 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
 {
     mixq_convert_options defaults, eff;
     const mixq_convert_options *opts = opts_in;
-    if (!opts) {
-        mixq_convert_options_init(&defaults);
-        opts = &defaults;
-    }
+    mixq_status so = mx_convert_options_take(&opts, &defaults, err);
+    if (so != MIXQ_OK) return so;
     if (!in_path || !out_path) return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_convert: input and output paths are required");
     const qtype_desc *qt = qtype_get(opts->type);
     if ((unsigned)opts->type >= MIXQ_QT_COUNT || !qt || opts->type == MIXQ_QT_RAW)

@@ -15,6 +15,7 @@
 #include "common/atomic_file.h"
 #include "common/checked.h"
 #include "common/error.h"
+#include "convert/convert_options.h"
 #include "common/half.h"
 #include "kernels/simd.h"
 #include "reader/st_reader.h"
@@ -22,7 +23,7 @@
 /* Elements per block (a quantized tensor is read in whole rows: at least one). */
 #define BLOCK_ELEMS (1u << 16)
 
-void mixq_export_options_init(mixq_export_options *opts)
+void mx_export_options_defaults(mixq_export_options *opts)
 {
     memset(opts, 0, sizeof *opts);
     opts->dtype = MIXQ_QT_F32;
@@ -106,7 +107,7 @@ static mixq_status store_block(ex_ctx *c, const mixq_tensor_info *in, st_dtype o
             uint64_t row = in->row_length ? e / in->row_length : 0;
             return mx_err(err, MIXQ_E_DATA,
                           "%s: tensor \"%s\": row %llu, column %llu holds %g, beyond the range of %s; "
-                          "export with --dtype f32", c->c_path, mx_shown(in->name, nb), (unsigned long long)row,
+                          "export with export_options.dtype f32", c->c_path, mx_shown(in->name, nb), (unsigned long long)row,
                           (unsigned long long)col, (double)x[i], st_dtypes[out].name);
         }
     }
@@ -283,10 +284,8 @@ mixq_status mixq_export(const char *container_path, const char *out_path, const 
     if (!err) err = &local;
     mx_err_clear(err);
     mixq_export_options defaults;
-    if (!opts) {
-        mixq_export_options_init(&defaults);
-        opts = &defaults;
-    }
+    mixq_status so = mx_export_options_take(&opts, &defaults, err);
+    if (so != MIXQ_OK) return so;
     if (!container_path || !out_path)
         return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_export: input and output paths are required");
     if (opts->dtype != MIXQ_QT_F32 && opts->dtype != MIXQ_QT_F16 && opts->dtype != MIXQ_QT_BF16)

@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "mixq.h"
+#include "mixq_tools.h"
 #include "plan/plan_roles.h"
 #include "kernels/qtype.h"
 #include "reader/st_reader.h"

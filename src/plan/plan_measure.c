@@ -355,7 +355,7 @@ static mixq_status run_rows(const st_model *m, const st_tensor *t, cand_run *con
                             const mx_sample *smp, volatile sig_atomic_t *cancel, mixq_error *err)
 {
     releaser rl = {m, t, 0};
-    uint64_t rows, row_length;
+    uint64_t rows = 0, row_length = 0;
     mx_tensor_rows(t, &rows, &row_length); /* checked by run_init */
     size_t len = (size_t)row_length, esize = st_dtypes[t->dtype].size;
     float *x = malloc((len ? len : 1) * sizeof *x);
@@ -448,7 +448,7 @@ mixq_status mx_measure_errors(const st_model *m, const st_tensor *t, const mx_ca
         s = run_init(t, &cands[c], st, rtn, &runs[k], err);
         k++;
     }
-    uint64_t rows, row_length;
+    uint64_t rows = 0, row_length = 0;
     mx_tensor_rows(t, &rows, &row_length); /* run_init checked it */
     mx_sample smp;
     mx_sample_init(&smp, rows, row_length, sample);

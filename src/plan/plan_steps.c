@@ -275,14 +275,14 @@ mixq_status mx_planner_settle_fixed(planner *pl, mixq_error *err)
                 const qtype_desc *qt = r->cand.qt;
                 if (!is_float && qt != keep)
                     return mx_err(err, MIXQ_E_INVALID_ARG,
-                                  "%s: tensor \"%s\" has dtype %s; --override '%s' asks for %s but only its source "
+                                  "%s: tensor \"%s\" has dtype %s; plan_options.rules '%s' asks for %s but only its source "
                                   "type can store it (use keep)", file_of(m, t), t->name, st_dtypes[t->dtype].name,
                                   r->glob, qt->name);
                 if (qt->quantized && t->n_elements == 0)
-                    return mx_err(err, MIXQ_E_INVALID_ARG, "%s: tensor \"%s\" has no elements; --override '%s' cannot "
+                    return mx_err(err, MIXQ_E_INVALID_ARG, "%s: tensor \"%s\" has no elements; plan_options.rules '%s' cannot "
                                   "make it %s", file_of(m, t), t->name, r->glob, qt->name);
                 if (qt->quantized && values_problem(&pl->stats[i]))
-                    return mx_err(err, MIXQ_E_DATA, "%s: tensor \"%s\" holds %s, which %s cannot store (--override '%s')",
+                    return mx_err(err, MIXQ_E_DATA, "%s: tensor \"%s\" holds %s, which %s cannot store (plan_options.rules '%s')",
                                   file_of(m, t), t->name, values_problem(&pl->stats[i]), qt->name, r->glob);
                 s = mx_planner_assign(pl, i, qt, r->cand.group_size, "rule", err);
             }
@@ -334,7 +334,7 @@ mixq_status mx_planner_layouts(planner *pl, mixq_error *err)
         if (!any && pl->o->strategy != MIXQ_STRATEGY_UNIFORM) {
             const st_tensor *t = &pl->m->tensors[i];
             return mx_err(err, MIXQ_E_INVALID_ARG,
-                          "%s: tensor \"%s\": no candidate type lies between --min-type and --max-type "
+                          "%s: tensor \"%s\": no candidate type lies between plan_options.min_type and plan_options.max_type "
                           "(%.4g to %.4g nominal bits per weight)", file_of(pl->m, t), t->name, lo, hi);
         }
     }
