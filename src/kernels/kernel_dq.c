@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "common/half.h"
+#include "kernels/kernel_scale_rules.h"
 #include "kernels/kernels.h"
 
 #define DQ_SUPER 256u
@@ -128,11 +129,7 @@ static void dq_rtn_asym(const dq_type *T, const mx_gstats *st, int ng, dq_sb *r)
     /* Mins: m_j = dm * mc_j <= lo_j. */
     if (minlo < 0.0f) {
         /* dm = -(the smallest f16 h with SC * h >= -minlo); mc_j the smallest code with dm * mc_j <= lo_j. */
-        uint16_t h = mx_f16_round_up(-minlo / (float)SC);
-        while (h > 0 && (float)SC * mx_f16_to_f32((uint16_t)(h - 1u)) >= -minlo)
-            h--;
-        while ((float)SC * mx_f16_to_f32(h) < -minlo)
-            h++;
+        uint16_t h = mx_sym_cover_scale(-minlo, (float)SC);
         r->mh = (uint16_t)(h | 0x8000u);
         dm = -mx_f16_to_f32(h);
         for (int j = 0; j < ng; j++) {
@@ -258,17 +255,6 @@ static void dq_rtn_sym(const dq_type *T, const mx_gstats *st, int ng, dq_sb *r)
 /* Search                                                                  */
 /* ---------------------------------------------------------------------- */
 
-/* The smallest f16 magnitude h with top * h >= v (v > 0; top * h exact). */
-static uint16_t f16_cover(float v, float top)
-{
-    uint16_t h = mx_f16_round_up(v / top);
-    while (h > 0 && top * mx_f16_to_f32((uint16_t)(h - 1u)) >= v)
-        h--;
-    while (h < 0x7C00u && top * mx_f16_to_f32(h) < v)
-        h++;
-    return h;
-}
-
 /*
  * Quantizes a vector v[0..k) of group parameters to codes in [clo, chi]
  * under one f16 scale with weights W, by the symmetric search; returns the
@@ -292,11 +278,11 @@ static uint16_t quantize_params(const mx_search_ops *ops, const float *v, const 
     xm = hi == amax ? amax : -amax;
     /* plain choice: |xm| lands on the longer end of the code range */
     if (clo < -chi) {
-        h = f16_cover(amax, (float)-clo);
+        h = mx_sym_cover_scale(amax, (float)-clo);
         if (xm > 0.0f)
             h |= 0x8000u;
     } else {
-        h = f16_cover(amax, (float)chi);
+        h = mx_sym_cover_scale(amax, (float)chi);
         if (xm < 0.0f)
             h |= 0x8000u;
     }

@@ -20,20 +20,7 @@
 #include <stdint.h>
 
 #include "common/half.h"
-
-/*
- * The f16 conversions used below; a SIMD file may define its own (identical
- * for every input, e.g. F16C instructions) before including this header.
- */
-#ifndef MX_DQP_F16_TO_F32
-#define MX_DQP_F16_TO_F32 mx_f16_to_f32
-#endif
-#ifndef MX_DQP_F16_UP
-#define MX_DQP_F16_UP mx_f16_round_up
-#endif
-#ifndef MX_DQP_F16_DOWN
-#define MX_DQP_F16_DOWN mx_f16_round_down
-#endif
+#include "kernels/kernel_scale_rules.h" /* MX_K_F16_*: the f16 conversions used below */
 
 #define MX_DQ_MAX_GROUPS 16u /* groups per super-block: 256 / the smallest group (16) */
 
@@ -137,13 +124,9 @@ static inline void kernel_dq_plain_asym(int L, int SC, const float *lo, const fl
     /* Mins: m_j = dm * mc_j <= lo_j. */
     if (minlo < 0.0f) {
         /* dm = -(the smallest f16 h with SC * h >= -minlo); mc_j the smallest code with dm * mc_j <= lo_j. */
-        uint16_t h = MX_DQP_F16_UP(-minlo / (float)SC);
-        while (h > 0 && (float)SC * MX_DQP_F16_TO_F32((uint16_t)(h - 1u)) >= -minlo)
-            h--;
-        while ((float)SC * MX_DQP_F16_TO_F32(h) < -minlo)
-            h++;
+        uint16_t h = mx_sym_cover_scale(-minlo, (float)SC);
         r->mh = (uint16_t)(h | 0x8000u);
-        dm = -MX_DQP_F16_TO_F32(h);
+        dm = -MX_K_F16_TO_F32(h);
         for (int j = 0; j < ng; j++) {
             int c = 0;
             if (lo[j] < 0.0f) {
@@ -157,13 +140,13 @@ static inline void kernel_dq_plain_asym(int L, int SC, const float *lo, const fl
         }
     } else {
         /* dm = the largest f16 h with SC * h <= maxlo; mc_j the largest code with dm * mc_j <= lo_j. */
-        uint16_t h = MX_DQP_F16_DOWN(maxlo / (float)SC);
-        while (h > 0 && (float)SC * MX_DQP_F16_TO_F32(h) > maxlo)
+        uint16_t h = MX_K_F16_DOWN(maxlo / (float)SC);
+        while (h > 0 && (float)SC * MX_K_F16_TO_F32(h) > maxlo)
             h--;
-        while (h < 0x7BFFu && (float)SC * MX_DQP_F16_TO_F32((uint16_t)(h + 1u)) <= maxlo)
+        while (h < 0x7BFFu && (float)SC * MX_K_F16_TO_F32((uint16_t)(h + 1u)) <= maxlo)
             h++;
         r->mh = h;
-        dm = MX_DQP_F16_TO_F32(h);
+        dm = MX_K_F16_TO_F32(h);
         for (int j = 0; j < ng; j++) {
             int c = 0;
             if (dm > 0.0f) {
@@ -189,12 +172,12 @@ static inline void kernel_dq_plain_asym(int L, int SC, const float *lo, const fl
             float w = hi[j] - m[j];
             need = w > need ? w : need;
         }
-        MX_DQP_SMALLEST_F16(MX_DQP_F16_UP(need / ((float)L * (float)SC)),
-                            mx_dqp_asym_all(m, hi, ng, MX_DQP_F16_TO_F32((uint16_t)h), SC, L), r->dh);
+        MX_DQP_SMALLEST_F16(MX_K_F16_UP(need / ((float)L * (float)SC)),
+                            mx_dqp_asym_all(m, hi, ng, MX_K_F16_TO_F32((uint16_t)h), SC, L), r->dh);
     } else {
         r->dh = 0;
     }
-    d = MX_DQP_F16_TO_F32(r->dh);
+    d = MX_K_F16_TO_F32(r->dh);
     for (int j = 0; j < ng; j++) {
         if (mx_dqp_asym_covers(m[j], d, 0, L, hi[j])) {
             r->sc[j] = 0;
@@ -224,9 +207,9 @@ static inline void kernel_dq_plain_sym(int qlo, int C, const float *amax, const 
         return;
     }
     /* d = the smallest f16 with |qlo| * C * d >= A (the rounded-up quotient first); |c_j| likewise for amax_j. */
-    MX_DQP_SMALLEST_F16(MX_DQP_F16_UP(A / ((float)(-qlo) * (float)C)),
-                        mx_dqp_sym_covers(MX_DQP_F16_TO_F32((uint16_t)h), C, qlo, A), r->dh);
-    d = MX_DQP_F16_TO_F32(r->dh);
+    MX_DQP_SMALLEST_F16(MX_K_F16_UP(A / ((float)(-qlo) * (float)C)),
+                        mx_dqp_sym_covers(MX_K_F16_TO_F32((uint16_t)h), C, qlo, A), r->dh);
+    d = MX_K_F16_TO_F32(r->dh);
     for (int j = 0; j < ng; j++) {
         int c1;
         if (!(amax[j] > 0.0f)) {

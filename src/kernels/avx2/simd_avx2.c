@@ -76,10 +76,11 @@ static inline uint16_t f16_down(float f)
 }
 
 /* The shared plain choice of a DQ super-block, with these F16C conversions. */
-#define MX_DQP_F16_TO_F32 h2f
-#define MX_DQP_F16_UP f16_up
-#define MX_DQP_F16_DOWN f16_down
+#define MX_K_F16_TO_F32 h2f
+#define MX_K_F16_UP f16_up
+#define MX_K_F16_DOWN f16_down
 #include "kernels/kernel_dq_plain.h"
+#include "kernels/kernel_scale_rules.h"
 
 /* ------------------------------------------------------------------------ */
 /* f32 <-> f16 / bf16 arrays                                                */
@@ -650,20 +651,6 @@ typedef struct symf16_type {
 static const symf16_type T_INT8 = {-127, 127, 127.0f, true, 8, 256};
 static const symf16_type T_INT4S = {-8, 7, 8.0f, false, 4, 8};
 
-/* As kernel_int8.c min_cover_scale: the smallest f16 h >= 0 with top * h >= amax (top * h exact). */
-static uint16_t sym_cover_scale(float amax, float top)
-{
-    uint16_t h;
-    if (!(amax > 0.0f))
-        return 0;
-    h = f16_up(amax / top);
-    while (h > 0 && top * h2f((uint16_t)(h - 1u)) >= amax)
-        h--;
-    while (h < 0x7C00u && top * h2f(h) < amax)
-        h++;
-    return h;
-}
-
 /* Codes of 8 elements as int32 q + (bits == 8 ? 0 : bias). */
 static inline __m256i sym_codes8(__m256 x, __m256 vd, __m256 vlo, __m256 vhi, __m256i vbias)
 {
@@ -716,7 +703,7 @@ static void sym_quantize(const symf16_type *T, const float *x, size_t n, unsigne
                 hi = xg[i];
         }
         xm = T->positive || hi == amax ? amax : -amax;
-        h = sym_cover_scale(amax, T->top);
+        h = mx_sym_cover_scale(amax, T->top);
         if (!T->positive && xm > 0.0f && h != 0)
             h |= 0x8000u;
         d = h2f(h);
@@ -907,39 +894,6 @@ static inline __attribute__((always_inline)) void int4s_dequantize(mx_crowptrs i
 /* asymmetric f16-scale types: int4 (FORMAT.md §4.2), int2 (§4.4)           */
 /* ------------------------------------------------------------------------ */
 
-/* fl(m + fl(L * s)) >= hi, as kernel_int4.c covers (L * s exact). */
-static inline int asym_covers(float m, uint16_t h, float L, float hi)
-{
-    float top = L * h2f(h);
-    float sum = m + top;
-    return sum >= hi;
-}
-
-/*
- * The smallest f16 s >= 0 with asym_covers (kernel_int4.c min_cover_scale;
- * the test is monotone in s, so that value is unique).  The reference
- * bisects over [0, +inf]; here the rounded-up quotient is tried first and
- * accepted only if it passes and its predecessor fails, which proves it is
- * that smallest value; otherwise the same bisection runs.
- */
-static uint16_t asym_cover_scale(float m, float L, float hi)
-{
-    unsigned lo = 0, up = 0x7C00u;
-    if (asym_covers(m, 0, L, hi))
-        return 0;
-    uint16_t c = f16_up((hi - m) / L);
-    if (c > 0 && c <= 0x7C00u && asym_covers(m, c, L, hi) && !asym_covers(m, (uint16_t)(c - 1u), L, hi))
-        return c;
-    while (up - lo > 1u) {
-        unsigned mid = lo + (up - lo) / 2u;
-        if (asym_covers(m, (uint16_t)mid, L, hi))
-            up = mid;
-        else
-            lo = mid;
-    }
-    return (uint16_t)up;
-}
-
 static inline __m256i asym_codes8(__m256 x, __m256 vm, __m256 vs, __m256 vL)
 {
     return clamp_rhe_hi(_mm256_div_ps(_mm256_sub_ps(x, vm), vs), _mm256_setzero_ps(), vL);
@@ -995,7 +949,7 @@ static void asym_quantize(int L, unsigned bits, const float *x, size_t n, unsign
         }
         mh = f16_down(st.lo);
         m = h2f(mh);
-        sh = asym_cover_scale(m, (float)L, st.hi);
+        sh = mx_asym_cover_scale(m, (float)L, st.hi);
         s = h2f(sh);
         if (search) {
             float s2, m2;
@@ -1310,22 +1264,6 @@ static const fp8_kind K_E5M2 = {MX_FP8_E5M2_MAX, false, mx_f32_to_e5m2, mx_e5m2_
 static inline __m256i fp8_enc8(const fp8_kind *K, __m256 f) { return K->e4m3 ? e4m3_enc8(f) : e5m2_enc8(f); }
 static inline __m256 fp8_dec8(const fp8_kind *K, __m256i c) { return K->e4m3 ? e4m3_dec8(c) : e5m2_dec8(c); }
 
-/* As kernel_fp8.c fp8_rtn_scale. */
-static float fp8_rtn_scale(float amax, float fmax)
-{
-    float s;
-    if (!(amax > 0.0f))
-        return 0.0f;
-    s = amax / fmax;
-    if (!(amax <= FLT_MAX))
-        return s;
-    if (s == 0.0f)
-        s = mx_bits_f32(1u);
-    while (amax / s > fmax)
-        s = mx_bits_f32(mx_f32_bits(s) + 1u);
-    return s;
-}
-
 /* As kernel_fp8.c fp8_encode_group: enc(fl(x / s)), all 0 for s == 0 (s > 0 otherwise). */
 static void fp8_encode(const fp8_kind *K, const float *x, size_t len, float s, uint8_t *codes)
 {
@@ -1383,7 +1321,7 @@ static void fp8_quantize(const fp8_kind *K, const float *x, size_t n, unsigned g
     if (n == 0)
         return;
     if (p != NULL && p->tensor_absmax >= 0.0f) {
-        float s = fp8_rtn_scale(p->tensor_absmax, K->fmax);
+        float s = mx_fp8_rtn_scale(p->tensor_absmax, K->fmax);
         mx_fp8_st_f32le(scales, s);
         fp8_encode(K, x, n, s, codes);
         return;
@@ -1408,7 +1346,7 @@ static void fp8_quantize(const fp8_kind *K, const float *x, size_t n, unsigned g
             if (a > amax)
                 amax = a;
         }
-        s = fp8_rtn_scale(amax, K->fmax);
+        s = mx_fp8_rtn_scale(amax, K->fmax);
         if (p != NULL && p->search && s > 0.0f && amax <= FLT_MAX) {
             const float *w = p->importance ? p->importance + start : NULL;
             float best = fp8_group_error(K, xg, w, len, s);
