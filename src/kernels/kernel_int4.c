@@ -38,21 +38,8 @@ static void asymf16_quantize(int L, unsigned bits, const mx_search_ops *ops, con
                     st.hi = xg[i];
             }
         }
-        mh = mx_f16_round_down(st.lo);
-        m = mx_f16_to_f32(mh);
-        sh = mx_asym_cover_scale(m, (float)L, st.hi);
-        s = mx_f16_to_f32(sh);
-        if (search) {
-            float s2, m2;
-            mx_search_asym(ops, xg, p->importance ? p->importance + start : NULL, len, L, MX_ROUND_F16, &st, s, m,
-                           &s2, &m2);
-            if (s2 != s || m2 != m) {
-                s = s2;
-                m = m2;
-                sh = mx_f32_to_f16(s); /* exact: f16 values, zero min as +0 */
-                mh = mx_f32_to_f16(m);
-            }
-        }
+        mx_asym_group_scale(search ? ops : NULL, xg, search && p->importance ? p->importance + start : NULL, len, L,
+                            &st, &sh, &mh, &s, &m);
         mx_st16le(scales + 2 * j, sh);
         mx_st16le(mins + 2 * j, mh);
 

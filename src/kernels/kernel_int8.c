@@ -35,7 +35,7 @@ static void symf16_quantize(const symf16_type *T, const mx_search_ops *ops, cons
     for (start = 0, j = 0; start < n; start += g, j++) {
         size_t len = n - start < g ? n - start : g;
         const float *xg = x + start;
-        float amax = 0.0f, hi = xg[0], xm, d;
+        float amax = 0.0f, hi = xg[0], d;
         uint16_t h;
 
         for (size_t i = 0; i < len; i++) {
@@ -45,19 +45,8 @@ static void symf16_quantize(const symf16_type *T, const mx_search_ops *ops, cons
             if (xg[i] > hi)
                 hi = xg[i];
         }
-        xm = T->positive || hi == amax ? amax : -amax;
-        h = mx_sym_cover_scale(amax, T->top);
-        if (!T->positive && xm > 0.0f && h != 0)
-            h |= 0x8000u; /* negative d: xm -> -top */
-        d = mx_f16_to_f32(h);
-        if (search) {
-            const float *w = p->importance ? p->importance + start : NULL;
-            float ds = mx_search_sym(ops, xg, w, len, T->qlo, T->qhi, MX_ROUND_F16, T->positive, d, xm);
-            if (ds != d) {
-                d = ds;
-                h = mx_f32_to_f16(d); /* exact: d is an f16 value, never zero */
-            }
-        }
+        h = mx_sym_group_scale(search ? ops : NULL, xg, search && p->importance ? p->importance + start : NULL, len,
+                               T->qlo, T->qhi, T->top, T->positive, amax, hi, &d);
         mx_st16le(scales + 2 * j, h);
 
         for (size_t i = 0; i < len; i++) {

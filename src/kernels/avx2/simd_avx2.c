@@ -79,6 +79,7 @@ static inline uint16_t f16_down(float f)
 #define MX_K_F16_TO_F32 h2f
 #define MX_K_F16_UP f16_up
 #define MX_K_F16_DOWN f16_down
+#define MX_K_F32_TO_F16 f2h
 #include "kernels/kernel_dq_plain.h"
 #include "kernels/kernel_scale_rules.h"
 
@@ -674,7 +675,7 @@ static void sym_quantize(const symf16_type *T, const float *x, size_t n, unsigne
     for (size_t start = 0, j = 0; start < n; start += g, j++) {
         size_t len = n - start < g ? n - start : g;
         const float *xg = x + start;
-        float amax = 0.0f, hi = xg[0], xm, d;
+        float amax = 0.0f, hi = xg[0], d;
         size_t i = 0;
         uint16_t h;
 
@@ -702,19 +703,9 @@ static void sym_quantize(const symf16_type *T, const float *x, size_t n, unsigne
             if (xg[i] > hi)
                 hi = xg[i];
         }
-        xm = T->positive || hi == amax ? amax : -amax;
-        h = mx_sym_cover_scale(amax, T->top);
-        if (!T->positive && xm > 0.0f && h != 0)
-            h |= 0x8000u;
-        d = h2f(h);
-        if (search) {
-            const float *w = p->importance ? p->importance + start : NULL;
-            float ds = mx_search_sym(&mx_search_ops_avx2, xg, w, len, T->qlo, T->qhi, MX_ROUND_F16, T->positive, d, xm);
-            if (ds != d) {
-                d = ds;
-                h = f2h(d);
-            }
-        }
+        h = mx_sym_group_scale(search ? &mx_search_ops_avx2 : NULL, xg,
+                               search && p->importance ? p->importance + start : NULL, len, T->qlo, T->qhi, T->top,
+                               T->positive, amax, hi, &d);
         mx_st16le(scales + 2 * j, h);
 
         if (d == 0.0f) { /* all codes 0, stored as bias */
@@ -947,20 +938,7 @@ static void asym_quantize(int L, unsigned bits, const float *x, size_t n, unsign
                     st.hi = xg[i];
             }
         }
-        mh = f16_down(st.lo);
-        m = h2f(mh);
-        sh = mx_asym_cover_scale(m, (float)L, st.hi);
-        s = h2f(sh);
-        if (search) {
-            float s2, m2;
-            mx_search_asym(&mx_search_ops_avx2, xg, w, len, L, MX_ROUND_F16, &st, s, m, &s2, &m2);
-            if (s2 != s || m2 != m) {
-                s = s2;
-                m = m2;
-                sh = f2h(s);
-                mh = f2h(m);
-            }
-        }
+        mx_asym_group_scale(search ? &mx_search_ops_avx2 : NULL, xg, w, len, L, &st, &sh, &mh, &s, &m);
         mx_st16le(scales + 2 * j, sh);
         mx_st16le(mins + 2 * j, mh);
 

@@ -580,25 +580,14 @@ static void sym_quantize(const sym_type *T, const float *x, size_t n, unsigned g
     for (start = 0, j = 0; start < n; start += g, j++) {
         size_t len = n - start < g ? n - start : g;
         const float *xg = x + start;
-        float amax = absmax_ref(xg, len), lo, hi, xm, d;
+        float amax = absmax_ref(xg, len), lo, hi, d;
         uint16_t h;
         size_t i = 0;
 
         minmax_ref(xg, len, &lo, &hi);
-        xm = T->positive || hi == amax ? amax : -amax;
-        h = mx_sym_cover_scale(amax, T->top);
-        if (!T->positive && xm > 0.0f && h != 0)
-            h |= 0x8000u;
-        d = mx_f16_to_f32(h);
-        if (search) {
-            const float *w = p->importance ? p->importance + start : NULL;
-            float ds = mx_search_sym(&mx_search_ops_neon, xg, w, len, T->qlo, T->qhi, MX_ROUND_F16, T->positive, d,
-                                     xm);
-            if (ds != d) {
-                d = ds;
-                h = mx_f32_to_f16(d);
-            }
-        }
+        h = mx_sym_group_scale(search ? &mx_search_ops_neon : NULL, xg,
+                               search && p->importance ? p->importance + start : NULL, len, T->qlo, T->qhi, T->top,
+                               T->positive, amax, hi, &d);
         mx_st16le(scales + 2 * j, h);
 
         /* head up to a byte boundary, 16 at a time, tail */
@@ -782,20 +771,7 @@ static void asym_quantize(int L, unsigned bits, const float *x, size_t n, unsign
             n_stats(xg, w, len, &st);
         else
             minmax_ref(xg, len, &st.lo, &st.hi);
-        mh = mx_f16_round_down(st.lo);
-        m = mx_f16_to_f32(mh);
-        sh = mx_asym_cover_scale(m, Lf, st.hi);
-        s = mx_f16_to_f32(sh);
-        if (search) {
-            float s2, m2;
-            mx_search_asym(&mx_search_ops_neon, xg, w, len, L, MX_ROUND_F16, &st, s, m, &s2, &m2);
-            if (s2 != s || m2 != m) {
-                s = s2;
-                m = m2;
-                sh = mx_f32_to_f16(s);
-                mh = mx_f32_to_f16(m);
-            }
-        }
+        mx_asym_group_scale(search ? &mx_search_ops_neon : NULL, xg, w, len, L, &st, &sh, &mh, &s, &m);
         mx_st16le(scales + 2 * j, sh);
         mx_st16le(mins + 2 * j, mh);
 
