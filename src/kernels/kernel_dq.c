@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "common/half.h"
+#include "kernels/kernel_dq_plain.h"
 #include "kernels/kernel_scale_rules.h"
 #include "kernels/kernels.h"
 
@@ -112,7 +113,7 @@ static bool sym_covers(float d, int c, int qlo, float amax)
 static void dq_rtn_asym(const dq_type *T, const mx_gstats *st, int ng, dq_sb *r)
 {
     float lo[DQ_MAX_GROUPS] = {0}, hi[DQ_MAX_GROUPS] = {0}, m[DQ_MAX_GROUPS] = {0};
-    float minlo, maxlo, dm, d;
+    float d;
     int SC = T->chi, L = T->qhi;
     unsigned a, b;
 
@@ -120,52 +121,7 @@ static void dq_rtn_asym(const dq_type *T, const mx_gstats *st, int ng, dq_sb *r)
         lo[j] = st[j].lo;
         hi[j] = st[j].hi;
     }
-    minlo = maxlo = lo[0];
-    for (int j = 1; j < ng; j++) {
-        minlo = lo[j] < minlo ? lo[j] : minlo;
-        maxlo = lo[j] > maxlo ? lo[j] : maxlo;
-    }
-
-    /* Mins: m_j = dm * mc_j <= lo_j. */
-    if (minlo < 0.0f) {
-        /* dm = -(the smallest f16 h with SC * h >= -minlo); mc_j the smallest code with dm * mc_j <= lo_j. */
-        uint16_t h = mx_sym_cover_scale(-minlo, (float)SC);
-        r->mh = (uint16_t)(h | 0x8000u);
-        dm = -mx_f16_to_f32(h);
-        for (int j = 0; j < ng; j++) {
-            int c = 0;
-            if (lo[j] < 0.0f) {
-                c = (int)clampf(ceilf(lo[j] / dm), 0.0f, (float)SC, (float)SC);
-                while (c > 0 && dm * (float)(c - 1) <= lo[j])
-                    c--;
-                while (c < SC && dm * (float)c > lo[j])
-                    c++;
-            }
-            r->mc[j] = c;
-        }
-    } else {
-        /* dm = the largest f16 h with SC * h <= maxlo; mc_j the largest code with dm * mc_j <= lo_j. */
-        uint16_t h = mx_f16_round_down(maxlo / (float)SC);
-        while (h > 0 && (float)SC * mx_f16_to_f32(h) > maxlo)
-            h--;
-        while (h < 0x7BFFu && (float)SC * mx_f16_to_f32((uint16_t)(h + 1u)) <= maxlo)
-            h++;
-        r->mh = h;
-        dm = mx_f16_to_f32(h);
-        for (int j = 0; j < ng; j++) {
-            int c = 0;
-            if (dm > 0.0f) {
-                c = (int)clampf(floorf(lo[j] / dm), 0.0f, (float)SC, 0.0f);
-                while (c < SC && dm * (float)(c + 1) <= lo[j])
-                    c++;
-                while (c > 0 && dm * (float)c > lo[j])
-                    c--;
-            }
-            r->mc[j] = c;
-        }
-    }
-    for (int j = 0; j < ng; j++)
-        m[j] = dm * (float)r->mc[j];
+    mx_dq_plain_mins(SC, lo, ng, &r->mh, r->mc, m);
 
     /* d = the smallest f16 with every group covered at code SC; sc_j the smallest covering code. */
     a = 0;

@@ -3,8 +3,9 @@
  * super-block's scale / min codes from its group statistics, shared by the
  * SIMD paths (simd_avx2.c, simd_neon.c), which vectorise the statistics and
  * the element codes.  Same rules and results as kernel_dq.c's dq_rtn_asym /
- * dq_rtn_sym, which stay the independent reference (FORMAT.md §4.5-§4.8);
- * where those bisect for the smallest covering f16 scale or code, the
+ * dq_rtn_sym, which stay the independent reference (FORMAT.md §4.5-§4.8)
+ * for the scales; the mins rule (mx_dq_plain_mins) is the same computation
+ * there and is shared (kernel_dq.c calls it).  Where those bisect for the smallest covering f16 scale or code, the
  * rounded-up quotient is tried first (the tests are monotone, so the
  * smallest passing value is unique and found either way).
  *
@@ -107,14 +108,14 @@ static inline bool mx_dqp_asym_all(const float *m, const float *hi, int ng, floa
     } while (0)
 
 /*
- * Asymmetric types (element codes 0..L, scale and min codes 0..SC): r->mh,
- * r->mc, r->dh, r->sc of the ng (1..16) groups with minima lo[] and maxima hi[].
+ * The mins of an asymmetric super-block (FORMAT.md §4.5-§4.8), one rule for
+ * the SIMD paths and kernel_dq.c's reference: the f16 min scale *mh and the
+ * codes mc[] of the ng groups with minima lo[] (m_j = dm * mc_j <= lo_j),
+ * and the mins m[] themselves.
  */
-static inline void kernel_dq_plain_asym(int L, int SC, const float *lo, const float *hi, int ng, mx_dq_sb *r)
+static inline void mx_dq_plain_mins(int SC, const float *lo, int ng, uint16_t *mh, int *mc, float *m)
 {
-    float m[MX_DQ_MAX_GROUPS] = {0};
-    float minlo, maxlo, dm, d;
-    bool zero = true; /* d = 0 covers every group */
+    float minlo, maxlo, dm;
 
     minlo = maxlo = lo[0];
     for (int j = 1; j < ng; j++) {
@@ -125,7 +126,7 @@ static inline void kernel_dq_plain_asym(int L, int SC, const float *lo, const fl
     if (minlo < 0.0f) {
         /* dm = -(the smallest f16 h with SC * h >= -minlo); mc_j the smallest code with dm * mc_j <= lo_j. */
         uint16_t h = mx_sym_cover_scale(-minlo, (float)SC);
-        r->mh = (uint16_t)(h | 0x8000u);
+        *mh = (uint16_t)(h | 0x8000u);
         dm = -MX_K_F16_TO_F32(h);
         for (int j = 0; j < ng; j++) {
             int c = 0;
@@ -136,7 +137,7 @@ static inline void kernel_dq_plain_asym(int L, int SC, const float *lo, const fl
                 while (c < SC && dm * (float)c > lo[j])
                     c++;
             }
-            r->mc[j] = c;
+            mc[j] = c;
         }
     } else {
         /* dm = the largest f16 h with SC * h <= maxlo; mc_j the largest code with dm * mc_j <= lo_j. */
@@ -145,7 +146,7 @@ static inline void kernel_dq_plain_asym(int L, int SC, const float *lo, const fl
             h--;
         while (h < 0x7BFFu && (float)SC * MX_K_F16_TO_F32((uint16_t)(h + 1u)) <= maxlo)
             h++;
-        r->mh = h;
+        *mh = h;
         dm = MX_K_F16_TO_F32(h);
         for (int j = 0; j < ng; j++) {
             int c = 0;
@@ -156,11 +157,24 @@ static inline void kernel_dq_plain_asym(int L, int SC, const float *lo, const fl
                 while (c > 0 && dm * (float)c > lo[j])
                     c--;
             }
-            r->mc[j] = c;
+            mc[j] = c;
         }
     }
     for (int j = 0; j < ng; j++)
-        m[j] = dm * (float)r->mc[j];
+        m[j] = dm * (float)mc[j];
+}
+
+/*
+ * Asymmetric types (element codes 0..L, scale and min codes 0..SC): r->mh,
+ * r->mc, r->dh, r->sc of the ng (1..16) groups with minima lo[] and maxima hi[].
+ */
+static inline void kernel_dq_plain_asym(int L, int SC, const float *lo, const float *hi, int ng, mx_dq_sb *r)
+{
+    float m[MX_DQ_MAX_GROUPS] = {0};
+    float d;
+    bool zero = true; /* d = 0 covers every group */
+
+    mx_dq_plain_mins(SC, lo, ng, &r->mh, r->mc, m);
 
     /* d = the smallest f16 with every group covered at code SC; sc_j the smallest covering code. */
     for (int j = 0; j < ng; j++)
