@@ -23,8 +23,7 @@
 #include "kernels/kernel_scale_rules.h"
 #include "kernels/kernels.h"
 
-#define DQ_SUPER 256u
-#define DQ_MAX_GROUPS 16u /* 256 / the smallest group (16) */
+#define DQ_MAX_GROUPS MX_DQ_MAX_GROUPS
 #define DQ_REFIT 1        /* least-squares refits of the super-block scales */
 
 typedef struct dq_type {
@@ -41,12 +40,8 @@ static const dq_type T_INT2_DQ = {MIXQ_QT_INT2_DQ, true, 0, 3, 0, 15, 0, 0};
 static const dq_type T_INT3_DQ = {MIXQ_QT_INT3_DQ, false, -4, 3, -32, 31, 4, 32};
 static const dq_type T_INT6_DQ = {MIXQ_QT_INT6_DQ, false, -32, 31, -128, 127, 32, 128};
 
-/* One super-block's parameters. */
-typedef struct dq_sb {
-    uint16_t dh, mh;          /* f16 super-block scale (and min scale) */
-    int sc[DQ_MAX_GROUPS];    /* scale codes */
-    int mc[DQ_MAX_GROUPS];    /* min codes (asymmetric) */
-} dq_sb;
+/* One super-block's parameters (kernel_dq_plain.h). */
+typedef mx_dq_sb dq_sb;
 
 static bool finite_f(float v) { return v - v == 0.0f; }
 
@@ -416,7 +411,7 @@ static void dq_quantize(const dq_type *T, const mx_search_ops *ops, const float 
     uint8_t *mins = out.sec[MIXQ_SEC_MINS];
     uint8_t *sups = out.sec[MIXQ_SEC_SUPER_SCALES];
     uint8_t *supm = out.sec[MIXQ_SEC_SUPER_MINS];
-    unsigned G = group != 0 && group <= DQ_SUPER && DQ_SUPER % group == 0 ? group : 16u;
+    unsigned G = mx_dq_group(group);
     size_t ng = (n + G - 1) / G;
     size_t coff[QT_MAX_PLANES], soff[QT_MAX_PLANES];
     bool search = p != NULL && p->search;
@@ -428,13 +423,13 @@ static void dq_quantize(const dq_type *T, const mx_search_ops *ops, const float 
     if (T->asym)
         memset(mins, 0, mx_planes_bytes(qt->scale_planes, ng));
 
-    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += DQ_SUPER) {
-        size_t len = n - s0 < DQ_SUPER ? n - s0 : DQ_SUPER;
+    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += MX_DQ_SUPER) {
+        size_t len = n - s0 < MX_DQ_SUPER ? n - s0 : MX_DQ_SUPER;
         const float *xs = x + s0;
         const float *ws = search && p->importance ? p->importance + s0 : NULL;
         size_t j0 = s0 / G;
         dq_sb r;
-        uint8_t u[DQ_SUPER];
+        uint8_t u[MX_DQ_SUPER];
         int j = 0;
 
         mx_gstats st[DQ_MAX_GROUPS];
@@ -498,14 +493,14 @@ static void dq_dequantize(const dq_type *T, mx_crowptrs in, size_t n, unsigned g
     const uint8_t *mins = in.sec[MIXQ_SEC_MINS];
     const uint8_t *sups = in.sec[MIXQ_SEC_SUPER_SCALES];
     const uint8_t *supm = in.sec[MIXQ_SEC_SUPER_MINS];
-    unsigned G = group != 0 && group <= DQ_SUPER && DQ_SUPER % group == 0 ? group : 16u;
+    unsigned G = mx_dq_group(group);
     size_t ng = (n + G - 1) / G;
     size_t coff[QT_MAX_PLANES], soff[QT_MAX_PLANES];
 
     mx_planes_offsets(qt->code_planes, n, coff);
     mx_planes_offsets(qt->scale_planes, ng, soff);
     for (size_t j = 0, g0 = 0; g0 < n; j++, g0 += G) {
-        size_t gl = n - g0 < G ? n - g0 : G, b = g0 / DQ_SUPER;
+        size_t gl = n - g0 < G ? n - g0 : G, b = g0 / MX_DQ_SUPER;
         uint16_t dh = mx_ld16le(sups + 2 * b);
         float d = mx_f16_to_f32(dh);
         if (!mx_f16_bits_finite(dh) || (T->asym && !mx_f16_bits_finite(mx_ld16le(supm + 2 * b)))) {

@@ -23,9 +23,16 @@
 #include "common/half.h"
 #include "kernels/kernel_scale_rules.h" /* MX_K_F16_*: the f16 conversions used below */
 
+#define MX_DQ_SUPER 256u      /* weights per super-block */
 #define MX_DQ_MAX_GROUPS 16u /* groups per super-block: 256 / the smallest group (16) */
 
-/* One super-block's parameters (kernel_dq.c's dq_sb). */
+/* The group size a DQ row uses: group if it divides a super-block, else 16. */
+static inline unsigned mx_dq_group(unsigned group)
+{
+    return group != 0 && group <= MX_DQ_SUPER && MX_DQ_SUPER % group == 0 ? group : 16u;
+}
+
+/* One super-block's parameters (also kernel_dq.c's dq_sb). */
 typedef struct mx_dq_sb {
     uint16_t dh, mh;          /* f16 super-block scale (and min scale; 0 if symmetric) */
     int sc[MX_DQ_MAX_GROUPS]; /* scale codes (negative: symmetric group whose max |x| is its max) */

@@ -1393,7 +1393,6 @@ static void avx2_e5m2_dequantize_row(mx_crowptrs in, size_t n, unsigned group, f
 /* double-quantized types: int4_dq, int2_dq, int3_dq, int6_dq (kernel_dq.c) */
 /* ------------------------------------------------------------------------ */
 
-#define DQ_SUPER 256u
 #define DQ_MAX_GROUPS MX_DQ_MAX_GROUPS
 
 typedef struct dq_type {
@@ -1526,11 +1525,6 @@ static inline __m256i get_codes8(const uint8_t *base, const planes *P, size_t k)
     return u;
 }
 
-static unsigned dq_group(unsigned group)
-{
-    return group != 0 && group <= DQ_SUPER && DQ_SUPER % group == 0 ? group : 16u;
-}
-
 static void dq_quantize(const dq_type *T, const float *x, size_t n, unsigned group, const mx_qparams *p,
                         mx_rowptrs out)
 {
@@ -1540,10 +1534,10 @@ static void dq_quantize(const dq_type *T, const float *x, size_t n, unsigned gro
     uint8_t *mins = out.sec[MIXQ_SEC_MINS];
     uint8_t *sups = out.sec[MIXQ_SEC_SUPER_SCALES];
     uint8_t *supm = out.sec[MIXQ_SEC_SUPER_MINS];
-    unsigned G = dq_group(group);
+    unsigned G = mx_dq_group(group);
     size_t ng = (n + G - 1) / G;
     planes CP, SP;
-    uint8_t u[DQ_SUPER];
+    uint8_t u[MX_DQ_SUPER];
 
     if (p != NULL && p->search) {
         /* the reference drivers (two-level search), with the AVX2 passes */
@@ -1563,8 +1557,8 @@ static void dq_quantize(const dq_type *T, const float *x, size_t n, unsigned gro
 
     const __m256 vqlo = _mm256_set1_ps((float)T->qlo), vqhi = _mm256_set1_ps((float)T->qhi);
     const __m256i vqb = _mm256_set1_epi32((int)T->qbias);
-    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += DQ_SUPER) {
-        size_t len = n - s0 < DQ_SUPER ? n - s0 : DQ_SUPER;
+    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += MX_DQ_SUPER) {
+        size_t len = n - s0 < MX_DQ_SUPER ? n - s0 : MX_DQ_SUPER;
         const float *xs = x + s0;
         size_t j0 = s0 / G;
         float lo[DQ_MAX_GROUPS] = {0}, hi[DQ_MAX_GROUPS] = {0}, am[DQ_MAX_GROUPS] = {0};
@@ -1632,7 +1626,7 @@ static inline __attribute__((always_inline)) void dq_dequantize(const dq_type *T
     const uint8_t *mins = in.sec[MIXQ_SEC_MINS];
     const uint8_t *sups = in.sec[MIXQ_SEC_SUPER_SCALES];
     const uint8_t *supm = in.sec[MIXQ_SEC_SUPER_MINS];
-    unsigned G = dq_group(group);
+    unsigned G = mx_dq_group(group);
     size_t ng = (n + G - 1) / G;
     planes CP, SP;
 
@@ -1643,8 +1637,8 @@ static inline __attribute__((always_inline)) void dq_dequantize(const dq_type *T
     planes_init(&CP, qt->code_planes, n);
     planes_init(&SP, qt->scale_planes, ng);
     const __m256i vqb = _mm256_set1_epi32((int)T->qbias), vcb = _mm256_set1_epi32((int)T->cbias);
-    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += DQ_SUPER) {
-        size_t len = n - s0 < DQ_SUPER ? n - s0 : DQ_SUPER;
+    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += MX_DQ_SUPER) {
+        size_t len = n - s0 < MX_DQ_SUPER ? n - s0 : MX_DQ_SUPER;
         size_t j0 = s0 / G, nsb = (len + G - 1) / G, j = 0;
         uint16_t dh = mx_ld16le(sups + 2 * b), dmh = T->asym ? mx_ld16le(supm + 2 * b) : 0;
         if (!mx_f16_bits_finite(dh) || !mx_f16_bits_finite(dmh)) { /* kernels.h: non-finite scale parameters */

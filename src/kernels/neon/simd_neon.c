@@ -888,7 +888,6 @@ static const dq_desc D_INT2_DQ = {MIXQ_QT_INT2_DQ, true, 0, 3, 0, 15, 0, 0};
 static const dq_desc D_INT3_DQ = {MIXQ_QT_INT3_DQ, false, -4, 3, -32, 31, 4, 32};
 static const dq_desc D_INT6_DQ = {MIXQ_QT_INT6_DQ, false, -32, 31, -128, 127, 32, 128};
 
-#define DQ_SUPER 256u
 
 /* The group statistics as the reference computes them (vectorised), then kernel_dq_plain.h's plain choice. */
 static void dq_rtn_neon(const dq_desc *T, const float *x, size_t len, unsigned G, mx_dq_sb *r)
@@ -957,7 +956,7 @@ static void dq_quantize_neon(const dq_desc *T, const float *x, size_t n, unsigne
     uint8_t *mins = out.sec[MIXQ_SEC_MINS];
     uint8_t *sups = out.sec[MIXQ_SEC_SUPER_SCALES];
     uint8_t *supm = out.sec[MIXQ_SEC_SUPER_MINS];
-    unsigned G = group != 0 && group <= DQ_SUPER && DQ_SUPER % group == 0 ? group : 16u;
+    unsigned G = mx_dq_group(group);
     size_t ng = (n + G - 1) / G;
     size_t coff[QT_MAX_PLANES], soff[QT_MAX_PLANES];
     const float32x4_t vlo = vdupq_n_f32((float)T->qlo), vhi = vdupq_n_f32((float)T->qhi);
@@ -975,8 +974,8 @@ static void dq_quantize_neon(const dq_desc *T, const float *x, size_t n, unsigne
     if (T->asym)
         memset(mins, 0, mx_planes_bytes(qt->scale_planes, ng));
 
-    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += DQ_SUPER) {
-        size_t len = n - s0 < DQ_SUPER ? n - s0 : DQ_SUPER;
+    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += MX_DQ_SUPER) {
+        size_t len = n - s0 < MX_DQ_SUPER ? n - s0 : MX_DQ_SUPER;
         const float *xs = x + s0;
         size_t j0 = s0 / G;
         mx_dq_sb r;
@@ -1044,7 +1043,7 @@ static void dq_dequantize_neon(const dq_desc *T, mx_crowptrs in, size_t n, unsig
     const uint8_t *mins = in.sec[MIXQ_SEC_MINS];
     const uint8_t *sups = in.sec[MIXQ_SEC_SUPER_SCALES];
     const uint8_t *supm = in.sec[MIXQ_SEC_SUPER_MINS];
-    unsigned G = group != 0 && group <= DQ_SUPER && DQ_SUPER % group == 0 ? group : 16u;
+    unsigned G = mx_dq_group(group);
     size_t ng = (n + G - 1) / G;
     size_t coff[QT_MAX_PLANES], soff[QT_MAX_PLANES];
     const int16x8_t qb = vdupq_n_s16((int16_t)T->qbias);
@@ -1052,7 +1051,7 @@ static void dq_dequantize_neon(const dq_desc *T, mx_crowptrs in, size_t n, unsig
     mx_planes_offsets(qt->code_planes, n, coff);
     mx_planes_offsets(qt->scale_planes, ng, soff);
     for (size_t j = 0, g0 = 0; g0 < n; j++, g0 += G) {
-        size_t gl = n - g0 < G ? n - g0 : G, b = g0 / DQ_SUPER, i = 0;
+        size_t gl = n - g0 < G ? n - g0 : G, b = g0 / MX_DQ_SUPER, i = 0;
         uint16_t dh = mx_ld16le(sups + 2 * b);
         if (!mx_f16_bits_finite(dh) || (T->asym && !mx_f16_bits_finite(mx_ld16le(supm + 2 * b)))) {
             /* kernels.h: non-finite scale parameters (the super-block's groups all take this branch) */
