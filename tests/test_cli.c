@@ -8,8 +8,6 @@
 #include "reader/st_reader.h"
 #include "test_support.h"
 
-#define RUN(out, err, ...) ts_run_cli((const char *const[]){__VA_ARGS__, NULL}, out, err)
-
 /* Converts testdata/<model> with extra args into dir/out.mxq; returns its path. */
 static char *convert(const char *dir, const char *model, const char *type)
 {

@@ -21,8 +21,6 @@
 #include "reader/st_reader.h"
 #include "test_support.h"
 
-#define RUN(out, err, ...) ts_run_cli((const char *const[]){__VA_ARGS__, NULL}, out, err)
-
 /* Converts testdata/<model> (or any path) to dir/<name> with the given type; returns the output path. */
 static char *convert_to(const char *dir, const char *in, const char *name, mixq_qtype type)
 {

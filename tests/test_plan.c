@@ -22,8 +22,6 @@
 #include "kernels/simd.h"
 #include "test_support.h"
 
-#define RUN(out, err, ...) ts_run_cli((const char *const[]){__VA_ARGS__, NULL}, out, err)
-
 static mixq_plan *make_plan(const char *in, const mixq_plan_options *o)
 {
     mixq_error err;
