@@ -136,7 +136,6 @@ static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **pla
             if (cli_parse_uint(optarg, 1024, &n) != 0 || n == 0)
                 return cli_usage_error("convert", "--threads takes a number from 1 to 1024, not '%s'", optarg);
             opts.threads = (unsigned)n;
-            po->po.threads = (int)n; /* measuring threads when planning here */
             break;
         }
         case 'f': opts.force = 1; break;

@@ -30,72 +30,86 @@ const qtype_desc mx_qtypes[MIXQ_QT_COUNT] = {
     PLAIN(MIXQ_QT_F32, "f32", ST_F32, 32, "IEEE binary32"),
     PLAIN(MIXQ_QT_F16, "f16", ST_F16, 16, "IEEE binary16"),
     PLAIN(MIXQ_QT_BF16, "bf16", ST_BF16, 16, "bfloat16"),
-    [MIXQ_QT_INT8] = {.name = "int8", .id = MIXQ_QT_INT8, .help = "8-bit symmetric, f16 scale per group",
+    [MIXQ_QT_INT8] = {.name = "int8", .id = MIXQ_QT_INT8,
+                      .help = "8-bit symmetric, f16 scale per group",
                       .code_min = -127, .code_max = 127, .code_bias = 0, .quantized = true, .symmetric = true,
                       .code_bits = 8, .code_planes = {8}, .scale_kind = QS_F16, .scale_bits = 16,
                       .scale_planes = {16}, .group_min = 32, .group_max = 256, .group_default = 128,
                       .allow_row_group = true, .sections = S_CS,
                       .quantize_row = kernel_int8_quantize_row,
                       .dequantize_row = kernel_int8_dequantize_row},
-    [MIXQ_QT_INT4] = {.name = "int4", .id = MIXQ_QT_INT4, .help = "4-bit asymmetric, f16 scale and min",
+    [MIXQ_QT_INT4] = {.name = "int4", .id = MIXQ_QT_INT4,
+                      .help = "4-bit asymmetric, f16 scale and min",
                       .code_min = 0, .code_max = 15, .code_bias = 0, .quantized = true, .symmetric = false,
                       .code_bits = 4, .code_planes = {4}, .scale_kind = QS_F16, .scale_bits = 16,
                       .scale_planes = {16}, .group_min = 16, .group_max = 256, .group_default = 64,
                       .sections = S_CSM, .quantize_row = kernel_int4_quantize_row,
                       .dequantize_row = kernel_int4_dequantize_row},
-    [MIXQ_QT_INT4S] = {.name = "int4s", .id = MIXQ_QT_INT4S, .help = "4-bit symmetric, signed f16 scale",
+    [MIXQ_QT_INT4S] = {.name = "int4s", .id = MIXQ_QT_INT4S,
+                       .help = "4-bit symmetric, signed f16 scale",
                        .code_min = -8, .code_max = 7, .code_bias = 8, .quantized = true, .symmetric = true,
                        .code_bits = 4, .code_planes = {4}, .scale_kind = QS_F16, .scale_bits = 16,
                        .scale_planes = {16}, .group_min = 16, .group_max = 256, .group_default = 32,
                        .sections = S_CS, .quantize_row = kernel_int4s_quantize_row,
                       .dequantize_row = kernel_int4s_dequantize_row},
-    [MIXQ_QT_INT2] = {.name = "int2", .id = MIXQ_QT_INT2, .help = "2-bit asymmetric, f16 scale and min",
+    [MIXQ_QT_INT2] = {.name = "int2", .id = MIXQ_QT_INT2,
+                      .help = "2-bit asymmetric, f16 scale and min",
                       .code_min = 0, .code_max = 3, .code_bias = 0, .quantized = true, .symmetric = false,
                       .code_bits = 2, .code_planes = {2}, .scale_kind = QS_F16, .scale_bits = 16,
                       .scale_planes = {16}, .group_min = 16, .group_max = 128, .group_default = 32,
                       .sections = S_CSM, .quantize_row = kernel_int2_quantize_row,
                       .dequantize_row = kernel_int2_dequantize_row},
-    [MIXQ_QT_FP8_E4M3] = {.name = "fp8_e4m3", .id = MIXQ_QT_FP8_E4M3, .help = "OCP FP8 E4M3, f32 scale per group/tensor",
+    [MIXQ_QT_FP8_E4M3] = {.name = "fp8_e4m3", .id = MIXQ_QT_FP8_E4M3,
+                          .help = "OCP FP8 E4M3, f32 scale per group/tensor",
                           .code_min = 0, .code_max = 255, .code_bias = 0, .quantized = true, .symmetric = true,
                           .code_bits = 8, .code_planes = {8}, .scale_kind = QS_F32, .scale_bits = 32,
                           .scale_planes = {32}, .group_min = 32, .group_max = 256, .group_default = 0,
                           .allow_row_group = true, .tensor_scale = true, .sections = S_CS,
                           .quantize_row = kernel_fp8_e4m3_quantize_row,
                           .dequantize_row = kernel_fp8_e4m3_dequantize_row},
-    [MIXQ_QT_FP8_E5M2] = {.name = "fp8_e5m2", .id = MIXQ_QT_FP8_E5M2, .help = "OCP FP8 E5M2, f32 scale per group/tensor",
+    [MIXQ_QT_FP8_E5M2] = {.name = "fp8_e5m2", .id = MIXQ_QT_FP8_E5M2,
+                          .help = "OCP FP8 E5M2, f32 scale per group/tensor",
                           .code_min = 0, .code_max = 255, .code_bias = 0, .quantized = true, .symmetric = true,
                           .code_bits = 8, .code_planes = {8}, .scale_kind = QS_F32, .scale_bits = 32,
                           .scale_planes = {32}, .group_min = 32, .group_max = 256, .group_default = 0,
                           .allow_row_group = true, .tensor_scale = true, .sections = S_CS,
                           .quantize_row = kernel_fp8_e5m2_quantize_row,
                           .dequantize_row = kernel_fp8_e5m2_dequantize_row},
-    [MIXQ_QT_INT4_DQ] = {.name = "int4_dq", .id = MIXQ_QT_INT4_DQ, .help = "4-bit asymmetric, double-quantized scales",
+    [MIXQ_QT_INT4_DQ] = {.name = "int4_dq", .id = MIXQ_QT_INT4_DQ,
+                         .help = "4-bit asymmetric, double-quantized scales",
                          .code_min = 0, .code_max = 15, .code_bias = 0,
-                         .scale_code_min = 0, .scale_code_max = 63, .scale_code_bias = 0, .quantized = true, .symmetric = false,
+                         .scale_code_min = 0, .scale_code_max = 63, .scale_code_bias = 0,
+                         .quantized = true, .symmetric = false,
                          .code_bits = 4, .code_planes = {4}, .scale_kind = QS_CODE, .scale_bits = 6,
                          .scale_planes = {4, 2}, .group_min = 16, .group_max = 64, .group_default = 32,
                          .super_block = 256, .sections = S_CSM | S_SUPM,
                          .quantize_row = kernel_int4_dq_quantize_row,
                          .dequantize_row = kernel_int4_dq_dequantize_row},
-    [MIXQ_QT_INT2_DQ] = {.name = "int2_dq", .id = MIXQ_QT_INT2_DQ, .help = "2-bit asymmetric, double-quantized scales",
+    [MIXQ_QT_INT2_DQ] = {.name = "int2_dq", .id = MIXQ_QT_INT2_DQ,
+                         .help = "2-bit asymmetric, double-quantized scales",
                          .code_min = 0, .code_max = 3, .code_bias = 0,
-                         .scale_code_min = 0, .scale_code_max = 15, .scale_code_bias = 0, .quantized = true, .symmetric = false,
+                         .scale_code_min = 0, .scale_code_max = 15, .scale_code_bias = 0,
+                         .quantized = true, .symmetric = false,
                          .code_bits = 2, .code_planes = {2}, .scale_kind = QS_CODE, .scale_bits = 4,
                          .scale_planes = {4}, .group_min = 16, .group_max = 16, .group_default = 16,
                          .super_block = 256, .sections = S_CSM | S_SUPM,
                          .quantize_row = kernel_int2_dq_quantize_row,
                          .dequantize_row = kernel_int2_dq_dequantize_row},
-    [MIXQ_QT_INT3_DQ] = {.name = "int3_dq", .id = MIXQ_QT_INT3_DQ, .help = "3-bit symmetric, double-quantized scales",
+    [MIXQ_QT_INT3_DQ] = {.name = "int3_dq", .id = MIXQ_QT_INT3_DQ,
+                         .help = "3-bit symmetric, double-quantized scales",
                          .code_min = -4, .code_max = 3, .code_bias = 4,
-                         .scale_code_min = -32, .scale_code_max = 31, .scale_code_bias = 32, .quantized = true, .symmetric = true,
+                         .scale_code_min = -32, .scale_code_max = 31, .scale_code_bias = 32,
+                         .quantized = true, .symmetric = true,
                          .code_bits = 3, .code_planes = {2, 1}, .scale_kind = QS_CODE, .scale_bits = 6,
                          .scale_planes = {4, 2}, .group_min = 16, .group_max = 16, .group_default = 16,
                          .super_block = 256, .sections = S_CS | S_SUP,
                          .quantize_row = kernel_int3_dq_quantize_row,
                          .dequantize_row = kernel_int3_dq_dequantize_row},
-    [MIXQ_QT_INT6_DQ] = {.name = "int6_dq", .id = MIXQ_QT_INT6_DQ, .help = "6-bit symmetric, double-quantized scales",
+    [MIXQ_QT_INT6_DQ] = {.name = "int6_dq", .id = MIXQ_QT_INT6_DQ,
+                         .help = "6-bit symmetric, double-quantized scales",
                          .code_min = -32, .code_max = 31, .code_bias = 32,
-                         .scale_code_min = -128, .scale_code_max = 127, .scale_code_bias = 128, .quantized = true, .symmetric = true,
+                         .scale_code_min = -128, .scale_code_max = 127, .scale_code_bias = 128,
+                         .quantized = true, .symmetric = true,
                          .code_bits = 6, .code_planes = {4, 2}, .scale_kind = QS_CODE, .scale_bits = 8,
                          .scale_planes = {8}, .group_min = 16, .group_max = 16, .group_default = 16,
                          .super_block = 256, .sections = S_CS | S_SUP,
@@ -172,14 +186,6 @@ bool qtype_load_plain(const qtype_desc *qt, const void *src, size_t n, float *ou
     }
 }
 
-/* Appends with snprintf semantics, never past len; *at may exceed len after a truncation. */
-static void put(char *buf, size_t len, size_t *at, const char *fmt, const char *a)
-{
-    int w = snprintf(buf + (*at < len ? *at : len - 1), *at < len ? len - *at : 1, fmt, a);
-    if (w > 0)
-        *at += (size_t)w;
-}
-
 const char *qtype_name_list(char *buf, size_t len)
 {
     unsigned n = 0, k = 0;
@@ -189,11 +195,14 @@ const char *qtype_name_list(char *buf, size_t len)
     buf[0] = '\0';
     for (unsigned i = 0; i < MIXQ_QT_COUNT; i++)
         n += mx_qtypes[i].name != NULL && i != MIXQ_QT_RAW;
-    for (unsigned i = 0; i < MIXQ_QT_COUNT; i++) {
+    for (unsigned i = 0; i < MIXQ_QT_COUNT && at < len; i++) {
         if (mx_qtypes[i].name == NULL || i == MIXQ_QT_RAW)
             continue;
         k++;
-        put(buf, len, &at, k == 1 ? "%s" : k == n ? " or %s" : ", %s", mx_qtypes[i].name);
+        int w = snprintf(buf + at, len - at, "%s%s", k == 1 ? "" : k == n ? " or " : ", ", mx_qtypes[i].name);
+        if (w < 0)
+            break;
+        at += (size_t)w; /* at >= len after a truncation: the loop stops */
     }
     return buf;
 }
