@@ -8,6 +8,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "kernels/qtype.h"
 
 static const char usage[] =
     "Usage: mixq export FILE -o OUT [--dtype f32|f16|bf16] [--force] [--quiet]\n"
@@ -47,7 +48,7 @@ int cmd_export(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'd':
             if (mixq_qtype_from_name(optarg, &opts.dtype) != MIXQ_OK ||
-                (opts.dtype != MIXQ_QT_F32 && opts.dtype != MIXQ_QT_F16 && opts.dtype != MIXQ_QT_BF16))
+                qtype_data_dtype(qtype_get(opts.dtype), ST_DTYPE_COUNT) == ST_DTYPE_COUNT) /* not f32/f16/bf16 */
                 return cli_usage_error("export", "unknown dtype '%s' (choose f32, f16 or bf16)", optarg);
             break;
         case 'f': opts.force = 1; break;

@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "convert/convert_options.h"
+#include "kernels/qtype.h"
 #include "reader/st_reader.h"
 
 /* Elements per block (a quantized tensor is read in whole rows: at least one). */
@@ -222,18 +223,14 @@ static void bufs_free(bufs *b)
 /* Types whose data section holds plain values (read directly, in any element range). */
 static bool is_plain(mixq_qtype q)
 {
-    return q == MIXQ_QT_RAW || q == MIXQ_QT_F32 || q == MIXQ_QT_F16 || q == MIXQ_QT_BF16;
+    const qtype_desc *qt = qtype_get(q);
+    return qt != NULL && qt->plain;
 }
 
-/* The element dtype of a plain container tensor's data section. */
+/* The element dtype of a plain container tensor's data section (raw: the source dtype). */
 static st_dtype plain_dtype(const mixq_tensor_info *in, st_dtype src)
 {
-    switch (in->qtype) {
-    case MIXQ_QT_F32: return ST_F32;
-    case MIXQ_QT_F16: return ST_F16;
-    case MIXQ_QT_BF16: return ST_BF16;
-    default: return src;
-    }
+    return qtype_data_dtype(qtype_get(in->qtype), src);
 }
 
 /* ---------------------------------------------------------------------- */

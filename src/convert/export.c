@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "convert/convert_options.h"
 #include "common/half.h"
+#include "kernels/qtype.h"
 #include "kernels/simd.h"
 #include "reader/st_reader.h"
 
@@ -49,26 +50,17 @@ typedef struct ex_ctx {
     size_t cap;          /* elements both hold */
 } ex_ctx;
 
-static st_dtype out_dtype_of(mixq_qtype q)
-{
-    return q == MIXQ_QT_F16 ? ST_F16 : q == MIXQ_QT_BF16 ? ST_BF16 : ST_F32;
-}
-
 /* Types whose data section holds plain values (read directly, in any element range). */
 static bool is_plain(mixq_qtype q)
 {
-    return q == MIXQ_QT_RAW || q == MIXQ_QT_F32 || q == MIXQ_QT_F16 || q == MIXQ_QT_BF16;
+    const qtype_desc *qt = qtype_get(q);
+    return qt != NULL && qt->plain;
 }
 
 /* The element dtype of a plain container tensor's data section (raw: the source dtype). */
 static st_dtype plain_dtype(const mixq_tensor_info *in, st_dtype src)
 {
-    switch (in->qtype) {
-    case MIXQ_QT_F32: return ST_F32;
-    case MIXQ_QT_F16: return ST_F16;
-    case MIXQ_QT_BF16: return ST_BF16;
-    default: return src;
-    }
+    return qtype_data_dtype(qtype_get(in->qtype), src);
 }
 
 static int reserve(ex_ctx *c, size_t n)
@@ -222,7 +214,7 @@ static mixq_status build_header(ex_ctx *c, plan *plans, char **text, size_t *len
         }
         plan *p = &plans[i];
         p->copy = in.qtype == MIXQ_QT_RAW && !st_dtypes[src].is_float;
-        p->out = p->copy ? src : out_dtype_of(c->opts->dtype);
+        p->out = p->copy ? src : qtype_get(c->opts->dtype)->plain_dtype;
         p->data = plain_dtype(&in, src);
         uint64_t bytes;
         if (!ck_mul(in.n_elements, st_dtypes[p->out].size, &bytes) || !ck_add(off, bytes, &p->end)) {
@@ -288,7 +280,8 @@ mixq_status mixq_export(const char *container_path, const char *out_path, const 
     if (so != MIXQ_OK) return so;
     if (!container_path || !out_path)
         return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_export: input and output paths are required");
-    if (opts->dtype != MIXQ_QT_F32 && opts->dtype != MIXQ_QT_F16 && opts->dtype != MIXQ_QT_BF16)
+    const qtype_desc *oqt = qtype_get(opts->dtype);
+    if (!oqt || !oqt->plain || oqt->plain_dtype == ST_DTYPE_COUNT) /* f32, f16 or bf16 */
         return mx_err(err, MIXQ_E_INVALID_ARG, "%s: cannot export to type %d (choose f32, f16 or bf16)", out_path,
                       (int)opts->dtype);
     mixq_status s = check_not_input(container_path, out_path, err);
