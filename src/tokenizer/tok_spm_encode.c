@@ -134,7 +134,13 @@ typedef struct vnode {
     uint8_t set;
 } vnode;
 
-/* Unigram over the normalized string (sentencepiece's unigram EncodeOptimized). */
+/*
+ * Unigram over the normalized string (sentencepiece's unigram
+ * EncodeOptimized): the best path ending at each position.  Its arithmetic is
+ * kept exactly: a candidate is computed and compared in double (the piece
+ * score expression there is a double), and stored as a float; rounding
+ * decides between paths of equal score.
+ */
 static int unigram_encode(const mx_tok *tok, const char *s, size_t n, tok_ids *ids, tok_ids *spans)
 {
     uint64_t bytes;
@@ -156,9 +162,9 @@ static int unigram_encode(const mx_tok *tok, const char *s, size_t n, tok_ids *i
             chars++;
             int32_t id = tv_find(&tok->v, s + pos, end - pos);
             if (id < 0 || tok->type[id] == SPT_UNUSED || !is_segment_type(tok->type[id])) continue;
-            float sc = tok->type[id] == SPT_USER ? (float)(end - pos) * tok->max_score - 0.1f : tok->score[id];
-            float cand = sc + best[pos].score;
-            if (!best[end].set || cand > best[end].score) best[end] = (vnode){cand, id, (uint32_t)pos, 1};
+            double sc = tok->type[id] == SPT_USER ? (double)(end - pos) * tok->max_score - 0.1 : tok->score[id];
+            double cand = sc + best[pos].score;
+            if (!best[end].set || cand > best[end].score) best[end] = (vnode){(float)cand, id, (uint32_t)pos, 1};
             if (end - pos == first) single = 1;
         }
         if (!single) {

@@ -3,6 +3,7 @@
  * ModelProto, src/sentencepiece_model.proto of google/sentencepiece) by hand:
  * every varint and length is bounds-checked against its message.
  */
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -249,15 +250,16 @@ mixq_status tok_spm_load(mx_tok *tok, const uint8_t *data, size_t len, mixq_erro
                       mx_shown(tok->v.text.p + tok->v.off[dup], (char[MX_SHOWN_BUF]){0}));
 
     tok->unk = -1;
-    int first = 1;
+    /* as sentencepiece's unigram model: the maximum starts at FLT_MIN (the smallest positive float, not the most
+       negative), so with all scores negative a user-defined piece scores about -0.1 */
+    tok->min_score = FLT_MAX;
+    tok->max_score = FLT_MIN;
     for (uint32_t i = 0; i < tok->v.n; i++) {
         if (tok->type[i] == SPT_UNKNOWN && tok->unk < 0) tok->unk = (int32_t)i;
         if (tok->type[i] == SPT_UNUSED) tok->has_unused = 1;
         if (tok->type[i] != SPT_NORMAL) continue;
-        float sc = tok->score[i];
-        if (first || sc < tok->min_score) tok->min_score = sc;
-        if (first || sc > tok->max_score) tok->max_score = sc;
-        first = 0;
+        if (tok->score[i] < tok->min_score) tok->min_score = tok->score[i];
+        if (tok->score[i] > tok->max_score) tok->max_score = tok->score[i];
     }
     if (tok->unk < 0) return mx_err(err, MIXQ_E_FORMAT, "%s: no piece of type UNKNOWN (<unk>)", tok->name);
     mixq_status st = special_id(tok, s.bos_id, "bos_id", &tok->bos, err);
