@@ -35,18 +35,34 @@ static int pl_add(plist *l, const char *s, size_t n)
     return 0;
 }
 
-/* Whether normalization form kind leaves code point cp unchanged in any context (conservative ranges). */
+/*
+ * Code points that NFC leaves unchanged in any context: canonical combining
+ * class 0, NFC_Quick_Check=Yes (Unicode's DerivedNormalizationProps), so a
+ * string of them only is already in NFC.  A conservative subset: Latin to
+ * U+02FF, Latin Extended Additional, Cyrillic letters, general punctuation to
+ * the arrows, math, box drawing and shapes (without U+2000-2001, the
+ * combining marks U+20D0-20F0, U+2126, U+212A-212B, U+2329-232A, U+2ADC),
+ * CJK punctuation, kana, CJK ideographs, Hangul syllables, full-width forms,
+ * emoji.
+ */
+static const uint32_t nfc_stable[][2] = {
+    {0x0000, 0x02FF}, {0x0400, 0x0482}, {0x048A, 0x04FF}, {0x1E00, 0x1EFF}, {0x2002, 0x20CF},
+    {0x20F1, 0x2125}, {0x2127, 0x2129}, {0x212C, 0x2328}, {0x232B, 0x2ADB}, {0x2ADD, 0x2BFF},
+    {0x3000, 0x3029}, {0x3030, 0x303F}, {0x3041, 0x3096}, {0x30A0, 0x30FF}, {0x4E00, 0x9FFF},
+    {0xAC00, 0xD7A3}, {0xFF01, 0xFFEE}, {0x1F000, 0x1FAFF},
+};
+
+/* Whether normalization form kind leaves code point cp unchanged in any context (conservative). */
 static int nf_stable(int kind, uint32_t cp)
 {
     if (cp < 0x80) return 1;
     if (kind == TN_NFC) {
-        return cp < 0x300 || (cp >= 0x400 && cp <= 0x482) || (cp >= 0x48A && cp <= 0x4FF) ||
-               (cp >= 0x2010 && cp <= 0x2027) || (cp >= 0x3000 && cp <= 0x3029) || (cp >= 0x3041 && cp <= 0x3096) ||
-               (cp >= 0x30A1 && cp <= 0x30FA) || (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xAC00 && cp <= 0xD7A3) ||
-               (cp >= 0x1F300 && cp <= 0x1F5FF) || (cp >= 0x1F600 && cp <= 0x1F64F);
+        for (size_t i = 0; i < sizeof nfc_stable / sizeof nfc_stable[0]; i++)
+            if (cp >= nfc_stable[i][0] && cp <= nfc_stable[i][1]) return 1;
+        return 0;
     }
     if (kind == TN_NFKC) return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0xAC00 && cp <= 0xD7A3);
-    return cp >= 0x4E00 && cp <= 0x9FFF; /* NFD, NFKD */
+    return cp >= 0x4E00 && cp <= 0x9FFF; /* NFD, NFKD: Hangul syllables decompose */
 }
 
 /* Applies the normalizers to one segment (out gets the result); an unsupported change is an error. */
@@ -81,7 +97,7 @@ static mixq_status normalize(const mx_tok *tok, const char *s, size_t n, size_t 
                     free(tmp.p);
                     return mx_err(err, MIXQ_E_UNSUPPORTED,
                                   "%s: %s normalization of U+%04X (near text byte %zu) is not supported", tok->name,
-                                  names[t->kind], (unsigned)cp, base);
+                                  names[t->kind], (unsigned)cp, base + i);
                 }
                 i += c;
             }

@@ -1,0 +1,26 @@
+// Reference ids from the Hugging Face tokenizers library (@anush008/tokenizers)
+// for tests/test_tokenizer_json.c.
+//   node ref.js TOKENIZER_JSON STRINGS   STRINGS: UTF-8 texts separated by NUL bytes;
+//                                        prints one line of space-separated ids per text
+//   node ref.js --check                  exits 0 if the packages load, 77 if not
+const fs = require('fs');
+let Tokenizer;
+try {
+  ({ Tokenizer } = require('@anush008/tokenizers'));
+} catch (e) {
+  process.exit(77);
+}
+if (process.argv[2] === '--check') process.exit(0);
+(async () => {
+  const tok = Tokenizer.fromFile(process.argv[2]);
+  const texts = fs.readFileSync(process.argv[3]).toString('utf8').split('\0');
+  const out = [];
+  for (const t of texts) {
+    const e = await tok.encode(t, null, { addSpecialTokens: false });
+    out.push(e.getIds().join(' '));
+  }
+  process.stdout.write(out.join('\n') + '\n');
+})().catch((e) => {
+  console.error(String(e));
+  process.exit(1);
+});
