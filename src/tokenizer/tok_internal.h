@@ -147,6 +147,7 @@ struct mx_tok {
     /* SentencePiece */
     int spm_unigram, byte_fallback, add_dummy_prefix, remove_extra_ws, escape_ws, has_unused;
     float min_score, max_score;
+    uint32_t max_piece_chars; /* longest segmenting piece, in characters (unigram lattice width) */
     int32_t *user;          /* USER_DEFINED ids, longest first */
     size_t n_user;
     /* tokenizer.json */

@@ -155,7 +155,7 @@ static int unigram_encode(const mx_tok *tok, const char *s, size_t n, tok_ids *i
         if (!first) first = 1;
         int single = 0;
         size_t end = pos, chars = 0;
-        while (end < n && chars < 64) { /* pieces longer than 64 characters are never matched */
+        while (end < n && chars < tok->max_piece_chars) {
             uint32_t cp;
             size_t k = tu_char(s + end, n - end, &cp);
             end += k ? k : 1;

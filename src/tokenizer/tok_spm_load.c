@@ -257,6 +257,12 @@ mixq_status tok_spm_load(mx_tok *tok, const uint8_t *data, size_t len, mixq_erro
     for (uint32_t i = 0; i < tok->v.n; i++) {
         if (tok->type[i] == SPT_UNKNOWN && tok->unk < 0) tok->unk = (int32_t)i;
         if (tok->type[i] == SPT_UNUSED) tok->has_unused = 1;
+        if (tok->type[i] == SPT_NORMAL || tok->type[i] == SPT_USER) {
+            const char *p = tok->v.text.p + tok->v.off[i];
+            uint32_t chars = 0;
+            for (uint32_t k = 0; k < tok->v.len[i]; k++) chars += ((unsigned char)p[k] & 0xC0) != 0x80;
+            if (chars > tok->max_piece_chars) tok->max_piece_chars = chars;
+        }
         if (tok->type[i] != SPT_NORMAL) continue;
         if (tok->score[i] < tok->min_score) tok->min_score = tok->score[i];
         if (tok->score[i] > tok->max_score) tok->max_score = tok->score[i];
