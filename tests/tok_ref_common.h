@@ -17,8 +17,8 @@ typedef struct tref_texts {
     size_t n;
 } tref_texts;
 
-/* The handcrafted strings, then (when eval_text is non-NULL) its lines and the whole of it. */
-void tref_texts_build(tref_texts *t, const char *eval_text);
+/* The handcrafted strings, then (when eval_text is non-NULL) its first max_lines lines and the whole of it. */
+void tref_texts_build(tref_texts *t, const char *eval_text, size_t max_lines);
 void tref_texts_free(tref_texts *t);
 /* Writes the texts separated by NUL bytes into a temporary file; returns its malloc'd path. */
 char *tref_write(const tref_texts *t, const char *dir);

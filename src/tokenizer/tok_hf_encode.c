@@ -205,7 +205,9 @@ static int pre_step(const tok_pre *t, const plist *in, plist *out, int first, pc
             pl_free(&parts);
         } else { /* Metaspace: ' ' -> replacement, maybe a leading one, split before each */
             int pre = t->prepend == TP_PREPEND_ALWAYS || (t->prepend == TP_PREPEND_FIRST && first && i == 0);
-            if (pre && !(n >= t->repl_len && memcmp(s, t->repl, t->repl_len) == 0)) rc = tb_add(&tmp, t->repl, t->repl_len);
+            /* prepended unless the piece starts with the replacement once spaces are replaced */
+            if (pre && s[0] != ' ' && !(n >= t->repl_len && memcmp(s, t->repl, t->repl_len) == 0))
+                rc = tb_add(&tmp, t->repl, t->repl_len);
             for (size_t k = 0; k < n && !rc; k++)
                 rc = s[k] == ' ' ? tb_add(&tmp, t->repl, t->repl_len) : tb_add(&tmp, s + k, 1);
             if (rc) break;

@@ -154,6 +154,7 @@ static mixq_status add_pre(hf_ld *l, json_t *n, int depth)
         return MIXQ_OK;
     } else if (strcmp(type, "ByteLevel") == 0) {
         t.kind = TP_BYTELEVEL;
+        t.behavior = TP_ISOLATED; /* its regex splits like an Isolated Split */
         t.add_prefix_space = get_bool(n, "add_prefix_space", 1);
         t.use_regex = get_bool(n, "use_regex", 1);
         if (t.add_prefix_space < 0 || t.use_regex < 0) return bad(l, "pre_tokenizer ByteLevel: a flag is not a boolean");

@@ -3,6 +3,10 @@
 //   node ref.js TOKENIZER_JSON STRINGS   STRINGS: UTF-8 texts separated by NUL bytes;
 //                                        prints one line of space-separated ids per text
 //   node ref.js --check                  exits 0 if the packages load, 77 if not
+//   node ref.js --variant KIND IN OUT    writes IN with other normalizer/pre-tokenizer settings:
+//                                        gpt2 (ByteLevel with its regex and a prefix space),
+//                                        metaspace-first (Metaspace, prepend_scheme first, no split),
+//                                        metaspace-split (Metaspace, prepend_scheme always, split)
 const fs = require('fs');
 let Tokenizer;
 try {
@@ -11,6 +15,19 @@ try {
   process.exit(77);
 }
 if (process.argv[2] === '--check') process.exit(0);
+if (process.argv[2] === '--variant') {
+  const j = JSON.parse(fs.readFileSync(process.argv[4], 'utf8'));
+  const kind = process.argv[3];
+  j.normalizer = null;
+  if (kind === 'gpt2') {
+    j.pre_tokenizer = { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true };
+  } else {
+    j.pre_tokenizer = { type: 'Metaspace', replacement: '\u2581', prepend_scheme: kind === 'metaspace-first' ? 'first' : 'always',
+                        split: kind === 'metaspace-split' };
+  }
+  fs.writeFileSync(process.argv[5], JSON.stringify(j));
+  process.exit(0);
+}
 (async () => {
   const tok = Tokenizer.fromFile(process.argv[2]);
   const texts = fs.readFileSync(process.argv[3]).toString('utf8').split('\0');
