@@ -116,13 +116,14 @@ static mixq_status normalize(const mx_tok *tok, const char *s, size_t n, size_t 
 }
 
 /* Splits s at the matches of a regex or literal, per the Split behavior, into out. */
-static int split_matches(const tok_pre *t, const char *s, size_t n, plist *out, pcre2_match_data *md)
+static int split_matches(const tok_pre *t, const char *s, size_t n, plist *out, pcre2_match_data *md,
+                         pcre2_match_context *mc)
 {
     size_t pos = 0, gap = 0, pending = SIZE_MAX; /* pending: start of a match to merge with the next gap */
     while (pos <= n) {
         size_t ms, me;
         if (t->re) {
-            int rc = pcre2_match(t->re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, md, NULL);
+            int rc = pcre2_match(t->re, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, md, mc);
             if (rc == PCRE2_ERROR_NOMATCH) break;
             if (rc < 0) return -2;
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
@@ -181,7 +182,8 @@ static int bytelevel_map(const char *s, size_t n, tok_buf *out)
 }
 
 /* Runs one pre-tokenizer over every piece of in, into out.  first: the segment starts the text. */
-static int pre_step(const tok_pre *t, const plist *in, plist *out, int first, pcre2_match_data *md)
+static int pre_step(const tok_pre *t, const plist *in, plist *out, int first, pcre2_match_data *md,
+                    pcre2_match_context *mc)
 {
     tok_buf tmp = {0}, mapped = {0};
     int rc = 0;
@@ -190,12 +192,12 @@ static int pre_step(const tok_pre *t, const plist *in, plist *out, int first, pc
         size_t n = (size_t)in->len.p[i];
         tmp.len = 0;
         if (t->kind == TP_SPLIT) {
-            rc = split_matches(t, s, n, out, md);
+            rc = split_matches(t, s, n, out, md, mc);
         } else if (t->kind == TP_BYTELEVEL) {
             if (t->add_prefix_space && s[0] != ' ') rc = tb_add(&tmp, " ", 1);
             if (!rc) rc = tb_add(&tmp, s, n);
             plist parts = {0};
-            if (!rc && t->re) rc = split_matches(t, tmp.p, tmp.len, &parts, md);
+            if (!rc && t->re) rc = split_matches(t, tmp.p, tmp.len, &parts, md, mc);
             else if (!rc) rc = pl_add(&parts, tmp.p, tmp.len);
             for (size_t k = 0; k < parts.off.n && !rc; k++) {
                 mapped.len = 0;
@@ -281,14 +283,14 @@ static int bpe_word(const mx_tok *tok, const char *s, size_t n, tok_ids *out)
 
 /* Encodes one segment of text without added tokens. */
 static mixq_status encode_segment(const mx_tok *tok, const char *s, size_t n, size_t base, tok_ids *out,
-                                  pcre2_match_data *md, mixq_error *err)
+                                  pcre2_match_data *md, pcre2_match_context *mc, mixq_error *err)
 {
     plist a = {0}, b = {0};
     tok_buf norm = {0};
     mixq_status st = normalize(tok, s, n, base, &norm, err);
     int rc = st ? 0 : pl_add(&a, norm.p, norm.len);
     for (size_t k = 0; k < tok->hf->n_pre && !rc && !st; k++) {
-        rc = pre_step(&tok->hf->pre[k], &a, &b, base == 0, md);
+        rc = pre_step(&tok->hf->pre[k], &a, &b, base == 0, md, mc);
         plist t = a;
         a = b;
         b = t;
@@ -298,7 +300,9 @@ static mixq_status encode_segment(const mx_tok *tok, const char *s, size_t n, si
     pl_free(&a);
     pl_free(&b);
     free(norm.p);
-    if (rc == -2) return mx_err(err, MIXQ_E_DATA, "%s: regex matching failed near text byte %zu", tok->name, base);
+    if (rc == -2)
+        return mx_err(err, MIXQ_E_DATA, "%s: pre_tokenizer regex failed (match limit) in the text from byte %zu",
+                      tok->name, base);
     if (rc) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", tok->name);
     return st;
 }
@@ -325,6 +329,14 @@ mixq_status tok_hf_encode(const mx_tok *tok, const char *text, size_t len, tok_i
     for (size_t k = 0; k < tok->hf->n_pre && !md; k++)
         if (tok->hf->pre[k].re && !(md = pcre2_match_data_create_from_pattern(tok->hf->pre[k].re, NULL)))
             return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", tok->name);
+    /* a hostile pattern must not backtrack for minutes: a lower match limit than PCRE2's 10 million */
+    pcre2_match_context *mc = pcre2_match_context_create(NULL);
+    if (!mc) {
+        pcre2_match_data_free(md);
+        return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", tok->name);
+    }
+    pcre2_set_match_limit(mc, 1000000);
+    pcre2_set_depth_limit(mc, 100000);
     mixq_status st = MIXQ_OK;
     size_t seg = 0, i = 0;
     while (i < len && !st) {
@@ -338,11 +350,12 @@ mixq_status tok_hf_encode(const mx_tok *tok, const char *text, size_t len, tok_i
             while (start > seg && is_ws(text[start - 1])) start--;
         if (a->rstrip)
             while (end < len && is_ws(text[end])) end++;
-        if (start > seg) st = encode_segment(tok, text + seg, start - seg, seg, out, md, err);
+        if (start > seg) st = encode_segment(tok, text + seg, start - seg, seg, out, md, mc, err);
         if (!st && ti_add(out, a->id)) st = mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", tok->name);
         seg = i = end;
     }
-    if (!st && seg < len) st = encode_segment(tok, text + seg, len - seg, seg, out, md, err);
+    if (!st && seg < len) st = encode_segment(tok, text + seg, len - seg, seg, out, md, mc, err);
     pcre2_match_data_free(md);
+    pcre2_match_context_free(mc);
     return st;
 }
