@@ -472,3 +472,37 @@ Test(tokenizer_ids, read_file_and_load_dir)
     ts_rmtree(dir);
     free(dir);
 }
+
+/* Encodes text with a tokenizer.json of vocabulary <unk> a b c ab ' ', merge "a b", and the given extra members. */
+static void expect_ids(const char *extra, const char *text, const int32_t *want, size_t nwant)
+{
+    char json[2048];
+    snprintf(json, sizeof json,
+             "{\"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"vocab\": {\"<unk>\": 0, \"a\": 1, \"b\": 2,"
+             " \"c\": 3, \"ab\": 4, \" \": 5}, \"merges\": [\"a b\"]}%s}", extra);
+    mixq_error err;
+    mx_tok *t = load_json(json, &err);
+    cr_assert(t, "%s", err.message);
+    int32_t *ids;
+    size_t n;
+    cr_assert_eq(mx_tok_encode(t, text, strlen(text), 0, &ids, &n, &err), MIXQ_OK, "%s", err.message);
+    cr_assert_eq(n, nwant, "%s: %zu ids", extra, n);
+    for (size_t i = 0; i < n; i++) cr_assert_eq(ids[i], want[i], "%s: id %zu", extra, i);
+    free(ids);
+    mx_tok_free(t);
+}
+
+Test(tokenizer_json, split_behaviors_and_added_token_strip)
+{
+#define SPLIT(b) ", \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"String\": \"b\"}, \"behavior\": \"" b "\"}"
+    expect_ids(SPLIT("Isolated"), "abcab", (int32_t[]){1, 2, 3, 1, 2}, 5);          /* a|b|ca|b */
+    expect_ids(SPLIT("Removed"), "abcab", (int32_t[]){1, 3, 1}, 3);                 /* a|ca */
+    expect_ids(SPLIT("MergedWithPrevious"), "abcab", (int32_t[]){4, 3, 4}, 3);      /* ab|cab */
+    expect_ids(SPLIT("MergedWithNext"), "abcab", (int32_t[]){1, 2, 3, 1, 2}, 5);    /* a|bca|b */
+    expect_ids("", "abcab", (int32_t[]){4, 3, 4}, 3);                               /* no pre-tokenizer */
+#undef SPLIT
+    const char *strip = ", \"added_tokens\": [{\"id\": 6, \"content\": \"<x>\", \"lstrip\": true, \"rstrip\": true}]";
+    const char *keep = ", \"added_tokens\": [{\"id\": 6, \"content\": \"<x>\"}]";
+    expect_ids(strip, "ab <x> ab", (int32_t[]){4, 6, 4}, 3);
+    expect_ids(keep, "ab <x> ab", (int32_t[]){4, 5, 6, 5, 4}, 5);
+}
