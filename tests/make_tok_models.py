@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Regenerates the small SentencePiece models of testdata/tokenizer/ (used by
+"""Regenerates the small SentencePiece models of tests/data/tokenizer/ (used by
 tests/test_tokenizer_spm.c) with python3-sentencepiece, trained on
 ../shared/models/eval-text.txt:
 
@@ -15,7 +15,7 @@ import sentencepiece as spm
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 text = os.path.join(root, "..", "shared", "models", "eval-text.txt")
-out = os.path.join(root, "testdata", "tokenizer")
+out = os.path.join(root, "tests", "data", "tokenizer")
 common = dict(input=text, normalization_rule_name="identity", minloglevel=2, num_threads=1)
 spm.SentencePieceTrainer.train(model_prefix=os.path.join(out, "unigram"), vocab_size=400, model_type="unigram",
                                user_defined_symbols=["<sep>", "ab"], **common)

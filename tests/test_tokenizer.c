@@ -20,7 +20,7 @@ static void check_msg(const mixq_error *err, const char *want)
     if (want) cr_assert(strstr(err->message, want), "message \"%s\" lacks \"%s\"", err->message, want);
 }
 
-static uint8_t *read_testdata(const char *rel, size_t *len)
+static uint8_t *read_source(const char *rel, size_t *len)
 {
     char *p = ts_source_path(rel);
     uint8_t *d = ts_read_file(p, len);
@@ -150,7 +150,7 @@ Test(tokenizer_spm, crafted_model_encodes)
 Test(tokenizer_spm, truncated_and_garbage_models)
 {
     size_t len;
-    uint8_t *d = read_testdata("testdata/tokenizer/unigram.model", &len);
+    uint8_t *d = read_source("tests/data/tokenizer/unigram.model", &len);
     mixq_error err;
     int failed = 0;
     for (size_t cut = 0; cut < len; cut += 37) {
@@ -275,7 +275,7 @@ Test(tokenizer_spm, invalid_utf8_text)
 Test(tokenizer_spm, byte_fallback_round_trip)
 {
     size_t len;
-    uint8_t *d = read_testdata("testdata/tokenizer/unigram-bf.model", &len);
+    uint8_t *d = read_source("tests/data/tokenizer/unigram-bf.model", &len);
     mixq_error err;
     mx_tok *t = load_spm(d, len, &err);
     cr_assert(t, "%s", err.message);

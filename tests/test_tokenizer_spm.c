@@ -2,7 +2,7 @@
  * test_tokenizer_spm.c - SentencePiece tokenizer.model encoding against
  * python3-sentencepiece (/usr/bin/python3), on the shared models
  * (../shared/models: tiny-llama-6l BPE with byte fallback, baby-llama-105 BPE
- * without) and the small models of testdata/tokenizer/ (unigram, unigram with
+ * without) and the small models of tests/data/tokenizer/ (unigram, unigram with
  * byte fallback, BPE with user-defined symbols), over handcrafted strings,
  * every line of eval-text.txt and the whole text.  Skipped (visibly) when
  * the models or the Python module are missing.
@@ -94,21 +94,21 @@ Test(spm_reference, baby_llama_bpe_no_byte_fallback, .timeout = 120)
 
 Test(spm_reference, unigram, .timeout = 120)
 {
-    char *p = ts_source_path("testdata/tokenizer/unigram.model");
+    char *p = ts_source_path("tests/data/tokenizer/unigram.model");
     compare_model(p, "unigram");
     free(p);
 }
 
 Test(spm_reference, unigram_byte_fallback, .timeout = 120)
 {
-    char *p = ts_source_path("testdata/tokenizer/unigram-bf.model");
+    char *p = ts_source_path("tests/data/tokenizer/unigram-bf.model");
     compare_model(p, "unigram-bf");
     free(p);
 }
 
 Test(spm_reference, bpe_user_defined_symbols, .timeout = 120)
 {
-    char *p = ts_source_path("testdata/tokenizer/bpe-user.model");
+    char *p = ts_source_path("tests/data/tokenizer/bpe-user.model");
     compare_model(p, "bpe-user");
     free(p);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the tokenizer fuzz targets (tests/fuzz/corpus/tok_*):
-small SentencePiece models (copies of testdata/tokenizer/ and hand-built
+small SentencePiece models (copies of tests/data/tokenizer/ and hand-built
 protobufs), small tokenizer.json files covering each supported normalizer and
 pre-tokenizer, and token files.  python3 tests/fuzz/make_tok_seeds.py"""
 import json
@@ -58,7 +58,7 @@ write("tok_spm", "bpe-bytes.model", model(base + bytes_, 2, field(35, 0, 1)))
 write("tok_spm", "norm-flags.model",
       model(base, 2, field(41, 0, 3) + field(42, 0, 4), field(1, 2, b"identity") + field(3, 0, 0) + field(4, 0, 0)))
 for f in ("unigram.model", "bpe-user.model"):
-    shutil.copy(os.path.join(root, "testdata", "tokenizer", f), os.path.join(corpus, "tok_spm", f))
+    shutil.copy(os.path.join(root, "tests", "data", "tokenizer", f), os.path.join(corpus, "tok_spm", f))
 
 bl_vocab = {c: i for i, c in enumerate(["!", "a", "b", "c", "\u0120", "\u0120a", "ab", "\u0120ab", "\u010a"])}
 bl_model = {"type": "BPE", "vocab": bl_vocab, "merges": ["\u0120 a", "a b", "\u0120a b"], "ignore_merges": True}
