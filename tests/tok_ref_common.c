@@ -107,7 +107,7 @@ char *tref_run(const char *cmd, int *status)
 size_t tref_compare(const mx_tok *tok, const tref_texts *t, const char *ref, const char *what)
 {
     const char *line = ref;
-    size_t tokens = 0;
+    size_t tokens = 0, decoded = 0;
     for (size_t i = 0; i < t->n; i++) {
         const char *eol = strchr(line, '\n');
         cr_assert(eol, "%s: reference output ends at text %zu", what, i);
@@ -116,9 +116,9 @@ size_t tref_compare(const mx_tok *tok, const tref_texts *t, const char *ref, con
         mixq_error err;
         cr_assert_eq(mx_tok_encode(tok, t->s[i], t->len[i], 0, &ids, &n, &err), MIXQ_OK, "%s: text %zu: %s", what,
                      i, err.message);
-        const char *p = line;
+        const char *p = line, *tab = memchr(line, '\t', (size_t)(eol - line)), *ids_end = tab ? tab : eol;
         size_t k = 0;
-        while (p < eol) {
+        while (p < ids_end) {
             char *end;
             long v = strtol(p, &end, 10);
             if (end == p) break;
@@ -130,9 +130,28 @@ size_t tref_compare(const mx_tok *tok, const tref_texts *t, const char *ref, con
         }
         cr_assert_eq(k, n, "%s: text %zu (\"%.60s\"): we give %zu ids, the reference %zu", what, i, t->s[i], n, k);
         tokens += n;
+        p = ids_end;
+        if (*p == '\t') { /* the reference's decoding of those ids, in hex */
+            char *text;
+            size_t len;
+            cr_assert_eq(mx_tok_decode(tok, ids, n, &text, &len, &err), MIXQ_OK, "%s", err.message);
+            const char *h = p + 1;
+            size_t j = 0;
+            for (; h + 1 < eol && j < len; h += 2, j++) {
+                unsigned b;
+                cr_assert(sscanf(h, "%2x", &b) == 1);
+                cr_assert_eq((unsigned char)text[j], b, "%s: text %zu (\"%.60s\"): decoded byte %zu is 0x%02x, "
+                             "the reference's 0x%02x", what, i, t->s[i], j, (unsigned char)text[j], b);
+            }
+            cr_assert(j == len && h >= eol, "%s: text %zu (\"%.60s\"): decoded to %zu bytes, the reference to %zu",
+                      what, i, t->s[i], len, (size_t)(eol - p - 1) / 2);
+            free(text);
+            decoded++;
+        }
         free(ids);
         line = eol + 1;
     }
-    fprintf(stderr, "%s: %zu texts, %zu tokens equal to the reference\n", what, t->n, tokens);
+    fprintf(stderr, "%s: %zu texts, %zu tokens equal to the reference, %zu decodings equal\n", what, t->n, tokens,
+            decoded);
     return tokens;
 }

@@ -26,8 +26,9 @@ char *tref_write(const tref_texts *t, const char *dir);
 char *tref_run(const char *cmd, int *status);
 /*
  * Compares tok's ids of every text with the reference output (one line of
- * ids per text); fails the test at the first difference.  Returns the
- * number of tokens compared.
+ * ids per text, then optionally a tab and the hex bytes of the reference's
+ * decoding, compared with mx_tok_decode); fails the test at the first
+ * difference.  Returns the number of tokens compared.
  */
 size_t tref_compare(const mx_tok *tok, const tref_texts *t, const char *ref, const char *what);
 

@@ -45,7 +45,7 @@ static int decode_one(const mx_tok *tok, uint32_t id, tok_buf *out)
             return tb_add(out, &c, 1);
         }
     }
-    if (t == SPT_UNKNOWN && tok->kind == MX_TOK_SPM_MODEL) return tb_add(out, " \xE2\x81\x87 ", 5);
+    if (t == SPT_UNKNOWN && tok->kind == MX_TOK_SPM_MODEL) return tb_add(out, tok->unk_surface, strlen(tok->unk_surface));
     if (tok->hf && tok->hf->byte_level && t == SPT_NORMAL) {
         for (size_t i = 0; i < n;) {
             uint32_t cp;
@@ -255,6 +255,7 @@ mixq_status mx_tok_decode(const mx_tok *tok, const int32_t *ids, size_t n, char 
     tok_buf out = {0};
     *text = NULL;
     *len = 0;
+    int bos_ws = 1; /* SentencePiece: at the start, where a piece loses one leading U+2581 */
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || (uint32_t)ids[i] >= tok->v.n) {
             free(out.p);
@@ -263,7 +264,19 @@ mixq_status mx_tok_decode(const mx_tok *tok, const int32_t *ids, size_t n, char 
         }
         const char *s = tok->dec.p + tok->dec_off[ids[i]];
         size_t l = tok->dec_len[ids[i]];
-        if (out.len == 0 && tok->strip_first_space && l && s[0] == ' ') s++, l--;
+        if (tok->kind == MX_TOK_SPM_MODEL) {
+            /* as sentencepiece 0.1.97's DecodeIds: control pieces are nothing and keep the start state, <unk>
+               is its surface, other pieces lose one leading U+2581 while nothing has been written */
+            uint8_t t = tok->type[ids[i]];
+            if (t == SPT_CONTROL) continue;
+            if (bos_ws && t != SPT_UNKNOWN && tok->v.len[ids[i]] >= 3 &&
+                memcmp(tok->v.text.p + tok->v.off[ids[i]], "\xE2\x96\x81", 3) == 0 && l && s[0] == ' ')
+                s++, l--;
+            if (l || t == SPT_UNKNOWN) bos_ws = 0;
+        } else if (bos_ws && l) { /* tokenizer.json: one leading space of the whole text (the Strip decoder) */
+            if (tok->strip_first_space && s[0] == ' ') s++, l--;
+            bos_ws = 0;
+        }
         if (tb_add(&out, s, l)) {
             free(out.p);
             return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", tok->name);

@@ -143,11 +143,12 @@ struct mx_tok {
     tok_buf dec;            /* decoded piece bytes */
     uint64_t *dec_off;
     uint32_t *dec_len;
-    int strip_first_space;  /* full decode drops a leading space */
+    int strip_first_space;  /* tokenizer.json: full decode drops a leading space */
     /* SentencePiece */
     int spm_unigram, byte_fallback, add_dummy_prefix, remove_extra_ws, escape_ws, has_unused;
     float min_score, max_score;
     uint32_t max_piece_chars; /* longest segmenting piece, in characters (unigram lattice width) */
+    char unk_surface[64];     /* what <unk> decodes to (trainer_spec.unk_surface) */
     int32_t *user;          /* USER_DEFINED ids, longest first */
     size_t n_user;
     /* tokenizer.json */

@@ -81,6 +81,8 @@ typedef struct spm_specs {
     int add_dummy_prefix, remove_extra_ws, escape_ws;
     size_t charsmap_len;
     char norm_name[64];
+    const uint8_t *unk_surface; /* NULL: the default " \u2047 " */
+    size_t unk_surface_len;
 } spm_specs;
 
 static int parse_trainer(const uint8_t *d, size_t n, spm_specs *s)
@@ -89,6 +91,10 @@ static int parse_trainer(const uint8_t *d, size_t n, spm_specs *s)
     pb_field f;
     int r;
     while ((r = pb_next(&m, &f)) == 1) {
+        if (f.num == 44 && f.wire == 2) {
+            s->unk_surface = f.data;
+            s->unk_surface_len = f.len;
+        }
         if (f.wire != 0) continue;
         switch (f.num) {
         case 3: s->model_type = f.v; break;
@@ -226,12 +232,22 @@ mixq_status tok_spm_load(mx_tok *tok, const uint8_t *data, size_t len, mixq_erro
     if (s.suffix)
         return mx_err(err, MIXQ_E_UNSUPPORTED, "%s: treat_whitespace_as_suffix is not supported", tok->name);
 
+    if (s.unk_surface) {
+        if (s.unk_surface_len >= sizeof tok->unk_surface ||
+            tu_invalid_at((const char *)s.unk_surface, s.unk_surface_len) < s.unk_surface_len ||
+            memchr(s.unk_surface, '\0', s.unk_surface_len))
+            return mx_err(err, MIXQ_E_FORMAT, "%s: unk_surface is not UTF-8 text of at most %zu bytes", tok->name,
+                          sizeof tok->unk_surface - 1);
+        memcpy(tok->unk_surface, s.unk_surface, s.unk_surface_len);
+        tok->unk_surface[s.unk_surface_len] = '\0';
+    } else {
+        strcpy(tok->unk_surface, " \xE2\x81\x87 ");
+    }
     tok->spm_unigram = s.model_type == 1;
     tok->byte_fallback = s.byte_fallback;
     tok->add_dummy_prefix = s.add_dummy_prefix;
     tok->remove_extra_ws = s.remove_extra_ws;
     tok->escape_ws = s.escape_ws;
-    tok->strip_first_space = s.add_dummy_prefix;
     if (tv_init(&tok->v, (uint32_t)count) || !(tok->score = calloc(count, sizeof *tok->score)) ||
         !(tok->type = calloc(count, 1)))
         return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory for %llu pieces", tok->name, (unsigned long long)count);

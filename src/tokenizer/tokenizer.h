@@ -55,7 +55,8 @@ mixq_status mx_tok_encode(const mx_tok *tok, const char *text, size_t len, int a
 /*
  * The bytes one token stands for in output text, for streaming: "▁" becomes
  * a space, a byte piece (<0x0A>, or a byte-level character) its byte, a
- * control/special token nothing.  The bytes may be part of one UTF-8
+ * control/special token nothing, a SentencePiece <unk> the model's
+ * unk_surface (default " \u2047 ").  The bytes may be part of one UTF-8
  * character (the printer joins them).  *len gets their count; the pointer
  * stays valid until mx_tok_free.  NULL for an id out of range.
  */
@@ -63,9 +64,12 @@ const char *mx_tok_decode_piece(const mx_tok *tok, int32_t id, size_t *len);
 
 /*
  * Decodes ids to text into a malloc'd NUL-terminated string (*len its
- * length): the pieces' bytes joined, and for a SentencePiece model with
- * add_dummy_prefix the leading space of the first piece dropped, as
- * sentencepiece's DecodeIds does.  Ids out of range are an error.
+ * length): the pieces' bytes joined, with the leading space of the text
+ * dropped as the reference decoders do (sentencepiece 0.1.97's DecodeIds:
+ * pieces lose one leading U+2581 until something is written, <unk> is the
+ * model's unk_surface; tokenizer.json: one leading space when the
+ * normalizer prepends U+2581 or Metaspace does).  Special tokens of a
+ * tokenizer.json are skipped.  Ids out of range are an error.
  */
 mixq_status mx_tok_decode(const mx_tok *tok, const int32_t *ids, size_t n, char **text, size_t *len,
                           mixq_error *err);

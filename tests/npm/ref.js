@@ -1,7 +1,8 @@
 // Reference ids from the Hugging Face tokenizers library (@anush008/tokenizers)
 // for tests/test_tokenizer_json.c.
 //   node ref.js TOKENIZER_JSON STRINGS   STRINGS: UTF-8 texts separated by NUL bytes;
-//                                        prints one line of space-separated ids per text
+//                                        prints one line per text: the space-separated ids, a tab,
+//                                        and the hex UTF-8 bytes of decoding them (special tokens skipped)
 //   node ref.js --check                  exits 0 if the packages load, 77 if not
 //   node ref.js --variant KIND IN OUT    writes IN with other normalizer/pre-tokenizer settings:
 //                                        gpt2 (ByteLevel with its regex and a prefix space),
@@ -34,7 +35,9 @@ if (process.argv[2] === '--variant') {
   const out = [];
   for (const t of texts) {
     const e = await tok.encode(t, null, { addSpecialTokens: false });
-    out.push(e.getIds().join(' '));
+    const ids = e.getIds();
+    const text = await tok.decode(ids, true);
+    out.push(ids.join(' ') + '\t' + Buffer.from(text, 'utf8').toString('hex'));
   }
   process.stdout.write(out.join('\n') + '\n');
 })().catch((e) => {
