@@ -18,20 +18,56 @@ int cli_open_model(const char *cmd, const char *path, const char *config_dir, rt
     return EXIT_OK;
 }
 
-int cli_tokenize(const char *cmd, const rt_model *m, const char *text, size_t len, int add_bos, int32_t **ids,
-                 size_t *n)
+int cli_open_tokenizer(const char *cmd, const rt_model *m, mx_tok **out)
 {
-    /* The tokenizers (src/tokenizer/, mx_tok_*) connect here: load the model's
-       tokenizer.model or tokenizer.json, encode(text, add_bos). */
-    (void)m;
-    (void)text;
-    (void)len;
-    (void)add_bos;
-    (void)ids;
-    (void)n;
-    cli_error(cmd, "text input needs a tokenizer, which this build does not have yet; give the token ids with "
-                   "--tokens FILE");
-    return EXIT_USAGE;
+    mixq_error err;
+    *out = NULL;
+    if (!m->config_path) {
+        cli_error(cmd, "%s: no directory to find the tokenizer in; give the token ids with --tokens FILE", m->path);
+        return EXIT_USAGE;
+    }
+    char *dir = strdup(m->config_path);
+    if (!dir) {
+        cli_error(cmd, "out of memory");
+        return EXIT_SYSTEM;
+    }
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else strcpy(dir, ".");
+    mx_tok *tok = mx_tok_load_dir(dir, &err);
+    free(dir);
+    if (!tok) {
+        cli_error(cmd, "%s", err.message);
+        return cli_exit_code(err.code);
+    }
+    /* an embedding may have more rows than the tokenizer has ids (padding), never fewer */
+    if (mx_tok_vocab_size(tok) > (size_t)m->cfg.vocab) {
+        char b[MX_SHOWN_BUF];
+        cli_error(cmd, "%s: the tokenizer has %zu tokens but the model's embedding has %lld rows: they do not belong "
+                       "together",
+                  mx_shown(m->path, b), mx_tok_vocab_size(tok), (long long)m->cfg.vocab);
+        mx_tok_free(tok);
+        return EXIT_BAD_DATA;
+    }
+    *out = tok;
+    return EXIT_OK;
+}
+
+int cli_tokenize(const char *cmd, const rt_model *m, const char *name, const char *text, size_t len, int add_bos,
+                 int32_t **ids, size_t *n)
+{
+    mx_tok *tok = NULL;
+    int rc = cli_open_tokenizer(cmd, m, &tok);
+    if (rc) return rc;
+    mixq_error err;
+    mixq_status s = mx_tok_encode(tok, text, len, add_bos, ids, n, &err);
+    mx_tok_free(tok);
+    if (s) {
+        char b[MX_SHOWN_BUF];
+        cli_error(cmd, "%s: %s", mx_shown(name, b), err.message);
+        return cli_exit_code(s);
+    }
+    return EXIT_OK;
 }
 
 int cli_input_tokens(const char *cmd, const rt_model *m, const char *tokens_path, const char *text_path,
@@ -49,7 +85,7 @@ int cli_input_tokens(const char *cmd, const rt_model *m, const char *tokens_path
             cli_error(cmd, "%s", err.message);
             return cli_exit_code(s);
         }
-        int rc = cli_tokenize(cmd, m, text, len, add_bos, ids, n);
+        int rc = cli_tokenize(cmd, m, text_path, text, len, add_bos, ids, n);
         free(text);
         return rc;
     }
