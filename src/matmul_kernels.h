@@ -26,10 +26,11 @@
  *     then lanes (0 + 2) + (1 + 3).
  * Tolerance of a SIMD path against the scalar reference (both against the
  * exact sum of the same w_i x_i, the scalar's error being far smaller):
- *   |y_simd - y_scalar| <= MX_MM_TOL(n) * sum_i |w_i x_i|,
+ *   |y_simd - y_scalar| <= MX_MM_TOL(n) * sum_i |w_i x_i| + n * 2^-149,
  *   MX_MM_TOL(n) = (n / 16 + 16) * 2^-24
  * (each of the 16 or 32 partial sums adds at most n/16 terms, each with one
- * rounding; the combining tree and the final double rounding add a few).
+ * rounding; the combining tree and the final double rounding add a few; the
+ * n * 2^-149 term only matters for sums in the binary32 subnormal range).
  * Non-finite weights or inputs give NaN / Inf as IEEE arithmetic does.
  */
 #ifndef MIXQ_MATMUL_KERNELS_H
