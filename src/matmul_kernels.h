@@ -10,7 +10,10 @@
  * an on-stack f32 buffer by the path's own dequantizer (bit-identical to the
  * scalar dequantize_row, so every path multiplies by the same weight values
  * w_i) and dotted with up to MX_MM_XB rows of x before the next chunk is
- * decoded.  No more than one chunk of a row is ever dequantized.
+ * decoded.  No more than one chunk of a row is ever dequantized.  A path may
+ * have a direct kernel for whole chunks of a type (mx_mm_fast_fn: AVX2
+ * decodes codes in registers) that must add exactly the same terms in the
+ * same order, so the result is the same bits either way.
  *
  * Summation order of y = sum_i w_i x_i (fixed by n only: tiles, threads and
  * the number of x rows never change it):
@@ -54,6 +57,16 @@ typedef union mx_mm_acc {
     double d[16];
 } mx_mm_acc;
 
+/*
+ * A path's direct kernel of one whole chunk (elements [k0, k0 + MX_MM_CHUNK)
+ * of the row) against nb <= MX_MM_XB x rows (x: the first row's element k0):
+ * acc[b] gets exactly what the path's acc_chunk adds for the decoded chunk
+ * (the same weights in the same partial sums in the same order), without the
+ * f32 buffer.
+ */
+typedef void (*mx_mm_fast_fn)(mx_crowptrs w, size_t n, unsigned group, size_t k0, const float *x, size_t x_stride,
+                              size_t nb, mx_mm_acc *acc);
+
 /* What a path plugs into the shared row loop. */
 typedef struct mx_mm_path {
     const mx_dequantize_row_fn *dequantize_row;           /* the path's dequantizers, by type */
@@ -61,6 +74,7 @@ typedef struct mx_mm_path {
     void (*bf16_to_f32)(const uint16_t *src, size_t n, float *dst);
     void (*acc_chunk)(mx_mm_acc *acc, const float *w, const float *x, size_t len); /* acc += w[i] x[i] */
     float (*acc_result)(const mx_mm_acc *acc);            /* the final sum */
+    const mx_mm_fast_fn *fast;                            /* by type, NULL entries (or NULL): none */
 } mx_mm_path;
 
 /*
@@ -95,6 +109,10 @@ static inline __attribute__((always_inline)) void mx_mm_dot_rows(const mx_mm_pat
             for (size_t i = 0; i < 32; i++) acc[b].f[i] = 0.0f; /* also d[] = +0.0 */
         for (size_t k0 = 0; k0 < n; k0 += MX_MM_CHUNK) {
             size_t len = n - k0 < MX_MM_CHUNK ? n - k0 : MX_MM_CHUNK;
+            if (len == MX_MM_CHUNK && P->fast && P->fast[t]) {
+                P->fast[t](w, n, group, k0, x + r0 * x_stride + k0, x_stride, nb, acc);
+                continue;
+            }
             mx_mm_decode(P, t, w, n, group, k0, len, buf);
             for (size_t b = 0; b < nb; b++)
                 P->acc_chunk(&acc[b], buf, x + (r0 + b) * x_stride + k0, len);

@@ -5,6 +5,11 @@
  * with the flags of simd_avx2.c (meson.build).
  */
 #include <immintrin.h>
+#include <string.h>
+
+#include "fp8.h"
+#include "half.h"
+#include "kernels.h"
 
 #include "matmul_kernels.h"
 #include "simd.h"
@@ -62,6 +67,199 @@ static float avx2_acc_result(const mx_mm_acc *acc)
     return _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)));
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* direct kernels of whole chunks: codes decoded in registers                */
+/* ------------------------------------------------------------------------ */
+
+#define VECS (MX_MM_CHUNK / 8u) /* vectors of 8 per chunk */
+
+/* How a type's weights come from its bytes (the always-inline kernel folds on it). */
+typedef enum wkind { K_F32, K_F16, K_BF16, K_S8, K_PLANES, K_E4M3, K_E5M2 } wkind;
+
+typedef struct wdesc {
+    wkind kind;
+    unsigned w0, w1; /* K_PLANES: code plane widths (w1 = 0: one plane) */
+    int qbias;       /* K_PLANES: q = stored code - qbias */
+    bool asym;       /* w = q s + m (else q s) */
+} wdesc;
+
+/* The 8 fields of width w (1, 2, 4 or 8 bits) of elements k..k+7 (k % 8 == 0) of a plane, as int32; reads only their bytes. */
+static inline __attribute__((always_inline)) __m256i plane8(const uint8_t *plane, unsigned w, size_t k)
+{
+    const uint8_t *b = plane + k * w / 8u;
+    uint32_t bits = 0;
+    switch (w) {
+    case 8: return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)b));
+    case 4: memcpy(&bits, b, 4);
+        return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)bits), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                                _mm256_set1_epi32(0xF));
+    case 2: memcpy(&bits, b, 2);
+        return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)bits), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+                                _mm256_set1_epi32(3));
+    default: bits = b[0];
+        return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)bits), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+                                _mm256_set1_epi32(1));
+    }
+}
+
+/* The fp8 codes of elements k..k+7 as the f16 of their value (E4M3: / 256; NaN codes as an f16 NaN). */
+static inline __m128i fp8_as_f16(const uint8_t *codes, size_t k, bool e4m3)
+{
+    __m128i c = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)(codes + k)));
+    if (!e4m3)
+        return _mm_slli_epi16(c, 8);
+    __m128i mag = _mm_and_si128(c, _mm_set1_epi16(0x7F));
+    __m128i h = _mm_or_si128(_mm_slli_epi16(mag, 7), _mm_slli_epi16(_mm_and_si128(c, _mm_set1_epi16(0x80)), 8));
+    return _mm_or_si128(h, _mm_and_si128(_mm_cmpeq_epi16(mag, _mm_set1_epi16(0x7F)), _mm_set1_epi16(0x7E00)));
+}
+
+/*
+ * Weights k..k+7 of the row (k % 8 == 0, inside the chunk), s and m those of
+ * their group: the same binary32 operations as the dequantizers (q * s, then
+ * + m; fp8: dec(code) * s, dec exact).
+ */
+static inline __attribute__((always_inline)) __m256 weights8(const wdesc *D, mx_crowptrs w, size_t off1, size_t k,
+                                                             __m256 s, __m256 m)
+{
+    const uint8_t *c = w.sec[MIXQ_SEC_CODES];
+    const uint8_t *d = w.sec[MIXQ_SEC_DATA];
+    switch (D->kind) {
+    case K_F32: return _mm256_loadu_ps((const float *)(const void *)(d + 4 * k));
+    case K_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(d + 2 * k)));
+    case K_BF16:
+        return _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(d + 2 * k))), 16));
+    case K_S8:
+        return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(c + k)))), s);
+    case K_E4M3:
+        return _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtph_ps(fp8_as_f16(c, k, true)), _mm256_set1_ps(256.0f)), s);
+    case K_E5M2:
+        return _mm256_mul_ps(_mm256_cvtph_ps(fp8_as_f16(c, k, false)), s);
+    default: {
+        __m256i u = plane8(c, D->w0, k);
+        if (D->w1 != 0)
+            u = _mm256_or_si256(u, _mm256_slli_epi32(plane8(c + off1, D->w1, k), (int)D->w0));
+        if (D->qbias != 0)
+            u = _mm256_sub_epi32(u, _mm256_set1_epi32(D->qbias));
+        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(u), s);
+        return D->asym ? _mm256_add_ps(v, m) : v;
+    }
+    }
+}
+
+/* The DQ kernels' group rule (kernel_dq.c). */
+static unsigned dq_group(unsigned group) { return group != 0 && group <= 256u && 256u % group == 0 ? group : 16u; }
+
+/*
+ * The scale and min of each of the chunk's vectors of 8 (sv, mv), NaN for a
+ * group whose stored parameters are not all finite (the dequantizers give
+ * it NaN weights, so the sum is NaN either way).
+ */
+static void chunk_params(const qtype_desc *qt, mx_crowptrs w, size_t n, unsigned group, size_t k0, float *sv, float *mv)
+{
+    const uint8_t *sc = w.sec[MIXQ_SEC_SCALES], *mn = w.sec[MIXQ_SEC_MINS];
+    const float qnan = __builtin_nanf("");
+    size_t G, ng, soff[QT_MAX_PLANES], prev = SIZE_MAX;
+    float d = 0.0f, dm = 0.0f, s = 0.0f, m = 0.0f;
+    bool dq = qt->super_block != 0, bad_sb = false;
+
+    if (dq) {
+        size_t b = k0 / qt->super_block;
+        uint16_t dh = mx_ld16le(w.sec[MIXQ_SEC_SUPER_SCALES] + 2 * b);
+        uint16_t dmh = qt->symmetric ? 0 : mx_ld16le(w.sec[MIXQ_SEC_SUPER_MINS] + 2 * b);
+        bad_sb = !mx_f16_bits_finite(dh) || !mx_f16_bits_finite(dmh);
+        d = _cvtsh_ss(dh);
+        dm = _cvtsh_ss(dmh);
+        G = dq_group(group);
+        ng = (n + G - 1) / G;
+        mx_planes_offsets(qt->scale_planes, ng, soff);
+    } else {
+        G = group != 0 ? group : n;
+    }
+    int cbias = qt->id == MIXQ_QT_INT3_DQ ? 32 : qt->id == MIXQ_QT_INT6_DQ ? 128 : 0;
+    for (size_t v = 0; v < VECS; v++) {
+        size_t g = (k0 + 8 * v) / G;
+        if (g != prev) {
+            prev = g;
+            bool ok;
+            if (dq) {
+                s = d * (float)((int)mx_planes_get(sc, qt->scale_planes, soff, g) - cbias);
+                m = qt->symmetric ? 0.0f : dm * (float)mx_planes_get(mn, qt->scale_planes, soff, g);
+                ok = !bad_sb;
+            } else if (qt->scale_kind == QS_F32) {
+                s = mx_fp8_ld_f32le(sc + 4 * g);
+                ok = mx_f32_finite(s);
+            } else {
+                uint16_t h = mx_ld16le(sc + 2 * g), hm = qt->symmetric ? 0 : mx_ld16le(mn + 2 * g);
+                s = _cvtsh_ss(h);
+                m = _cvtsh_ss(hm);
+                ok = mx_f16_bits_finite(h) && mx_f16_bits_finite(hm);
+            }
+            if (!ok)
+                s = m = qnan;
+        }
+        sv[v] = s;
+        mv[v] = m;
+    }
+}
+
+/* One whole chunk against nb x rows, one row at a time: acc[b] as avx2_acc_chunk after decoding. */
+static inline __attribute__((always_inline)) void fast_chunk(const wdesc *D, const qtype_desc *qt, mx_crowptrs w,
+                                                             size_t n, unsigned group, size_t k0, const float *x,
+                                                             size_t x_stride, size_t nb, mx_mm_acc *acc)
+{
+    _Alignas(32) float sv[VECS], mv[VECS];
+    size_t off1 = 0;
+    if (qt->quantized)
+        chunk_params(qt, w, n, group, k0, sv, mv);
+    if (D->kind == K_PLANES && D->w1 != 0)
+        off1 = (n * D->w0 + 7u) / 8u;
+    for (size_t b = 0; b < nb; b++) {
+        const float *xr = x + b * x_stride;
+        __m256 a[4] = {_mm256_load_ps(acc[b].f), _mm256_load_ps(acc[b].f + 8), _mm256_load_ps(acc[b].f + 16),
+                       _mm256_load_ps(acc[b].f + 24)};
+        for (size_t v = 0; v < VECS; v += 4) {
+            for (size_t u = 0; u < 4; u++) {
+                __m256 s = _mm256_setzero_ps(), m = s;
+                if (qt->quantized) {
+                    s = _mm256_broadcast_ss(sv + v + u);
+                    m = _mm256_broadcast_ss(mv + v + u);
+                }
+                __m256 wv = weights8(D, w, off1, k0 + 8 * (v + u), s, m);
+                a[u] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xr + 8 * (v + u)), a[u]);
+            }
+        }
+        for (size_t u = 0; u < 4; u++)
+            _mm256_store_ps(acc[b].f + 8 * u, a[u]);
+    }
+}
+
+#define FAST(NAME, ID, ...)                                                                                     \
+    static void fast_##NAME(mx_crowptrs w, size_t n, unsigned group, size_t k0, const float *x, size_t x_stride, \
+                            size_t nb, mx_mm_acc *acc)                                                           \
+    {                                                                                                            \
+        static const wdesc D = __VA_ARGS__;                                                                      \
+        fast_chunk(&D, &mx_qtypes[ID], w, n, group, k0, x, x_stride, nb, acc);                                   \
+    }
+FAST(f32, MIXQ_QT_F32, {K_F32, 0, 0, 0, false})
+FAST(f16, MIXQ_QT_F16, {K_F16, 0, 0, 0, false})
+FAST(bf16, MIXQ_QT_BF16, {K_BF16, 0, 0, 0, false})
+FAST(int8, MIXQ_QT_INT8, {K_S8, 0, 0, 0, false})
+FAST(int4, MIXQ_QT_INT4, {K_PLANES, 4, 0, 0, true})
+FAST(int4s, MIXQ_QT_INT4S, {K_PLANES, 4, 0, 8, false})
+FAST(int2, MIXQ_QT_INT2, {K_PLANES, 2, 0, 0, true})
+FAST(fp8_e4m3, MIXQ_QT_FP8_E4M3, {K_E4M3, 0, 0, 0, false})
+FAST(fp8_e5m2, MIXQ_QT_FP8_E5M2, {K_E5M2, 0, 0, 0, false})
+FAST(int4_dq, MIXQ_QT_INT4_DQ, {K_PLANES, 4, 0, 0, true})
+FAST(int2_dq, MIXQ_QT_INT2_DQ, {K_PLANES, 2, 0, 0, true})
+FAST(int3_dq, MIXQ_QT_INT3_DQ, {K_PLANES, 2, 1, 4, false})
+FAST(int6_dq, MIXQ_QT_INT6_DQ, {K_PLANES, 4, 2, 32, false})
+#undef FAST
+
+/* The direct kernels, installed only for types whose table entries still match their wdesc (checked in the fill). */
+static mx_mm_fast_fn avx2_fast[MIXQ_QT_COUNT];
+
 static void avx2_f16_to_f32(const uint16_t *src, size_t n, float *dst) { avx2_h2f(src, n, dst); }
 static void avx2_bf16_to_f32(const uint16_t *src, size_t n, float *dst) { avx2_b2f(src, n, dst); }
 
@@ -71,11 +269,31 @@ static const mx_mm_path avx2_path = {
     .bf16_to_f32 = avx2_bf16_to_f32,
     .acc_chunk = avx2_acc_chunk,
     .acc_result = avx2_acc_result,
+    .fast = avx2_fast,
 };
 
 #define AVX2_ROWS(NAME, ID) MX_MM_ROWS_FN(avx2, avx2_path, NAME, ID)
 MX_MM_TYPES(AVX2_ROWS)
 #undef AVX2_ROWS
+
+/*
+ * The same kernels without the direct chunk kernels (every chunk decoded
+ * into the buffer): exported for tests/test_matmul.c, which checks that the
+ * two give the same bits.
+ */
+static const mx_mm_path avx2_path_buffered = {
+    .dequantize_row = avx2_deq,
+    .f16_to_f32 = avx2_f16_to_f32,
+    .bf16_to_f32 = avx2_bf16_to_f32,
+    .acc_chunk = avx2_acc_chunk,
+    .acc_result = avx2_acc_result,
+};
+#define AVX2B_ROWS(NAME, ID) MX_MM_ROWS_FN(avx2b, avx2_path_buffered, NAME, ID)
+MX_MM_TYPES(AVX2B_ROWS)
+#undef AVX2B_ROWS
+#define AVX2B_ENTRY(NAME, ID) [ID] = avx2b_dot_rows_##NAME,
+const mx_dot_rows_fn mx_dot_rows_avx2_buffered[MIXQ_QT_COUNT] = {MX_MM_TYPES(AVX2B_ENTRY)};
+#undef AVX2B_ENTRY
 
 /* Installs the AVX2 dot_rows into set (already holding its AVX2 dequantizers and conversions). */
 void mx_simd_fill_avx2_matmul(mx_kernel_set *set)
@@ -87,4 +305,32 @@ void mx_simd_fill_avx2_matmul(mx_kernel_set *set)
 #define AVX2_ENTRY(NAME, ID) set->dot_rows[ID] = avx2_dot_rows_##NAME;
     MX_MM_TYPES(AVX2_ENTRY)
 #undef AVX2_ENTRY
+    /* direct kernels: each only while the table still holds the reference dequantizer and code planes it mirrors */
+    static const struct {
+        mixq_qtype id;
+        mx_dequantize_row_fn ref;
+        mx_mm_fast_fn fast;
+        uint8_t w0, w1;
+    } k[] = {
+        {MIXQ_QT_F32, NULL, fast_f32, 0, 0},
+        {MIXQ_QT_F16, NULL, fast_f16, 0, 0},
+        {MIXQ_QT_BF16, NULL, fast_bf16, 0, 0},
+        {MIXQ_QT_INT8, kernel_int8_dequantize_row, fast_int8, 8, 0},
+        {MIXQ_QT_INT4, kernel_int4_dequantize_row, fast_int4, 4, 0},
+        {MIXQ_QT_INT4S, kernel_int4s_dequantize_row, fast_int4s, 4, 0},
+        {MIXQ_QT_INT2, kernel_int2_dequantize_row, fast_int2, 2, 0},
+        {MIXQ_QT_FP8_E4M3, kernel_fp8_e4m3_dequantize_row, fast_fp8_e4m3, 8, 0},
+        {MIXQ_QT_FP8_E5M2, kernel_fp8_e5m2_dequantize_row, fast_fp8_e5m2, 8, 0},
+        {MIXQ_QT_INT4_DQ, kernel_int4_dq_dequantize_row, fast_int4_dq, 4, 0},
+        {MIXQ_QT_INT2_DQ, kernel_int2_dq_dequantize_row, fast_int2_dq, 2, 0},
+        {MIXQ_QT_INT3_DQ, kernel_int3_dq_dequantize_row, fast_int3_dq, 2, 1},
+        {MIXQ_QT_INT6_DQ, kernel_int6_dq_dequantize_row, fast_int6_dq, 4, 2},
+    };
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        const qtype_desc *qt = &mx_qtypes[k[i].id];
+        if (mx_qtypes[k[i].id].dequantize_row == k[i].ref &&
+            (!qt->quantized || (qt->code_planes[0] == k[i].w0 && qt->code_planes[1] == k[i].w1 &&
+                                (k[i].w1 == 0 || qt->code_planes[2] == 0))))
+            avx2_fast[k[i].id] = k[i].fast;
+    }
 }

@@ -8,6 +8,8 @@
  *     reference computed from the scalar dequantize_row (tight bound), every
  *     SIMD path against the scalar one within MX_MM_TOL, y's padding
  *     untouched;
+ *   - the AVX2 direct chunk kernels bit for bit equal to the same path
+ *     decoding every chunk into its buffer;
  *   - the result bit for bit the same with 1, 2 and 3 threads (several work
  *     items), and for every split of x into calls (x-row tiles);
  *   - the public calls on a converted container: values against
@@ -140,6 +142,27 @@ static const size_t shapes_n[] = {1, 7, 33, 256, 257, 520, 1000};
 static const size_t shapes_nx[] = {1, 3, 17};
 #define GUARD_F (-1234.5f)
 
+/* The AVX2 kernels without the direct chunk kernels (src/simd_avx2_matmul.c; weak: absent off x86-64). */
+extern const mx_dot_rows_fn mx_dot_rows_avx2_buffered[MIXQ_QT_COUNT] __attribute__((weak));
+
+/* The AVX2 direct chunk kernels give the same bits as decoding every chunk into the buffer. */
+static void check_direct_same(const tensor *T, const float *x, size_t nx, size_t xs)
+{
+    const mx_kernel_set *ks = mx_kernels_for(MX_SIMD_AVX2);
+    size_t rows = (size_t)T->lay.rows, n = (size_t)T->lay.row_length;
+    if (!ks || !mx_dot_rows_avx2_buffered)
+        return;
+    for (size_t o = 0; o < rows; o++) {
+        float a[17], b[17];
+        cr_assert(nx <= 17);
+        ks->dot_rows[T->qt->id](row_ptrs(T, o), n, T->lay.group, x, nx, xs, a, 1);
+        mx_dot_rows_avx2_buffered[T->qt->id](row_ptrs(T, o), n, T->lay.group, x, nx, xs, b, 1);
+        for (size_t r = 0; r < nx; r++)
+            cr_assert(memcmp(&a[r], &b[r], 4) == 0, "avx2 direct %s group %u n=%zu out %zu x row %zu: %a vs buffered %a",
+                      T->qt->name, T->lay.group, n, o, r, (double)a[r], (double)b[r]);
+    }
+}
+
 /* One tensor against every path and n_x. */
 static void check_tensor(const tensor *T, uint64_t seed)
 {
@@ -176,6 +199,7 @@ static void check_tensor(const tensor *T, uint64_t seed)
             for (size_t o = rows; o < ys; o++)
                 cr_assert(y0[r * ys + o] == GUARD_F, "scalar wrote y padding");
         }
+        check_direct_same(T, x, nx, xs);
         for (int path = 1; path < MX_SIMD_COUNT; path++) {
             const mx_kernel_set *ks = mx_kernels_for((mx_simd)path);
             if (!ks)
