@@ -160,7 +160,7 @@ static void chunk_params(const qtype_desc *qt, mx_crowptrs w, size_t n, unsigned
 {
     const uint8_t *sc = w.sec[MIXQ_SEC_SCALES], *mn = w.sec[MIXQ_SEC_MINS];
     const float qnan = __builtin_nanf("");
-    size_t G, ng, soff[QT_MAX_PLANES], prev = SIZE_MAX;
+    size_t G, ng, soff[QT_MAX_PLANES];
     float d = 0.0f, dm = 0.0f, s = 0.0f, m = 0.0f;
     bool dq = qt->super_block != 0, bad_sb = false;
 
@@ -178,29 +178,29 @@ static void chunk_params(const qtype_desc *qt, mx_crowptrs w, size_t n, unsigned
         G = group != 0 ? group : n;
     }
     int cbias = qt->id == MIXQ_QT_INT3_DQ ? 32 : qt->id == MIXQ_QT_INT6_DQ ? 128 : 0;
-    for (size_t v = 0; v < VECS; v++) {
-        size_t g = (k0 + 8 * v) / G;
-        if (g != prev) {
-            prev = g;
-            bool ok;
-            if (dq) {
-                s = d * (float)((int)mx_planes_get(sc, qt->scale_planes, soff, g) - cbias);
-                m = qt->symmetric ? 0.0f : dm * (float)mx_planes_get(mn, qt->scale_planes, soff, g);
-                ok = !bad_sb;
-            } else if (qt->scale_kind == QS_F32) {
-                s = mx_fp8_ld_f32le(sc + 4 * g);
-                ok = mx_f32_finite(s);
-            } else {
-                uint16_t h = mx_ld16le(sc + 2 * g), hm = qt->symmetric ? 0 : mx_ld16le(mn + 2 * g);
-                s = _cvtsh_ss(h);
-                m = _cvtsh_ss(hm);
-                ok = mx_f16_bits_finite(h) && mx_f16_bits_finite(hm);
-            }
-            if (!ok)
-                s = m = qnan;
+    /* groups of G >= 256 elements hold the whole chunk (G is a power of two dividing 256, or the row) */
+    size_t per = G >= MX_MM_CHUNK ? VECS : G / 8u, g = k0 / G;
+    for (size_t v = 0; v < VECS; v += per, g++) {
+        bool ok;
+        if (dq) {
+            s = d * (float)((int)mx_planes_get(sc, qt->scale_planes, soff, g) - cbias);
+            m = qt->symmetric ? 0.0f : dm * (float)mx_planes_get(mn, qt->scale_planes, soff, g);
+            ok = !bad_sb;
+        } else if (qt->scale_kind == QS_F32) {
+            s = mx_fp8_ld_f32le(sc + 4 * g);
+            ok = mx_f32_finite(s);
+        } else {
+            uint16_t h = mx_ld16le(sc + 2 * g), hm = qt->symmetric ? 0 : mx_ld16le(mn + 2 * g);
+            s = _cvtsh_ss(h);
+            m = _cvtsh_ss(hm);
+            ok = mx_f16_bits_finite(h) && mx_f16_bits_finite(hm);
         }
-        sv[v] = s;
-        mv[v] = m;
+        if (!ok)
+            s = m = qnan;
+        for (size_t u = v; u < v + per; u++) {
+            sv[u] = s;
+            mv[u] = m;
+        }
     }
 }
 
