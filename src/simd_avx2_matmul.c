@@ -151,6 +151,24 @@ static inline __attribute__((always_inline)) __m256 weights8(const wdesc *D, mx_
 /* The DQ kernels' group rule (kernel_dq.c). */
 static unsigned dq_group(unsigned group) { return group != 0 && group <= 256u && 256u % group == 0 ? group : 16u; }
 
+/* Fields first..first+cnt-1 of a bit-plane field (kernels.h mx_planes_get, one plane at a time). */
+static void fields_run(const uint8_t *base, const uint8_t planes[QT_MAX_PLANES], const size_t off[QT_MAX_PLANES],
+                       size_t first, size_t cnt, int *out)
+{
+    unsigned shift = 0;
+    for (size_t i = 0; i < cnt; i++)
+        out[i] = 0;
+    for (int p = 0; p < QT_MAX_PLANES && planes[p] != 0; p++) {
+        unsigned w = planes[p], mask = (1u << w) - 1u;
+        const uint8_t *pb = base + off[p];
+        for (size_t i = 0; i < cnt; i++) {
+            size_t bit = (first + i) * w;
+            out[i] |= (int)(((unsigned)(pb[bit / 8u] >> (bit % 8u)) & mask) << shift);
+        }
+        shift += w;
+    }
+}
+
 /*
  * The scale and min of each of the chunk's vectors of 8 (sv, mv), NaN for a
  * group whose stored parameters are not all finite (the dequantizers give
@@ -180,11 +198,18 @@ static void chunk_params(const qtype_desc *qt, mx_crowptrs w, size_t n, unsigned
     int cbias = qt->id == MIXQ_QT_INT3_DQ ? 32 : qt->id == MIXQ_QT_INT6_DQ ? 128 : 0;
     /* groups of G >= 256 elements hold the whole chunk (G is a power of two dividing 256, or the row) */
     size_t per = G >= MX_MM_CHUNK ? VECS : G / 8u, g = k0 / G;
-    for (size_t v = 0; v < VECS; v += per, g++) {
+    int scode[VECS], mcode[VECS];
+    if (dq) {
+        size_t cnt = (VECS / per < ng - g) ? VECS / per : ng - g;
+        fields_run(sc, qt->scale_planes, soff, g, cnt, scode);
+        if (!qt->symmetric)
+            fields_run(mn, qt->scale_planes, soff, g, cnt, mcode);
+    }
+    for (size_t v = 0, j = 0; v < VECS; v += per, g++, j++) {
         bool ok;
         if (dq) {
-            s = d * (float)((int)mx_planes_get(sc, qt->scale_planes, soff, g) - cbias);
-            m = qt->symmetric ? 0.0f : dm * (float)mx_planes_get(mn, qt->scale_planes, soff, g);
+            s = d * (float)(scode[j] - cbias);
+            m = qt->symmetric ? 0.0f : dm * (float)mcode[j];
             ok = !bad_sb;
         } else if (qt->scale_kind == QS_F32) {
             s = mx_fp8_ld_f32le(sc + 4 * g);
@@ -204,7 +229,41 @@ static void chunk_params(const qtype_desc *qt, mx_crowptrs w, size_t n, unsigned
     }
 }
 
-/* One whole chunk against nb x rows, one row at a time: acc[b] as avx2_acc_chunk after decoding. */
+/* The chunk against x rows x0 (into c0) and, if two, x1 (into c1), sharing each decoded vector. */
+static inline __attribute__((always_inline)) void fast_rows(const wdesc *D, const qtype_desc *qt, mx_crowptrs w,
+                                                            size_t off1, size_t k0, const float *sv, const float *mv,
+                                                            const float *x0, const float *x1, mx_mm_acc *c0,
+                                                            mx_mm_acc *c1, bool two)
+{
+    __m256 a[4], e[4];
+    for (size_t u = 0; u < 4; u++) {
+        a[u] = _mm256_load_ps(c0->f + 8 * u);
+        e[u] = two ? _mm256_load_ps(c1->f + 8 * u) : a[u];
+    }
+    for (size_t v = 0; v < VECS; v += 4) {
+        for (size_t u = 0; u < 4; u++) {
+            __m256 s = _mm256_setzero_ps(), m = s;
+            if (qt->quantized) {
+                s = _mm256_broadcast_ss(sv + v + u);
+                m = _mm256_broadcast_ss(mv + v + u);
+            }
+            __m256 wv = weights8(D, w, off1, k0 + 8 * (v + u), s, m);
+            a[u] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + 8 * (v + u)), a[u]);
+            if (two)
+                e[u] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + 8 * (v + u)), e[u]);
+        }
+    }
+    for (size_t u = 0; u < 4; u++) {
+        _mm256_store_ps(c0->f + 8 * u, a[u]);
+        if (two)
+            _mm256_store_ps(c1->f + 8 * u, e[u]);
+    }
+}
+
+/*
+ * One whole chunk against nb x rows, two at a time: acc[b] gets exactly what
+ * avx2_acc_chunk adds after decoding (each row's sums are independent).
+ */
 static inline __attribute__((always_inline)) void fast_chunk(const wdesc *D, const qtype_desc *qt, mx_crowptrs w,
                                                              size_t n, unsigned group, size_t k0, const float *x,
                                                              size_t x_stride, size_t nb, mx_mm_acc *acc)
@@ -215,24 +274,11 @@ static inline __attribute__((always_inline)) void fast_chunk(const wdesc *D, con
         chunk_params(qt, w, n, group, k0, sv, mv);
     if (D->kind == K_PLANES && D->w1 != 0)
         off1 = (n * D->w0 + 7u) / 8u;
-    for (size_t b = 0; b < nb; b++) {
-        const float *xr = x + b * x_stride;
-        __m256 a[4] = {_mm256_load_ps(acc[b].f), _mm256_load_ps(acc[b].f + 8), _mm256_load_ps(acc[b].f + 16),
-                       _mm256_load_ps(acc[b].f + 24)};
-        for (size_t v = 0; v < VECS; v += 4) {
-            for (size_t u = 0; u < 4; u++) {
-                __m256 s = _mm256_setzero_ps(), m = s;
-                if (qt->quantized) {
-                    s = _mm256_broadcast_ss(sv + v + u);
-                    m = _mm256_broadcast_ss(mv + v + u);
-                }
-                __m256 wv = weights8(D, w, off1, k0 + 8 * (v + u), s, m);
-                a[u] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xr + 8 * (v + u)), a[u]);
-            }
-        }
-        for (size_t u = 0; u < 4; u++)
-            _mm256_store_ps(acc[b].f + 8 * u, a[u]);
-    }
+    size_t b = 0;
+    for (; b + 2 <= nb; b += 2)
+        fast_rows(D, qt, w, off1, k0, sv, mv, x + b * x_stride, x + (b + 1) * x_stride, &acc[b], &acc[b + 1], true);
+    if (b < nb)
+        fast_rows(D, qt, w, off1, k0, sv, mv, x + b * x_stride, NULL, &acc[b], NULL, false);
 }
 
 #define FAST(NAME, ID, ...)                                                                                     \
