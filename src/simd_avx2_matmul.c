@@ -229,34 +229,54 @@ static void chunk_params(const qtype_desc *qt, mx_crowptrs w, size_t n, unsigned
     }
 }
 
-/* The chunk against x rows x0 (into c0) and, if two, x1 (into c1), sharing each decoded vector. */
-static inline __attribute__((always_inline)) void fast_rows(const wdesc *D, const qtype_desc *qt, mx_crowptrs w,
-                                                            size_t off1, size_t k0, const float *sv, const float *mv,
-                                                            const float *x0, const float *x1, mx_mm_acc *c0,
-                                                            mx_mm_acc *c1, bool two)
+/* The quantized kinds read a scale (and min) per vector. */
+static inline bool kind_quantized(wkind k) { return k != K_F32 && k != K_F16 && k != K_BF16; }
+
+/*
+ * The chunk against x rows x0 (into c0) and, if two, x1 (into c1), sharing
+ * each decoded vector; written out for the 4 accumulators so that they stay
+ * in registers.
+ */
+static inline __attribute__((always_inline)) void fast_rows(const wdesc *D, mx_crowptrs w, size_t off1, size_t k0,
+                                                            const float *sv, const float *mv, const float *x0,
+                                                            const float *x1, mx_mm_acc *c0, mx_mm_acc *c1, bool two)
 {
-    __m256 a[4], e[4];
-    for (size_t u = 0; u < 4; u++) {
-        a[u] = _mm256_load_ps(c0->f + 8 * u);
-        e[u] = two ? _mm256_load_ps(c1->f + 8 * u) : a[u];
+    __m256 a0 = _mm256_load_ps(c0->f), a1 = _mm256_load_ps(c0->f + 8);
+    __m256 a2 = _mm256_load_ps(c0->f + 16), a3 = _mm256_load_ps(c0->f + 24);
+    __m256 e0 = a0, e1 = a1, e2 = a2, e3 = a3;
+    if (two) {
+        e0 = _mm256_load_ps(c1->f);
+        e1 = _mm256_load_ps(c1->f + 8);
+        e2 = _mm256_load_ps(c1->f + 16);
+        e3 = _mm256_load_ps(c1->f + 24);
     }
+    const bool q = kind_quantized(D->kind);
+#define STEP(U, A, E)                                                                                            \
+    do {                                                                                                         \
+        size_t vv = v + (U);                                                                                     \
+        __m256 s = q ? _mm256_broadcast_ss(sv + vv) : _mm256_setzero_ps();                                       \
+        __m256 m = q && D->asym ? _mm256_broadcast_ss(mv + vv) : _mm256_setzero_ps();                            \
+        __m256 wv = weights8(D, w, off1, k0 + 8 * vv, s, m);                                                     \
+        A = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + 8 * vv), A);                                                \
+        if (two)                                                                                                 \
+            E = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + 8 * vv), E);                                            \
+    } while (0)
     for (size_t v = 0; v < VECS; v += 4) {
-        for (size_t u = 0; u < 4; u++) {
-            __m256 s = _mm256_setzero_ps(), m = s;
-            if (qt->quantized) {
-                s = _mm256_broadcast_ss(sv + v + u);
-                m = _mm256_broadcast_ss(mv + v + u);
-            }
-            __m256 wv = weights8(D, w, off1, k0 + 8 * (v + u), s, m);
-            a[u] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + 8 * (v + u)), a[u]);
-            if (two)
-                e[u] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + 8 * (v + u)), e[u]);
-        }
+        STEP(0, a0, e0);
+        STEP(1, a1, e1);
+        STEP(2, a2, e2);
+        STEP(3, a3, e3);
     }
-    for (size_t u = 0; u < 4; u++) {
-        _mm256_store_ps(c0->f + 8 * u, a[u]);
-        if (two)
-            _mm256_store_ps(c1->f + 8 * u, e[u]);
+#undef STEP
+    _mm256_store_ps(c0->f, a0);
+    _mm256_store_ps(c0->f + 8, a1);
+    _mm256_store_ps(c0->f + 16, a2);
+    _mm256_store_ps(c0->f + 24, a3);
+    if (two) {
+        _mm256_store_ps(c1->f, e0);
+        _mm256_store_ps(c1->f + 8, e1);
+        _mm256_store_ps(c1->f + 16, e2);
+        _mm256_store_ps(c1->f + 24, e3);
     }
 }
 
@@ -270,15 +290,15 @@ static inline __attribute__((always_inline)) void fast_chunk(const wdesc *D, con
 {
     _Alignas(32) float sv[VECS], mv[VECS];
     size_t off1 = 0;
-    if (qt->quantized)
+    if (kind_quantized(D->kind))
         chunk_params(qt, w, n, group, k0, sv, mv);
     if (D->kind == K_PLANES && D->w1 != 0)
         off1 = (n * D->w0 + 7u) / 8u;
     size_t b = 0;
     for (; b + 2 <= nb; b += 2)
-        fast_rows(D, qt, w, off1, k0, sv, mv, x + b * x_stride, x + (b + 1) * x_stride, &acc[b], &acc[b + 1], true);
+        fast_rows(D, w, off1, k0, sv, mv, x + b * x_stride, x + (b + 1) * x_stride, &acc[b], &acc[b + 1], true);
     if (b < nb)
-        fast_rows(D, qt, w, off1, k0, sv, mv, x + b * x_stride, NULL, &acc[b], NULL, false);
+        fast_rows(D, w, off1, k0, sv, mv, x + b * x_stride, NULL, &acc[b], NULL, false);
 }
 
 #define FAST(NAME, ID, ...)                                                                                     \
