@@ -169,64 +169,93 @@ static void fields_run(const uint8_t *base, const uint8_t planes[QT_MAX_PLANES],
     }
 }
 
+/* Fields k..k+7 (k % 8 == 0) of a field of up to two planes of runtime widths, as int32. */
+static inline __m256i fields8(const uint8_t *base, const uint8_t planes[QT_MAX_PLANES], const size_t off[QT_MAX_PLANES],
+                              size_t k)
+{
+    __m256i u = plane8(base + off[0], planes[0], k);
+    if (planes[1] != 0)
+        u = _mm256_or_si256(u, _mm256_sll_epi32(plane8(base + off[1], planes[1], k), _mm_cvtsi32_si128(planes[0])));
+    return u;
+}
+
 /*
- * The scale and min of each of the chunk's vectors of 8 (sv, mv), NaN for a
- * group whose stored parameters are not all finite (the dequantizers give
- * it NaN weights, so the sum is NaN either way).
+ * The scale and min of each group the chunk touches (sg, mg: at most 16,
+ * the group of vector v of 8 being v >> the returned shift), NaN for a group
+ * whose stored parameters are not all finite (the dequantizers give it NaN
+ * weights, so the sum is NaN either way).  Runs of 8 groups are converted
+ * with vector instructions.
  */
-static void chunk_params(const qtype_desc *qt, mx_crowptrs w, size_t n, unsigned group, size_t k0, float *sv, float *mv)
+static unsigned chunk_params(const qtype_desc *qt, mx_crowptrs w, size_t n, unsigned group, size_t k0, float *sg,
+                             float *mg)
 {
     const uint8_t *sc = w.sec[MIXQ_SEC_SCALES], *mn = w.sec[MIXQ_SEC_MINS];
     const float qnan = __builtin_nanf("");
-    size_t G, ng, soff[QT_MAX_PLANES];
-    float d = 0.0f, dm = 0.0f, s = 0.0f, m = 0.0f;
-    bool dq = qt->super_block != 0, bad_sb = false;
+    bool dq = qt->super_block != 0;
+    size_t G = dq ? dq_group(group) : (group != 0 ? group : n);
+    /* groups of G >= 256 elements hold the whole chunk (G is a power of two dividing 256, or the row) */
+    size_t per = G >= MX_MM_CHUNK ? VECS : G / 8u, cnt = VECS / per, g = k0 / G, j = 0;
+    unsigned sh = (unsigned)__builtin_ctzll(per);
 
     if (dq) {
-        size_t b = k0 / qt->super_block;
+        size_t b = k0 / qt->super_block, ng = (n + G - 1) / G, soff[QT_MAX_PLANES];
         uint16_t dh = mx_ld16le(w.sec[MIXQ_SEC_SUPER_SCALES] + 2 * b);
         uint16_t dmh = qt->symmetric ? 0 : mx_ld16le(w.sec[MIXQ_SEC_SUPER_MINS] + 2 * b);
-        bad_sb = !mx_f16_bits_finite(dh) || !mx_f16_bits_finite(dmh);
-        d = _cvtsh_ss(dh);
-        dm = _cvtsh_ss(dmh);
-        G = dq_group(group);
-        ng = (n + G - 1) / G;
+        int cbias = qt->id == MIXQ_QT_INT3_DQ ? 32 : qt->id == MIXQ_QT_INT6_DQ ? 128 : 0;
+        if (!mx_f16_bits_finite(dh) || !mx_f16_bits_finite(dmh)) {
+            for (j = 0; j < cnt; j++)
+                sg[j] = mg[j] = qnan;
+            return sh;
+        }
+        float d = _cvtsh_ss(dh), dm = _cvtsh_ss(dmh);
         mx_planes_offsets(qt->scale_planes, ng, soff);
-    } else {
-        G = group != 0 ? group : n;
+        if (g % 8 == 0)
+            for (; j + 8 <= cnt; j += 8) {
+                __m256i c = _mm256_sub_epi32(fields8(sc, qt->scale_planes, soff, g + j), _mm256_set1_epi32(cbias));
+                _mm256_storeu_ps(sg + j, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(c)));
+                if (!qt->symmetric)
+                    _mm256_storeu_ps(mg + j, _mm256_mul_ps(_mm256_set1_ps(dm),
+                                                           _mm256_cvtepi32_ps(fields8(mn, qt->scale_planes, soff, g + j))));
+            }
+        if (j < cnt) {
+            int scode[VECS], mcode[VECS];
+            fields_run(sc, qt->scale_planes, soff, g + j, cnt - j, scode);
+            if (!qt->symmetric)
+                fields_run(mn, qt->scale_planes, soff, g + j, cnt - j, mcode);
+            for (size_t i = 0; j < cnt; j++, i++) {
+                sg[j] = d * (float)(scode[i] - cbias);
+                mg[j] = qt->symmetric ? 0.0f : dm * (float)mcode[i];
+            }
+        }
+        return sh;
     }
-    int cbias = qt->id == MIXQ_QT_INT3_DQ ? 32 : qt->id == MIXQ_QT_INT6_DQ ? 128 : 0;
-    /* groups of G >= 256 elements hold the whole chunk (G is a power of two dividing 256, or the row) */
-    size_t per = G >= MX_MM_CHUNK ? VECS : G / 8u, g = k0 / G;
-    int scode[VECS], mcode[VECS];
-    if (dq) {
-        size_t cnt = (VECS / per < ng - g) ? VECS / per : ng - g;
-        fields_run(sc, qt->scale_planes, soff, g, cnt, scode);
-        if (!qt->symmetric)
-            fields_run(mn, qt->scale_planes, soff, g, cnt, mcode);
-    }
-    for (size_t v = 0, j = 0; v < VECS; v += per, g++, j++) {
+    if (qt->scale_kind == QS_F16)
+        for (; j + 8 <= cnt; j += 8) {
+            const __m128i e = _mm_set1_epi16(0x7C00);
+            __m128i h = _mm_loadu_si128((const __m128i *)(const void *)(sc + 2 * (g + j)));
+            __m128i hm = qt->symmetric ? _mm_setzero_si128() : _mm_loadu_si128((const __m128i *)(const void *)(mn + 2 * (g + j)));
+            __m128i bad = _mm_or_si128(_mm_cmpeq_epi16(_mm_and_si128(h, e), e), _mm_cmpeq_epi16(_mm_and_si128(hm, e), e));
+            if (!_mm_testz_si128(bad, bad))
+                break; /* a non-finite parameter: the scalar loop below */
+            _mm256_storeu_ps(sg + j, _mm256_cvtph_ps(h));
+            _mm256_storeu_ps(mg + j, _mm256_cvtph_ps(hm));
+        }
+    for (; j < cnt; j++) {
+        float s, m = 0.0f;
         bool ok;
-        if (dq) {
-            s = d * (float)(scode[j] - cbias);
-            m = qt->symmetric ? 0.0f : dm * (float)mcode[j];
-            ok = !bad_sb;
-        } else if (qt->scale_kind == QS_F32) {
-            s = mx_fp8_ld_f32le(sc + 4 * g);
+        if (qt->scale_kind == QS_F32) {
+            s = mx_fp8_ld_f32le(sc + 4 * (g + j));
             ok = mx_f32_finite(s);
         } else {
-            uint16_t h = mx_ld16le(sc + 2 * g), hm = qt->symmetric ? 0 : mx_ld16le(mn + 2 * g);
+            uint16_t h = mx_ld16le(sc + 2 * (g + j)), hm = qt->symmetric ? 0 : mx_ld16le(mn + 2 * (g + j));
             s = _cvtsh_ss(h);
             m = _cvtsh_ss(hm);
             ok = mx_f16_bits_finite(h) && mx_f16_bits_finite(hm);
         }
-        if (!ok)
-            s = m = qnan;
-        for (size_t u = v; u < v + per; u++) {
-            sv[u] = s;
-            mv[u] = m;
-        }
+        sg[j] = ok ? s : qnan;
+        mg[j] = ok ? m : qnan;
     }
+    return sh;
 }
 
 /* Bytes ahead of the current chunk's codes (or data) that are prefetched, one chunk's worth per call (0: none). */
@@ -243,8 +272,9 @@ static inline bool kind_quantized(wkind k) { return k != K_F32 && k != K_F16 && 
  * in registers.
  */
 static inline __attribute__((always_inline)) void fast_rows(const wdesc *D, mx_crowptrs w, size_t off1, size_t k0,
-                                                            const float *sv, const float *mv, const float *x0,
-                                                            const float *x1, mx_mm_acc *c0, mx_mm_acc *c1, bool two)
+                                                            const float *sg, const float *mg, unsigned sh,
+                                                            const float *x0, const float *x1, mx_mm_acc *c0,
+                                                            mx_mm_acc *c1, bool two)
 {
     __m256 a0 = _mm256_load_ps(c0->f), a1 = _mm256_load_ps(c0->f + 8);
     __m256 a2 = _mm256_load_ps(c0->f + 16), a3 = _mm256_load_ps(c0->f + 24);
@@ -266,8 +296,8 @@ static inline __attribute__((always_inline)) void fast_rows(const wdesc *D, mx_c
 #define STEP(U, A, E)                                                                                            \
     do {                                                                                                         \
         size_t vv = v + (U);                                                                                     \
-        __m256 s = q ? _mm256_broadcast_ss(sv + vv) : _mm256_setzero_ps();                                       \
-        __m256 m = q && D->asym ? _mm256_broadcast_ss(mv + vv) : _mm256_setzero_ps();                            \
+        __m256 s = q ? _mm256_broadcast_ss(sg + (vv >> sh)) : _mm256_setzero_ps();                               \
+        __m256 m = q && D->asym ? _mm256_broadcast_ss(mg + (vv >> sh)) : _mm256_setzero_ps();                    \
         __m256 wv = weights8(D, w, off1, k0 + 8 * vv, s, m);                                                     \
         A = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + 8 * vv), A);                                                \
         if (two)                                                                                                 \
@@ -300,17 +330,18 @@ static inline __attribute__((always_inline)) void fast_chunk(const wdesc *D, con
                                                              size_t n, unsigned group, size_t k0, const float *x,
                                                              size_t x_stride, size_t nb, mx_mm_acc *acc)
 {
-    _Alignas(32) float sv[VECS], mv[VECS];
+    _Alignas(32) float sg[VECS], mg[VECS];
     size_t off1 = 0;
+    unsigned sh = 0;
     if (kind_quantized(D->kind))
-        chunk_params(qt, w, n, group, k0, sv, mv);
+        sh = chunk_params(qt, w, n, group, k0, sg, mg);
     if (D->kind == K_PLANES && D->w1 != 0)
         off1 = (n * D->w0 + 7u) / 8u;
     size_t b = 0;
     for (; b + 2 <= nb; b += 2)
-        fast_rows(D, w, off1, k0, sv, mv, x + b * x_stride, x + (b + 1) * x_stride, &acc[b], &acc[b + 1], true);
+        fast_rows(D, w, off1, k0, sg, mg, sh, x + b * x_stride, x + (b + 1) * x_stride, &acc[b], &acc[b + 1], true);
     if (b < nb)
-        fast_rows(D, w, off1, k0, sv, mv, x + b * x_stride, NULL, &acc[b], NULL, false);
+        fast_rows(D, w, off1, k0, sg, mg, sh, x + b * x_stride, NULL, &acc[b], NULL, false);
 }
 
 #define FAST(NAME, ID, ...)                                                                                     \

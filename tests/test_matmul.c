@@ -422,3 +422,55 @@ Test(matmul, public_api)
     ts_rmtree(dir);
     free(dir);
 }
+
+/*
+ * A group with a non-finite stored scale (kernels.h: its weights are NaN)
+ * makes its row's outputs NaN on every path; the other rows keep their
+ * values.  Whole chunks (the AVX2 direct kernels) and a partial last chunk.
+ */
+Test(matmul, nonfinite_scale_gives_nan)
+{
+    static const struct { mixq_qtype id; unsigned group; } cases[] = {
+        {MIXQ_QT_INT4, 16}, {MIXQ_QT_INT8, 32}, {MIXQ_QT_FP8_E5M2, 32}, {MIXQ_QT_FP8_E4M3, 0},
+        {MIXQ_QT_INT4_DQ, 16}, {MIXQ_QT_INT6_DQ, 16},
+    };
+    static const uint16_t bad16[] = {0x7C00u, 0xFC00u, 0x7E00u};
+    uint64_t seed = 5;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (size_t v = 0; v < 3; v++) {
+            tensor T;
+            size_t rows = 3, n = 600, nx = 2;
+            make_tensor(&T, qtype_get(cases[c].id), cases[c].group, rows, n, seed++);
+            /* row 1: the scale of the group of element 100 (or 550, in the partial last chunk) */
+            size_t e = v == 2 ? 550 : 100;
+            uint8_t *p;
+            if (T.qt->super_block) {
+                p = T.bytes + T.lay.offset[MIXQ_SEC_SUPER_SCALES] + T.lay.row_bytes[MIXQ_SEC_SUPER_SCALES] + 2 * (e / 256);
+                mx_st16le(p, bad16[v]);
+            } else if (T.qt->scale_kind == QS_F32) {
+                p = T.bytes + T.lay.offset[MIXQ_SEC_SCALES] + T.lay.row_bytes[MIXQ_SEC_SCALES] +
+                    4 * (T.lay.per_tensor ? 0 : e / T.lay.group);
+                mx_fp8_st_f32le(p, v == 0 ? INFINITY : NAN);
+            } else {
+                p = T.bytes + T.lay.offset[MIXQ_SEC_SCALES] + T.lay.row_bytes[MIXQ_SEC_SCALES] + 2 * (e / T.lay.group);
+                mx_st16le(p, bad16[v]);
+            }
+            float x[2 * 600], y[2 * 3];
+            for (size_t i = 0; i < nx * n; i++)
+                x[i] = (float)rng_gauss(&seed);
+            for (int path = 0; path < MX_SIMD_COUNT; path++) {
+                const mx_kernel_set *ks = mx_kernels_for((mx_simd)path);
+                if (!ks)
+                    continue;
+                mx_matmul(ks, T.qt, &T.lay, T.bytes, x, nx, n, y, rows, NULL);
+                for (size_t r = 0; r < nx; r++)
+                    for (size_t o = 0; o < rows; o++) {
+                        /* per-tensor fp8: the one scale is every row's */
+                        int want_nan = o == 1 || T.lay.per_tensor;
+                        cr_assert(isnan(y[r * rows + o]) == want_nan, "%s %s case %zu out %zu: %a",
+                                  mx_simd_name((mx_simd)path), T.qt->name, v, o, (double)y[r * rows + o]);
+                    }
+            }
+            free_tensor(&T);
+        }
+}
