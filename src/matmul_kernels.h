@@ -58,14 +58,14 @@ typedef union mx_mm_acc {
 } mx_mm_acc;
 
 /*
- * A path's direct kernel of one whole chunk (elements [k0, k0 + MX_MM_CHUNK)
- * of the row) against nb <= MX_MM_XB x rows (x: the first row's element k0):
- * acc[b] gets exactly what the path's acc_chunk adds for the decoded chunk
- * (the same weights in the same partial sums in the same order), without the
- * f32 buffer.
+ * A path's direct kernel of the first nchunks whole chunks of a row
+ * (elements [0, nchunks * MX_MM_CHUNK)) against nb <= MX_MM_XB x rows (x:
+ * the first row): acc[b] gets exactly what the path's acc_chunk adds for
+ * those chunks decoded one after the other (the same weights in the same
+ * partial sums in the same order), without the f32 buffer.
  */
-typedef void (*mx_mm_fast_fn)(mx_crowptrs w, size_t n, unsigned group, size_t k0, const float *x, size_t x_stride,
-                              size_t nb, mx_mm_acc *acc);
+typedef void (*mx_mm_fast_fn)(mx_crowptrs w, size_t n, unsigned group, size_t nchunks, const float *x,
+                              size_t x_stride, size_t nb, mx_mm_acc *acc);
 
 /* What a path plugs into the shared row loop. */
 typedef struct mx_mm_path {
@@ -107,12 +107,13 @@ static inline __attribute__((always_inline)) void mx_mm_dot_rows(const mx_mm_pat
         size_t nb = n_x - r0 < MX_MM_XB ? n_x - r0 : MX_MM_XB;
         for (size_t b = 0; b < nb; b++)
             for (size_t i = 0; i < 32; i++) acc[b].f[i] = 0.0f; /* also d[] = +0.0 */
-        for (size_t k0 = 0; k0 < n; k0 += MX_MM_CHUNK) {
+        size_t k0 = 0;
+        if (P->fast && P->fast[t] && n >= MX_MM_CHUNK) { /* the whole chunks directly, then the rest */
+            P->fast[t](w, n, group, n / MX_MM_CHUNK, x + r0 * x_stride, x_stride, nb, acc);
+            k0 = n / MX_MM_CHUNK * MX_MM_CHUNK;
+        }
+        for (; k0 < n; k0 += MX_MM_CHUNK) {
             size_t len = n - k0 < MX_MM_CHUNK ? n - k0 : MX_MM_CHUNK;
-            if (len == MX_MM_CHUNK && P->fast && P->fast[t]) {
-                P->fast[t](w, n, group, k0, x + r0 * x_stride + k0, x_stride, nb, acc);
-                continue;
-            }
             mx_mm_decode(P, t, w, n, group, k0, len, buf);
             for (size_t b = 0; b < nb; b++)
                 P->acc_chunk(&acc[b], buf, x + (r0 + b) * x_stride + k0, len);

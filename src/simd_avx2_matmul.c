@@ -267,15 +267,17 @@ static unsigned chunk_params(const qtype_desc *qt, mx_crowptrs w, size_t n, unsi
 static inline bool kind_quantized(wkind k) { return k != K_F32 && k != K_F16 && k != K_BF16; }
 
 /*
- * The chunk against x rows x0 (into c0) and, if two, x1 (into c1), sharing
- * each decoded vector; written out for the 4 accumulators so that they stay
- * in registers.
+ * Chunks [0, nchunks) of the row against x rows x0 (into c0) and, if two, x1
+ * (into c1), sharing each decoded vector; the accumulators stay in registers
+ * across the chunks (written out for the 4 of each row).
  */
-static inline __attribute__((always_inline)) void fast_rows(const wdesc *D, mx_crowptrs w, size_t off1, size_t k0,
-                                                            const float *sg, const float *mg, unsigned sh,
-                                                            const float *x0, const float *x1, mx_mm_acc *c0,
-                                                            mx_mm_acc *c1, bool two)
+static inline __attribute__((always_inline)) void fast_rows(const wdesc *D, const qtype_desc *qt, mx_crowptrs w,
+                                                            size_t n, unsigned group, size_t nchunks, const float *x0,
+                                                            const float *x1, mx_mm_acc *c0, mx_mm_acc *c1, bool two)
 {
+    _Alignas(32) float sg[VECS], mg[VECS];
+    const bool q = kind_quantized(D->kind);
+    size_t off1 = D->kind == K_PLANES && D->w1 != 0 ? (n * D->w0 + 7u) / 8u : 0;
     __m256 a0 = _mm256_load_ps(c0->f), a1 = _mm256_load_ps(c0->f + 8);
     __m256 a2 = _mm256_load_ps(c0->f + 16), a3 = _mm256_load_ps(c0->f + 24);
     __m256 e0 = a0, e1 = a1, e2 = a2, e3 = a3;
@@ -285,31 +287,36 @@ static inline __attribute__((always_inline)) void fast_rows(const wdesc *D, mx_c
         e2 = _mm256_load_ps(c1->f + 16);
         e3 = _mm256_load_ps(c1->f + 24);
     }
-    const bool q = kind_quantized(D->kind);
-    if (MM_PREFETCH_BYTES != 0) { /* the stored bytes a few chunks ahead (hardware prefetch alone lags on one stream) */
-        unsigned eb = D->kind == K_F32 ? 32 : D->kind == K_F16 || D->kind == K_BF16 ? 16 : D->kind == K_PLANES ? D->w0 + D->w1 : 8;
-        const uint8_t *base = q ? w.sec[MIXQ_SEC_CODES] : w.sec[MIXQ_SEC_DATA];
-        const char *ahead = (const char *)base + k0 * eb / 8u + MM_PREFETCH_BYTES;
-        for (size_t o = 0; o < MX_MM_CHUNK * eb / 8u; o += 64)
-            _mm_prefetch(ahead + o, _MM_HINT_T0);
-    }
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t k0 = c * MX_MM_CHUNK;
+        unsigned sh = q ? chunk_params(qt, w, n, group, k0, sg, mg) : 0;
+        const float *y0 = x0 + k0, *y1 = two ? x1 + k0 : NULL;
+        if (MM_PREFETCH_BYTES != 0) { /* the stored bytes ahead (hardware prefetch alone lags on one stream) */
+            unsigned eb = D->kind == K_F32 ? 32 : D->kind == K_F16 || D->kind == K_BF16 ? 16
+                        : D->kind == K_PLANES ? D->w0 + D->w1 : 8;
+            const uint8_t *base = q ? w.sec[MIXQ_SEC_CODES] : w.sec[MIXQ_SEC_DATA];
+            const char *ahead = (const char *)base + k0 * eb / 8u + MM_PREFETCH_BYTES;
+            for (size_t o = 0; o < MX_MM_CHUNK * eb / 8u; o += 64)
+                _mm_prefetch(ahead + o, _MM_HINT_T0);
+        }
 #define STEP(U, A, E)                                                                                            \
     do {                                                                                                         \
         size_t vv = v + (U);                                                                                     \
         __m256 s = q ? _mm256_broadcast_ss(sg + (vv >> sh)) : _mm256_setzero_ps();                               \
         __m256 m = q && D->asym ? _mm256_broadcast_ss(mg + (vv >> sh)) : _mm256_setzero_ps();                    \
         __m256 wv = weights8(D, w, off1, k0 + 8 * vv, s, m);                                                     \
-        A = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + 8 * vv), A);                                                \
+        A = _mm256_fmadd_ps(wv, _mm256_loadu_ps(y0 + 8 * vv), A);                                                \
         if (two)                                                                                                 \
-            E = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + 8 * vv), E);                                            \
+            E = _mm256_fmadd_ps(wv, _mm256_loadu_ps(y1 + 8 * vv), E);                                            \
     } while (0)
-    for (size_t v = 0; v < VECS; v += 4) {
-        STEP(0, a0, e0);
-        STEP(1, a1, e1);
-        STEP(2, a2, e2);
-        STEP(3, a3, e3);
-    }
+        for (size_t v = 0; v < VECS; v += 4) {
+            STEP(0, a0, e0);
+            STEP(1, a1, e1);
+            STEP(2, a2, e2);
+            STEP(3, a3, e3);
+        }
 #undef STEP
+    }
     _mm256_store_ps(c0->f, a0);
     _mm256_store_ps(c0->f + 8, a1);
     _mm256_store_ps(c0->f + 16, a2);
@@ -323,33 +330,27 @@ static inline __attribute__((always_inline)) void fast_rows(const wdesc *D, mx_c
 }
 
 /*
- * One whole chunk against nb x rows, two at a time: acc[b] gets exactly what
- * avx2_acc_chunk adds after decoding (each row's sums are independent).
+ * The row's whole chunks against nb x rows, two at a time: acc[b] gets
+ * exactly what avx2_acc_chunk adds after decoding each chunk (each row's
+ * sums are independent).
  */
-static inline __attribute__((always_inline)) void fast_chunk(const wdesc *D, const qtype_desc *qt, mx_crowptrs w,
-                                                             size_t n, unsigned group, size_t k0, const float *x,
-                                                             size_t x_stride, size_t nb, mx_mm_acc *acc)
+static inline __attribute__((always_inline)) void fast_chunks(const wdesc *D, const qtype_desc *qt, mx_crowptrs w,
+                                                              size_t n, unsigned group, size_t nchunks, const float *x,
+                                                              size_t x_stride, size_t nb, mx_mm_acc *acc)
 {
-    _Alignas(32) float sg[VECS], mg[VECS];
-    size_t off1 = 0;
-    unsigned sh = 0;
-    if (kind_quantized(D->kind))
-        sh = chunk_params(qt, w, n, group, k0, sg, mg);
-    if (D->kind == K_PLANES && D->w1 != 0)
-        off1 = (n * D->w0 + 7u) / 8u;
     size_t b = 0;
     for (; b + 2 <= nb; b += 2)
-        fast_rows(D, w, off1, k0, sg, mg, sh, x + b * x_stride, x + (b + 1) * x_stride, &acc[b], &acc[b + 1], true);
+        fast_rows(D, qt, w, n, group, nchunks, x + b * x_stride, x + (b + 1) * x_stride, &acc[b], &acc[b + 1], true);
     if (b < nb)
-        fast_rows(D, w, off1, k0, sg, mg, sh, x + b * x_stride, NULL, &acc[b], NULL, false);
+        fast_rows(D, qt, w, n, group, nchunks, x + b * x_stride, NULL, &acc[b], NULL, false);
 }
 
 #define FAST(NAME, ID, ...)                                                                                     \
-    static void fast_##NAME(mx_crowptrs w, size_t n, unsigned group, size_t k0, const float *x, size_t x_stride, \
-                            size_t nb, mx_mm_acc *acc)                                                           \
+    static void fast_##NAME(mx_crowptrs w, size_t n, unsigned group, size_t nchunks, const float *x,            \
+                            size_t x_stride, size_t nb, mx_mm_acc *acc)                                          \
     {                                                                                                            \
         static const wdesc D = __VA_ARGS__;                                                                      \
-        fast_chunk(&D, &mx_qtypes[ID], w, n, group, k0, x, x_stride, nb, acc);                                   \
+        fast_chunks(&D, &mx_qtypes[ID], w, n, group, nchunks, x, x_stride, nb, acc);                             \
     }
 FAST(f32, MIXQ_QT_F32, {K_F32, 0, 0, 0, false})
 FAST(f16, MIXQ_QT_F16, {K_F16, 0, 0, 0, false})
