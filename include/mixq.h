@@ -516,9 +516,9 @@ MIXQ_API unsigned mixq_pool_threads(const mixq_pool *pool);
  * y = x W^T for a 2-D tensor W (shape [out, in]: out rows of in weights) of
  * any stored type but raw: x is n_rows x in floats and y n_rows x out floats,
  * both row-major and not overlapping.  The weights are never dequantized as
- * a whole: each row is decoded 256 weights at a time into a small buffer that
- * is reused across the rows of x, so memory holds only x, y and the mapped
- * file.  Each output is the dot product of the exact dequantized weights
+ * a whole: each row is decoded 256 weights at a time (in registers, or into a
+ * small buffer) and used for several rows of x, so memory holds only x, y and
+ * the mapped file.  Each output is the dot product of the exact dequantized weights
  * (the values mixq_dequantize_f32 gives) with the x row, summed in an order
  * fixed by `in` alone (binary64 on the scalar path, 32 or 16 binary32 FMA
  * partial sums on AVX2 / NEON), so the result never depends on the thread
