@@ -299,22 +299,42 @@ static inline __attribute__((always_inline)) void fast_rows(const wdesc *D, cons
             for (size_t o = 0; o < MX_MM_CHUNK * eb / 8u; o += 64)
                 _mm_prefetch(ahead + o, _MM_HINT_T0);
         }
-#define STEP(U, A, E)                                                                                            \
+#define STEP(U, A, E, S, M)                                                                                      \
     do {                                                                                                         \
         size_t vv = v + (U);                                                                                     \
-        __m256 s = q ? _mm256_broadcast_ss(sg + (vv >> sh)) : _mm256_setzero_ps();                               \
-        __m256 m = q && D->asym ? _mm256_broadcast_ss(mg + (vv >> sh)) : _mm256_setzero_ps();                    \
-        __m256 wv = weights8(D, w, off1, k0 + 8 * vv, s, m);                                                     \
+        __m256 wv = weights8(D, w, off1, k0 + 8 * vv, S, M);                                                     \
         A = _mm256_fmadd_ps(wv, _mm256_loadu_ps(y0 + 8 * vv), A);                                                \
         if (two)                                                                                                 \
             E = _mm256_fmadd_ps(wv, _mm256_loadu_ps(y1 + 8 * vv), E);                                            \
     } while (0)
-        for (size_t v = 0; v < VECS; v += 4) {
-            STEP(0, a0, e0);
-            STEP(1, a1, e1);
-            STEP(2, a2, e2);
-            STEP(3, a3, e3);
+#define SCALE(V) (q ? _mm256_broadcast_ss(sg + ((V) >> sh)) : _mm256_setzero_ps())
+#define MIN(V) (q && D->asym ? _mm256_broadcast_ss(mg + ((V) >> sh)) : _mm256_setzero_ps())
+        if (sh >= 2) { /* groups of 32 or more: one scale (and min) per step of 4 vectors */
+            for (size_t v = 0; v < VECS; v += 4) {
+                __m256 s = SCALE(v), m = MIN(v);
+                STEP(0, a0, e0, s, m);
+                STEP(1, a1, e1, s, m);
+                STEP(2, a2, e2, s, m);
+                STEP(3, a3, e3, s, m);
+            }
+        } else {
+            for (size_t v = 0; v < VECS; v += 4) {
+                __m256 s = SCALE(v), m = MIN(v), s2 = SCALE(v + 2), m2 = MIN(v + 2);
+                if (sh == 0) {
+                    STEP(0, a0, e0, s, m);
+                    STEP(1, a1, e1, SCALE(v + 1), MIN(v + 1));
+                    STEP(2, a2, e2, s2, m2);
+                    STEP(3, a3, e3, SCALE(v + 3), MIN(v + 3));
+                } else {
+                    STEP(0, a0, e0, s, m);
+                    STEP(1, a1, e1, s, m);
+                    STEP(2, a2, e2, s2, m2);
+                    STEP(3, a3, e3, s2, m2);
+                }
+            }
         }
+#undef SCALE
+#undef MIN
 #undef STEP
     }
     _mm256_store_ps(c0->f, a0);
