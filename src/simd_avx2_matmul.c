@@ -258,11 +258,6 @@ static unsigned chunk_params(const qtype_desc *qt, mx_crowptrs w, size_t n, unsi
     return sh;
 }
 
-/* Bytes ahead of the current chunk's codes (or data) that are prefetched, one chunk's worth per call (0: none). */
-#ifndef MM_PREFETCH_BYTES
-#define MM_PREFETCH_BYTES 4096u
-#endif
-
 /* The quantized kinds read a scale (and min) per vector. */
 static inline bool kind_quantized(wkind k) { return k != K_F32 && k != K_F16 && k != K_BF16; }
 
@@ -291,14 +286,6 @@ static inline __attribute__((always_inline)) void fast_rows(const wdesc *D, cons
         size_t k0 = c * MX_MM_CHUNK;
         unsigned sh = q ? chunk_params(qt, w, n, group, k0, sg, mg) : 0;
         const float *y0 = x0 + k0, *y1 = two ? x1 + k0 : NULL;
-        if (MM_PREFETCH_BYTES != 0) { /* the stored bytes ahead (hardware prefetch alone lags on one stream) */
-            unsigned eb = D->kind == K_F32 ? 32 : D->kind == K_F16 || D->kind == K_BF16 ? 16
-                        : D->kind == K_PLANES ? D->w0 + D->w1 : 8;
-            const uint8_t *base = q ? w.sec[MIXQ_SEC_CODES] : w.sec[MIXQ_SEC_DATA];
-            const char *ahead = (const char *)base + k0 * eb / 8u + MM_PREFETCH_BYTES;
-            for (size_t o = 0; o < MX_MM_CHUNK * eb / 8u; o += 64)
-                _mm_prefetch(ahead + o, _MM_HINT_T0);
-        }
 #define STEP(U, A, E, S, M)                                                                                      \
     do {                                                                                                         \
         size_t vv = v + (U);                                                                                     \
