@@ -86,6 +86,71 @@ void mx_mm_decode(const mx_mm_path *P, mixq_qtype t, mx_crowptrs w, size_t n, un
     P->dequantize_row[t](c, len, pass_group, out);
 }
 
+/* Fields first..first+cnt-1 of a bit-plane field (mx_planes_get, one plane at a time). */
+static void fields_run(const uint8_t *base, const uint8_t planes[QT_MAX_PLANES], const size_t off[QT_MAX_PLANES],
+                       size_t first, size_t cnt, int *out)
+{
+    unsigned shift = 0;
+    for (size_t i = 0; i < cnt; i++)
+        out[i] = 0;
+    for (int p = 0; p < QT_MAX_PLANES && planes[p] != 0; p++) {
+        unsigned w = planes[p], mask = (1u << w) - 1u;
+        const uint8_t *pb = base + off[p];
+        for (size_t i = 0; i < cnt; i++) {
+            size_t bit = (first + i) * w;
+            out[i] |= (int)(((unsigned)(pb[bit / 8u] >> (bit % 8u)) & mask) << shift);
+        }
+        shift += w;
+    }
+}
+
+unsigned mx_mm_chunk_params(const qtype_desc *qt, mx_crowptrs w, size_t n, unsigned group, size_t k0, float *sg,
+                            float *mg)
+{
+    const uint8_t *sc = w.sec[MIXQ_SEC_SCALES], *mn = w.sec[MIXQ_SEC_MINS];
+    const float qnan = mx_canonical_nan();
+    bool dq = qt->super_block != 0;
+    size_t G = dq ? dq_group(group) : (group != 0 ? group : n);
+    size_t per = G >= MX_MM_CHUNK ? MX_MM_CHUNK / 8u : G / 8u, cnt = MX_MM_CHUNK / 8u / per, g = k0 / G;
+    unsigned sh = 0;
+    while ((1u << sh) < per)
+        sh++;
+    if (dq) {
+        size_t b = k0 / qt->super_block, ng = (n + G - 1) / G, soff[QT_MAX_PLANES];
+        uint16_t dh = mx_ld16le(w.sec[MIXQ_SEC_SUPER_SCALES] + 2 * b);
+        uint16_t dmh = qt->symmetric ? 0 : mx_ld16le(w.sec[MIXQ_SEC_SUPER_MINS] + 2 * b);
+        int cbias = qt->id == MIXQ_QT_INT3_DQ ? 32 : qt->id == MIXQ_QT_INT6_DQ ? 128 : 0;
+        int scode[MX_MM_CHUNK / 8u], mcode[MX_MM_CHUNK / 8u];
+        bool ok = mx_f16_bits_finite(dh) && mx_f16_bits_finite(dmh);
+        float d = mx_f16_to_f32(dh), dm = mx_f16_to_f32(dmh);
+        mx_planes_offsets(qt->scale_planes, ng, soff);
+        fields_run(sc, qt->scale_planes, soff, g, cnt, scode);
+        if (!qt->symmetric)
+            fields_run(mn, qt->scale_planes, soff, g, cnt, mcode);
+        for (size_t j = 0; j < cnt; j++) {
+            sg[j] = ok ? d * (float)(scode[j] - cbias) : qnan;
+            mg[j] = ok ? (qt->symmetric ? 0.0f : dm * (float)mcode[j]) : qnan;
+        }
+        return sh;
+    }
+    for (size_t j = 0; j < cnt; j++) {
+        float s, m = 0.0f;
+        bool ok;
+        if (qt->scale_kind == QS_F32) {
+            s = mx_fp8_ld_f32le(sc + 4 * (g + j));
+            ok = mx_f32_finite(s);
+        } else {
+            uint16_t h = mx_ld16le(sc + 2 * (g + j)), hm = qt->symmetric ? 0 : mx_ld16le(mn + 2 * (g + j));
+            s = mx_f16_to_f32(h);
+            m = mx_f16_to_f32(hm);
+            ok = mx_f16_bits_finite(h) && mx_f16_bits_finite(hm);
+        }
+        sg[j] = ok ? s : qnan;
+        mg[j] = ok ? m : qnan;
+    }
+    return sh;
+}
+
 /* acc->d[0] += sum of (double)w[i] * (double)x[i] in index order (each product exact). */
 static void scalar_acc_chunk(mx_mm_acc *acc, const float *w, const float *x, size_t len)
 {

@@ -86,6 +86,16 @@ typedef struct mx_mm_path {
 void mx_mm_decode(const mx_mm_path *P, mixq_qtype t, mx_crowptrs w, size_t n, unsigned group, size_t k0,
                   size_t len, float *out);
 
+/*
+ * The parameters of a whole chunk [k0, k0 + MX_MM_CHUNK) of a quantized row
+ * for a direct kernel: sg[j], mg[j] the scale and min (0 if symmetric) of
+ * the chunk's j-th group, vector v of 8 elements in group v >> (the returned
+ * shift); NaN for a group whose stored parameters are not all finite (the
+ * dequantizers give it NaN weights).  Scalar; AVX2 has a vector version.
+ */
+unsigned mx_mm_chunk_params(const qtype_desc *qt, mx_crowptrs w, size_t n, unsigned group, size_t k0, float *sg,
+                            float *mg);
+
 /* The scalar dot_rows of every type (NULL for raw). */
 extern const mx_dot_rows_fn mx_dot_rows_scalar[MIXQ_QT_COUNT];
 

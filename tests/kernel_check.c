@@ -1146,18 +1146,44 @@ static void *xmalloc(size_t n)
     return p;
 }
 
+#if defined(MIXQ_HAVE_NEON)
+extern const mx_dot_rows_fn mx_dot_rows_neon_buffered[MIXQ_QT_COUNT]; /* src/simd_neon_matmul.c */
+#endif
+#if defined(MIXQ_HAVE_AVX2)
+extern const mx_dot_rows_fn mx_dot_rows_avx2_buffered[MIXQ_QT_COUNT]; /* src/simd_avx2_matmul.c */
+#endif
+
+/* A SIMD path's dot_rows without its direct chunk kernels, where its translation unit exports them. */
+static const mx_dot_rows_fn *buffered_rows_for(mx_simd path)
+{
+#if defined(MIXQ_HAVE_NEON)
+    if (path == MX_SIMD_NEON)
+        return mx_dot_rows_neon_buffered;
+#endif
+#if defined(MIXQ_HAVE_AVX2)
+    if (path == MX_SIMD_AVX2)
+        return mx_dot_rows_avx2_buffered;
+#endif
+    (void)path;
+    return NULL;
+}
+
 /*
  * rows random tensors of type qt (group size, shape and x rows random):
  * mx_matmul with the SIMD set against the scalar set within
  * MX_MM_TOL(n) * sum |w_i x_i| (+ n 2^-149 for float underflow), and the
- * SIMD result on a pool of 2 threads bit for bit equal to one thread.
+ * SIMD result on a pool of 2 threads bit for bit equal to one thread, and
+ * (where exported) the path's direct chunk kernels bit for bit equal to its
+ * buffered row loop.
  */
 static void check_matmul(const mx_kernel_set *ref, const mx_kernel_set *simd, const qtype_desc *qt, unsigned rows,
                          mx_pool *pool)
 {
-    check c, d;
+    check c, d, e;
+    const mx_dot_rows_fn *buffered = buffered_rows_for(simd->path);
     check_begin(&c, "%s %s matmul within MX_MM_TOL of scalar", mx_simd_name(simd->path), qt->name);
     check_begin(&d, "%s %s matmul thread-count independent", mx_simd_name(simd->path), qt->name);
+    check_begin(&e, "%s %s matmul direct kernels = buffered", mx_simd_name(simd->path), qt->name);
     for (unsigned it = 0; it < rows; it++) {
         uint64_t seed = mix64(base_seed ^ 0x4D4D00u ^ ((uint64_t)qt->id << 40) ^ ((uint64_t)it << 8));
         qlayout lay;
@@ -1207,6 +1233,23 @@ static void check_matmul(const mx_kernel_set *ref, const mx_kernel_set *simd, co
         mx_matmul(ref, qt, &lay, bytes, x, nx, n, y0, nw, NULL);
         mx_matmul(simd, qt, &lay, bytes, x, nx, n, y1, nw, NULL);
         mx_matmul(simd, qt, &lay, bytes, x, nx, n, y2, nw, pool);
+        if (buffered) {
+            float *y3 = xmalloc(nx * sizeof *y3);
+            for (size_t o = 0; o < nw; o++) {
+                mx_crowptrs cp;
+                for (int k = 0; k < MIXQ_SECTION_COUNT; k++)
+                    cp.sec[k] = qtype_has_section(qt, (mixq_section_kind)k) ? bytes + lay.offset[k] + o * lay.row_bytes[k]
+                                                                          : NULL;
+                buffered[qt->id](cp, n, lay.group, x, nx, n, y3, 1);
+                for (size_t r = 0; r < nx; r++) {
+                    e.cases++;
+                    if (mx_f32_bits(y3[r]) != mx_f32_bits(y1[r * nw + o]))
+                        check_fail(&e, "n=%zu group=%u x row %zu out %zu seed=0x%016" PRIx64 ": direct %a buffered %a",
+                                   n, lay.group, r, o, seed, (double)y1[r * nw + o], (double)y3[r]);
+                }
+            }
+            free(y3);
+        }
         for (size_t r = 0; r < nx; r++)
             for (size_t o = 0; o < nw; o++) {
                 double m = 0.0;
@@ -1233,6 +1276,8 @@ static void check_matmul(const mx_kernel_set *ref, const mx_kernel_set *simd, co
     }
     check_end(&c, "outputs");
     check_end(&d, "outputs");
+    if (buffered)
+        check_end(&e, "outputs");
 }
 
 /* ---- main ---- */
