@@ -11,8 +11,8 @@
  * scalar dequantize_row, so every path multiplies by the same weight values
  * w_i) and dotted with up to MX_MM_XB rows of x before the next chunk is
  * decoded.  No more than one chunk of a row is ever dequantized.  A path may
- * have a direct kernel for whole chunks of a type (mx_mm_fast_fn: AVX2
- * decodes codes in registers) that must add exactly the same terms in the
+ * have a direct kernel for whole chunks of a type (mx_mm_fast_fn: AVX2 and
+ * NEON decode the codes in registers) that must add exactly the same terms in the
  * same order, so the result is the same bits either way.
  *
  * Summation order of y = sum_i w_i x_i (fixed by n only: tiles, threads and
