@@ -219,6 +219,51 @@ MIXQ_API uint64_t mixq_file_size(const mixq_file *file);
  */
 MIXQ_API const char *mixq_source_metadata(const mixq_file *file, const char *key);
 
+/* ---------------------------------------------------------------------- */
+/* Compute: y = x W^T straight from the stored bytes                        */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * A reusable pool of worker threads for mixq_matmul_pool, so that a forward
+ * pass does not start threads on every call.  A pool runs one call at a
+ * time: two threads must not use the same pool at once.
+ */
+typedef struct mixq_pool mixq_pool;
+
+/* Creates a pool of `threads` threads, the calling thread included (0 = online CPUs); NULL if out of resources. */
+MIXQ_API mixq_pool *mixq_pool_create(unsigned threads);
+
+/* Joins the workers and frees the pool; NULL is allowed. */
+MIXQ_API void mixq_pool_destroy(mixq_pool *pool);
+
+/* Threads of a pool, the caller included (1 for NULL). */
+MIXQ_API unsigned mixq_pool_threads(const mixq_pool *pool);
+
+/*
+ * y = x W^T for a 2-D tensor W (shape [out, in]: out rows of in weights) of
+ * any stored type but raw: x is n_rows x in floats and y n_rows x out floats,
+ * both row-major and not overlapping.  The weights are never dequantized as
+ * a whole: each row is decoded 256 weights at a time (in registers, or into a
+ * small buffer) and used for several rows of x, so memory holds only x, y and
+ * the mapped file.  Each output is the dot product of the exact dequantized weights
+ * (the values mixq_dequantize_f32 gives) with the x row, summed in an order
+ * fixed by `in` alone (binary64 on the scalar path, 32 or 16 binary32 FMA
+ * partial sums on AVX2 / NEON), so the result never depends on the thread
+ * count; the SIMD paths are within (in / 16 + 16) * 2^-24 * sum |w_i x_i| of
+ * the scalar one.  threads: worker threads for this call (0 = online CPUs,
+ * 1 = this thread only).  Fails with MIXQ_E_INVALID_ARG for a NULL argument,
+ * a tensor of another file or not of 2 dimensions, MIXQ_E_UNSUPPORTED for a
+ * raw tensor, MIXQ_E_RANGE when x or y would not fit in memory (size
+ * overflow), MIXQ_E_NOMEM if threads cannot be started.  n_rows = 0 does
+ * nothing.
+ */
+MIXQ_API mixq_status mixq_matmul(const mixq_file *file, const mixq_tensor *w, const float *x, size_t n_rows,
+                                 float *y, unsigned threads, mixq_error *err);
+
+/* mixq_matmul on an existing pool (NULL = this thread only); the same results. */
+MIXQ_API mixq_status mixq_matmul_pool(const mixq_file *file, const mixq_tensor *w, const float *x,
+                                      size_t n_rows, float *y, mixq_pool *pool, mixq_error *err);
+
 #ifdef __cplusplus
 }
 #endif

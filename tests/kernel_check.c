@@ -13,6 +13,9 @@
  * section bytes.  The search passes (quant_search.h) of a path that exports
  * them (mx_search_ops_neon / mx_search_ops_avx2) directly against
  * mx_search_ops_scalar, bit for bit.
+ * Matmul row kernels (matmul_kernels.h): random tensors of every type with a
+ * matmul (random group sizes and shapes) through mx_matmul with each path,
+ * SIMD within MX_MM_TOL of scalar, and bit-identical on 1 and 2 threads.
  * Conversions: all 65,536 f16 and bf16 patterns to f32, and
  * f32 patterns (random, strided over all 2^32, every exponent with rounding
  * boundary mantissas, NaN/Inf/subnormal) to f16 and bf16, at random
@@ -23,6 +26,7 @@
  * default fixed), MIXQ_KERNEL_CHECK_SCALE (multiplies the row counts).
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +38,9 @@
 #include "kernels/qtype.h"
 #include "kernels/simd.h"
 #include "test_rng.h"
+#include "kernels/matmul.h"
+#include "kernels/matmul_kernels.h"
+#include "common/workpool.h"
 
 #define GUARD 32u        /* bytes checked after every output buffer */
 #define GUARD_BYTE 0xA5u /* initial contents of every output buffer */
@@ -1122,6 +1129,152 @@ static void check_search_passes(const mx_search_ops *ops, const char *path, unsi
     check_end(&sm, "candidates");
 }
 
+/* ---- matmul row kernels (matmul_kernels.h) ---- */
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "kernel_check: out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+#if defined(MIXQ_HAVE_NEON)
+extern const mx_dot_rows_fn mx_dot_rows_neon_buffered[MIXQ_QT_COUNT]; /* src/simd_neon_matmul.c */
+#endif
+#if defined(MIXQ_HAVE_AVX2)
+extern const mx_dot_rows_fn mx_dot_rows_avx2_buffered[MIXQ_QT_COUNT]; /* src/simd_avx2_matmul.c */
+#endif
+
+/* A SIMD path's dot_rows without its direct chunk kernels, where its translation unit exports them. */
+static const mx_dot_rows_fn *buffered_rows_for(mx_simd path)
+{
+#if defined(MIXQ_HAVE_NEON)
+    if (path == MX_SIMD_NEON)
+        return mx_dot_rows_neon_buffered;
+#endif
+#if defined(MIXQ_HAVE_AVX2)
+    if (path == MX_SIMD_AVX2)
+        return mx_dot_rows_avx2_buffered;
+#endif
+    (void)path;
+    return NULL;
+}
+
+/*
+ * rows random tensors of type qt (group size, shape and x rows random):
+ * mx_matmul with the SIMD set against the scalar set within
+ * MX_MM_TOL(n) * sum |w_i x_i| (+ n 2^-149 for float underflow), and the
+ * SIMD result on a pool of 2 threads bit for bit equal to one thread, and
+ * (where exported) the path's direct chunk kernels bit for bit equal to its
+ * buffered row loop.
+ */
+static void check_matmul(const mx_kernel_set *ref, const mx_kernel_set *simd, const qtype_desc *qt, unsigned rows,
+                         mx_pool *pool)
+{
+    check c, d, e;
+    const mx_dot_rows_fn *buffered = buffered_rows_for(simd->path);
+    check_begin(&c, "%s %s matmul within MX_MM_TOL of scalar", mx_simd_name(simd->path), qt->name);
+    check_begin(&d, "%s %s matmul thread-count independent", mx_simd_name(simd->path), qt->name);
+    check_begin(&e, "%s %s matmul direct kernels = buffered", mx_simd_name(simd->path), qt->name);
+    for (unsigned it = 0; it < rows; it++) {
+        uint64_t seed = rng_mix64(base_seed ^ 0x4D4D00u ^ ((uint64_t)qt->id << 40) ^ ((uint64_t)it << 8));
+        qlayout lay;
+        rng = seed;
+        size_t n = pick_length(), nw = 1 + below(5), nx = 1 + below(10);
+        unsigned group = qt->quantized ? pick_group(qt) : 0;
+        if (!qtype_layout(qt, ST_F32, nw, n, group, &lay))
+            continue;
+        uint8_t *bytes = xmalloc((size_t)lay.total);
+        float *w = xmalloc(nw * n * sizeof *w), *deq = xmalloc(nw * n * sizeof *deq);
+        float *x = xmalloc(nx * n * sizeof *x), *y0 = xmalloc(nx * nw * sizeof *y0);
+        float *y1 = xmalloc(nx * nw * sizeof *y1), *y2 = xmalloc(nx * nw * sizeof *y2);
+        float amax = 0.0f;
+        memset(bytes, 0, (size_t)lay.total);
+        for (size_t r = 0; r < nw; r++)
+            gen_row(w + r * n, n, lay.group ? lay.group : n, 8);
+        for (size_t i = 0; i < nw * n; i++)
+            amax = fabsf(w[i]) > amax ? fabsf(w[i]) : amax;
+        for (size_t r = 0; r < nw; r++) {
+            mx_rowptrs p;
+            mx_crowptrs cp;
+            for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
+                p.sec[k] = qtype_has_section(qt, (mixq_section_kind)k) ? bytes + lay.offset[k] + r * lay.row_bytes[k] : NULL;
+                cp.sec[k] = p.sec[k];
+            }
+            if (qt->quantized) {
+                mx_qparams qp = {NULL, false, lay.per_tensor ? amax : -1.0f};
+                ref->quantize_row[qt->id](w + r * n, n, lay.group, &qp, p);
+                ref->dequantize_row[qt->id](cp, n, lay.group, deq + r * n);
+            } else {
+                for (size_t i = 0; i < n; i++) {
+                    float v = w[r * n + i];
+                    uint8_t *e = p.sec[MIXQ_SEC_DATA];
+                    if (qt->id == MIXQ_QT_F32) {
+                        memcpy(e + 4 * i, &v, 4);
+                        deq[r * n + i] = v;
+                    } else {
+                        uint16_t h = qt->id == MIXQ_QT_F16 ? mx_f32_to_f16(v) : mx_f32_to_bf16(v);
+                        mx_st16le(e + 2 * i, h);
+                        deq[r * n + i] = qt->id == MIXQ_QT_F16 ? mx_f16_to_f32(h) : mx_bf16_to_f32(h);
+                    }
+                }
+            }
+        }
+        for (size_t i = 0; i < nx * n; i++)
+            x[i] = gen_value(below(2), coin(4) ? pow2f((int)below(20) - 10) : 1.0f, 0.0f);
+        mx_matmul(ref, qt, &lay, bytes, x, nx, n, y0, nw, NULL);
+        mx_matmul(simd, qt, &lay, bytes, x, nx, n, y1, nw, NULL);
+        mx_matmul(simd, qt, &lay, bytes, x, nx, n, y2, nw, pool);
+        if (buffered) {
+            float *y3 = xmalloc(nx * sizeof *y3);
+            for (size_t o = 0; o < nw; o++) {
+                mx_crowptrs cp;
+                for (int k = 0; k < MIXQ_SECTION_COUNT; k++)
+                    cp.sec[k] = qtype_has_section(qt, (mixq_section_kind)k) ? bytes + lay.offset[k] + o * lay.row_bytes[k]
+                                                                          : NULL;
+                buffered[qt->id](cp, n, lay.group, x, nx, n, y3, 1);
+                for (size_t r = 0; r < nx; r++) {
+                    e.cases++;
+                    if (mx_f32_bits(y3[r]) != mx_f32_bits(y1[r * nw + o]))
+                        check_fail(&e, "n=%zu group=%u x row %zu out %zu seed=0x%016" PRIx64 ": direct %a buffered %a",
+                                   n, lay.group, r, o, seed, (double)y1[r * nw + o], (double)y3[r]);
+                }
+            }
+            free(y3);
+        }
+        for (size_t r = 0; r < nx; r++)
+            for (size_t o = 0; o < nw; o++) {
+                double m = 0.0;
+                for (size_t i = 0; i < n; i++)
+                    m += fabs((double)deq[o * n + i] * (double)x[r * n + i]);
+                double diff = fabs((double)y1[r * nw + o] - (double)y0[r * nw + o]);
+                double tol = MX_MM_TOL(n) * m + (double)n * 0x1p-149;
+                c.cases++;
+                if (!(diff <= tol))
+                    check_fail(&c, "n=%zu group=%u x row %zu out %zu seed=0x%016" PRIx64 ": scalar %a simd %a tol %g", n,
+                               lay.group, r, o, seed, (double)y0[r * nw + o], (double)y1[r * nw + o], tol);
+                d.cases++;
+                if (mx_f32_bits(y1[r * nw + o]) != mx_f32_bits(y2[r * nw + o]))
+                    check_fail(&d, "n=%zu group=%u x row %zu out %zu seed=0x%016" PRIx64 ": %a vs %a", n, lay.group, r, o,
+                               seed, (double)y1[r * nw + o], (double)y2[r * nw + o]);
+            }
+        free(bytes);
+        free(w);
+        free(deq);
+        free(x);
+        free(y0);
+        free(y1);
+        free(y2);
+    }
+    check_end(&c, "outputs");
+    check_end(&d, "outputs");
+    if (buffered)
+        check_end(&e, "outputs");
+}
+
 /* ---- main ---- */
 
 /* The set of each path matches the table: quantize/dequantize present exactly for quantized types. */
@@ -1199,6 +1352,28 @@ int main(void)
             if (!simd->quantize_row[t] || !simd->dequantize_row[t])
                 continue; /* reported by check_set_shape */
             check_qtype(ref, simd, qt, 300 * iter_scale);
+        }
+        {
+            mx_pool *pool = mx_pool_create(2);
+            if (!pool) {
+                fprintf(stderr, "kernel_check: cannot start threads\n");
+                exit(2);
+            }
+            for (int t = 0; t < MIXQ_QT_COUNT; t++) {
+                const qtype_desc *qt = qtype_get((mixq_qtype)t);
+                if (!qt || !ref->dot_rows[t])
+                    continue;
+                if (!simd->dot_rows[t]) {
+                    check c;
+                    check_begin(&c, "%s %s matmul kernel present", mx_simd_name(simd->path), qt->name);
+                    c.cases = 1;
+                    check_fail(&c, "no dot_rows");
+                    check_end(&c, "sets");
+                    continue;
+                }
+                check_matmul(ref, simd, qt, 100 * iter_scale, pool);
+            }
+            mx_pool_destroy(pool);
         }
     }
     if (simd_paths == 0)

@@ -5,6 +5,7 @@
 
 #include "common/half.h"
 #include "kernels/simd.h"
+#include "kernels/matmul_kernels.h"
 
 void mx_f32_to_f16_array(const float *src, size_t n, uint16_t *dst)
 {
@@ -36,6 +37,7 @@ static void fill_scalar(mx_kernel_set *s)
     for (int t = 0; t < MIXQ_QT_COUNT; t++) {
         s->quantize_row[t] = mx_qtypes[t].quantize_row;
         s->dequantize_row[t] = mx_qtypes[t].dequantize_row;
+        s->dot_rows[t] = mx_dot_rows_scalar[t];
     }
     s->f32_to_f16 = mx_f32_to_f16_array;
     s->f16_to_f32 = mx_f16_to_f32_array;
@@ -71,6 +73,7 @@ static void init(void)
         fill_scalar(&sets[MX_SIMD_AVX2]);
         sets[MX_SIMD_AVX2].path = MX_SIMD_AVX2;
         mx_simd_fill_avx2(&sets[MX_SIMD_AVX2]);
+        mx_simd_fill_avx2_matmul(&sets[MX_SIMD_AVX2]);
         available[MX_SIMD_AVX2] = 1;
     }
 #endif
@@ -78,6 +81,7 @@ static void init(void)
     fill_scalar(&sets[MX_SIMD_NEON]);
     sets[MX_SIMD_NEON].path = MX_SIMD_NEON;
     mx_simd_fill_neon(&sets[MX_SIMD_NEON]);
+    mx_simd_fill_neon_matmul(&sets[MX_SIMD_NEON]);
     available[MX_SIMD_NEON] = 1;
 #endif
     /* best available, unless MIXQ_SIMD names another available path */

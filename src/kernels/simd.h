@@ -21,6 +21,14 @@ typedef enum mx_simd {
     MX_SIMD_COUNT
 } mx_simd;
 
+/*
+ * y[r * y_stride] = dot(W row, x + r * x_stride) for r < n_x: one stored row
+ * of n weights (section pointers w, group size as in qlayout.group) against
+ * n_x rows of x (matmul_kernels.h: chunking, summation order, tolerance).
+ */
+typedef void (*mx_dot_rows_fn)(mx_crowptrs w, size_t n, unsigned group, const float *x, size_t n_x,
+                               size_t x_stride, float *y, size_t y_stride);
+
 /* One implementation of every kernel; every entry is non-NULL once filled. */
 typedef struct mx_kernel_set {
     mx_simd path;
@@ -30,6 +38,7 @@ typedef struct mx_kernel_set {
     void (*f16_to_f32)(const uint16_t *src, size_t n, float *dst);
     void (*f32_to_bf16)(const float *src, size_t n, uint16_t *dst);
     void (*bf16_to_f32)(const uint16_t *src, size_t n, float *dst);
+    mx_dot_rows_fn dot_rows[MIXQ_QT_COUNT];             /* NULL for raw only */
 } mx_kernel_set;
 
 /* Name of a path ("scalar", "avx2", "neon"). */
@@ -53,5 +62,7 @@ void mx_bf16_to_f32_array(const uint16_t *src, size_t n, float *dst);
 /* Filled in by the SIMD translation units that exist in this build. */
 void mx_simd_fill_avx2(mx_kernel_set *set);
 void mx_simd_fill_neon(mx_kernel_set *set);
+void mx_simd_fill_avx2_matmul(mx_kernel_set *set); /* src/simd_avx2_matmul.c */
+void mx_simd_fill_neon_matmul(mx_kernel_set *set); /* src/simd_neon_matmul.c */
 
 #endif
