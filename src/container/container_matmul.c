@@ -1,9 +1,10 @@
-/* matmul_api.c - the public compute calls (mixq.h: mixq_pool_*, mixq_matmul*) over matmul.h. */
+/* container_matmul.c - the public compute calls (mixq.h: mixq_pool_*, mixq_matmul*) over matmul.h. */
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "common/error.h"
+#include "container/container_matmul.h"
 #include "kernels/matmul.h"
 #include "mixq.h"
 #include "kernels/qtype.h"
@@ -35,6 +36,34 @@ void mixq_pool_destroy(mixq_pool *pool)
 }
 
 unsigned mixq_pool_threads(const mixq_pool *pool) { return pool ? mx_pool_threads(pool->pool) : 1u; }
+
+mixq_status mx_container_matmul_layout(const mixq_tensor *w, const qtype_desc **qt_out, qlayout *lay,
+                                       const uint8_t **base, mixq_error *err)
+{
+    mixq_tensor_info info;
+    char b[MX_SHOWN_BUF];
+    mixq_tensor_get_info(w, &info);
+    const qtype_desc *qt = qtype_get(info.qtype);
+    *qt_out = NULL;
+    *base = NULL;
+    if (!qt || info.qtype == MIXQ_QT_RAW || info.ndim != 2) return MIXQ_OK;
+    if (!qtype_layout(qt, ST_F32, info.shape[0], info.shape[1], info.group_size, lay))
+        return mx_err(err, MIXQ_E_FORMAT, "matmul: tensor \"%s\": no valid layout for %s group %u",
+                      mx_shown(info.name, b), info.quant_type, info.group_size);
+    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
+        mixq_section s;
+        if (!qtype_has_section(qt, (mixq_section_kind)k))
+            continue;
+        if (mixq_tensor_section(w, (mixq_section_kind)k, &s) != MIXQ_OK || s.size != lay->length[k] ||
+            s.row_stride != lay->row_bytes[k])
+            return mx_err(err, MIXQ_E_FORMAT, "matmul: tensor \"%s\": section %s does not match its layout",
+                          mx_shown(info.name, b), mixq_section_name((mixq_section_kind)k));
+        if (!*base)
+            *base = (const uint8_t *)s.data - lay->offset[k]; /* the tensor's first byte, in the mapping */
+    }
+    *qt_out = qt;
+    return MIXQ_OK;
+}
 
 /*
  * Checks the arguments and finds W's type, layout and bytes; *empty is set
@@ -80,23 +109,8 @@ static mixq_status mm_prepare(const mixq_file *f, const mixq_tensor *w, const fl
         *empty = 1;
         return MIXQ_OK;
     }
-    if (!qtype_layout(qt, ST_F32, out_f, in_f, info.group_size, lay))
-        return mx_err(err, MIXQ_E_FORMAT, "matmul: tensor \"%s\": no valid layout for %s group %u",
-                      mx_shown(info.name, b), info.quant_type, info.group_size);
-    *base = NULL;
-    for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
-        mixq_section s;
-        if (!qtype_has_section(qt, (mixq_section_kind)k))
-            continue;
-        if (mixq_tensor_section(w, (mixq_section_kind)k, &s) != MIXQ_OK || s.size != lay->length[k] ||
-            s.row_stride != lay->row_bytes[k])
-            return mx_err(err, MIXQ_E_FORMAT, "matmul: tensor \"%s\": section %s does not match its layout",
-                          mx_shown(info.name, b), mixq_section_name((mixq_section_kind)k));
-        if (!*base)
-            *base = (const uint8_t *)s.data - lay->offset[k]; /* the tensor's first byte, in the mapping */
-    }
     *qt_out = qt;
-    return MIXQ_OK;
+    return mx_container_matmul_layout(w, qt_out, lay, base, err);
 }
 
 mixq_status mixq_matmul_pool(const mixq_file *f, const mixq_tensor *w, const float *x, size_t n_rows, float *y,

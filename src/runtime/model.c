@@ -10,7 +10,9 @@
 
 #include "common/dtype.h"
 #include "common/error.h"
+#include "container/container_matmul.h"
 #include "format/container.h"
+#include "kernels/matmul.h"
 #include "runtime/model.h"
 
 /* ---------------------------------------------------------------- config */
@@ -355,10 +357,15 @@ static mixq_status bind_weight(const rt_model *m, const char *name, uint64_t row
         mixq_tensor_info info;
         mixq_tensor_get_info(f.mt, &info);
         w->name = info.name;
-    } else {
-        w->sm = m->sm;
-        w->st = f.st;
-        w->name = f.st->name;
+        return mx_container_matmul_layout(f.mt, &w->qt, &w->lay, &w->base, err);
+    }
+    w->sm = m->sm;
+    w->st = f.st;
+    w->name = f.st->name;
+    const qtype_desc *qt = qtype_for_plain_dtype(f.st->dtype);
+    if (qt->id != MIXQ_QT_RAW && qtype_layout(qt, f.st->dtype, rows, cols, 0, &w->lay)) {
+        w->qt = qt;
+        w->base = (const uint8_t *)f.st->data;
     }
     return MIXQ_OK;
 }
@@ -555,6 +562,10 @@ static void linear_block(void *ctx, size_t bi)
 mixq_status rt_linear(const rt_weight *w, const float *x, size_t n_tokens, float *y, mx_pool *pool, mixq_error *err)
 {
     if (w->rows == 0 || n_tokens == 0) return MIXQ_OK;
+    if (w->qt) {
+        mx_matmul(NULL, w->qt, &w->lay, w->base, x, n_tokens, (size_t)w->cols, y, (size_t)w->rows, pool);
+        return MIXQ_OK;
+    }
     /* Blocks of about 128 KB of f32 rows, and at least 4 per thread when the matrix allows. */
     uint64_t rb = (32768 + w->cols - 1) / w->cols;
     unsigned threads = pool ? mx_pool_threads(pool) : 1;

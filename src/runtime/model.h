@@ -14,6 +14,7 @@
 
 #include "mixq.h"
 #include "common/workpool.h"
+#include "kernels/qtype.h"
 #include "reader/st_reader.h"
 
 typedef enum rt_arch { RT_ARCH_LLAMA, RT_ARCH_MISTRAL, RT_ARCH_QWEN2 } rt_arch;
@@ -56,6 +57,9 @@ typedef struct rt_weight {
     const mixq_tensor *mt;
     const st_model *sm;      /* ... or safetensors checkpoint */
     const st_tensor *st;
+    const qtype_desc *qt;    /* how the fused matmul reads the bytes (NULL: rows are converted to f32, */
+    qlayout lay;             /*   e.g. an F64 checkpoint tensor) */
+    const uint8_t *base;
 } rt_weight;
 
 typedef struct rt_layer {
@@ -91,9 +95,11 @@ void rt_model_close(rt_model *m);
 /*
  * y[t][r] = sum_c x[t][c] * W[r][c] for t < n_tokens, r < w->rows
  * (x is [n_tokens, cols], y is [n_tokens, rows], both row-major f32).
- * Rows of W are dequantized a block at a time into scratch and applied to all
- * tokens; blocks run on the pool; the result does not depend on the thread
- * count.  The one function every linear layer goes through.
+ * The fused matmul of kernels/matmul.h on the stored bytes (any container
+ * type, a checkpoint's F32/F16/BF16); other dtypes are converted to f32 a
+ * block of rows at a time.  Blocks run on the pool; the result does not
+ * depend on the thread count.  The one function every linear layer goes
+ * through.
  */
 mixq_status rt_linear(const rt_weight *w, const float *x, size_t n_tokens, float *y, mx_pool *pool,
                       mixq_error *err);
