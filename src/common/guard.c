@@ -7,6 +7,7 @@
 #include "common/guard.h"
 
 static _Thread_local sigjmp_buf *volatile guard_jump; /* non-NULL inside mx_guarded on this thread */
+static _Thread_local const void *fault_addr;
 static struct sigaction previous;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 
@@ -15,6 +16,7 @@ static void on_sigbus(int sig, siginfo_t *info, void *uctx)
     sigjmp_buf *jb = guard_jump;
     if (jb) {
         guard_jump = NULL;
+        fault_addr = info ? info->si_addr : NULL;
         siglongjmp(*jb, 1);
     }
     /* not ours: hand it on */
@@ -53,6 +55,8 @@ int mx_guarded(void (*fn)(void *ctx), void *ctx)
     guard_jump = outer;
     return MX_GUARD_OK;
 }
+
+const void *mx_guard_fault_addr(void) { return fault_addr; }
 
 typedef struct copy_args {
     void *dst;

@@ -24,6 +24,9 @@ enum { MX_GUARD_OK = 0, MX_GUARD_FAULT = -1 };
 /* Runs fn(ctx); MX_GUARD_OK, or MX_GUARD_FAULT if it touched a page beyond the end of a mapped file. */
 int mx_guarded(void (*fn)(void *ctx), void *ctx);
 
+/* The address of this thread's last guarded fault (which mapping shrank). */
+const void *mx_guard_fault_addr(void);
+
 /* memcpy(dst, src, n) under the guard. */
 int mx_guarded_copy(void *dst, const void *src, size_t n);
 

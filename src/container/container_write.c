@@ -91,25 +91,78 @@ fail:
     return NULL;
 }
 
+/* Checks the name, aligns the tensor's offset and writes the padding before it. */
+static mixq_status begin_tensor(cwriter *w, const cw_tensor *t, const qlayout *layout, uint64_t *offset,
+                                mixq_error *err)
+{
+    char nb[MX_SHOWN_BUF];
+    if (!t->name || !*t->name) /* as the reader: a container tensor has a non-empty name */
+        return mx_err(err, MIXQ_E_INVALID_ARG, "%s: a tensor has an empty name; tensor names must not be empty",
+                      w->file.final_path);
+    if (!ck_align(w->end, MX_ALIGN, offset) || *offset > INT64_MAX - layout->total)
+        return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": output larger than 2^63 bytes", w->file.final_path,
+                      mx_shown(t->name, nb));
+    return write_padding(w, w->end, *offset, err);
+}
+
+/* Records the tensor's header entry once its bytes are written. */
+static mixq_status end_tensor(cwriter *w, const cw_tensor *t, const qlayout *layout, uint64_t offset, uint64_t hash,
+                              mixq_error *err)
+{
+    char nb[MX_SHOWN_BUF];
+    json_t *e = make_entry(t, layout, offset, hash);
+    if (!e || json_array_append_new(w->tensors, e))
+        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", w->file.final_path,
+                      mx_shown(t->name, nb));
+    w->end = offset + layout->total;
+    return MIXQ_OK;
+}
+
 mixq_status cw_add_tensor(cwriter *w, const cw_tensor *t, const qlayout *layout, const uint8_t *bytes,
                           mixq_error *err)
 {
     uint64_t offset;
-    if (!ck_align(w->end, MX_ALIGN, &offset) || offset > INT64_MAX - layout->total)
-        return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": output larger than 2^63 bytes", w->file.final_path,
-                      t->name);
-    mixq_status s = write_padding(w, w->end, offset, err);
+    mixq_status s = begin_tensor(w, t, layout, &offset, err);
     if (s != MIXQ_OK) return s;
     if (layout->total) {
         s = afile_pwrite(&w->file, bytes, (size_t)layout->total, offset, err);
         if (s != MIXQ_OK) return s;
     }
-    uint64_t hash = XXH3_64bits(bytes, (size_t)layout->total);
-    json_t *e = make_entry(t, layout, offset, hash);
-    if (!e || json_array_append_new(w->tensors, e))
-        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", w->file.final_path, t->name);
-    w->end = offset + layout->total;
-    return MIXQ_OK;
+    return end_tensor(w, t, layout, offset, XXH3_64bits(bytes, (size_t)layout->total), err);
+}
+
+/* Bytes per chunk of cw_add_tensor_from. */
+#define CW_CHUNK ((size_t)4 << 20)
+
+mixq_status cw_add_tensor_from(cwriter *w, const cw_tensor *t, const qlayout *layout, cw_read_fn read, void *ctx,
+                               mixq_error *err)
+{
+    uint64_t offset;
+    mixq_status s = begin_tensor(w, t, layout, &offset, err);
+    if (s != MIXQ_OK) return s;
+    uint64_t total = layout->total;
+    size_t cap = total < CW_CHUNK ? (size_t)total : CW_CHUNK;
+    uint8_t *buf = malloc(cap ? cap : 1);
+    XXH3_state_t *st = XXH3_createState();
+    char nb[MX_SHOWN_BUF];
+    if (!buf || !st || XXH3_64bits_reset(st) != XXH_OK) {
+        free(buf);
+        XXH3_freeState(st);
+        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", w->file.final_path,
+                      mx_shown(t->name, nb));
+    }
+    for (uint64_t done = 0; done < total && s == MIXQ_OK; done += cap) {
+        size_t n = total - done < cap ? (size_t)(total - done) : cap;
+        s = read(ctx, done, buf, n, err);
+        if (s == MIXQ_OK) s = afile_pwrite(&w->file, buf, n, offset + done, err);
+        if (s == MIXQ_OK) (void)XXH3_64bits_update(st, buf, n); /* the bytes just written, from the same buffer */
+        if (s == MIXQ_OK && w->file.cancel && *w->file.cancel) break; /* the caller reports the interruption */
+    }
+    uint64_t hash = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    free(buf);
+    if (s != MIXQ_OK) return s;
+    return end_tensor(w, t, layout, offset, hash, err);
 }
 
 /* How the header is serialised (FORMAT.md §3: compact, fixed key order). */

@@ -158,18 +158,23 @@ static void convert_block(void *ctx, size_t b)
         return;
     }
     size_t k = (size_t)j->row_length, esize = st_dtypes[j->t->dtype].size;
+    uint8_t scale_scratch[16]; /* a per-tensor scale: every row writes the same value; block 0 keeps it */
+    uint64_t r0 = b * j->block_rows, r1 = r0 + j->block_rows < j->rows ? r0 + j->block_rows : j->rows;
+    /* the block's source bytes are read (pread) into this block's own buffer, never through the mapping */
+    size_t src_len = (size_t)((r1 - r0) * k * esize);
     float *row = malloc((k ? k : 1) * sizeof *row);
-    if (!row) {
+    uint8_t *src = malloc(src_len ? src_len : 1);
+    if (!row || !src) {
+        free(row);
+        free(src);
         mx_err(&e, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", j->fname, j->tname);
         job_fail(j, b, &e);
         return;
     }
-    uint8_t scale_scratch[16]; /* a per-tensor scale: every row writes the same value; block 0 keeps it */
-    uint64_t r0 = b * j->block_rows, r1 = r0 + j->block_rows < j->rows ? r0 + j->block_rows : j->rows;
     float amax = 0.0f;
-    mixq_status s = MIXQ_OK;
+    mixq_status s = st_read(j->model, j->t, r0 * k * esize, src, src_len, &e);
     for (uint64_t r = r0; r < r1 && s == MIXQ_OK; r++) {
-        st_to_f32(j->t->dtype, j->t->data + r * k * esize, k, row);
+        st_to_f32(j->t->dtype, src + (r - r0) * k * esize, k, row);
         if (j->prepass) {
             s = check_row(j->fname, j->tname, j->qt->id, row, k, r, &e);
             for (size_t i = 0; i < k && s == MIXQ_OK; i++)
@@ -191,8 +196,7 @@ static void convert_block(void *ctx, size_t b)
         }
     }
     free(row);
-    /* this block's input is consumed: drop its pages, so a large tensor is never resident whole */
-    st_release_range(j->model, j->t, r0 * k * esize, (r1 - r0) * k * esize);
+    free(src);
     if (j->prepass) j->block_amax[b] = amax;
     if (s != MIXQ_OK) job_fail(j, b, &e);
 }
@@ -207,6 +211,18 @@ static mixq_status run_rows(conv_ctx *c, rows_job *j, mixq_error *err)
         return j->fail.code;
     }
     return MIXQ_OK;
+}
+
+/* A tensor stored exactly: its source bytes, read through st_read (cw_add_tensor_from). */
+typedef struct exact_src {
+    const st_model *model;
+    const st_tensor *t;
+} exact_src;
+
+static mixq_status read_exact(void *ctx, uint64_t off, void *dst, size_t len, mixq_error *err)
+{
+    const exact_src *e = ctx;
+    return st_read(e->model, e->t, off, dst, len, err);
 }
 
 /* Converts one tensor (as planned by pe, if not NULL) into a freshly allocated buffer and hands it to the writer. */
@@ -237,7 +253,7 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
         return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": stored size overflows 64 bits", fname, tname);
     if (lay.total > SIZE_MAX)
         return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": too large for this machine", fname, tname);
-    /* stored exactly as in the source: written straight from the mapping, no copy */
+    /* stored exactly as in the source: read in chunks and written as read */
     bool exact = qt == keep_type(t->dtype) || qt->id == MIXQ_QT_RAW;
     if (exact && lay.total != t->nbytes) /* a plain layout is the source bytes, no more, no less */
         return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": %llu bytes do not fill its %llu-byte layout", fname,
@@ -275,7 +291,12 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
         json_t *extra = pe ? mx_plan_entry_extra(pe) : NULL; /* "estimated_error" */
         cw_tensor ct = {.name = t->name, .ndim = t->ndim, .shape = t->shape,
                         .source_dtype = st_dtypes[t->dtype].name, .qt = qt, .group_size = group_req, .extra = extra};
-        s = cw_add_tensor(c->writer, &ct, &lay, exact ? t->data : buf, err);
+        if (exact) { /* copied through the writer's buffer: hashed exactly as written */
+            exact_src es = {c->model, t};
+            s = cw_add_tensor_from(c->writer, &ct, &lay, read_exact, &es, err);
+        } else {
+            s = cw_add_tensor(c->writer, &ct, &lay, buf, err);
+        }
         json_decref(extra);
     }
     free(buf);
@@ -400,6 +421,8 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
         st_release(model, &model->tensors[i]); /* its input pages are no longer needed */
         if (s == MIXQ_OK && opts->progress) opts->progress(opts->progress_ctx, i + 1, model->ntensors, model->tensors[i].name);
     }
+    /* an input that changed under us gave bytes of no one version: refuse to commit them */
+    if (s == MIXQ_OK) s = st_check_unchanged(model, err);
     if (s == MIXQ_OK) {
         json_t *meta = header_meta(model, opts);
         if (meta && opts->plan && json_object_set_new(meta, "plan", mx_plan_header_meta(opts->plan, false))) {

@@ -69,6 +69,8 @@ mixq_status mx_st_open_index(const char *path, st_model **out, mixq_error *err)
     const char *in = disp_text(fb, sizeof fb, path, 0);
     char *text = NULL;
     size_t len = 0;
+    struct stat isb; /* what the index was when read (st_check_unchanged compares) */
+    if (stat(path, &isb) != 0) return mx_err(err, MIXQ_E_IO, "%s: cannot open: %s", in, strerror(errno));
     mixq_status st = mx_read_small_file(path, "index file", ST_MAX_INDEX, &text, &len, err);
     if (st) return st;
     st_index idx;
@@ -83,6 +85,7 @@ mixq_status mx_st_open_index(const char *path, st_model **out, mixq_error *err)
         st_index_free(&idx);
         return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in);
     }
+    st_file_id_of(&isb, &m->index_id);
     const char *slash = strrchr(path, '/');
     size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
     for (size_t i = 0; i < idx.nshards && !st; i++) {
