@@ -946,3 +946,256 @@ Test(input, fifo_is_refused_without_blocking, .timeout = 60)
     ts_rmtree(dir);
     free(dir); free(fifo); free(out);
 }
+
+/* ---------------------------------------------------------------------- */
+/* Inputs that change while they are read (#16 items 1 and 2)              */
+/* ---------------------------------------------------------------------- */
+
+TestSuite(changing, .fini = remove_tmpdirs);
+
+enum { CH_TENSORS = 8, CH_ROWS = 256, CH_COLS = 512 };
+
+/* An F32 checkpoint of CH_TENSORS tensors of CH_ROWS x CH_COLS (4 MB) in dir; *data_start gets 8 + N. */
+static char *make_change_input(const char *dir, uint64_t *data_start)
+{
+    char hdr[4096];
+    size_t o = 0, off = 0, tbytes = (size_t)CH_ROWS * CH_COLS * 4;
+    o += (size_t)snprintf(hdr + o, sizeof hdr - o, "{");
+    for (int i = 0; i < CH_TENSORS; i++) {
+        o += (size_t)snprintf(hdr + o, sizeof hdr - o,
+                              "%s\"l.%d.weight\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[%zu,%zu]}",
+                              i ? "," : "", i, CH_ROWS, CH_COLS, off, off + tbytes);
+        off += tbytes;
+    }
+    o += (size_t)snprintf(hdr + o, sizeof hdr - o, "}");
+    float *x = malloc(off);
+    uint32_t s = 777;
+    for (size_t k = 0; k < off / 4; k++) {
+        s = s * 1664525u + 1013904223u;
+        x[k] = (float)(int)(s >> 16) / 32768.0f - 1.0f;
+    }
+    size_t len;
+    uint8_t *buf = ts_safetensors(hdr, x, off, &len);
+    char *path = ts_path(dir, "in.safetensors");
+    ts_write_file(path, buf, len);
+    *data_start = 8 + o;
+    free(buf);
+    free(x);
+    return path;
+}
+
+/* What a progress callback does to a file after the tensor number `at`. */
+typedef struct change_action {
+    const char *path;
+    size_t at;
+    int rewrite;         /* 0: truncate to `size`; 1: overwrite 4096 bytes at `offset`, same size */
+    uint64_t size, offset;
+    int done;
+} change_action;
+
+static void change_file(void *ctx, size_t done, size_t total, const char *name)
+{
+    (void)total;
+    (void)name;
+    change_action *a = ctx;
+    if (done != a->at || a->done) return;
+    a->done = 1;
+    if (!a->rewrite) {
+        cr_assert_eq(truncate(a->path, (off_t)a->size), 0, "truncate %s: %s", a->path, strerror(errno));
+        return;
+    }
+    int fd = open(a->path, O_WRONLY);
+    cr_assert(fd >= 0);
+    uint8_t junk[4096];
+    memset(junk, 0x5a, sizeof junk);
+    cr_assert_eq(pwrite(fd, junk, sizeof junk, (off_t)a->offset), (ssize_t)sizeof junk);
+    close(fd);
+    struct timespec ts = {0, 2000000}; /* distinct timestamps even on coarse clocks */
+    nanosleep(&ts, NULL);
+}
+
+/* In-process convert of a generated input; the progress callback changes it after tensor 2. */
+static void convert_while_changing(const char *type, int rewrite)
+{
+    char *dir = tmpdir(), *outdir = ts_path(dir, "out");
+    cr_assert_eq(mkdir(outdir, 0755), 0);
+    uint64_t data_start;
+    char *in = make_change_input(dir, &data_start), *out = ts_path(outdir, "out.mxq");
+    uint64_t tbytes = (uint64_t)CH_ROWS * CH_COLS * 4;
+    /* truncate inside tensor 5 (not read yet), or rewrite 4 KB of tensor 0 (already read and written) */
+    change_action a = {.path = in, .at = 2, .rewrite = rewrite, .size = data_start + 5 * tbytes + 100,
+                       .offset = data_start + 4096};
+    mixq_convert_options o;
+    mixq_convert_options_init(&o);
+    cr_assert_eq(mixq_qtype_from_name(type, &o.type), MIXQ_OK);
+    o.progress = change_file;
+    o.progress_ctx = &a;
+    mixq_error err;
+    mixq_status s = mixq_convert(in, out, &o, &err);
+    cr_assert(a.done, "the callback never ran");
+    cr_assert_eq(s, MIXQ_E_IO, "convert --type %s, input %s: status %d: %s", type, rewrite ? "rewritten" : "truncated",
+                 (int)s, err.message);
+    cr_assert(strstr(err.message, "changed while it was read") && strstr(err.message, "in.safetensors"), "%s",
+              err.message);
+    cr_assert(!strchr(err.message, '\n'));
+    cr_assert_eq(ts_dir_count(outdir), 0, "output or temporary left behind");
+    ts_rmtree(dir);
+    free(dir); free(outdir); free(in); free(out);
+}
+
+Test(changing, input_truncated_while_converting_int8) { convert_while_changing("int8", 0); }
+Test(changing, input_truncated_while_converting_f32) { convert_while_changing("f32", 0); }
+Test(changing, input_rewritten_while_converting_int4) { convert_while_changing("int4", 1); }
+Test(changing, input_rewritten_while_converting_f32) { convert_while_changing("f32", 1); }
+
+/* A container of the generated input (f32: every tensor's bytes are plain) in dir. */
+static char *make_change_container(const char *dir, const char *in, const char *type)
+{
+    char *c = ts_path(dir, "c.mxq");
+    mixq_convert_options o;
+    mixq_convert_options_init(&o);
+    cr_assert_eq(mixq_qtype_from_name(type, &o.type), MIXQ_OK);
+    mixq_error err;
+    cr_assert_eq(mixq_convert(in, c, &o, &err), MIXQ_OK, "%s", err.message);
+    return c;
+}
+
+/* verify: a container that shrinks after it was opened gives an error (the SIGBUS guard), not a crash. */
+Test(changing, container_truncated_under_verify)
+{
+    char *dir = tmpdir();
+    uint64_t ds;
+    char *in = make_change_input(dir, &ds), *c = make_change_container(dir, in, "f32");
+    mixq_error err;
+    mixq_file *f = mixq_open(c, 0, &err);
+    cr_assert_not_null(f, "%s", err.message);
+    struct stat st;
+    cr_assert_eq(stat(c, &st), 0);
+    cr_assert_eq(truncate(c, st.st_size / 3), 0);
+    mixq_status s = mixq_verify(f, &err);
+    cr_assert_eq(s, MIXQ_E_IO, "status %d: %s", (int)s, err.message);
+    cr_assert(strstr(err.message, "changed while it was read") && strstr(err.message, "c.mxq"), "%s", err.message);
+    mixq_close(f);
+    ts_rmtree(dir);
+    free(dir); free(in); free(c);
+}
+
+/* export: the container shrinks after the first tensor: an error naming it, nothing written. */
+Test(changing, container_truncated_under_export)
+{
+    const char *types[] = {"f32", "int8"};
+    for (int k = 0; k < 2; k++) {
+        char *dir = tmpdir(), *outdir = ts_path(dir, "out");
+        cr_assert_eq(mkdir(outdir, 0755), 0);
+        uint64_t ds;
+        char *in = make_change_input(dir, &ds), *c = make_change_container(dir, in, types[k]);
+        char *out = ts_path(outdir, "x.safetensors");
+        struct stat st;
+        cr_assert_eq(stat(c, &st), 0);
+        change_action a = {.path = c, .at = 1, .size = (uint64_t)st.st_size / 3};
+        mixq_export_options o;
+        mixq_export_options_init(&o);
+        o.progress = change_file;
+        o.progress_ctx = &a;
+        mixq_error err;
+        mixq_status s = mixq_export(c, out, &o, &err);
+        cr_assert(a.done);
+        cr_assert_eq(s, MIXQ_E_IO, "%s: status %d: %s", types[k], (int)s, err.message);
+        cr_assert(strstr(err.message, "changed while it was read") && strstr(err.message, "c.mxq"), "%s",
+                  err.message);
+        cr_assert_eq(ts_dir_count(outdir), 0, "output or temporary left behind");
+        ts_rmtree(dir);
+        free(dir); free(outdir); free(in); free(c); free(out);
+    }
+}
+
+/* export: the container rewritten in place (same size) while exported: refused. */
+Test(changing, container_rewritten_under_export)
+{
+    char *dir = tmpdir(), *outdir = ts_path(dir, "out");
+    cr_assert_eq(mkdir(outdir, 0755), 0);
+    uint64_t ds;
+    char *in = make_change_input(dir, &ds), *c = make_change_container(dir, in, "int8");
+    char *out = ts_path(outdir, "x.safetensors");
+    change_action a = {.path = c, .at = 1, .rewrite = 1, .offset = 64};
+    mixq_export_options o;
+    mixq_export_options_init(&o);
+    o.progress = change_file;
+    o.progress_ctx = &a;
+    mixq_error err;
+    mixq_status s = mixq_export(c, out, &o, &err);
+    cr_assert_eq(s, MIXQ_E_IO, "status %d: %s", (int)s, err.message);
+    cr_assert(strstr(err.message, "changed while it was read"), "%s", err.message);
+    cr_assert_eq(ts_dir_count(outdir), 0, "output or temporary left behind");
+    ts_rmtree(dir);
+    free(dir); free(outdir); free(in); free(c); free(out);
+}
+
+/* compare: the container, then the source, shrinks during the comparison: an error naming the file. */
+Test(changing, files_truncated_under_compare)
+{
+    for (int which = 0; which < 2; which++) {
+        char *dir = tmpdir();
+        uint64_t ds;
+        char *in = make_change_input(dir, &ds), *c = make_change_container(dir, in, "int8");
+        const char *victim = which ? in : c;
+        struct stat st;
+        cr_assert_eq(stat(victim, &st), 0);
+        change_action a = {.path = victim, .at = 1, .size = (uint64_t)st.st_size / 3};
+        mixq_compare_options o;
+        mixq_compare_options_init(&o);
+        o.progress = change_file;
+        o.progress_ctx = &a;
+        mixq_error err;
+        mixq_compare_result *r = NULL;
+        mixq_status s = mixq_compare(in, c, &o, &r, &err);
+        cr_assert(a.done);
+        cr_assert_eq(s, MIXQ_E_IO, "status %d: %s", (int)s, err.message);
+        cr_assert(strstr(err.message, "changed while it was read") &&
+                  strstr(err.message, which ? "in.safetensors" : "c.mxq"), "%s", err.message);
+        cr_assert_null(r);
+        ts_rmtree(dir);
+        free(dir); free(in); free(c);
+    }
+}
+
+/*
+ * The race from a second process: `mixq convert` runs (writes slowed by the
+ * shim), the test truncates or rewrites its input as soon as the temporary
+ * appears.  Exit 3, one line "changed while it was read", nothing left.
+ */
+static void cli_race(const char *type, int rewrite)
+{
+    const char *shim = shim_path();
+    char *dir = tmpdir(), *outdir = ts_path(dir, "out");
+    cr_assert_eq(mkdir(outdir, 0755), 0);
+    uint64_t ds;
+    char *in = make_change_input(dir, &ds), *out = ts_path(outdir, "out.mxq");
+    char *preload = env_kv("LD_PRELOAD", shim);
+    run_opts ro = {.env = {preload, "MIXQ_FAULT_WRITE_DELAY_US=30000"}};
+    proc p = spawn_cli(ARGS("convert", in, "-o", out, "--type", type, "-j", "1"), &ro);
+    cr_assert(wait_for_temporary(outdir, "out.mxq", p.pid));
+    if (rewrite) {
+        int fd = open(in, O_WRONLY);
+        cr_assert(fd >= 0);
+        uint8_t junk[4096];
+        memset(junk, 0x33, sizeof junk);
+        cr_assert_eq(pwrite(fd, junk, sizeof junk, (off_t)ds), (ssize_t)sizeof junk); /* tensor 0, read already */
+        close(fd);
+    } else {
+        cr_assert_eq(truncate(in, (off_t)(ds + 100)), 0);
+    }
+    char *o = NULL, *e = NULL;
+    int rc = wait_cli(&p, 60, &o, &e, NULL);
+    char tag[64];
+    snprintf(tag, sizeof tag, "convert --type %s, input %s", type, rewrite ? "rewritten" : "truncated");
+    cr_assert_eq(rc, 3, "%s: exit %d: %s", tag, rc, e);
+    expect_one_line(tag, e, "convert", "changed while it was read", "in.safetensors");
+    cr_assert_str_eq(o, "");
+    cr_assert_eq(ts_dir_count(outdir), 0, "%s: output or temporary left behind", tag);
+    ts_rmtree(dir);
+    free(dir); free(outdir); free(in); free(out); free(preload); free(o); free(e);
+}
+
+Test(changing, cli_input_truncated_by_another_process, .timeout = 60) { cli_race("int8", 0); }
+Test(changing, cli_input_rewritten_by_another_process, .timeout = 60) { cli_race("f32", 1); }
