@@ -1199,3 +1199,103 @@ static void cli_race(const char *type, int rewrite)
 
 Test(changing, cli_input_truncated_by_another_process, .timeout = 60) { cli_race("int8", 0); }
 Test(changing, cli_input_rewritten_by_another_process, .timeout = 60) { cli_race("f32", 1); }
+
+/* ---------------------------------------------------------------------- */
+/* Outputs that are inputs, outputs that are not files (#16 items 4, 5)    */
+/* ---------------------------------------------------------------------- */
+
+/* A private copy of testdata/tiny-llama-sharded in dir. */
+static void copy_sharded(const char *dir)
+{
+    char *src = ts_source_path("testdata/tiny-llama-sharded");
+    const char *files[] = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+                           "model.safetensors.index.json"};
+    for (int i = 0; i < 3; i++) {
+        char *a = ts_path(src, files[i]), *b = ts_path(dir, files[i]);
+        size_t len;
+        uint8_t *d = ts_read_file(a, &len);
+        ts_write_file(b, d, len);
+        free(d); free(a); free(b);
+    }
+    free(src);
+}
+
+/* plan -o, convert -o and export -o never write over any of their inputs, whatever the spelling. */
+Test(output, no_command_writes_over_its_inputs)
+{
+    char *dir = tmpdir();
+    copy_sharded(dir);
+    char *shard = ts_path(dir, "model-00001-of-00002.safetensors"), *index = ts_path(dir, "model.safetensors.index.json");
+    char *hard = ts_path(dir, "hard.json"), *sym = ts_path(dir, "sym.json"), *sens = ts_path(dir, "sens.json");
+    char *plan = ts_path(dir, "plan.json"), *dotted = NULL, *e = NULL;
+    const char *stext = "{\"lm_head.weight\":{\"gradient_norm\":1,\"weight_variance\":1,\"activation_range\":1,"
+                        "\"output_sensitivity\":1}}";
+    ts_write_file(sens, stext, strlen(stext));
+    cr_assert_eq(run_cli(ARGS("plan", dir, "-o", plan, "-q"), NULL, NULL, &e, NULL), 0, "%s", e);
+    free(e);
+    cr_assert_eq(link(shard, hard), 0);
+    cr_assert_eq(symlink("model-00002-of-00002.safetensors", sym), 0);
+    cr_assert(asprintf(&dotted, "%s/./model.safetensors.index.json", dir) > 0);
+    uint64_t h = tree_hash(dir);
+    const char *outs[] = {shard, index, hard, sym, dotted, sens};
+    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+        char tag[700];
+        snprintf(tag, sizeof tag, "plan %s -o %s --force", dir, outs[i]);
+        int rc = run_cli(ARGS("plan", dir, "--strategy", "sensitivity", "--sensitivity", sens, "-o", outs[i],
+                              "--force", "-q"), NULL, NULL, &e, NULL);
+        cr_assert_eq(rc, 2, "%s: exit %d: %s", tag, rc, e);
+        expect_one_line(tag, e, "plan", "is the input file", NULL);
+        cr_assert_eq(tree_hash(dir), h, "%s: the input changed", tag);
+        free(e);
+    }
+    /* convert: its plan file and its sensitivity file are inputs too */
+    int rc = run_cli(ARGS("convert", dir, "--plan", plan, "-o", plan, "--force"), NULL, NULL, &e, NULL);
+    cr_assert_eq(rc, 2, "convert --plan P -o P: exit %d: %s", rc, e);
+    expect_one_line("convert --plan P -o P", e, "convert", "is the input file", NULL);
+    free(e);
+    rc = run_cli(ARGS("convert", dir, "--strategy", "sensitivity", "--sensitivity", sens, "-o", sens, "--force"), NULL,
+                 NULL, &e, NULL);
+    cr_assert_eq(rc, 2, "convert --sensitivity S -o S: exit %d: %s", rc, e);
+    expect_one_line("convert --sensitivity S -o S", e, "convert", "is the input file", NULL);
+    free(e);
+    cr_assert_eq(tree_hash(dir), h, "the inputs changed");
+    ts_rmtree(dir);
+    free(dir); free(shard); free(index); free(hard); free(sym); free(sens); free(plan); free(dotted);
+}
+
+/* An existing output that is a FIFO, or a symlink to a character device, is refused even with --force. */
+Test(output, non_regular_output_is_never_replaced, .timeout = 60)
+{
+    char *dir = tmpdir(), *in = ts_source_path("testdata/tiny-llama-f32");
+    char *fifo = ts_path(dir, "fifo.mxq"), *dev = ts_path(dir, "null.mxq"), *c = ts_path(dir, "c.mxq"), *e = NULL;
+    cr_assert_eq(mkfifo(fifo, 0644), 0);
+    cr_assert_eq(symlink("/dev/null", dev), 0);
+    cr_assert_eq(run_cli(ARGS("convert", in, "-o", c, "-q"), NULL, NULL, &e, NULL), 0, "%s", e);
+    free(e);
+    const char *outs[] = {fifo, dev};
+    for (int i = 0; i < 2; i++) {
+        const char *const *cmds[] = {
+            ARGS("convert", in, "-o", outs[i], "--force"),
+            ARGS("plan", in, "-o", outs[i], "--force", "-q"),
+            ARGS("export", c, "-o", outs[i], "--force"),
+        };
+        const char *names[] = {"convert", "plan", "export"};
+        for (int k = 0; k < 3; k++) {
+            if (k == 2 && !export_available()) continue;
+            char tag[600];
+            snprintf(tag, sizeof tag, "%s -o %s --force", names[k], outs[i]);
+            int rc = run_cli(cmds[k], NULL, NULL, &e, NULL);
+            cr_assert_eq(rc, 2, "%s: exit %d: %s", tag, rc, e);
+            expect_one_line(tag, e, names[k], "not a regular file", NULL);
+            free(e);
+        }
+    }
+    struct stat st;
+    cr_assert_eq(lstat(fifo, &st), 0);
+    cr_assert(S_ISFIFO(st.st_mode), "the FIFO was replaced");
+    cr_assert_eq(lstat(dev, &st), 0);
+    cr_assert(S_ISLNK(st.st_mode), "the symlink was replaced");
+    cr_assert_eq(ts_dir_count(dir), 3, "a temporary was left behind");
+    ts_rmtree(dir);
+    free(dir); free(in); free(fifo); free(dev); free(c);
+}

@@ -41,6 +41,10 @@ mixq_status afile_open(afile *f, const char *final_path, int force, mixq_error *
     if (stat(final_path, &st) == 0) {
         if (S_ISDIR(st.st_mode))
             return mx_err(err, MIXQ_E_INVALID_ARG, "%s: is a directory; give a file name for the output", final_path);
+        if (!S_ISREG(st.st_mode)) /* a device, FIFO or socket: never replaced, even with --force */
+            return mx_err(err, MIXQ_E_INVALID_ARG,
+                          "%s: exists and is not a regular file (a device, FIFO or socket); it is never replaced, "
+                          "even with --force", final_path);
         if (!force)
             return mx_err(err, MIXQ_E_EXISTS, "%s: already exists; pass --force to replace it", final_path);
     }

@@ -15,6 +15,7 @@
 #include "container/container_write.h"
 #include "common/error.h"
 #include "common/half.h"
+#include "common/same_file.h"
 #include "plan/plan.h"
 #include "plan/plan_measure.h"
 #include "kernels/qtype.h"
@@ -309,19 +310,24 @@ static json_t *header_meta(const st_model *m, const mixq_convert_options *o)
     return st_header_meta(m, o->type, o->group_size, o->quantize_1d != 0, o->rtn == 0);
 }
 
-/* Refuses an output path that names one of the input files. */
-static mixq_status check_not_input(const st_model *m, const char *out_path, mixq_error *err)
+/*
+ * Refuses an output path that names one of the input files: a shard, the
+ * index, the plan file applied, the sensitivity file (any spelling: device
+ * and inode are compared).
+ */
+static mixq_status check_not_input(const st_model *m, const mixq_convert_options *o, const char *out_path,
+                                   mixq_error *err)
 {
-    struct stat so;
-    if (stat(out_path, &so) != 0) return MIXQ_OK;
-    for (size_t i = 0; i <= m->nfiles; i++) {
-        const char *p = i < m->nfiles ? m->files[i].path : m->index_path;
-        struct stat si;
-        if (p && stat(p, &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
-            return mx_err(err, MIXQ_E_INVALID_ARG, "%s: the output is the input file %s; choose another output path",
-                          out_path, p);
-    }
-    return MIXQ_OK;
+    size_t n = m->nfiles + 3;
+    const char **in = calloc(n, sizeof *in);
+    if (!in) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", out_path);
+    for (size_t i = 0; i < m->nfiles; i++) in[i] = m->files[i].path;
+    in[m->nfiles] = m->index_path;
+    in[m->nfiles + 1] = o->plan ? o->plan->origin : NULL;
+    in[m->nfiles + 2] = o->plan_options ? o->plan_options->sensitivity_path : NULL;
+    mixq_status s = mx_check_output_not_input(out_path, in, n, NULL, 0, NULL, err);
+    free(in);
+    return s;
 }
 
 /*
@@ -402,7 +408,7 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
     opts = &eff;
     mixq_status s = st_open(in_path, &model, err);
     if (s != MIXQ_OK) goto done;
-    s = check_not_input(model, out_path, err);
+    s = check_not_input(model, opts, out_path, err);
     if (s == MIXQ_OK) s = setup_plan(in_path, model, &eff, &owned_plan, &plan_map, err);
     if (s != MIXQ_OK) goto done;
     c.opts = opts;

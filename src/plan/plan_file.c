@@ -112,12 +112,15 @@ fail:
 mixq_status mixq_plan_save(const mixq_plan *plan, const char *path, int force, mixq_error *err)
 {
     if (!plan || !path) return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_plan_save: a plan and a path are required");
+    mixq_status s = mx_check_output_not_input(path, NULL, 0, plan->inputs, plan->ninputs,
+                                              "the plan was made from", err);
+    if (s != MIXQ_OK) return s;
     char *text = mx_plan_to_json(plan);
     if (!text) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", path);
     size_t len = strlen(text);
     text[len] = '\n'; /* replaces the NUL: written as len + 1 bytes */
     afile f;
-    mixq_status s = afile_open(&f, path, force, err);
+    s = afile_open(&f, path, force, err);
     if (s == MIXQ_OK) s = afile_pwrite(&f, text, len + 1, 0, err);
     if (s == MIXQ_OK) s = afile_commit(&f, err);
     afile_abort(&f);
