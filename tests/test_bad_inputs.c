@@ -1051,6 +1051,8 @@ static const float nan_row0[8] = {NAN, 2, 3, 4, 5, 6, 7, 8};
 static const uint16_t f16_ninf[4] = {0x3c00, 0x3c00, 0xfc00, 0x3c00};
 static const uint16_t bf16_nan[4] = {0x3f80, 0x7fc0, 0x3f80, 0x3f80};
 static const double f64_nan[4] = {1, 2, 3, NAN};
+static const double f64_big[4] = {1, 1e300, 3, 4};     /* finite, beyond f32 (#16 item 3) */
+static const double f64_nbig[4] = {1, 2, -1e39, 4};    /* just beyond -FLT_MAX */
 static const uint8_t e4m3_nan[4] = {0x38, 0x38, 0x7f, 0x38};
 static const uint8_t e5m2_inf[4] = {0x3c, 0x3c, 0x3c, 0x7c};
 static const uint32_t nonfinite_f32[8] = {0x3f800000u, F32_NAN_PAYLOAD, F32_NEG_NAN, F32_PINF,
@@ -1162,6 +1164,20 @@ static row catalogue[] = {
            "{\"a.weight\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
            "\"b.weight\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[20,36]}}", 36, 1,
            "leave a gap of 4 unused bytes after tensor \"a.weight\"", "b.weight"),
+    ST_ROW("tensors overlapping by 1 byte",
+           "{\"a.weight\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+           "\"b.weight\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[15,19]}}", 19, 1,
+           "overlap tensor \"a.weight\"", "b.weight"),
+    ST_ROW("a 1-byte gap between tensors",
+           "{\"a.weight\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+           "\"b.weight\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[17,21]}}", 21, 1,
+           "leave a gap of 1 unused bytes after tensor \"a.weight\"", "b.weight"),
+    ST_ROW("a 1-byte gap at the start", "{\"w.weight\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[1,5]}}", 5, 1,
+           "leave a gap of 1 unused bytes at the start of the data section", "w.weight"),
+    ST_ROW("1 trailing byte after the last tensor", "{\"w.weight\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 5, 1,
+           "1 trailing bytes belong to no tensor", NULL),
+    ST_ROW("a tensor named \"\"", "{\"\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4, 1,
+           "a tensor has an empty name", NULL),
     ST_ROW("hole at the start", "{\"w.weight\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}", 24, 1,
            "leave a gap of 8 unused bytes at the start of the data section", "w.weight"),
     ST_ROW("trailing bytes after the last tensor", "{\"w.weight\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 20, 1,
@@ -1211,6 +1227,21 @@ static row catalogue[] = {
      .cmd = CONVERT, .args = {"--type", "int4"}, .exit_code = 1, .message = "row 0, column 1 holds NaN", .tensor = "w.weight"},
     {.name = "NaN in an F64 source", .hdr = HDR_2x2("F64", 32), .data = f64_nan, .data_size = sizeof f64_nan, .cmd = CONVERT,
      .exit_code = 1, .message = "row 1, column 1 holds NaN", .tensor = "w.weight"},
+    {.name = "F64 value beyond the f32 range (--type f32)", .hdr = HDR_2x2("F64", 32), .data = f64_big,
+     .data_size = sizeof f64_big, .cmd = CONVERT, .args = {"--type", "f32"}, .exit_code = 1,
+     .message = "row 0, column 1 holds 1e+300, beyond the range of f32", .tensor = "w.weight"},
+    {.name = "F64 value beyond the f32 range (--type bf16)", .hdr = HDR_2x2("F64", 32), .data = f64_big,
+     .data_size = sizeof f64_big, .cmd = CONVERT, .args = {"--type", "bf16"}, .exit_code = 1,
+     .message = "row 0, column 1 holds 1e+300, beyond the range of f32", .tensor = "w.weight"},
+    {.name = "F64 value beyond the f32 range (--type f16)", .hdr = HDR_2x2("F64", 32), .data = f64_big,
+     .data_size = sizeof f64_big, .cmd = CONVERT, .args = {"--type", "f16"}, .exit_code = 1,
+     .message = "row 0, column 1 holds 1e+300, beyond the range of f32", .tensor = "w.weight"},
+    {.name = "F64 value beyond the f32 range (int8: not called an infinity)", .hdr = HDR_2x2("F64", 32),
+     .data = f64_big, .data_size = sizeof f64_big, .cmd = CONVERT, .exit_code = 1,
+     .message = "row 0, column 1 holds 1e+300, beyond the range of f32 (and so of int8)", .tensor = "w.weight"},
+    {.name = "F64 value just beyond -FLT_MAX (int4)", .hdr = HDR_2x2("F64", 32), .data = f64_nbig,
+     .data_size = sizeof f64_nbig, .cmd = CONVERT, .args = {"--type", "int4"}, .exit_code = 1,
+     .message = "row 1, column 0 holds -1e+39, beyond the range of f32", .tensor = "w.weight"},
     {.name = "NaN in an F8_E4M3 source", .hdr = HDR_2x2("F8_E4M3", 4), .data = e4m3_nan, .data_size = sizeof e4m3_nan,
      .cmd = CONVERT, .exit_code = 1, .message = "row 1, column 0 holds NaN", .tensor = "w.weight"},
     {.name = "+Inf in an F8_E5M2 source", .hdr = HDR_2x2("F8_E5M2", 4), .data = e5m2_inf, .data_size = sizeof e5m2_inf,

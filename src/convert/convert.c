@@ -3,6 +3,7 @@
  * converts or quantizes it row by row, and streams it to the writer.
  */
 #include <errno.h>
+#include <float.h>
 #include <pthread.h>
 #include <math.h>
 #include <stdlib.h>
@@ -105,6 +106,27 @@ static mixq_status check_row(const char *fname, const char *tname, mixq_qtype ty
 }
 
 /*
+ * Checks that an F64 row holds no finite value beyond the f32 range (every
+ * type is reached through f32: such a value would become an infinity);
+ * names the element if it does.  NaN and infinities are left to the checks
+ * of the target type.
+ */
+static mixq_status check_f64_row(const char *fname, const char *tname, mixq_qtype type, const uint8_t *src, size_t n,
+                                 uint64_t r, mixq_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        double d;
+        memcpy(&d, src + 8 * i, sizeof d); /* little-endian host, as st_to_f32 */
+        if (isfinite(d) && fabs(d) > (double)FLT_MAX)
+            return mx_err(err, MIXQ_E_DATA,
+                          "%s: tensor \"%s\": row %llu, column %zu holds %g, beyond the range of f32 (and so of %s); "
+                          "fix the checkpoint, or keep this tensor as it is (1-D tensors and non-float types keep "
+                          "their source bytes)", fname, tname, (unsigned long long)r, i, d, mixq_qtype_name(type));
+    }
+    return MIXQ_OK;
+}
+
+/*
  * One tensor's rows, cut into blocks that the pool's threads convert
  * independently.  Every block writes only its own rows, so the bytes do not
  * depend on the thread count; an error is reported from the lowest failing
@@ -175,6 +197,10 @@ static void convert_block(void *ctx, size_t b)
     float amax = 0.0f;
     mixq_status s = st_read(j->model, j->t, r0 * k * esize, src, src_len, &e);
     for (uint64_t r = r0; r < r1 && s == MIXQ_OK; r++) {
+        if (j->t->dtype == ST_F64) {
+            s = check_f64_row(j->fname, j->tname, j->qt->id, src + (r - r0) * k * esize, k, r, &e);
+            if (s != MIXQ_OK) break;
+        }
         st_to_f32(j->t->dtype, src + (r - r0) * k * esize, k, row);
         if (j->prepass) {
             s = check_row(j->fname, j->tname, j->qt->id, row, k, r, &e);
