@@ -1299,3 +1299,50 @@ Test(output, non_regular_output_is_never_replaced, .timeout = 60)
     ts_rmtree(dir);
     free(dir); free(in); free(fifo); free(dev); free(c);
 }
+
+/*
+ * Every file input (plans, sensitivity files, indexes) is a regular file of
+ * bounded size: a FIFO is refused at once, /dev/zero is refused without
+ * reading it, a file over the cap is refused before it is read (#16 item 7).
+ */
+Test(input, small_file_inputs_are_regular_and_capped, .timeout = 60)
+{
+    char *dir = tmpdir(), *in = ts_source_path("testdata/tiny-llama-f32"), *out = ts_path(dir, "o.mxq");
+    char *fifo = ts_path(dir, "fifo.json"), *big = ts_path(dir, "big.json"), *idx = ts_path(dir, "idx");
+    cr_assert_eq(mkfifo(fifo, 0644), 0);
+    int fd = open(big, O_WRONLY | O_CREAT | O_TRUNC, 0644); /* sparse: 300 MiB, over every cap */
+    cr_assert(fd >= 0);
+    cr_assert_eq(ftruncate(fd, (off_t)300 << 20), 0);
+    close(fd);
+    cr_assert_eq(mkdir(idx, 0755), 0);
+    char *idxfifo = ts_path(idx, "model.safetensors.index.json");
+    cr_assert_eq(mkfifo(idxfifo, 0644), 0);
+    struct {
+        const char *const *args;
+        const char *cmd, *want1, *want2;
+        int code;
+    } cases[] = {
+        {ARGS("convert", in, "-o", out, "--plan", fifo), "convert", "fifo.json", "not a regular file", 3},
+        {ARGS("convert", in, "-o", out, "--plan", "/dev/zero"), "convert", "/dev/zero", "not a regular file", 3},
+        {ARGS("convert", in, "-o", out, "--plan", big), "convert", "big.json", "exceeds the limit of", 1},
+        {ARGS("plan", in, "--strategy", "sensitivity", "--sensitivity", fifo), "plan", "fifo.json", "not a regular file", 3},
+        {ARGS("plan", in, "--strategy", "sensitivity", "--sensitivity", "/dev/zero"), "plan", "/dev/zero",
+         "not a regular file", 3},
+        {ARGS("plan", in, "--strategy", "sensitivity", "--sensitivity", big), "plan", "big.json", "exceeds the limit of", 1},
+        {ARGS("convert", in, "-o", out, "--strategy", "sensitivity", "--sensitivity", fifo), "convert", "fifo.json",
+         "not a regular file", 3},
+        {ARGS("convert", idx, "-o", out), "convert", "model.safetensors.index.json", "not a regular file", 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        proc p = spawn_cli(cases[i].args, NULL);
+        char *e = NULL;
+        int rc = wait_cli(&p, 10, NULL, &e, NULL);
+        cr_assert_neq(rc, -2, "case %zu (%s %s): still running after 10 s", i, cases[i].cmd, cases[i].want1);
+        cr_assert_eq(rc, cases[i].code, "case %zu: exit %d: %s", i, rc, e);
+        expect_one_line(cases[i].cmd, e, cases[i].cmd, cases[i].want1, cases[i].want2);
+        free(e);
+    }
+    cr_assert(!ts_exists(out), "an output was written");
+    ts_rmtree(dir);
+    free(dir); free(in); free(out); free(fifo); free(big); free(idx); free(idxfifo);
+}
