@@ -1346,3 +1346,122 @@ Test(input, small_file_inputs_are_regular_and_capped, .timeout = 60)
     ts_rmtree(dir);
     free(dir); free(in); free(out); free(fifo); free(big); free(idx); free(idxfifo);
 }
+
+/* ---------------------------------------------------------------------- */
+/* Names from a hostile checkpoint never reach the terminal raw (#16 item 8) */
+/* ---------------------------------------------------------------------- */
+
+TestSuite(terminal, .fini = remove_tmpdirs);
+
+#include <sys/ioctl.h>
+
+/*
+ * Runs the CLI with stdout on a pipe and stderr on a pseudo-terminal (so the
+ * progress line is drawn); returns the exit status and both outputs.
+ */
+static int run_on_pty(const char *const *args, char **out, char **err)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    cr_assert(m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0);
+    char *sname = ptsname(m);
+    cr_assert(sname);
+    int op[2];
+    cr_assert_eq(pipe(op), 0);
+    const char *exe = getenv("MIXQ_EXE");
+    cr_assert(exe);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int s = open(sname, O_RDWR);
+        if (s < 0) _exit(126);
+        dup2(op[1], 1);
+        dup2(s, 2);
+        close(op[0]);
+        close(m);
+        const char *argv[16] = {exe};
+        size_t n = 1;
+        for (; args[n - 1] && n < 15; n++) argv[n] = args[n - 1];
+        argv[n] = NULL;
+        execv(exe, (char *const *)argv);
+        _exit(127);
+    }
+    close(op[1]);
+    /* read both until the child ends (the pty gives EIO once the slave is closed) */
+    size_t ol = 0, el = 0, oc = 1 << 16, ec = 1 << 16;
+    *out = malloc(oc);
+    *err = malloc(ec);
+    int ofd = op[0], status = 0, done = 0;
+    fcntl(ofd, F_SETFL, O_NONBLOCK);
+    fcntl(m, F_SETFL, O_NONBLOCK);
+    for (int spin = 0; spin < 20000; spin++) {
+        ssize_t r;
+        while (ofd >= 0 && (r = read(ofd, *out + ol, oc - ol - 1)) > 0) ol += (size_t)r;
+        while ((r = read(m, *err + el, ec - el - 1)) > 0) el += (size_t)r;
+        if (done) break;
+        if (waitpid(pid, &status, WNOHANG) == pid) done = 1; /* one more round of reads */
+        else usleep(1000);
+    }
+    (*out)[ol] = '\0';
+    (*err)[el] = '\0';
+    close(ofd);
+    close(m);
+    cr_assert(done, "the CLI did not finish");
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Fails if text holds ESC, BEL, a C1 control (UTF-8 C2 80..9F) or a raw 0x9b, other than the allowed sequence. */
+static void expect_no_controls(const char *tag, const char *text, const char *allowed)
+{
+    size_t al = allowed ? strlen(allowed) : 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (al && !strncmp((const char *)p, allowed, al)) {
+            p += al - 1;
+            continue;
+        }
+        int bad = *p == 0x1b || *p == 0x07 || *p == 0x9b || (*p == 0xc2 && p[1] >= 0x80 && p[1] < 0xa0) ||
+                  (*p < 0x20 && *p != '\n' && *p != '\r');
+        cr_assert(!bad, "%s: a control byte 0x%02x reached the terminal at offset %zu: %s", tag, *p,
+                  (size_t)((const char *)p - text), text);
+    }
+    cr_assert(!strstr(text, "\nverify: OK") && strncmp(text, "verify: OK", 10), "%s: a faked line: %s", tag, text);
+}
+
+Test(terminal, hostile_names_are_escaped_everywhere, .timeout = 120)
+{
+    char *dir = tmpdir();
+    /* names that retitle the window, clear the screen (ESC and 8-bit CSI), ring the bell, fake a line */
+    const char *hdr =
+        "{\"\\u001b]0;pwned\\u0007.weight\":{\"dtype\":\"F32\",\"shape\":[2,4],\"data_offsets\":[0,32]},"
+        "\"\\u001b[2J\\u001b[H.weight\":{\"dtype\":\"F32\",\"shape\":[2,4],\"data_offsets\":[32,64]},"
+        "\"\\u009b2J.weight\":{\"dtype\":\"F32\",\"shape\":[2,4],\"data_offsets\":[64,96]},"
+        "\"x\\nverify: OK\\r.weight\":{\"dtype\":\"F32\",\"shape\":[2,4],\"data_offsets\":[96,128]}}";
+    float data[32];
+    for (int i = 0; i < 32; i++) data[i] = (float)i / 7.0f - 2.0f;
+    size_t len;
+    uint8_t *b = ts_safetensors(hdr, data, sizeof data, &len);
+    char *in = ts_path(dir, "in.safetensors"), *c = ts_path(dir, "c.mxq"), *plan = ts_path(dir, "p.json");
+    ts_write_file(in, b, len);
+    free(b);
+    char *o = NULL, *e = NULL;
+    int rc = run_on_pty(ARGS("convert", in, "-o", c, "-j", "1"), &o, &e); /* stderr a terminal: progress drawn */
+    cr_assert_eq(rc, 0, "convert: %s", e);
+    expect_no_controls("convert progress", e, "\r\033[K");
+    expect_no_controls("convert summary", o, NULL);
+    free(o); free(e);
+    const char *const *cmds[] = {
+        ARGS("dump", c), ARGS("dump", c, "--tensor", "\x1b[2J\x1b[H.weight"), ARGS("compare", in, c),
+        ARGS("plan", in), ARGS("plan", in, "--explain"), ARGS("verify", c),
+        ARGS("plan", in, "--strategy", "budget", "--target-bpw", "32"), ARGS("export", c, "-o", plan),
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        rc = run_on_pty(cmds[i], &o, &e);
+        char tag[64];
+        snprintf(tag, sizeof tag, "%s (#%zu)", cmds[i][0], i);
+        cr_assert_eq(rc, 0, "%s: exit %d: %s", tag, rc, e);
+        expect_no_controls(tag, o, NULL);
+        expect_no_controls(tag, e, "\r\033[K");
+        free(o); free(e);
+    }
+    ts_rmtree(dir);
+    free(dir); free(in); free(c); free(plan);
+}

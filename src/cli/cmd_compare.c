@@ -114,22 +114,23 @@ static void print_table(const char *in, const char *path, const mixq_compare_res
 {
     int w = 24;
     for (size_t i = 0; i < r->n_tensors; i++) {
-        int l = (int)strlen(r->tensors[i].name);
+        int l = (int)strlen(cli_safe(r->tensors[i].name));
         if (l > w) w = l;
     }
     if (w > 60) w = 60;
-    printf("%s against %s: %zu tensors\n\n", path, in, r->n_tensors);
+    printf("%s against %s: %zu tensors\n\n", cli_safe(path), cli_safe(in), r->n_tensors);
     printf("%-*s  %-5s  %-7s  %12s  %10s  %10s  %8s  %10s  %10s\n", w, "name", "type", "source", "elements", "rmse",
            "rel_error", "sqnr_db", "cosine", "max_abs_err");
     for (size_t i = 0; i < r->n_tensors; i++) {
         const mixq_compare_tensor *t = &r->tensors[i];
         if (t->is_float) {
-            print_row(w, t->name, t->quant_type, t->source_dtype, &t->stats);
+            print_row(w, cli_safe(t->name), cli_safe(t->quant_type), cli_safe(t->source_dtype), &t->stats);
         } else {
             char m[64];
             if (t->stats.mismatches == 0) snprintf(m, sizeof m, "exact (integer/bool)");
             else snprintf(m, sizeof m, "MISMATCH: %llu elements differ", (unsigned long long)t->stats.mismatches);
-            printf("%-*s  %-5s  %-7s  %12llu  %s\n", w, t->name, t->quant_type, t->source_dtype,
+            printf("%-*s  %-5s  %-7s  %12llu  %s\n", w, cli_safe(t->name), cli_safe(t->quant_type),
+                   cli_safe(t->source_dtype),
                    (unsigned long long)t->stats.n_elements, m);
         }
     }

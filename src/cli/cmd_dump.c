@@ -117,11 +117,11 @@ static void print_one(const mixq_tensor *t)
     mixq_tensor_info in;
     mixq_tensor_get_info(t, &in);
     char shape[256];
-    printf("name          %s\n", in.name);
+    printf("name          %s\n", cli_safe(in.name));
     printf("shape         %s (%llu rows of %llu)\n", cli_shape(&in, shape, sizeof shape),
            (unsigned long long)in.rows, (unsigned long long)in.row_length);
-    printf("source dtype  %s\n", in.source_dtype);
-    printf("quant_type    %s%s\n", in.quant_type, in.quantized ? (in.symmetric ? " (symmetric)" : " (asymmetric)") : "");
+    printf("source dtype  %s\n", cli_safe(in.source_dtype));
+    printf("quant_type    %s%s\n", cli_safe(in.quant_type), in.quantized ? (in.symmetric ? " (symmetric)" : " (asymmetric)") : "");
     if (in.quantized) {
         if (in.group_size) printf("group size    %u\n", in.group_size);
         else printf("group size    per row (%llu)\n", (unsigned long long)in.row_length);
@@ -144,11 +144,11 @@ static int dump_table(const char *path, mixq_file *f)
     for (size_t i = 0; i < n; i++) {
         mixq_tensor_info in;
         mixq_tensor_get_info(mixq_tensor_at(f, i), &in);
-        size_t l = strlen(in.name);
+        size_t l = strlen(cli_safe(in.name));
         if (l > w) w = l;
     }
     if (w > 60) w = 60;
-    printf("%s: mixq container, format %d, %zu tensors\n\n", path, MIXQ_FORMAT_VERSION, n);
+    printf("%s: mixq container, format %d, %zu tensors\n\n", cli_safe(path), MIXQ_FORMAT_VERSION, n);
     /* a planned container records each tensor's estimated squared error and the plan */
     size_t hlen;
     const char *htext = mixq_header_json(f, &hlen);
@@ -168,8 +168,8 @@ static int dump_table(const char *path, mixq_file *f)
         if (!in.quantized) snprintf(group, sizeof group, "-");
         else if (in.group_size == 0) snprintf(group, sizeof group, "row");
         else snprintf(group, sizeof group, "%u", in.group_size);
-        printf("%-*s  %-18s  %-5s  %5s  %12llu  %6.3f  %016" PRIx64, (int)w, in.name,
-               cli_shape(&in, shape, sizeof shape), in.quant_type, group, (unsigned long long)in.nbytes,
+        printf("%-*s  %-18s  %-5s  %5s  %12llu  %6.3f  %016" PRIx64, (int)w, cli_safe(in.name),
+               cli_shape(&in, shape, sizeof shape), cli_safe(in.quant_type), group, (unsigned long long)in.nbytes,
                in.bits_per_weight, in.checksum);
         json_t *ee = json_object_get(json_array_get(hts, i), "estimated_error");
         if (has_est && json_is_number(ee)) printf("  %11.4g", json_number_value(ee));
@@ -185,11 +185,11 @@ static int dump_table(const char *path, mixq_file *f)
         json_t *bpw = json_object_get(plan, "target_bpw"), *size = json_object_get(plan, "target_size");
         json_t *est = json_object_get(plan, "estimated_error");
         const char *strategy = json_string_value(json_object_get(plan, "strategy"));
-        printf("plan: strategy %s", strategy ? strategy : "?");
+        printf("plan: strategy %s", strategy ? cli_safe(strategy) : "?");
         if (json_is_number(bpw)) printf(", target %.4g bits per weight", json_number_value(bpw));
         if (json_is_integer(size)) printf(", target %lld bytes", (long long)json_integer_value(size));
         if (json_is_string(json_object_get(plan, "weights")))
-            printf(", weights %s", json_string_value(json_object_get(plan, "weights")));
+            printf(", weights %s", cli_safe(json_string_value(json_object_get(plan, "weights"))));
         if (json_is_number(est)) printf(", estimated squared error %.6g", json_number_value(est));
         json_t *ms = json_object_get(plan, "measure_sample");
         if (json_is_number(est) && json_is_integer(ms) && json_integer_value(ms) > 0)
