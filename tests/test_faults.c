@@ -84,6 +84,7 @@ typedef struct run_opts {
     int ignore_sigxfsz;        /* start with SIGXFSZ ignored (default: the default action, as from a shell) */
     int drop_privileges;       /* run as nobody (65534) */
     const char *stdout_path;   /* open this as standard output instead of the pipe (e.g. /dev/full) */
+    long long as_limit;        /* RLIMIT_AS in bytes (ulimit -v); 0 = none */
 } run_opts;
 
 /* A running CLI; its stdout and stderr go to pipes (not files: RLIMIT_FSIZE would apply to those). */
@@ -177,6 +178,10 @@ static proc spawn_cli(const char *const *args, const run_opts *o)
         if (o->fsize_set) {
             struct rlimit rl = {(rlim_t)o->fsize_limit, (rlim_t)o->fsize_limit};
             if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(125);
+        }
+        if (o->as_limit) {
+            struct rlimit rl = {(rlim_t)o->as_limit, (rlim_t)o->as_limit};
+            if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(125);
         }
         if (o->drop_privileges) {
             if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(126);
@@ -1464,4 +1469,69 @@ Test(terminal, hostile_names_are_escaped_everywhere, .timeout = 120)
     }
     ts_rmtree(dir);
     free(dir); free(in); free(c); free(plan);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Out of memory is reported as such (#16 item 10)                         */
+/* ---------------------------------------------------------------------- */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+/*
+ * A valid checkpoint whose header is ~3.5 MB (50 000 zero-element tensors),
+ * read under a sweep of address-space limits (ulimit -v): every run ends in
+ * exit 3 -- "out of memory", or "already exists" once the header fits (the
+ * output is there on purpose, so nothing is converted) -- never in exit 1
+ * "not valid JSON" or a crash, and the smaller limits do run out.
+ */
+Test(input, out_of_memory_is_not_bad_input, .timeout = 120)
+{
+#ifdef UNDER_ASAN
+    cr_skip_test("RLIMIT_AS cannot be used under AddressSanitizer");
+#endif
+    char *dir = tmpdir();
+    size_t cap = 16u << 20, o = 0;
+    char *hdr = malloc(cap);
+    o += (size_t)snprintf(hdr + o, cap - o, "{");
+    for (int i = 0; i < 50000; i++)
+        o += (size_t)snprintf(hdr + o, cap - o, "%s\"model.layers.%d.t\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}",
+                              i ? "," : "", i);
+    o += (size_t)snprintf(hdr + o, cap - o, "}");
+    size_t len;
+    uint8_t *b = ts_safetensors(hdr, NULL, 0, &len);
+    char *in = ts_path(dir, "in.safetensors"), *out = ts_path(dir, "out.mxq");
+    ts_write_file(in, b, len);
+    ts_write_file(out, "x", 1);
+    free(b);
+    free(hdr);
+    const long long limits[] = {40LL << 20, 56LL << 20, 80LL << 20, 160LL << 20};
+    int oom = 0;
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        run_opts ro = {.as_limit = limits[i]};
+        char *e = NULL;
+        int rc = run_cli(ARGS("convert", in, "-o", out, "-j", "1"), &ro, NULL, &e, NULL);
+        char tag[64];
+        snprintf(tag, sizeof tag, "ulimit -v %lld KiB", limits[i] >> 10);
+        if (rc == 127 || rc == 125 || (rc != 3 && e && strstr(e, "error while loading"))) {
+            free(e);
+            continue; /* too small to even start the program */
+        }
+        cr_assert_eq(rc, 3, "%s: exit %d, expected 3: %s", tag, rc, e);
+        if (strstr(e, "out of memory")) {
+            oom++;
+            expect_one_line(tag, e, "convert", "out of memory", NULL);
+        } else {
+            expect_one_line(tag, e, "convert", "already exists", NULL);
+        }
+        free(e);
+    }
+    cr_assert(oom > 0, "no limit made mixq run out of memory");
+    ts_rmtree(dir);
+    free(dir); free(in); free(out);
 }

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cli_util.h"
+#include "common/utf8.h"
 #include "commands.h"
 
 static const char usage[] =
@@ -64,7 +65,12 @@ static int print_json(const char *in, const char *path, const mixq_compare_resul
             arr = NULL;
         }
     }
-    json_t *root = arr ? json_pack("{s:s,s:s,s:o,s:{s:I,s:I,s:I,s:o,s:o,s:o}}", "source", in, "container", path,
+    char *lin = mx_utf8_lossy(in), *lpath = mx_utf8_lossy(path); /* file names need not be UTF-8; JSON must be */
+    if (!lin || !lpath) {
+        json_decref(arr);
+        arr = NULL;
+    }
+    json_t *root = arr ? json_pack("{s:s,s:s,s:o,s:{s:I,s:I,s:I,s:o,s:o,s:o}}", "source", lin, "container", lpath,
                                    "tensors", arr, "totals", "tensors", (json_int_t)r->n_tensors, "exact_tensors",
                                    (json_int_t)r->n_exact, "nonfloat_mismatched",
                                    (json_int_t)r->n_nonfloat_mismatched, "all_float",
@@ -72,6 +78,8 @@ static int print_json(const char *in, const char *path, const mixq_compare_resul
                                    stats_json(&r->quantized, r->n_quantized), "matrices",
                                    stats_json(&r->matrices, r->n_matrices))
                        : NULL;
+    free(lin);
+    free(lpath);
     char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) : NULL;
     json_decref(root);
     if (!text) {

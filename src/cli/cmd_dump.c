@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "cli_util.h"
+#include "common/utf8.h"
 #include "commands.h"
 
 static const char usage[] =
@@ -78,7 +79,11 @@ static int dump_json(const char *path, mixq_file *f, const char *only)
         size_t hlen;
         const char *htext = mixq_header_json(f, &hlen);
         json_t *header = json_loadb(htext, hlen, 0, NULL);
-        json_t *meta = header ? json_object_get(header, "metadata") : NULL;
+        if (!header) { /* mixq_open validated it: only memory can fail here */
+            cli_error("dump", "%s: out of memory reading the header", cli_safe(path));
+            return EXIT_SYSTEM;
+        }
+        json_t *meta = json_object_get(header, "metadata");
         json_t *arr = json_array();
         totals t = {0, 0, 0};
         for (size_t i = 0; i < mixq_tensor_count(f); i++) {
@@ -91,22 +96,27 @@ static int dump_json(const char *path, mixq_file *f, const char *only)
             if (o && json_is_number(ee)) json_object_set(o, "estimated_error", ee);
             json_array_append_new(arr, o);
         }
-        root = json_pack("{s:s,s:I,s:i,s:O,s:o,s:{s:i,s:I,s:I,s:I,s:f,s:f}}", "file", path, "file_size",
+        char *lp = mx_utf8_lossy(path); /* a file name need not be UTF-8; JSON must be */
+        root = !lp ? NULL : json_pack("{s:s,s:I,s:i,s:O,s:o,s:{s:i,s:I,s:I,s:I,s:f,s:f}}", "file", lp, "file_size",
                          (json_int_t)mixq_file_size(f), "format_version", MIXQ_FORMAT_VERSION,
                          "metadata", meta ? meta : json_null(), "tensors", arr, "totals", "tensors",
                          (int)mixq_tensor_count(f), "source_bytes", (json_int_t)t.source, "stored_bytes",
                          (json_int_t)t.stored, "file_bytes", (json_int_t)mixq_file_size(f), "compression",
                          t.stored ? (double)t.source / (double)t.stored : 0.0, "bits_per_weight",
                          bpw_of(t.stored, t.elements));
+        free(lp);
         json_decref(header);
     }
     if (!root) {
-        cli_error("dump", "%s: out of memory", path);
+        cli_error("dump", "%s: out of memory", cli_safe(path));
         return EXIT_SYSTEM;
     }
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(root);
-    if (!s) return EXIT_SYSTEM;
+    if (!s) {
+        cli_error("dump", "%s: out of memory", cli_safe(path));
+        return EXIT_SYSTEM;
+    }
     puts(s);
     free(s);
     return EXIT_OK;
@@ -148,11 +158,15 @@ static int dump_table(const char *path, mixq_file *f)
         if (l > w) w = l;
     }
     if (w > 60) w = 60;
-    printf("%s: mixq container, format %d, %zu tensors\n\n", cli_safe(path), MIXQ_FORMAT_VERSION, n);
     /* a planned container records each tensor's estimated squared error and the plan */
     size_t hlen;
     const char *htext = mixq_header_json(f, &hlen);
     json_t *header = json_loadb(htext, hlen, 0, NULL);
+    if (!header) { /* mixq_open validated it: only memory can fail here; never drop columns silently */
+        cli_error("dump", "%s: out of memory reading the header", cli_safe(path));
+        return EXIT_SYSTEM;
+    }
+    printf("%s: mixq container, format %d, %zu tensors\n\n", cli_safe(path), MIXQ_FORMAT_VERSION, n);
     json_t *hts = json_object_get(header, "tensors"), *plan = json_object_get(json_object_get(header, "metadata"), "plan");
     int has_est = 0;
     for (size_t i = 0; i < json_array_size(hts); i++)
@@ -230,7 +244,8 @@ int cmd_dump(int argc, char **argv)
     }
     int rc;
     if (only && !mixq_find(f, only)) {
-        cli_error("dump", "%s: no tensor named \"%s\"; run 'mixq dump %s' to list them", path, only, path);
+        cli_error("dump", "%s: no tensor named \"%s\"; run 'mixq dump %s' to list them", cli_safe(path), cli_safe(only),
+                  cli_safe(path));
         rc = EXIT_BAD_DATA;
     } else if (json) {
         rc = dump_json(path, f, only);

@@ -19,23 +19,22 @@
 struct cwriter {
     afile file;
     uint64_t end;      /* end of the last tensor written (absolute) */
-    json_t *tensors;   /* array of entries */
+    char *entries;     /* the header's tensor entries, serialised as they are added, joined by ',' */
+    size_t len, cap;   /* (a text per tensor, not a JSON tree: a few hundred bytes each) */
+    size_t count;
 };
 
 static const uint8_t zeros[MX_ALIGN];
+
+/* How the header is serialised (FORMAT.md §3: compact, fixed key order). */
+#define HEADER_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17))
 
 mixq_status cw_open(cwriter **out, const char *path, int force, mixq_error *err)
 {
     cwriter *w = calloc(1, sizeof *w);
     if (!w) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", path);
-    w->tensors = json_array();
-    if (!w->tensors) {
-        free(w);
-        return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", path);
-    }
     mixq_status s = afile_open(&w->file, path, force, err);
     if (s != MIXQ_OK) {
-        json_decref(w->tensors);
         free(w);
         return s;
     }
@@ -111,9 +110,27 @@ static mixq_status end_tensor(cwriter *w, const cw_tensor *t, const qlayout *lay
 {
     char nb[MX_SHOWN_BUF];
     json_t *e = make_entry(t, layout, offset, hash);
-    if (!e || json_array_append_new(w->tensors, e))
+    char *text = e ? json_dumps(e, HEADER_DUMP_FLAGS) : NULL;
+    json_decref(e);
+    size_t n = text ? strlen(text) : 0, need = w->len + n + 1;
+    if (text && need > w->cap) {
+        size_t cap = w->cap ? w->cap : 4096;
+        while (cap < need) cap *= 2;
+        char *b = realloc(w->entries, cap);
+        if (b) {
+            w->entries = b;
+            w->cap = cap;
+        }
+    }
+    if (!text || need > w->cap) {
+        free(text);
         return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", w->file.final_path,
                       mx_shown(t->name, nb));
+    }
+    if (w->count++) w->entries[w->len++] = ',';
+    memcpy(w->entries + w->len, text, n);
+    w->len += n;
+    free(text);
     w->end = offset + layout->total;
     return MIXQ_OK;
 }
@@ -165,8 +182,6 @@ mixq_status cw_add_tensor_from(cwriter *w, const cw_tensor *t, const qlayout *la
     return end_tensor(w, t, layout, offset, hash, err);
 }
 
-/* How the header is serialised (FORMAT.md §3: compact, fixed key order). */
-#define HEADER_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17))
 
 /* The top-level header object (FORMAT.md §3). */
 static json_t *make_root(json_t *metadata, json_t *tensors)
@@ -186,14 +201,24 @@ mixq_status cw_finish(cwriter *w, json_t *metadata, mixq_error *err)
     s = write_padding(w, w->end, data_end, err);
     if (s != MIXQ_OK) goto out;
 
-    json_t *root = make_root(metadata, w->tensors);
-    char *text = root ? json_dumps(root, HEADER_DUMP_FLAGS) : NULL;
+    /* the root with an empty "tensors" array (its last key), the entries spliced in: `...,"tensors":[` E `]}` */
+    json_t *empty = json_array();
+    json_t *root = empty ? make_root(metadata, empty) : NULL;
+    char *outer = root ? json_dumps(root, HEADER_DUMP_FLAGS) : NULL;
     json_decref(root);
+    json_decref(empty);
+    size_t olen = outer ? strlen(outer) : 0;
+    char *text = olen >= 3 && !strcmp(outer + olen - 3, "[]}") ? malloc(olen + w->len + 1) : NULL;
     if (!text) {
+        free(outer);
         s = mx_err(err, MIXQ_E_NOMEM, "%s: cannot serialise the header (out of memory)", w->file.final_path);
         goto out;
     }
-    size_t hlen = strlen(text);
+    memcpy(text, outer, olen - 2);
+    if (w->len) memcpy(text + olen - 2, w->entries, w->len);
+    memcpy(text + olen - 2 + w->len, "]}", 3);
+    free(outer);
+    size_t hlen = olen + w->len;
     if (hlen > MXC_MAX_HEADER) {
         free(text);
         s = mx_err(err, MIXQ_E_RANGE, "%s: header of %zu bytes exceeds the format's limit", w->file.final_path,
@@ -221,7 +246,7 @@ mixq_status cw_finish(cwriter *w, json_t *metadata, mixq_error *err)
     s = afile_commit(&w->file, err);
 out:
     if (s != MIXQ_OK) afile_abort(&w->file);
-    json_decref(w->tensors);
+    free(w->entries);
     free(w);
     return s;
 }
@@ -235,7 +260,7 @@ void cw_abort(cwriter *w)
 {
     if (!w) return;
     afile_abort(&w->file);
-    json_decref(w->tensors);
+    free(w->entries);
     free(w);
 }
 

@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "common/half.h"
 #include "common/same_file.h"
+#include "format/container.h"
 #include "plan/plan.h"
 #include "plan/plan_measure.h"
 #include "kernels/qtype.h"
@@ -357,6 +358,37 @@ static mixq_status check_not_input(const st_model *m, const mixq_convert_options
 }
 
 /*
+ * Refuses, before anything is converted, a checkpoint whose container header
+ * would exceed the format's limit (MXC_MAX_HEADER): every entry is at least
+ * the smallest possible entry plus its name, so a lower bound of the header
+ * is known from the names alone.  (cw_finish still checks the exact size.)
+ */
+static mixq_status check_header_limit(const st_model *m, const mixq_convert_options *o, mixq_error *err)
+{
+    if (m->ntensors == 0) return MIXQ_OK;
+    uint64_t names = 0;
+    for (size_t i = 0; i < m->ntensors; i++) names += strlen(m->tensors[i].name);
+    if (names + (uint64_t)m->ntensors * 64 <= MXC_MAX_HEADER) return MIXQ_OK; /* far below: no need to measure */
+    qlayout lay;
+    memset(&lay, 0, sizeof lay);
+    cw_tensor small = {.name = "", .ndim = 0, .source_dtype = "U8", .qt = qtype_get(MIXQ_QT_RAW)};
+    size_t least = cw_entry_bytes(&small, &lay, MX_ALIGN); /* "name":"" and every other key at its shortest */
+    json_t *meta = header_meta(m, o);
+    size_t bound = meta ? cw_header_bytes(meta, m->ntensors, names + (uint64_t)m->ntensors * least) : 0;
+    json_decref(meta);
+    if (!least || !bound) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", m->files[0].path);
+    if (bound > MXC_MAX_HEADER) {
+        char fb[256];
+        return mx_err(err, MIXQ_E_RANGE,
+                      "%s: %zu tensors need a container header of at least %zu bytes, above the format's limit of "
+                      "%u bytes; nothing was converted", mx_printable(fb, sizeof fb, m->index_path ? m->index_path
+                                                                                     : m->files[0].path, 0),
+                      m->ntensors, bound, (unsigned)MXC_MAX_HEADER);
+    }
+    return MIXQ_OK;
+}
+
+/*
  * Plans with o->plan_options, or checks o->plan against the checkpoint:
  * o->plan gets the plan to apply (*owned if made here), *map the plan entry
  * of each tensor, o->rtn the plan's quantizer setting.
@@ -435,6 +467,7 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
     mixq_status s = st_open(in_path, &model, err);
     if (s != MIXQ_OK) goto done;
     s = check_not_input(model, opts, out_path, err);
+    if (s == MIXQ_OK) s = check_header_limit(model, opts, err);
     if (s == MIXQ_OK) s = setup_plan(in_path, model, &eff, &owned_plan, &plan_map, err);
     if (s != MIXQ_OK) goto done;
     c.opts = opts;

@@ -218,17 +218,23 @@ static mixq_status write_tensor_guarded(ex_ctx *c, const mixq_tensor *t, const m
     return a.s;
 }
 
-/* The source checkpoint's __metadata__ as recorded in the container (a new reference), or NULL. */
-static json_t *source_metadata(const mixq_file *f)
+/*
+ * The source checkpoint's __metadata__ as recorded in the container (*out a
+ * new reference, or NULL if there is none); -1 if out of memory (the header
+ * was validated when opened, so nothing else can fail).
+ */
+static int source_metadata(const mixq_file *f, json_t **out)
 {
     size_t len;
     const char *text = mixq_header_json(f, &len);
+    *out = NULL;
     json_t *root = json_loadb(text, len, 0, NULL);
-    if (!root) return NULL;
+    if (!root) return -1;
     json_t *sm = json_object_get(json_object_get(root, "metadata"), "source_metadata");
-    json_t *copy = json_is_object(sm) && json_object_size(sm) ? json_deep_copy(sm) : NULL;
+    if (json_is_object(sm) && json_object_size(sm)) *out = json_deep_copy(sm);
+    int bad = json_is_object(sm) && json_object_size(sm) && !*out;
     json_decref(root);
-    return copy;
+    return bad ? -1 : 0;
 }
 
 /* Plans every tensor and builds the header text (padded with spaces so 8 + N is a multiple of 8). */
@@ -239,7 +245,8 @@ static mixq_status build_header(ex_ctx *c, plan *plans, char **text, size_t *len
     size_t n = mixq_tensor_count(f);
     json_t *root = json_object();
     if (!root) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", c->c_path);
-    json_t *meta = source_metadata(f);
+    json_t *meta;
+    if (source_metadata(f, &meta) != 0) goto nomem;
     if (meta && json_object_set_new(root, "__metadata__", meta)) goto nomem;
     uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {

@@ -13,6 +13,7 @@
 #include "common/atomic_file.h"
 #include "common/checked.h"
 #include "common/error.h"
+#include "format/jansson_util.h"
 #include "common/small_file.h"
 #include "plan/plan.h"
 #include "plan/plan_internal.h"
@@ -309,7 +310,7 @@ mixq_status mx_plan_parse(const char *name, const char *text, size_t len, mixq_p
     *out = NULL;
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    if (!root && json_error_code(&je) == json_error_out_of_memory)
+    if (!root && mx_json_oom(&je, text, len))
         return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory reading the plan", name);
     if (!root) return mx_err(err, MIXQ_E_FORMAT, "%s: not a valid plan: line %d: %s", name, je.line, je.text);
     mixq_plan *p = NULL;

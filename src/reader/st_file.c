@@ -18,6 +18,7 @@
  * Stricter than the reference: duplicate keys, "\u0000" in strings and more
  * than MIXQ_MAX_DIMS dimensions are rejected.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 
 #include "common/checked.h"
 #include "common/error.h"
+#include "format/jansson_util.h"
 #include "common/guard.h"
 #include "reader/st_internal.h"
 
@@ -309,8 +311,9 @@ mixq_status mx_st_parse_file(st_model *m, size_t fi, mixq_error *err)
 
     json_error_t je;
     json_t *root = json_loadb((const char *)hdr, (size_t)n, JSON_REJECT_DUPLICATES, &je);
+    bool oom = !root && mx_json_oom(&je, (const char *)hdr, (size_t)n);
     free(copy);
-    if (!root && json_error_code(&je) == json_error_out_of_memory)
+    if (oom)
         return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory parsing a header of %llu bytes", fn,
                       (unsigned long long)n);
     if (!root) {

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "common/error.h"
+#include "format/jansson_util.h"
 #include "common/small_file.h"
 #include "reader/st_internal.h"
 
@@ -161,6 +162,8 @@ mixq_status st_index_parse(const char *name, const char *text, size_t len, st_in
 
     json_error_t je;
     json_t *root = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES, &je);
+    if (!root && mx_json_oom(&je, text ? text : "", len))
+        return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory parsing the index", in);
     if (!root) {
         char tb[160];
         return mx_err(err, MIXQ_E_FORMAT, "%s: not valid JSON: %s (line %d, column %d)", in,
