@@ -1535,3 +1535,72 @@ Test(input, out_of_memory_is_not_bad_input, .timeout = 120)
     ts_rmtree(dir);
     free(dir); free(in); free(out);
 }
+
+/* File names that are not UTF-8 work everywhere; JSON gets U+FFFD for the bad bytes (#16 item 9). */
+Test(input, non_utf8_file_names, .timeout = 60)
+{
+    char *dir = tmpdir(), *src = ts_source_path("testdata/tiny-llama-f32/model.safetensors");
+    char *in = ts_path(dir, "m\xff\xfe.safetensors"), *c = ts_path(dir, "c\xe9.mxq"), *x = ts_path(dir, "x\x80.st");
+    size_t len;
+    uint8_t *b = ts_read_file(src, &len);
+    ts_write_file(in, b, len);
+    free(b);
+    char *o = NULL, *e = NULL;
+    int rc = run_cli(ARGS("convert", in, "-o", c), NULL, &o, &e, NULL);
+    cr_assert_eq(rc, 0, "convert: exit %d: %s", rc, e);
+    free(o); free(e);
+    const char *const *cmds[] = {ARGS("verify", c), ARGS("dump", c), ARGS("dump", c, "--json"),
+                                 ARGS("compare", in, c), ARGS("compare", in, c, "--json"), ARGS("export", c, "-o", x),
+                                 ARGS("plan", in, "-o", "-")};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        rc = run_cli(cmds[i], NULL, &o, &e, NULL);
+        cr_assert_eq(rc, 0, "%s (#%zu): exit %d: %s", cmds[i][0], i, rc, e);
+        cr_assert(!strstr(e, "out of memory"), "%s", e);
+        if (i == 2 || i == 4) cr_assert(strstr(o, "\xef\xbf\xbd"), "%s --json: no U+FFFD for the bad bytes: %s",
+                                        cmds[i][0], o);
+        free(o); free(e);
+    }
+    /* the container header records the source file name with U+FFFD */
+    uint8_t *cb = ts_read_file(c, &len);
+    cr_assert(cb && memmem(cb, len, "m\xef\xbf\xbd\xef\xbf\xbd.safetensors", 18), "source_files name not recorded");
+    free(cb);
+    ts_rmtree(dir);
+    free(dir); free(src); free(in); free(c); free(x);
+}
+
+/* A plan's strategy, weights and candidates must be values mixq knows (#16 item 12). */
+Test(input, plan_strings_are_validated, .timeout = 60)
+{
+    char *dir = tmpdir(), *in = ts_source_path("testdata/tiny-llama-f32"), *plan = ts_path(dir, "p.json");
+    char *bad = ts_path(dir, "bad.json"), *out = ts_path(dir, "o.mxq"), *e = NULL;
+    cr_assert_eq(run_cli(ARGS("plan", in, "--strategy", "budget", "--target-bpw", "6", "-o", plan, "-q"), NULL, NULL,
+                         &e, NULL), 0, "%s", e);
+    free(e);
+    size_t len;
+    char *text = (char *)ts_read_file(plan, &len);
+    text = realloc(text, len + 1);
+    text[len] = '\0';
+    struct { const char *from, *to, *want; } cases[] = {
+        {"\"strategy\": \"budget\"", "\"strategy\":\"\\u001b[2Jbudget\"", "\"strategy\" is"},
+        {"\"strategy\": \"budget\"", "\"strategy\":\"greedy\"", "\"strategy\" is \"greedy\"; expected"},
+        {"\"weights\": \"role\"", "\"weights\":\"role\\nplan: strategy uniform\"", "\"weights\" is"},
+        {"\"candidates\": \"", "\"candidates\":\"int5,", "\"candidates\" is"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *at = strstr(text, cases[i].from);
+        cr_assert(at, "case %zu: %s not in the plan: %s", i, cases[i].from, text);
+        char *edited = NULL;
+        cr_assert(asprintf(&edited, "%.*s%s%s", (int)(at - text), text, cases[i].to, at + strlen(cases[i].from)) > 0);
+        ts_write_file(bad, edited, strlen(edited));
+        free(edited);
+        int rc = run_cli(ARGS("convert", in, "--plan", bad, "-o", out), NULL, NULL, &e, NULL);
+        cr_assert_eq(rc, 1, "case %zu: exit %d: %s", i, rc, e);
+        expect_one_line("bad plan", e, "convert", cases[i].want, "bad.json");
+        cr_assert(!strchr(e, '\x1b'), "%s", e);
+        free(e);
+    }
+    cr_assert(!ts_exists(out));
+    free(text);
+    ts_rmtree(dir);
+    free(dir); free(in); free(plan); free(bad); free(out);
+}
