@@ -1604,3 +1604,55 @@ Test(input, plan_strings_are_validated, .timeout = 60)
     ts_rmtree(dir);
     free(dir); free(in); free(plan); free(bad); free(out);
 }
+
+/* Output names up to NAME_MAX work (the temporary's name is shortened to fit); longer ones are refused. */
+Test(output, long_file_names)
+{
+    char *dir = tmpdir(), *in = ts_source_path("testdata/tiny-llama-f32");
+    const size_t lens[] = {240, 250, 255, 256};
+    for (size_t i = 0; i < 4; i++) {
+        char name[300];
+        memset(name, 'n', lens[i]);
+        memcpy(name + lens[i] - 4, ".mxq", 5);
+        char *out = ts_path(dir, name), *e = NULL;
+        int rc = run_cli(ARGS("convert", in, "-o", out, "-q"), NULL, NULL, &e, NULL);
+        if (lens[i] <= 255) {
+            cr_assert_eq(rc, 0, "a %zu-byte name: exit %d: %s", lens[i], rc, e);
+            cr_assert(ts_exists(out));
+            cr_assert_eq(ts_dir_count(dir), 1, "a %zu-byte name: a temporary was left", lens[i]);
+            cr_assert_eq(unlink(out), 0);
+        } else {
+            cr_assert_eq(rc, 2, "a %zu-byte name: exit %d: %s", lens[i], rc, e);
+            expect_one_line("256-byte name", e, "convert", "longer than 255 bytes", NULL);
+            cr_assert_eq(ts_dir_count(dir), 0);
+        }
+        free(e); free(out);
+    }
+    ts_rmtree(dir);
+    free(dir); free(in);
+}
+
+/* The output directory is swapped for a symlink while the output is written: refused, no temporary anywhere. */
+Test(output, directory_swapped_mid_run, .timeout = 60)
+{
+    const char *shim = shim_path();
+    char *dir = tmpdir(), *outdir = ts_path(dir, "out"), *moved = ts_path(dir, "moved"), *other = ts_path(dir, "other");
+    cr_assert_eq(mkdir(outdir, 0755), 0);
+    cr_assert_eq(mkdir(other, 0755), 0);
+    uint64_t ds;
+    char *in = make_change_input(dir, &ds), *out = ts_path(outdir, "out.mxq");
+    char *preload = env_kv("LD_PRELOAD", shim);
+    run_opts ro = {.env = {preload, "MIXQ_FAULT_WRITE_DELAY_US=30000"}};
+    proc p = spawn_cli(ARGS("convert", in, "-o", out, "-j", "1"), &ro);
+    cr_assert(wait_for_temporary(outdir, "out.mxq", p.pid));
+    cr_assert_eq(rename(outdir, moved), 0);
+    cr_assert_eq(symlink("other", outdir), 0);
+    char *o = NULL, *e = NULL;
+    int rc = wait_cli(&p, 60, &o, &e, NULL);
+    cr_assert_eq(rc, 3, "exit %d: %s", rc, e);
+    expect_one_line("directory swapped", e, "convert", "output directory was moved or replaced", NULL);
+    cr_assert_eq(ts_dir_count(moved), 0, "a temporary or output was left in the original directory");
+    cr_assert_eq(ts_dir_count(other), 0, "something was written through the symlink");
+    ts_rmtree(dir);
+    free(dir); free(outdir); free(moved); free(other); free(in); free(out); free(preload); free(o); free(e);
+}
