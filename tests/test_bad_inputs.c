@@ -1066,6 +1066,13 @@ static const float nan_1d[5] = {1, NAN, INFINITY, -INFINITY, 2};
 #define HDR_2x4(dt) "{\"w.weight\":{\"dtype\":\"" dt "\",\"shape\":[2,4],\"data_offsets\":[0,32]}}"
 #define HDR_2x2(dt, n) "{\"w.weight\":{\"dtype\":\"" dt "\",\"shape\":[2,2],\"data_offsets\":[0," #n "]}}"
 
+/* zero-element tensors whose other dimensions are huge, in either order (#16: [0, 2^62] as [2^62, 0]) */
+static const char zero_huge_hdr[] =
+    "{\"z.a\":{\"dtype\":\"F32\",\"shape\":[0,4611686018427387904],\"data_offsets\":[0,0]},"
+    "\"z.b\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,0],\"data_offsets\":[0,0]},"
+    "\"z.c\":{\"dtype\":\"BF16\",\"shape\":[4611686018427387904,4,0],\"data_offsets\":[0,0]},"
+    "\"z.d\":{\"dtype\":\"F16\",\"shape\":[0,4611686018427387904,3],\"data_offsets\":[0,0]}}";
+
 static const char zero_hdr[] =
     "{\"__metadata__\":{\"format\":\"pt\"},"
     "\"empty.rows\":{\"dtype\":\"F32\",\"shape\":[0,4],\"data_offsets\":[0,0]},"
@@ -1261,6 +1268,8 @@ static row catalogue[] = {
      .args = {"--type", "int4"}, .exit_code = 0, .check_ok = ok_zero_elements},
     {.name = "zero-element tensors (int8, --quantize-1d)", .hdr = zero_hdr, .data = ramp_128, .data_size = sizeof ramp_128,
      .cmd = CONVERT, .args = {"--quantize-1d"}, .exit_code = 0, .check_ok = ok_zero_elements},
+    {.name = "zero-element tensors with huge other dimensions, either order (int4)", .hdr = zero_huge_hdr,
+     .cmd = CONVERT, .args = {"--type", "int4"}, .exit_code = 0, .check_ok = ok_zero_elements},
     {.name = "no tensors at all", .hdr = "{}", .cmd = CONVERT, .exit_code = 0, .check_ok = ok_no_tensors},
     {.name = "only __metadata__", .hdr = "{\"__metadata__\":{\"format\":\"pt\"}}", .cmd = CONVERT, .exit_code = 0,
      .check_ok = ok_no_tensors},

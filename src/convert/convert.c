@@ -277,7 +277,7 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
     }
     uint64_t rows, row_length;
     qlayout lay;
-    if (!mx_tensor_rows(t, &rows, &row_length) || !qtype_layout(qt, t->dtype, rows, row_length, group, &lay))
+    if (!mx_tensor_rows(t, &rows, &row_length) || !mx_layout_of(qt, t->dtype, t->n_elements, rows, row_length, group, &lay))
         return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": stored size overflows 64 bits", fname, tname);
     if (lay.total > SIZE_MAX)
         return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": too large for this machine", fname, tname);

@@ -17,10 +17,22 @@ bool mx_shape_rows(unsigned ndim, const uint64_t *shape, uint64_t n_elements, ui
     }
     uint64_t r = 1;
     for (unsigned i = 0; i + 1 < ndim; i++)
-        if (!ck_mul(r, shape[i], &r)) return false;
+        if (!ck_mul(r, shape[i], &r)) {
+            if (n_elements != 0) return false;
+            r = 0; /* a zero dimension further on: no rows, whatever the product before it */
+            break;
+        }
     *rows = r;
     *row_length = shape[ndim - 1];
     return true;
+}
+
+bool mx_layout_of(const qtype_desc *qt, st_dtype src, uint64_t n_elements, uint64_t rows, uint64_t row_length,
+                  unsigned group, qlayout *out)
+{
+    if (qtype_layout(qt, src, rows, row_length, group, out)) return true;
+    /* a tensor without elements stores nothing, whatever its shape: [0, 2^62] as [2^62, 0] (#16) */
+    return n_elements == 0 && qtype_layout(qt, src, rows, 0, group, out);
 }
 
 bool mx_tensor_rows(const st_tensor *t, uint64_t *rows, uint64_t *row_length)
@@ -32,7 +44,7 @@ bool mx_cand_layout(const mx_cand *c, const st_tensor *t, qlayout *out)
 {
     uint64_t rows, row_length;
     if (!mx_tensor_rows(t, &rows, &row_length)) return false;
-    return qtype_layout(c->qt, t->dtype, rows, row_length, c->qt->quantized ? c->group_size : 0, out);
+    return mx_layout_of(c->qt, t->dtype, t->n_elements, rows, row_length, c->qt->quantized ? c->group_size : 0, out);
 }
 
 mx_qparams mx_convert_qparams(bool rtn, const qlayout *lay, float tensor_absmax)
