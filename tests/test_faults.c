@@ -1656,3 +1656,43 @@ Test(output, directory_swapped_mid_run, .timeout = 60)
     ts_rmtree(dir);
     free(dir); free(outdir); free(moved); free(other); free(in); free(out); free(preload); free(o); free(e);
 }
+
+/* Planning (mixq plan, convert with a strategy) reads the mapping under the guard: a shrinking input is an error. */
+Test(changing, input_truncated_while_planning)
+{
+    for (int via_convert = 0; via_convert < 2; via_convert++) {
+        char *dir = tmpdir(), *outdir = ts_path(dir, "out");
+        cr_assert_eq(mkdir(outdir, 0755), 0);
+        uint64_t ds;
+        char *in = make_change_input(dir, &ds), *out = ts_path(outdir, "o.mxq");
+        uint64_t tbytes = (uint64_t)CH_ROWS * CH_COLS * 4;
+        change_action a = {.path = in, .at = 2, .size = ds + 3 * tbytes + 100};
+        mixq_plan_options po;
+        mixq_plan_options_init(&po);
+        po.strategy = MIXQ_STRATEGY_BUDGET;
+        po.target_bpw = 5;
+        po.threads = 1;
+        po.progress = change_file;
+        po.progress_ctx = &a;
+        mixq_error err;
+        mixq_status s;
+        if (via_convert) {
+            mixq_convert_options co;
+            mixq_convert_options_init(&co);
+            co.plan_options = &po;
+            co.threads = 1;
+            s = mixq_convert(in, out, &co, &err);
+        } else {
+            mixq_plan *p = NULL;
+            s = mixq_plan_create(in, &po, &p, &err);
+            mixq_plan_free(p);
+        }
+        cr_assert(a.done, "the callback never ran");
+        cr_assert_eq(s, MIXQ_E_IO, "%s: status %d: %s", via_convert ? "convert" : "plan", (int)s, err.message);
+        cr_assert(strstr(err.message, "changed while it was read") && strstr(err.message, "in.safetensors"), "%s",
+                  err.message);
+        cr_assert_eq(ts_dir_count(outdir), 0);
+        ts_rmtree(dir);
+        free(dir); free(outdir); free(in); free(out);
+    }
+}

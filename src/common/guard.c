@@ -46,7 +46,9 @@ int mx_guarded(void (*fn)(void *ctx), void *ctx)
     pthread_once(&install_once, install);
     sigjmp_buf jb;
     sigjmp_buf *outer = guard_jump;
-    if (sigsetjmp(jb, 1)) {
+    /* no mask saved (cheap enough to guard each row): the handler runs with SA_NODEFER and an empty
+       sa_mask, so jumping out of it leaves this thread's signal mask as it was */
+    if (sigsetjmp(jb, 0)) {
         guard_jump = outer;
         return MX_GUARD_FAULT;
     }
