@@ -42,13 +42,19 @@ static double bpw_of(uint64_t bytes, uint64_t elems)
     return elems ? (double)bytes * 8.0 / (double)elems : 0.0;
 }
 
-/* The JSON description of one tensor. */
+/* The JSON description of one tensor; NULL if out of memory (never a partial one). */
 static json_t *tensor_json(const mixq_tensor *t, int with_sections)
 {
     mixq_tensor_info in;
     mixq_tensor_get_info(t, &in);
     json_t *shape = json_array();
-    for (unsigned i = 0; i < in.ndim; i++) json_array_append_new(shape, json_integer((json_int_t)in.shape[i]));
+    int bad = !shape;
+    for (unsigned i = 0; i < in.ndim && !bad; i++)
+        bad |= json_array_append_new(shape, json_integer((json_int_t)in.shape[i])) != 0;
+    if (bad) {
+        json_decref(shape);
+        return NULL;
+    }
     char hex[17];
     snprintf(hex, sizeof hex, "%016" PRIx64, in.checksum);
     json_t *o = json_pack("{s:s,s:o,s:s,s:s,s:i,s:b,s:I,s:I,s:f,s:s}", "name", in.name, "shape", shape,
@@ -57,15 +63,19 @@ static json_t *tensor_json(const mixq_tensor *t, int with_sections)
                           (json_int_t)in.nbytes, "bits_per_weight", in.bits_per_weight, "xxh3", hex);
     if (o && with_sections) {
         json_t *secs = json_object();
-        for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
+        bad = !secs;
+        for (int k = 0; k < MIXQ_SECTION_COUNT && !bad; k++) {
             mixq_section sec;
             if (mixq_tensor_section(t, (mixq_section_kind)k, &sec) != MIXQ_OK) continue;
-            json_object_set_new(secs, mixq_section_name((mixq_section_kind)k),
-                                json_pack("{s:I,s:I,s:I}", "offset",
-                                          (json_int_t)sec.offset,
-                                          "length", (json_int_t)sec.size, "row_stride", (json_int_t)sec.row_stride));
+            bad |= json_object_set_new(secs, mixq_section_name((mixq_section_kind)k),
+                                       json_pack("{s:I,s:I,s:I}", "offset", (json_int_t)sec.offset, "length",
+                                                 (json_int_t)sec.size, "row_stride", (json_int_t)sec.row_stride)) != 0;
         }
-        json_object_set_new(o, "sections", secs);
+        if (bad || json_object_set_new(o, "sections", secs)) {
+            if (bad) json_decref(secs);
+            json_decref(o);
+            return NULL;
+        }
     }
     return o;
 }
@@ -86,18 +96,28 @@ static int dump_json(const char *path, mixq_file *f, const char *only)
         json_t *meta = json_object_get(header, "metadata");
         json_t *arr = json_array();
         totals t = {0, 0, 0};
-        for (size_t i = 0; i < mixq_tensor_count(f); i++) {
+        for (size_t i = 0; arr && i < mixq_tensor_count(f); i++) {
             const mixq_tensor *tn = mixq_tensor_at(f, i);
             mixq_tensor_info in;
             mixq_tensor_get_info(tn, &in);
             add_totals(&t, &in);
             json_t *o = tensor_json(tn, 0);
             json_t *ee = json_object_get(json_array_get(json_object_get(header, "tensors"), i), "estimated_error");
-            if (o && json_is_number(ee)) json_object_set(o, "estimated_error", ee);
-            json_array_append_new(arr, o);
+            if (o && json_is_number(ee) && json_object_set(o, "estimated_error", ee)) {
+                json_decref(o);
+                o = NULL;
+            }
+            if (!o || json_array_append_new(arr, o)) { /* never a list with a tensor missing */
+                json_decref(arr);
+                arr = NULL;
+            }
         }
         char *lp = mx_utf8_lossy(path); /* a file name need not be UTF-8; JSON must be */
-        root = !lp ? NULL : json_pack("{s:s,s:I,s:i,s:O,s:o,s:{s:i,s:I,s:I,s:I,s:f,s:f}}", "file", lp, "file_size",
+        if (!lp) {
+            json_decref(arr);
+            arr = NULL;
+        }
+        root = !arr ? NULL : json_pack("{s:s,s:I,s:i,s:O,s:o,s:{s:i,s:I,s:I,s:I,s:f,s:f}}", "file", lp, "file_size",
                          (json_int_t)mixq_file_size(f), "format_version", MIXQ_FORMAT_VERSION,
                          "metadata", meta ? meta : json_null(), "tensors", arr, "totals", "tensors",
                          (int)mixq_tensor_count(f), "source_bytes", (json_int_t)t.source, "stored_bytes",
