@@ -1532,6 +1532,37 @@ Test(input, out_of_memory_is_not_bad_input, .timeout = 120)
         free(e);
     }
     cr_assert(oom > 0, "no limit made mixq run out of memory");
+
+    /* dump and dump --json of a container of those 50 000 tensors: complete output or "out of memory", exit 3 */
+    char *c = ts_path(dir, "c.mxq"), *e = NULL;
+    cr_assert_eq(run_cli(ARGS("convert", in, "-o", c, "-q", "-j", "1"), NULL, NULL, &e, NULL), 0, "%s", e);
+    free(e);
+    const long long dlimits[] = {48LL << 20, 64LL << 20, 96LL << 20, 256LL << 20};
+    int dump_oom = 0, dump_ok = 0;
+    for (size_t i = 0; i < sizeof dlimits / sizeof dlimits[0]; i++)
+        for (int json = 0; json < 2; json++) {
+            run_opts ro = {.as_limit = dlimits[i]};
+            char *o = NULL;
+            int rc = json ? run_cli(ARGS("dump", c, "--json"), &ro, &o, &e, NULL)
+                          : run_cli(ARGS("dump", c), &ro, &o, &e, NULL);
+            char tag[64];
+            snprintf(tag, sizeof tag, "dump%s, ulimit -v %lld KiB", json ? " --json" : "", dlimits[i] >> 10);
+            if (rc == 0) {
+                dump_ok++;
+                size_t lines = 0;
+                for (const char *q = o; (q = strstr(q, "model.layers.")) != NULL; q++) lines++;
+                cr_assert_eq(lines, 50000, "%s: exit 0 but %zu of 50000 tensors listed", tag, lines);
+                cr_assert(strstr(o, json ? "\"totals\"" : "\ntotal: "), "%s: no totals", tag);
+            } else if (rc != 125 && rc != 127) {
+                cr_assert_eq(rc, 3, "%s: exit %d: %s", tag, rc, e);
+                expect_one_line(tag, e, "dump", "out of memory", NULL);
+                dump_oom++;
+            }
+            free(o); free(e);
+        }
+    cr_assert(dump_ok > 0 && dump_oom > 0, "dump: %d complete, %d out of memory: the sweep missed a side", dump_ok,
+              dump_oom);
+    free(c);
     ts_rmtree(dir);
     free(dir); free(in); free(out);
 }
