@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    build-essential meson ninja-build pkg-config zlib1g-dev libjansson-dev libxxhash-dev libpcre2-dev libcriterion-dev python3-jsonschema python3-sentencepiece \
+    build-essential meson ninja-build pkg-config zlib1g-dev libjansson-dev libxxhash-dev libpcre2-dev libcriterion-dev python3-jsonschema python3-sentencepiece python3-torch \
     python3-numpy python3-xxhash python3-venv python3-setuptools python3-wheel python3-pip \
     clang libclang-rt-14-dev \
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user \

@@ -265,6 +265,83 @@ Test(plan, target_size_never_exceeded_by_the_file)
     free(in);
 }
 
+/*
+ * Odd shapes: stored sizes that are not multiples of the 64-byte alignment,
+ * so the padding after each tensor is part of its cost.  A fine sweep of
+ * target sizes (and of bits per weight) never gives a file (or tensor data)
+ * over the target.  Without rounding each candidate's size up to 64 in the
+ * budget, some target of this sweep is exceeded (checked by mutation, #16).
+ */
+Test(plan, odd_shapes_target_sweep_never_over, .timeout = 120)
+{
+    static const unsigned shapes[][2] = {{1, 17}, {3, 5}, {2, 33}, {1, 70}, {5, 3}, {7, 9}, {1, 1}, {3, 31}};
+    char hdr[16384];
+    size_t o = 0, off = 0;
+    o += (size_t)snprintf(hdr + o, sizeof hdr - o, "{");
+    for (int i = 0; i < 48; i++) {
+        const unsigned *sh = shapes[i % 8];
+        size_t bytes = (size_t)sh[0] * sh[1] * 4;
+        o += (size_t)snprintf(hdr + o, sizeof hdr - o,
+                              "%s\"blk.%d.w\":{\"dtype\":\"F32\",\"shape\":[%u,%u],\"data_offsets\":[%zu,%zu]}",
+                              i ? "," : "", i, sh[0], sh[1], off, off + bytes);
+        off += bytes;
+    }
+    o += (size_t)snprintf(hdr + o, sizeof hdr - o, "}");
+    float *x = malloc(off);
+    uint32_t r = 99;
+    for (size_t k = 0; k < off / 4; k++) {
+        r = r * 1664525u + 1013904223u;
+        x[k] = (float)(int)(r >> 8) / 8388608.0f - 1.0f;
+    }
+    size_t len;
+    uint8_t *b = ts_safetensors(hdr, x, off, &len);
+    char *dir = ts_tmpdir(), *in = ts_path(dir, "odd.safetensors"), *out = ts_path(dir, "o.mxq");
+    ts_write_file(in, b, len);
+    free(b);
+    free(x);
+    int feasible = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int step = 0; step < 60; step++) {
+            mixq_plan_options po;
+            mixq_plan_options_init(&po);
+            po.strategy = MIXQ_STRATEGY_BUDGET;
+            if (pass == 0) po.target_size = 16000 + (uint64_t)step * 331;  /* file bytes */
+            else po.target_bpw = 2.5 + step * 0.37;                        /* bits per weight */
+            mixq_convert_options co;
+            mixq_convert_options_init(&co);
+            co.plan_options = &po;
+            co.force = 1;
+            co.threads = 1;
+            mixq_error err;
+            mixq_status s = mixq_convert(in, out, &co, &err);
+            if (s == MIXQ_E_RANGE && strstr(err.message, "smallest achievable")) continue;
+            cr_assert_eq(s, MIXQ_OK, "pass %d step %d: %s", pass, step, err.message);
+            feasible++;
+            mixq_file *f = mixq_open(out, MIXQ_OPEN_VERIFY, &err);
+            cr_assert(f, "%s", err.message);
+            if (pass == 0) {
+                cr_assert_leq(mixq_file_size(f), po.target_size, "target %llu: the file has %llu bytes",
+                              (unsigned long long)po.target_size, (unsigned long long)mixq_file_size(f));
+            } else {
+                uint64_t stored = 0, n = 0;
+                for (size_t i = 0; i < mixq_tensor_count(f); i++) {
+                    mixq_tensor_info in_;
+                    mixq_tensor_get_info(mixq_tensor_at(f, i), &in_);
+                    stored += in_.nbytes;
+                    n += in_.n_elements;
+                }
+                cr_assert_leq((double)stored * 8.0, po.target_bpw * (double)n + 8.0,
+                              "target %.3f bpw: %llu bytes for %llu weights", po.target_bpw,
+                              (unsigned long long)stored, (unsigned long long)n);
+            }
+            mixq_close(f);
+        }
+    }
+    cr_assert_gt(feasible, 40, "too few feasible targets (%d)", feasible);
+    ts_rmtree(dir);
+    free(dir); free(in); free(out);
+}
+
 Test(plan, sensitivity_strategy_and_external_scores)
 {
     char *in = ts_source_path("testdata/tiny-llama-f32"), *dir = ts_tmpdir(), *js = ts_path(dir, "sens.json");

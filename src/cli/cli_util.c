@@ -8,6 +8,7 @@
 #include "cli_util.h"
 #include "common/dtype.h"
 #include "kernels/qtype.h"
+#include "common/error.h"
 
 int cli_exit_code(mixq_status s)
 {
@@ -143,9 +144,19 @@ volatile sig_atomic_t *cli_catch_signals(void)
     return &cli_signal;
 }
 
+const char *cli_safe(const char *s)
+{
+    static char bufs[CLI_SAFE_SLOTS][CLI_SAFE_BUF];
+    static unsigned next;
+    char *b = bufs[next++ % CLI_SAFE_SLOTS];
+    return mx_printable(b, CLI_SAFE_BUF, s ? s : "", 0);
+}
+
 void cli_progress(void *ctx, size_t done, size_t total, const char *name)
 {
-    fprintf(stderr, "\r\033[K[%zu/%zu] %s%s", done, total, ctx ? (const char *)ctx : "", name);
+    char nb[CLI_SAFE_BUF]; /* may run on a worker thread: its own buffer */
+    fprintf(stderr, "\r\033[K[%zu/%zu] %s%s", done, total, ctx ? (const char *)ctx : "",
+            mx_printable(nb, sizeof nb, name ? name : "", 0));
     if (done == total) fputs("\r\033[K", stderr);
 }
 

@@ -60,6 +60,18 @@ volatile sig_atomic_t *cli_catch_signals(void);
  */
 void cli_progress(void *ctx, size_t done, size_t total, const char *name);
 
+/*
+ * s made safe for a terminal: control characters (C0, DEL, C1 such as CSI)
+ * and bytes that are not UTF-8 become \xHH (mx_printable), so a name read
+ * from a file cannot move the cursor, retitle the window or fake a line.
+ * The result lives in one of CLI_SAFE_SLOTS rotating buffers of
+ * CLI_SAFE_BUF bytes (main thread only); every name, tensor or string from
+ * a file that the tables print goes through this.
+ */
+#define CLI_SAFE_BUF 512
+#define CLI_SAFE_SLOTS 8
+const char *cli_safe(const char *s);
+
 /* True if arg is -h or --help. */
 int cli_is_help(const char *arg);
 

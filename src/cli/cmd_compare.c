@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cli_util.h"
+#include "common/utf8.h"
 #include "commands.h"
 
 static const char usage[] =
@@ -64,7 +65,12 @@ static int print_json(const char *in, const char *path, const mixq_compare_resul
             arr = NULL;
         }
     }
-    json_t *root = arr ? json_pack("{s:s,s:s,s:o,s:{s:I,s:I,s:I,s:o,s:o,s:o}}", "source", in, "container", path,
+    char *lin = mx_utf8_lossy(in), *lpath = mx_utf8_lossy(path); /* file names need not be UTF-8; JSON must be */
+    if (!lin || !lpath) {
+        json_decref(arr);
+        arr = NULL;
+    }
+    json_t *root = arr ? json_pack("{s:s,s:s,s:o,s:{s:I,s:I,s:I,s:o,s:o,s:o}}", "source", lin, "container", lpath,
                                    "tensors", arr, "totals", "tensors", (json_int_t)r->n_tensors, "exact_tensors",
                                    (json_int_t)r->n_exact, "nonfloat_mismatched",
                                    (json_int_t)r->n_nonfloat_mismatched, "all_float",
@@ -72,6 +78,8 @@ static int print_json(const char *in, const char *path, const mixq_compare_resul
                                    stats_json(&r->quantized, r->n_quantized), "matrices",
                                    stats_json(&r->matrices, r->n_matrices))
                        : NULL;
+    free(lin);
+    free(lpath);
     char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) : NULL;
     json_decref(root);
     if (!text) {
@@ -114,22 +122,23 @@ static void print_table(const char *in, const char *path, const mixq_compare_res
 {
     int w = 24;
     for (size_t i = 0; i < r->n_tensors; i++) {
-        int l = (int)strlen(r->tensors[i].name);
+        int l = (int)strlen(cli_safe(r->tensors[i].name));
         if (l > w) w = l;
     }
     if (w > 60) w = 60;
-    printf("%s against %s: %zu tensors\n\n", path, in, r->n_tensors);
+    printf("%s against %s: %zu tensors\n\n", cli_safe(path), cli_safe(in), r->n_tensors);
     printf("%-*s  %-5s  %-7s  %12s  %10s  %10s  %8s  %10s  %10s\n", w, "name", "type", "source", "elements", "rmse",
            "rel_error", "sqnr_db", "cosine", "max_abs_err");
     for (size_t i = 0; i < r->n_tensors; i++) {
         const mixq_compare_tensor *t = &r->tensors[i];
         if (t->is_float) {
-            print_row(w, t->name, t->quant_type, t->source_dtype, &t->stats);
+            print_row(w, cli_safe(t->name), cli_safe(t->quant_type), cli_safe(t->source_dtype), &t->stats);
         } else {
             char m[64];
             if (t->stats.mismatches == 0) snprintf(m, sizeof m, "exact (integer/bool)");
             else snprintf(m, sizeof m, "MISMATCH: %llu elements differ", (unsigned long long)t->stats.mismatches);
-            printf("%-*s  %-5s  %-7s  %12llu  %s\n", w, t->name, t->quant_type, t->source_dtype,
+            printf("%-*s  %-5s  %-7s  %12llu  %s\n", w, cli_safe(t->name), cli_safe(t->quant_type),
+                   cli_safe(t->source_dtype),
                    (unsigned long long)t->stats.n_elements, m);
         }
     }

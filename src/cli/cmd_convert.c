@@ -46,7 +46,7 @@ static void summary(const char *path)
     mixq_error err;
     mixq_file *f = mixq_open(path, 0, &err);
     if (!f) {
-        printf("%s: written\n", path);
+        printf("%s: written\n", cli_safe(path));
         return;
     }
     uint64_t src = 0, stored = 0, elems = 0;
@@ -58,7 +58,7 @@ static void summary(const char *path)
         elems += info.n_elements;
     }
     char a[32], b[32];
-    printf("%s: %zu tensors, %s from %s of tensor data (%.2fx smaller), %.3f bits per weight\n", path,
+    printf("%s: %zu tensors, %s from %s of tensor data (%.2fx smaller), %.3f bits per weight\n", cli_safe(path),
            mixq_tensor_count(f), cli_bytes(mixq_file_size(f), a, sizeof a), cli_bytes(src, b, sizeof b),
            stored ? (double)src / (double)stored : 0.0, elems ? (double)stored * 8.0 / (double)elems : 0.0);
     mixq_close(f);

@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "cli_util.h"
+#include "common/utf8.h"
 #include "commands.h"
 
 static const char usage[] =
@@ -43,13 +44,19 @@ static double bpw_of(uint64_t bytes, uint64_t elems)
     return elems ? (double)bytes * 8.0 / (double)elems : 0.0;
 }
 
-/* The JSON description of one tensor. */
+/* The JSON description of one tensor; NULL if out of memory (never a partial one). */
 static json_t *tensor_json(const mixq_tensor *t, int with_sections)
 {
     mixq_tensor_info in;
     mixq_tensor_get_info(t, &in);
     json_t *shape = json_array();
-    for (unsigned i = 0; i < in.ndim; i++) json_array_append_new(shape, json_integer((json_int_t)in.shape[i]));
+    int bad = !shape;
+    for (unsigned i = 0; i < in.ndim && !bad; i++)
+        bad |= json_array_append_new(shape, json_integer((json_int_t)in.shape[i])) != 0;
+    if (bad) {
+        json_decref(shape);
+        return NULL;
+    }
     char hex[17];
     snprintf(hex, sizeof hex, "%016" PRIx64, in.checksum);
     json_t *o = json_pack("{s:s,s:o,s:s,s:s,s:i,s:b,s:I,s:I,s:f,s:s}", "name", in.name, "shape", shape,
@@ -58,15 +65,20 @@ static json_t *tensor_json(const mixq_tensor *t, int with_sections)
                           (json_int_t)in.nbytes, "bits_per_weight", in.bits_per_weight, "xxh3", hex);
     if (o && with_sections) {
         json_t *secs = json_object();
-        for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
+        bad = !secs;
+        for (int k = 0; k < MIXQ_SECTION_COUNT && !bad; k++) {
             mixq_section sec;
             if (mixq_tensor_section(t, (mixq_section_kind)k, &sec) != MIXQ_OK) continue;
-            json_object_set_new(secs, mixq_section_name((mixq_section_kind)k),
-                                json_pack("{s:I,s:I,s:I,s:I}", "offset", (json_int_t)(sec.offset - in.offset),
-                                          "file_offset", (json_int_t)sec.offset, "length", (json_int_t)sec.size,
-                                          "row_stride", (json_int_t)sec.row_stride));
+            bad |= json_object_set_new(secs, mixq_section_name((mixq_section_kind)k),
+                                       json_pack("{s:I,s:I,s:I,s:I}", "offset", (json_int_t)(sec.offset - in.offset),
+                                                 "file_offset", (json_int_t)sec.offset, "length", (json_int_t)sec.size,
+                                                 "row_stride", (json_int_t)sec.row_stride)) != 0;
         }
-        json_object_set_new(o, "sections", secs);
+        if (bad || json_object_set_new(o, "sections", secs)) {
+            if (bad) json_decref(secs);
+            json_decref(o);
+            return NULL;
+        }
     }
     return o;
 }
@@ -80,35 +92,54 @@ static int dump_json(const char *path, mixq_file *f, const char *only)
         size_t hlen;
         const char *htext = mixq_header_json(f, &hlen);
         json_t *header = json_loadb(htext, hlen, 0, NULL);
-        json_t *meta = header ? json_object_get(header, "metadata") : NULL;
+        if (!header) { /* mixq_open validated it: only memory can fail here */
+            cli_error("dump", "%s: out of memory reading the header", cli_safe(path));
+            return EXIT_SYSTEM;
+        }
+        json_t *meta = json_object_get(header, "metadata");
         json_t *arr = json_array();
         totals t = {0, 0, 0};
-        for (size_t i = 0; i < mixq_tensor_count(f); i++) {
+        for (size_t i = 0; arr && i < mixq_tensor_count(f); i++) {
             const mixq_tensor *tn = mixq_tensor_at(f, i);
             mixq_tensor_info in;
             mixq_tensor_get_info(tn, &in);
             add_totals(&t, &in);
             json_t *o = tensor_json(tn, 0);
             json_t *ee = json_object_get(json_array_get(json_object_get(header, "tensors"), i), "estimated_error");
-            if (o && json_is_number(ee)) json_object_set(o, "estimated_error", ee);
-            json_array_append_new(arr, o);
+            if (o && json_is_number(ee) && json_object_set(o, "estimated_error", ee)) {
+                json_decref(o);
+                o = NULL;
+            }
+            if (!o || json_array_append_new(arr, o)) { /* never a list with a tensor missing */
+                json_decref(arr);
+                arr = NULL;
+            }
         }
-        root = json_pack("{s:s,s:I,s:i,s:O,s:o,s:{s:i,s:I,s:I,s:I,s:f,s:f}}", "file", path, "file_size",
+        char *lp = mx_utf8_lossy(path); /* a file name need not be UTF-8; JSON must be */
+        if (!lp) {
+            json_decref(arr);
+            arr = NULL;
+        }
+        root = !arr ? NULL : json_pack("{s:s,s:I,s:i,s:O,s:o,s:{s:i,s:I,s:I,s:I,s:f,s:f}}", "file", lp, "file_size",
                          (json_int_t)mixq_file_size(f), "format_version", MIXQ_FORMAT_VERSION,
                          "metadata", meta ? meta : json_null(), "tensors", arr, "totals", "tensors",
                          (int)mixq_tensor_count(f), "source_bytes", (json_int_t)t.source, "stored_bytes",
                          (json_int_t)t.stored, "file_bytes", (json_int_t)mixq_file_size(f), "compression",
                          t.stored ? (double)t.source / (double)t.stored : 0.0, "bits_per_weight",
                          bpw_of(t.stored, t.elements));
+        free(lp);
         json_decref(header);
     }
     if (!root) {
-        cli_error("dump", "%s: out of memory", path);
+        cli_error("dump", "%s: out of memory", cli_safe(path));
         return EXIT_SYSTEM;
     }
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(root);
-    if (!s) return EXIT_SYSTEM;
+    if (!s) {
+        cli_error("dump", "%s: out of memory", cli_safe(path));
+        return EXIT_SYSTEM;
+    }
     puts(s);
     free(s);
     return EXIT_OK;
@@ -119,11 +150,11 @@ static void print_one(const mixq_tensor *t)
     mixq_tensor_info in;
     mixq_tensor_get_info(t, &in);
     char shape[256];
-    printf("name          %s\n", in.name);
+    printf("name          %s\n", cli_safe(in.name));
     printf("shape         %s (%llu rows of %llu)\n", cli_shape(&in, shape, sizeof shape),
            (unsigned long long)in.rows, (unsigned long long)in.row_length);
-    printf("source dtype  %s\n", in.source_dtype);
-    printf("quant_type    %s%s\n", in.quant_type, in.quantized ? (in.symmetric ? " (symmetric)" : " (asymmetric)") : "");
+    printf("source dtype  %s\n", cli_safe(in.source_dtype));
+    printf("quant_type    %s%s\n", cli_safe(in.quant_type), in.quantized ? (in.symmetric ? " (symmetric)" : " (asymmetric)") : "");
     if (in.quantized) {
         if (in.group_size) printf("group size    %u\n", in.group_size);
         else printf("group size    per row (%llu)\n", (unsigned long long)in.row_length);
@@ -147,15 +178,19 @@ static int dump_table(const char *path, mixq_file *f)
     for (size_t i = 0; i < n; i++) {
         mixq_tensor_info in;
         mixq_tensor_get_info(mixq_tensor_at(f, i), &in);
-        size_t l = strlen(in.name);
+        size_t l = strlen(cli_safe(in.name));
         if (l > w) w = l;
     }
     if (w > 60) w = 60;
-    printf("%s: mixq container, format %d, %zu tensors\n\n", path, MIXQ_FORMAT_VERSION, n);
     /* a planned container records each tensor's estimated squared error and the plan */
     size_t hlen;
     const char *htext = mixq_header_json(f, &hlen);
     json_t *header = json_loadb(htext, hlen, 0, NULL);
+    if (!header) { /* mixq_open validated it: only memory can fail here; never drop columns silently */
+        cli_error("dump", "%s: out of memory reading the header", cli_safe(path));
+        return EXIT_SYSTEM;
+    }
+    printf("%s: mixq container, format %d, %zu tensors\n\n", cli_safe(path), MIXQ_FORMAT_VERSION, n);
     json_t *hts = json_object_get(header, "tensors"), *plan = json_object_get(json_object_get(header, "metadata"), "plan");
     int has_est = 0;
     for (size_t i = 0; i < json_array_size(hts); i++)
@@ -173,8 +208,8 @@ static int dump_table(const char *path, mixq_file *f)
         if (!in.quantized) snprintf(group, sizeof group, "-");
         else if (in.group_size == 0) snprintf(group, sizeof group, "row");
         else snprintf(group, sizeof group, "%u", in.group_size);
-        printf("%-*s  %-18s  %-5s  %5s  %12llu  %6.3f  %016" PRIx64, (int)w, in.name,
-               cli_shape(&in, shape, sizeof shape), in.quant_type, group, (unsigned long long)in.nbytes,
+        printf("%-*s  %-18s  %-5s  %5s  %12llu  %6.3f  %016" PRIx64, (int)w, cli_safe(in.name),
+               cli_shape(&in, shape, sizeof shape), cli_safe(in.quant_type), group, (unsigned long long)in.nbytes,
                in.bits_per_weight, in.checksum);
         json_t *ee = json_object_get(json_array_get(hts, i), "estimated_error");
         if (has_est && json_is_number(ee)) printf("  %11.4g", json_number_value(ee));
@@ -191,11 +226,11 @@ static int dump_table(const char *path, mixq_file *f)
         json_t *bpw = json_object_get(plan, "target_bpw"), *size = json_object_get(plan, "target_size");
         json_t *est = json_object_get(plan, "estimated_error");
         const char *strategy = json_string_value(json_object_get(plan, "strategy"));
-        printf("plan: strategy %s", strategy ? strategy : "?");
+        printf("plan: strategy %s", strategy ? cli_safe(strategy) : "?");
         if (json_is_number(bpw)) printf(", target %.4g bits per weight", json_number_value(bpw));
         if (json_is_integer(size)) printf(", target %lld bytes", (long long)json_integer_value(size));
         if (json_is_string(json_object_get(plan, "weights")))
-            printf(", weights %s", json_string_value(json_object_get(plan, "weights")));
+            printf(", weights %s", cli_safe(json_string_value(json_object_get(plan, "weights"))));
         if (json_is_number(est)) printf(", estimated squared error %.6g", json_number_value(est));
         json_t *ms = json_object_get(plan, "measure_sample");
         if (json_is_number(est) && json_is_integer(ms) && json_integer_value(ms) > 0)
@@ -237,7 +272,8 @@ int cmd_dump(int argc, char **argv)
     }
     int rc;
     if (only && !mixq_find(f, only)) {
-        cli_error("dump", "%s: no tensor named \"%s\"; run 'mixq dump %s' to list them", path, only, path);
+        cli_error("dump", "%s: no tensor named \"%s\"; run 'mixq dump %s' to list them", cli_safe(path), cli_safe(only),
+                  cli_safe(path));
         rc = EXIT_BAD_DATA;
     } else if (json) {
         rc = dump_json(path, f, only);

@@ -80,9 +80,9 @@ int cmd_export(int argc, char **argv)
         struct stat st;
         char b[32];
         if (stat(out, &st) == 0)
-            printf("%s: safetensors, %s floating tensors, %s from %s\n", out, mixq_qtype_name(opts.dtype),
+            printf("%s: safetensors, %s floating tensors, %s from %s\n", cli_safe(out), mixq_qtype_name(opts.dtype),
                    cli_bytes((uint64_t)st.st_size, b, sizeof b), in);
-        else printf("%s: written\n", out);
+        else printf("%s: written\n", cli_safe(out));
     }
     return EXIT_OK;
 }

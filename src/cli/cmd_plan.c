@@ -55,7 +55,7 @@ static void print_table(const mixq_plan *p, int explain)
     for (size_t i = 0; i < n; i++) {
         mixq_plan_tensor t;
         mixq_plan_tensor_get(p, i, &t);
-        size_t l = strlen(t.name);
+        size_t l = strlen(cli_safe(t.name));
         if (l > w) w = l;
     }
     if (w > 60) w = 60;
@@ -72,14 +72,14 @@ static void print_table(const mixq_plan *p, int explain)
         if (isnan(t.rel_error)) snprintf(err, sizeof err, "-");
         else if (t.rel_error == 0) snprintf(err, sizeof err, "0");
         else snprintf(err, sizeof err, "%.3e", t.rel_error);
-        printf("%-*s  %-10s  %10llu  %-12s  %12llu  %9s", (int)w, t.name, role, (unsigned long long)t.n_elements, sp,
+        printf("%-*s  %-10s  %10llu  %-12s  %12llu  %9s", (int)w, cli_safe(t.name), role, (unsigned long long)t.n_elements, sp,
                (unsigned long long)t.nbytes, err);
         if (explain) {
             char layer[16];
             if (t.layer >= 0) snprintf(layer, sizeof layer, "%d", t.layer);
             else snprintf(layer, sizeof layer, "-");
             printf("  %5s  %5.2f  %9.3g  %7.3g  %s", layer, t.depth, isnan(t.weight) ? 0.0 : t.weight, t.score,
-                   t.reason);
+                   cli_safe(t.reason));
         }
         putchar('\n');
         cli_by_type_add(&bt, sp, t.n_elements, t.nbytes);
@@ -92,11 +92,11 @@ static void print_summary(const mixq_plan *p)
     mixq_plan_summary s;
     mixq_plan_get_summary(p, &s);
     char a[32], b[32], c[32];
-    printf("\nstrategy %s", s.strategy);
+    printf("\nstrategy %s", cli_safe(s.strategy));
     if (s.target_bpw > 0) printf(", target %.4g bits per weight", s.target_bpw);
     if (s.target_size > 0) printf(", target %llu bytes (%s)", (unsigned long long)s.target_size,
                                   cli_bytes(s.target_size, a, sizeof a));
-    printf(", weights %s\n", s.weights);
+    printf(", weights %s\n", cli_safe(s.weights));
     printf("total: %zu tensors, %llu weights; source %s, stored %s, file at most %s; %.2fx smaller; "
            "%.4f bits per weight\n",
            s.n_tensors, (unsigned long long)s.n_elements, cli_bytes(s.source_bytes, a, sizeof a),
@@ -232,7 +232,7 @@ int cmd_plan(int argc, char **argv)
             cli_lib_error("plan", &err);
             rc = cli_exit_code(s);
         } else if (!quiet) {
-            printf("plan written to %s\n", out);
+            printf("plan written to %s\n", cli_safe(out));
         }
     }
     mixq_plan_free(plan);

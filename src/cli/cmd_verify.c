@@ -41,7 +41,7 @@ int cmd_verify(int argc, char **argv)
         return cli_exit_code(s);
     }
     char b[32];
-    printf("%s: OK (%zu tensors, %s checked)\n", path, mixq_tensor_count(f), cli_bytes(mixq_file_size(f), b, sizeof b));
+    printf("%s: OK (%zu tensors, %s checked)\n", cli_safe(path), mixq_tensor_count(f), cli_bytes(mixq_file_size(f), b, sizeof b));
     mixq_close(f);
     return EXIT_OK;
 }

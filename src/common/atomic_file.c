@@ -2,10 +2,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/atomic_file.h"
@@ -30,10 +33,35 @@ static char *base_of(const char *path)
     return b;
 }
 
+/* A temporary name in the directory: ".NAME.tmp-" + 6 random characters, NAME cut so the whole fits NAME_MAX. */
+static char *make_tmp_name(const char *base, unsigned attempt)
+{
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    size_t bl = strlen(base), room = NAME_MAX - 1 - 5 - 6; /* "." NAME ".tmp-" XXXXXX */
+    if (bl > room) { /* cut at a UTF-8 character boundary */
+        bl = room;
+        while (bl > 0 && ((unsigned char)base[bl] & 0xc0) == 0x80) bl--;
+    }
+    char *name = malloc(bl + 13);
+    if (!name) return NULL;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t r = (uint64_t)ts.tv_nsec * 6364136223846793005ull + ((uint64_t)getpid() << 20) + attempt * 1442695040888963407ull;
+    char suffix[7];
+    for (int i = 0; i < 6; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        suffix[i] = al[(r >> 33) % (sizeof al - 1)];
+    }
+    suffix[6] = '\0';
+    snprintf(name, bl + 13, ".%.*s.tmp-%s", (int)bl, base, suffix);
+    return name;
+}
+
 mixq_status afile_open(afile *f, const char *final_path, int force, mixq_error *err)
 {
     memset(f, 0, sizeof *f);
     f->fd = -1;
+    f->dirfd = -1;
     size_t plen = strlen(final_path);
     if (plen == 0 || final_path[plen - 1] == '/')
         return mx_err(err, MIXQ_E_INVALID_ARG, "\"%s\": not a file name; give the output file's name", final_path);
@@ -41,43 +69,71 @@ mixq_status afile_open(afile *f, const char *final_path, int force, mixq_error *
     if (stat(final_path, &st) == 0) {
         if (S_ISDIR(st.st_mode))
             return mx_err(err, MIXQ_E_INVALID_ARG, "%s: is a directory; give a file name for the output", final_path);
+        if (!S_ISREG(st.st_mode)) /* a device, FIFO or socket: never replaced, even with --force */
+            return mx_err(err, MIXQ_E_INVALID_ARG,
+                          "%s: exists and is not a regular file (a device, FIFO or socket); it is never replaced, "
+                          "even with --force", final_path);
         if (!force)
             return mx_err(err, MIXQ_E_EXISTS, "%s: already exists; set force to replace it", final_path);
     }
-    char *dir = dir_of(final_path), *base = base_of(final_path);
-    if (!dir || !base || asprintf(&f->tmp_path, "%s/.%s.tmp-XXXXXX", dir, base) < 0) {
-        free(dir);
-        free(base);
-        f->tmp_path = NULL;
-        return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", final_path);
-    }
-    free(base);
+    char *dir = dir_of(final_path);
+    f->final_name = base_of(final_path);
     f->final_path = strdup(final_path);
     f->force = force;
-    if (!f->final_path) {
+    if (!dir || !f->final_name || !f->final_path) {
         free(dir);
         afile_abort(f);
         return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", final_path);
     }
-    f->fd = mkostemp(f->tmp_path, O_CLOEXEC);
-    if (f->fd < 0) {
+    if (strlen(f->final_name) > NAME_MAX) {
+        free(dir);
+        afile_abort(f);
+        return mx_err(err, MIXQ_E_INVALID_ARG, "%s: the file name is longer than %d bytes", final_path, NAME_MAX);
+    }
+    f->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (f->dirfd < 0) {
         int e = errno;
-        free(f->tmp_path);
-        f->tmp_path = NULL;
         mixq_status s = mx_err(err, MIXQ_E_IO, "%s: cannot create a temporary file in %s: %s", final_path, dir,
                                strerror(e));
         free(dir);
         afile_abort(f);
         return s;
     }
+    int e = 0;
+    for (unsigned attempt = 0; attempt < 100 && f->fd < 0; attempt++) {
+        free(f->tmp_name);
+        f->tmp_name = make_tmp_name(f->final_name, attempt);
+        if (!f->tmp_name) {
+            e = ENOMEM;
+            break;
+        }
+        f->fd = openat(f->dirfd, f->tmp_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        e = f->fd < 0 ? errno : 0;
+        if (f->fd < 0 && e != EEXIST) break;
+    }
+    if (f->fd < 0) {
+        free(f->tmp_name);
+        f->tmp_name = NULL; /* nothing to remove */
+        mixq_status s = e == ENOMEM ? mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", final_path)
+                                    : mx_err(err, MIXQ_E_IO, "%s: cannot create a temporary file in %s: %s",
+                                             final_path, dir, strerror(e));
+        free(dir);
+        afile_abort(f);
+        return s;
+    }
+    if (asprintf(&f->tmp_path, "%s/%s", dir, f->tmp_name) < 0) f->tmp_path = NULL;
     free(dir);
-    /* mkstemp creates 0600; give the output the usual permissions under the umask. */
+    if (!f->tmp_path) {
+        afile_abort(f);
+        return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", final_path);
+    }
+    /* created 0600; give the output the usual permissions under the umask. */
     mode_t um = umask(0);
     umask(um);
     if (fchmod(f->fd, 0666 & ~um) != 0) {
-        int e = errno;
+        int e2 = errno;
         afile_abort(f);
-        return mx_err(err, MIXQ_E_IO, "%s: cannot set permissions: %s", final_path, strerror(e));
+        return mx_err(err, MIXQ_E_IO, "%s: cannot set permissions: %s", final_path, strerror(e2));
     }
     return MIXQ_OK;
 }
@@ -127,19 +183,6 @@ mixq_status afile_pwrite(afile *f, const void *buf, size_t len, uint64_t offset,
     return MIXQ_OK;
 }
 
-/* fsync of the directory holding path, so the rename itself is durable. */
-static int fsync_dir(const char *path)
-{
-    char *dir = dir_of(path);
-    if (!dir) return -1;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(dir);
-    if (fd < 0) return -1;
-    int r = fsync(fd);
-    close(fd);
-    return r;
-}
-
 mixq_status afile_commit(afile *f, mixq_error *err)
 {
     mixq_status s = MIXQ_OK;
@@ -158,14 +201,29 @@ mixq_status afile_commit(afile *f, mixq_error *err)
         s = mx_err(err, MIXQ_E_CANCELLED, "%s: interrupted; no output was written", f->final_path);
         goto fail;
     }
+    struct stat st, sd; /* the directory path must still lead to the directory the temporary is in */
+    char *dir = dir_of(f->final_path);
+    r = dir ? stat(dir, &st) : -1;
+    free(dir);
+    if (r != 0 || fstat(f->dirfd, &sd) != 0 || st.st_dev != sd.st_dev || st.st_ino != sd.st_ino) {
+        s = mx_err(err, MIXQ_E_IO, "%s: the output directory was moved or replaced while the output was written; "
+                   "nothing was written", f->final_path);
+        goto fail;
+    }
+    /* a non-regular file that appeared meanwhile is not replaced either */
+    if (f->force && fstatat(f->dirfd, f->final_name, &st, 0) == 0 && !S_ISREG(st.st_mode)) {
+        s = mx_err(err, MIXQ_E_INVALID_ARG, "%s: exists and is not a regular file; it is never replaced",
+                   f->final_path);
+        goto fail;
+    }
     if (f->force) {
-        r = rename(f->tmp_path, f->final_path);
+        r = renameat(f->dirfd, f->tmp_name, f->dirfd, f->final_name);
     } else {
         /* Refuse to replace a file that appeared while we were writing. */
-        r = renameat2(AT_FDCWD, f->tmp_path, AT_FDCWD, f->final_path, RENAME_NOREPLACE);
+        r = renameat2(f->dirfd, f->tmp_name, f->dirfd, f->final_name, RENAME_NOREPLACE);
         if (r != 0 && (errno == EINVAL || errno == ENOSYS)) {
-            r = link(f->tmp_path, f->final_path);
-            if (r == 0) unlink(f->tmp_path);
+            r = linkat(f->dirfd, f->tmp_name, f->dirfd, f->final_name, 0);
+            if (r == 0) unlinkat(f->dirfd, f->tmp_name, 0);
         }
     }
     if (r != 0) {
@@ -176,11 +234,10 @@ mixq_status afile_commit(afile *f, mixq_error *err)
                        strerror(errno));
         goto fail;
     }
-    free(f->tmp_path);
-    f->tmp_path = NULL;
-    (void)fsync_dir(f->final_path); /* best effort: some file systems refuse directory fsync */
-    free(f->final_path);
-    f->final_path = NULL;
+    free(f->tmp_name);
+    f->tmp_name = NULL; /* renamed: nothing to remove */
+    (void)fsync(f->dirfd); /* best effort: some file systems refuse directory fsync */
+    afile_abort(f);
     return MIXQ_OK;
 fail:
     afile_abort(f); /* after the message: it frees final_path */
@@ -191,9 +248,12 @@ void afile_abort(afile *f)
 {
     if (f->fd >= 0) close(f->fd);
     f->fd = -1;
-    if (f->tmp_path) unlink(f->tmp_path);
+    if (f->tmp_name && f->dirfd >= 0) unlinkat(f->dirfd, f->tmp_name, 0);
+    if (f->dirfd >= 0) close(f->dirfd);
+    f->dirfd = -1;
+    free(f->tmp_name);
     free(f->tmp_path);
+    free(f->final_name);
     free(f->final_path);
-    f->tmp_path = NULL;
-    f->final_path = NULL;
+    f->tmp_name = f->tmp_path = f->final_name = f->final_path = NULL;
 }

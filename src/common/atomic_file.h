@@ -16,7 +16,10 @@
 
 typedef struct afile {
     int fd;
-    char *tmp_path;
+    int dirfd;             /* the output's directory, opened once: every later step is relative to it */
+    char *tmp_path;        /* dir/.NAME.tmp-XXXXXX, for messages */
+    char *tmp_name;        /* .NAME.tmp-XXXXXX in dirfd (NAME shortened if the whole would exceed NAME_MAX) */
+    char *final_name;      /* NAME in dirfd */
     char *final_path;
     int force;
     volatile sig_atomic_t *cancel; /* if set non-zero before the rename, commit aborts (MIXQ_E_CANCELLED) */
@@ -27,7 +30,11 @@ typedef struct afile {
 
 /*
  * Creates a fresh temporary file next to final_path.  Fails with
- * MIXQ_E_EXISTS if final_path exists and force is 0.
+ * MIXQ_E_EXISTS if final_path exists and force is 0, and with
+ * MIXQ_E_INVALID_ARG if it exists and is not a regular file (even with
+ * force).  The directory is opened here and the temporary created, renamed
+ * and removed relative to it, so swapping the directory for another (or a
+ * symlink) while the output is written cannot strand the temporary.
  */
 mixq_status afile_open(afile *f, const char *final_path, int force, mixq_error *err);
 

@@ -18,8 +18,10 @@ mixq_status mx_err(mixq_error *err, mixq_status code, const char *fmt, ...)
         va_end(ap);
         /* Messages are one line and may quote untrusted names: no control byte
            (newline, escape sequence) survives, whatever a caller formatted. */
-        for (char *p = err->message; *p; p++)
-            if (is_control((unsigned char)*p)) *p = '?';
+        for (unsigned char *p = (unsigned char *)err->message; *p; p++) {
+            if (is_control(*p)) *p = '?';
+            else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] < 0xa0) p[0] = p[1] = '?'; /* a C1 control (CSI) */
+        }
         err->code = code;
     }
     return code;
@@ -59,54 +61,66 @@ const char *mixq_version_string(void)
 }
 
 enum {
-    R_HEX = 1,     /* a control byte as \xHH (else '?') */
-    R_QUOTED = 2,  /* '"' and '\\' behind a backslash */
-    R_UTF8_CUT = 4 /* a cut text backs off to a UTF-8 character boundary */
+    R_HEX = 1,    /* an escaped byte as \xHH (else '?') */
+    R_QUOTED = 2, /* '"' and '\\' behind a backslash */
 };
 
-/* The number of bytes byte c renders to. */
-static size_t rendered_width(unsigned char c, unsigned flags)
+/* Length of the valid UTF-8 sequence at p[0..avail), 1..4, or 0 if the bytes there are not one. */
+static size_t utf8_len(const unsigned char *p, size_t avail)
 {
-    if (is_control(c))
-        return (flags & R_HEX) ? 4u : 1u;
-    return (flags & R_QUOTED) && (c == '"' || c == '\\') ? 2u : 1u;
+    unsigned c = p[0];
+    if (c < 0x80) return 1;
+    size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (!n || n > avail) return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80) return 0;
+    if (c == 0xe0 && p[1] < 0xa0) return 0; /* overlong */
+    if (c == 0xed && p[1] >= 0xa0) return 0; /* surrogate */
+    if (c == 0xf0 && p[1] < 0x90) return 0; /* overlong */
+    if (c == 0xf4 && p[1] >= 0x90) return 0; /* beyond U+10FFFF */
+    return n;
 }
 
 /*
  * The one sanitiser of untrusted text for messages (mx_printable, mx_shown_n):
- * s[0..len) into buf (cap >= 4 bytes) as one line, by flags; when the next
- * byte's rendering would leave fewer than 4 bytes of buf, the text is cut
- * there and ends in "...".  Returns buf.
+ * s[0..len) into buf (cap >= 4 bytes) as one line, character by character.
+ * C0 controls, DEL, the C1 controls U+0080..U+009F (CSI is U+009B) and bytes
+ * that are not UTF-8 are escaped, each byte as \xHH (R_HEX) or '?'; when the
+ * next character's rendering would leave fewer than 4 bytes of buf, the text
+ * is cut there (a character boundary) and ends in "...".  Returns buf.
  */
 static const char *render(char *buf, size_t cap, const char *s, size_t len, unsigned flags)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, o = 0;
-    for (; i < len; i++) {
-        unsigned char c = p[i];
-        size_t n = rendered_width(c, flags);
+    while (i < len) {
+        size_t k = utf8_len(p + i, len - i);
+        int escape = k == 0 || is_control(p[i]) || (k == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0);
+        if (k == 0) k = 1;
+        int quote = (flags & R_QUOTED) && (p[i] == '"' || p[i] == '\\');
+        size_t n = escape ? ((flags & R_HEX) ? 4 * k : k) : quote ? 2 : k;
         if (o + n + 4 > cap)
             break;
-        if (n == 4) {
-            buf[o] = '\\';
-            buf[o + 1] = 'x';
-            buf[o + 2] = hex[c >> 4];
-            buf[o + 3] = hex[c & 15];
-        } else if (n == 2) {
-            buf[o] = '\\';
-            buf[o + 1] = (char)c;
-        } else {
-            buf[o] = is_control(c) ? '?' : (char)c;
+        for (size_t j = 0; j < k; j++) {
+            unsigned char c = p[i + j];
+            if (escape && (flags & R_HEX)) {
+                buf[o++] = '\\';
+                buf[o++] = 'x';
+                buf[o++] = hex[c >> 4];
+                buf[o++] = hex[c & 15];
+            } else if (escape) {
+                buf[o++] = '?';
+            } else if (quote) {
+                buf[o++] = '\\';
+                buf[o++] = (char)c;
+            } else {
+                buf[o++] = (char)c;
+            }
         }
-        o += n;
+        i += k;
     }
     if (i < len) {
-        if (flags & R_UTF8_CUT)
-            while (i > 0 && (p[i] & 0xC0) == 0x80) {
-                i--;
-                o -= rendered_width(p[i], flags);
-            }
         memcpy(buf + o, "...", 3);
         o += 3;
     }
@@ -120,6 +134,6 @@ const char *mx_printable(char *buf, size_t cap, const char *s, int quoted)
 }
 
 /* MX_SHOWN_MAX bytes and "..." fit: the cut comes after MX_SHOWN_MAX input bytes (each renders to one). */
-const char *mx_shown_n(const char *s, size_t len, char *buf) { return render(buf, MX_SHOWN_MAX + 4, s, len, R_UTF8_CUT); }
+const char *mx_shown_n(const char *s, size_t len, char *buf) { return render(buf, MX_SHOWN_MAX + 4, s, len, 0); }
 
 const char *mx_shown(const char *s, char *buf) { return mx_shown_n(s, strnlen(s, MX_SHOWN_MAX + 1), buf); }

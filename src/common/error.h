@@ -18,7 +18,8 @@ mixq_status mx_err(mixq_error *err, mixq_status code, const char *fmt, ...)
  * renderer in error.c, two renderings.
  *
  * Copies s into buf (cap bytes) as printable one-line text for a message:
- * control characters become \xHH (and, if quoted, quotes and backslashes are
+ * control characters (C0, DEL and the C1 controls U+0080..U+009F) and bytes
+ * that are not UTF-8 become \xHH (and, if quoted, quotes and backslashes are
  * escaped); text that does not fit ends in "...".  Returns buf.  Names and
  * paths come from untrusted files, so every message prints them through this.
  */

@@ -294,10 +294,18 @@ static mixq_status parse_entry(mixq_file *f, size_t i, const jf_value *e, uint64
         t->shape[d] = uint_of(dim);
     }
     uint64_t rows = 1, row_length = nd ? t->shape[nd - 1] : 1;
+    bool empty = false; /* a zero dimension: no elements, whatever the others (as the readers) */
+    for (size_t d = 0; d < nd; d++) empty |= t->shape[d] == 0;
     for (size_t d = 0; d + 1 < nd; d++)
-        if (!ck_mul(rows, t->shape[d], &rows))
-            return mx_err(err, MIXQ_E_FORMAT, "%s: %s: the element count of the shape overflows 64 bits", fn, WHERE);
-    if (!ck_mul(rows, row_length, &t->n_elements))
+        if (!ck_mul(rows, t->shape[d], &rows)) {
+            if (!empty)
+                return mx_err(err, MIXQ_E_FORMAT, "%s: %s: the element count of the shape overflows 64 bits", fn,
+                              WHERE);
+            rows = 0;
+            break;
+        }
+    if (empty) t->n_elements = 0;
+    else if (!ck_mul(rows, row_length, &t->n_elements))
         return mx_err(err, MIXQ_E_FORMAT, "%s: %s: the element count of the shape overflows 64 bits", fn, WHERE);
 
     /* types */
@@ -350,7 +358,8 @@ static mixq_status parse_entry(mixq_file *f, size_t i, const jf_value *e, uint64
         return mx_err(err, MIXQ_E_UNSUPPORTED,
                       "%s: %s: rows of %" PRIu64 " elements in one quantization group are not supported", fn, WHERE,
                       row_length);
-    if (!qtype_layout(t->qt, t->src, rows, row_length, t->group_size, &t->lay))
+    if (!qtype_layout(t->qt, t->src, rows, row_length, t->group_size, &t->lay) &&
+        !(t->n_elements == 0 && qtype_layout(t->qt, t->src, rows, 0, t->group_size, &t->lay))) /* empty: stores nothing */
         return mx_err(err, MIXQ_E_FORMAT, "%s: %s: the stored size of this shape overflows 64 bits", fn, WHERE);
     for (int k = 0; k < MIXQ_SECTION_COUNT; k++) t->has[k] = qtype_has_section(t->qt, (mixq_section_kind)k);
 

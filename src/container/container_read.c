@@ -35,6 +35,7 @@
 #include "format/container.h"
 #include "common/dtype.h"
 #include "common/error.h"
+#include "common/guard.h"
 #include "common/json_fast.h"
 #include "kernels/qtype.h"
 #include "kernels/simd.h"
@@ -183,6 +184,20 @@ static mixq_status check_preamble(mixq_file *f, mixq_error *err)
 /* Open / close and accessors                                              */
 /* ---------------------------------------------------------------------- */
 
+typedef struct open_args {
+    mixq_file *f;
+    mixq_error *err;
+    mixq_status s;
+} open_args;
+
+/* The preamble and header checks, which read the mapping: run under the SIGBUS guard. */
+static void open_guarded(void *ctx)
+{
+    open_args *a = ctx;
+    a->s = check_preamble(a->f, a->err);
+    if (a->s == MIXQ_OK) a->s = mx_cr_parse_header(a->f, a->err);
+}
+
 mixq_file *mixq_open(const char *path, unsigned flags, mixq_error *err)
 {
     mx_err_clear(err);
@@ -240,7 +255,12 @@ mixq_file *mixq_open(const char *path, unsigned flags, mixq_error *err)
         goto fail;
     }
     f->map = m;
-    if (check_preamble(f, err) != MIXQ_OK || mx_cr_parse_header(f, err) != MIXQ_OK) goto fail;
+    open_args oa = {f, err, MIXQ_OK};
+    if (mx_guarded(open_guarded, &oa) != MX_GUARD_OK) { /* the file shrank under the mapping */
+        mx_err(err, MIXQ_E_IO, "%s: the file changed while it was read (it shrank)", fn);
+        goto fail;
+    }
+    if (oa.s != MIXQ_OK) goto fail;
     if ((flags & MIXQ_OPEN_VERIFY) && mixq_verify(f, err) != MIXQ_OK) goto fail;
     return f;
 fail:

@@ -12,6 +12,7 @@
 #include "format/container.h"
 #include "common/dtype.h"
 #include "common/error.h"
+#include "common/guard.h"
 #include "common/json_fast.h"
 #include "kernels/qtype.h"
 #include "kernels/simd.h"
@@ -28,10 +29,8 @@ static mixq_status check_zero(const mixq_file *f, uint64_t from, uint64_t to, mi
     return MIXQ_OK;
 }
 
-mixq_status mixq_verify(const mixq_file *f, mixq_error *err)
+static mixq_status verify_mapped(const mixq_file *f, mixq_error *err)
 {
-    mx_err_clear(err);
-    if (!f) return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_verify: file is NULL");
     const char *fn = f->shown;
     uint64_t stored = mxc_get_u64(f->map + MXC_OFF_PREAMBLE_XXH3);
     uint64_t computed = XXH3_64bits(f->map, MXC_OFF_PREAMBLE_XXH3);
@@ -72,4 +71,30 @@ mixq_status mixq_verify(const mixq_file *f, mixq_error *err)
         pos = t->offset + t->length;
     }
     return check_zero(f, pos, f->header_offset, err);
+}
+
+typedef struct verify_args {
+    const mixq_file *f;
+    mixq_error *err;
+    mixq_status s;
+} verify_args;
+
+static void verify_guarded(void *ctx)
+{
+    verify_args *a = ctx;
+    a->s = verify_mapped(a->f, a->err);
+}
+
+/*
+ * The mapping is read under the SIGBUS guard: a container that shrinks while
+ * it is verified gives an error, not a crash.
+ */
+mixq_status mixq_verify(const mixq_file *f, mixq_error *err)
+{
+    mx_err_clear(err);
+    if (!f) return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_verify: file is NULL");
+    verify_args a = {f, err, MIXQ_OK};
+    if (mx_guarded(verify_guarded, &a) != MX_GUARD_OK)
+        return mx_err(err, MIXQ_E_IO, "%s: the file changed while it was read (it shrank)", f->shown);
+    return a.s;
 }

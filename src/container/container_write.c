@@ -19,23 +19,22 @@
 struct cwriter {
     afile file;
     uint64_t end;      /* end of the last tensor written (absolute) */
-    json_t *tensors;   /* array of entries */
+    char *entries;     /* the header's tensor entries, serialised as they are added, joined by ',' */
+    size_t len, cap;   /* (a text per tensor, not a JSON tree: a few hundred bytes each) */
+    size_t count;
 };
 
 static const uint8_t zeros[MX_ALIGN];
+
+/* How the header is serialised (FORMAT.md §3: compact, fixed key order). */
+#define HEADER_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17))
 
 mixq_status cw_open(cwriter **out, const char *path, int force, mixq_error *err)
 {
     cwriter *w = calloc(1, sizeof *w);
     if (!w) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", path);
-    w->tensors = json_array();
-    if (!w->tensors) {
-        free(w);
-        return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", path);
-    }
     mixq_status s = afile_open(&w->file, path, force, err);
     if (s != MIXQ_OK) {
-        json_decref(w->tensors);
         free(w);
         return s;
     }
@@ -91,29 +90,98 @@ fail:
     return NULL;
 }
 
+/* Checks the name, aligns the tensor's offset and writes the padding before it. */
+static mixq_status begin_tensor(cwriter *w, const cw_tensor *t, const qlayout *layout, uint64_t *offset,
+                                mixq_error *err)
+{
+    char nb[MX_SHOWN_BUF];
+    if (!t->name || !*t->name) /* as the reader: a container tensor has a non-empty name */
+        return mx_err(err, MIXQ_E_INVALID_ARG, "%s: a tensor has an empty name; tensor names must not be empty",
+                      w->file.final_path);
+    if (!ck_align(w->end, MX_ALIGN, offset) || *offset > INT64_MAX - layout->total)
+        return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": output larger than 2^63 bytes", w->file.final_path,
+                      mx_shown(t->name, nb));
+    return write_padding(w, w->end, *offset, err);
+}
+
+/* Records the tensor's header entry once its bytes are written. */
+static mixq_status end_tensor(cwriter *w, const cw_tensor *t, const qlayout *layout, uint64_t offset, uint64_t hash,
+                              mixq_error *err)
+{
+    char nb[MX_SHOWN_BUF];
+    json_t *e = make_entry(t, layout, offset, hash);
+    char *text = e ? json_dumps(e, HEADER_DUMP_FLAGS) : NULL;
+    json_decref(e);
+    size_t n = text ? strlen(text) : 0, need = w->len + n + 1;
+    if (text && need > w->cap) {
+        size_t cap = w->cap ? w->cap : 4096;
+        while (cap < need) cap *= 2;
+        char *b = realloc(w->entries, cap);
+        if (b) {
+            w->entries = b;
+            w->cap = cap;
+        }
+    }
+    if (!text || need > w->cap) {
+        free(text);
+        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", w->file.final_path,
+                      mx_shown(t->name, nb));
+    }
+    if (w->count++) w->entries[w->len++] = ',';
+    memcpy(w->entries + w->len, text, n);
+    w->len += n;
+    free(text);
+    w->end = offset + layout->total;
+    return MIXQ_OK;
+}
+
 mixq_status cw_add_tensor(cwriter *w, const cw_tensor *t, const qlayout *layout, const uint8_t *bytes,
                           mixq_error *err)
 {
     uint64_t offset;
-    if (!ck_align(w->end, MX_ALIGN, &offset) || offset > INT64_MAX - layout->total)
-        return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": output larger than 2^63 bytes", w->file.final_path,
-                      t->name);
-    mixq_status s = write_padding(w, w->end, offset, err);
+    mixq_status s = begin_tensor(w, t, layout, &offset, err);
     if (s != MIXQ_OK) return s;
     if (layout->total) {
         s = afile_pwrite(&w->file, bytes, (size_t)layout->total, offset, err);
         if (s != MIXQ_OK) return s;
     }
-    uint64_t hash = XXH3_64bits(bytes, (size_t)layout->total);
-    json_t *e = make_entry(t, layout, offset, hash);
-    if (!e || json_array_append_new(w->tensors, e))
-        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", w->file.final_path, t->name);
-    w->end = offset + layout->total;
-    return MIXQ_OK;
+    return end_tensor(w, t, layout, offset, XXH3_64bits(bytes, (size_t)layout->total), err);
 }
 
-/* How the header is serialised (FORMAT.md §3: compact, fixed key order). */
-#define HEADER_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17))
+/* Bytes per chunk of cw_add_tensor_from. */
+#define CW_CHUNK ((size_t)4 << 20)
+
+mixq_status cw_add_tensor_from(cwriter *w, const cw_tensor *t, const qlayout *layout, cw_read_fn read, void *ctx,
+                               mixq_error *err)
+{
+    uint64_t offset;
+    mixq_status s = begin_tensor(w, t, layout, &offset, err);
+    if (s != MIXQ_OK) return s;
+    uint64_t total = layout->total;
+    size_t cap = total < CW_CHUNK ? (size_t)total : CW_CHUNK;
+    uint8_t *buf = malloc(cap ? cap : 1);
+    XXH3_state_t *st = XXH3_createState();
+    char nb[MX_SHOWN_BUF];
+    if (!buf || !st || XXH3_64bits_reset(st) != XXH_OK) {
+        free(buf);
+        XXH3_freeState(st);
+        return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", w->file.final_path,
+                      mx_shown(t->name, nb));
+    }
+    for (uint64_t done = 0; done < total && s == MIXQ_OK; done += cap) {
+        size_t n = total - done < cap ? (size_t)(total - done) : cap;
+        s = read(ctx, done, buf, n, err);
+        if (s == MIXQ_OK) s = afile_pwrite(&w->file, buf, n, offset + done, err);
+        if (s == MIXQ_OK) (void)XXH3_64bits_update(st, buf, n); /* the bytes just written, from the same buffer */
+        if (s == MIXQ_OK && w->file.cancel && *w->file.cancel) break; /* the caller reports the interruption */
+    }
+    uint64_t hash = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    free(buf);
+    if (s != MIXQ_OK) return s;
+    return end_tensor(w, t, layout, offset, hash, err);
+}
+
 
 /* The top-level header object (FORMAT.md §3). */
 static json_t *make_root(json_t *metadata, json_t *tensors)
@@ -133,14 +201,24 @@ mixq_status cw_finish(cwriter *w, json_t *metadata, mixq_error *err)
     s = write_padding(w, w->end, data_end, err);
     if (s != MIXQ_OK) goto out;
 
-    json_t *root = make_root(metadata, w->tensors);
-    char *text = root ? json_dumps(root, HEADER_DUMP_FLAGS) : NULL;
+    /* the root with an empty "tensors" array (its last key), the entries spliced in: `...,"tensors":[` E `]}` */
+    json_t *empty = json_array();
+    json_t *root = empty ? make_root(metadata, empty) : NULL;
+    char *outer = root ? json_dumps(root, HEADER_DUMP_FLAGS) : NULL;
     json_decref(root);
+    json_decref(empty);
+    size_t olen = outer ? strlen(outer) : 0;
+    char *text = olen >= 3 && !strcmp(outer + olen - 3, "[]}") ? malloc(olen + w->len + 1) : NULL;
     if (!text) {
+        free(outer);
         s = mx_err(err, MIXQ_E_NOMEM, "%s: cannot serialise the header (out of memory)", w->file.final_path);
         goto out;
     }
-    size_t hlen = strlen(text);
+    memcpy(text, outer, olen - 2);
+    if (w->len) memcpy(text + olen - 2, w->entries, w->len);
+    memcpy(text + olen - 2 + w->len, "]}", 3);
+    free(outer);
+    size_t hlen = olen + w->len;
     if (hlen > MXC_MAX_HEADER) {
         free(text);
         s = mx_err(err, MIXQ_E_RANGE, "%s: header of %zu bytes exceeds the format's limit", w->file.final_path,
@@ -168,7 +246,7 @@ mixq_status cw_finish(cwriter *w, json_t *metadata, mixq_error *err)
     s = afile_commit(&w->file, err);
 out:
     if (s != MIXQ_OK) afile_abort(&w->file);
-    json_decref(w->tensors);
+    free(w->entries);
     free(w);
     return s;
 }
@@ -182,7 +260,7 @@ void cw_abort(cwriter *w)
 {
     if (!w) return;
     afile_abort(&w->file);
-    json_decref(w->tensors);
+    free(w->entries);
     free(w);
 }
 

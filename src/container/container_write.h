@@ -26,8 +26,20 @@ typedef struct cw_tensor {
     json_t *extra;               /* optional object of extra entry keys (borrowed) */
 } cw_tensor;
 
+/* Fills dst with len bytes of a tensor's stored bytes from offset off (cw_add_tensor_from). */
+typedef mixq_status (*cw_read_fn)(void *ctx, uint64_t off, void *dst, size_t len, mixq_error *err);
+
 /* Starts a container at path (temporary file until cw_finish). */
 mixq_status cw_open(cwriter **out, const char *path, int force, mixq_error *err);
+
+/*
+ * Appends one tensor whose stored bytes are read, a chunk at a time, by
+ * read(ctx, ...) into the writer's own buffer: each chunk is written and
+ * hashed from that same buffer, so the checksum is the checksum of exactly
+ * the bytes written, whatever happens to the source meanwhile.
+ */
+mixq_status cw_add_tensor_from(cwriter *w, const cw_tensor *t, const qlayout *layout, cw_read_fn read, void *ctx,
+                               mixq_error *err);
 
 /*
  * Appends one tensor whose stored bytes (layout->total of them, section

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "convert/convert_options.h"
 #include "kernels/qtype.h"
+#include "common/guard.h"
 #include "reader/st_reader.h"
 
 /* Elements per block (a quantized tensor is read in whole rows: at least one). */
@@ -375,6 +376,45 @@ void mixq_compare_free(mixq_compare_result *r)
     free(r);
 }
 
+typedef struct cmp_args {
+    const mixq_file *f;
+    const mixq_tensor *ct;
+    const mixq_tensor_info *in;
+    const st_tensor *t;
+    bufs *b;
+    const mixq_compare_options *o;
+    const char *c_path;
+    acc *a;
+    mixq_error *err;
+    mixq_status s;
+} cmp_args;
+
+static void compare_guarded(void *ctx)
+{
+    cmp_args *x = ctx;
+    x->s = compare_tensor(x->f, x->ct, x->in, x->t, x->b, x->o, x->c_path, x->a, x->err);
+}
+
+/*
+ * compare_tensor under the SIGBUS guard: a source file or container that
+ * shrinks while it is read gives an error naming it (found from the fault
+ * address), not a crash.
+ */
+static mixq_status compare_tensor_guarded(const mixq_file *f, const mixq_tensor *ct, const mixq_tensor_info *in,
+                                          const st_model *m, const st_tensor *t, bufs *b,
+                                          const mixq_compare_options *o, const char *c_path, acc *a, mixq_error *err)
+{
+    cmp_args x = {f, ct, in, t, b, o, c_path, a, err, MIXQ_OK};
+    if (mx_guarded(compare_guarded, &x) == MX_GUARD_OK) return x.s;
+    const uint8_t *addr = mx_guard_fault_addr();
+    const char *which = c_path;
+    for (size_t i = 0; i < m->nfiles; i++)
+        if (m->files[i].map && addr >= m->files[i].map && addr < m->files[i].map + m->files[i].size)
+            which = m->files[i].path;
+    char fb[MX_SHOWN_BUF];
+    return mx_err(err, MIXQ_E_IO, "%s: the file changed while it was read (it shrank)", mx_shown(which, fb));
+}
+
 mixq_status mixq_compare(const char *source_path, const char *container_path, const mixq_compare_options *opts,
                          mixq_compare_result **out, mixq_error *err)
 {
@@ -418,7 +458,7 @@ mixq_status mixq_compare(const char *source_path, const char *container_path, co
         memcpy(rt->shape, in.shape, sizeof rt->shape);
         rt->is_float = st_dtypes[t->dtype].is_float;
         acc a = {0};
-        s = compare_tensor(f, ct, &in, t, &b, opts, container_path, &a, err);
+        s = compare_tensor_guarded(f, ct, &in, m, t, &b, opts, container_path, &a, err);
         if (s != MIXQ_OK) break;
         acc_finish(&a, &rt->stats);
         if (a.mismatches == 0) r->n_exact++;

@@ -3,6 +3,7 @@
  * converts or quantizes it row by row, and streams it to the writer.
  */
 #include <errno.h>
+#include <float.h>
 #include <pthread.h>
 #include <math.h>
 #include <stdlib.h>
@@ -15,6 +16,8 @@
 #include "container/container_write.h"
 #include "common/error.h"
 #include "common/half.h"
+#include "common/same_file.h"
+#include "format/container.h"
 #include "plan/plan.h"
 #include "plan/plan_measure.h"
 #include "kernels/qtype.h"
@@ -84,6 +87,27 @@ static mixq_status check_row(const char *fname, const char *tname, mixq_qtype ty
 }
 
 /*
+ * Checks that an F64 row holds no finite value beyond the f32 range (every
+ * type is reached through f32: such a value would become an infinity);
+ * names the element if it does.  NaN and infinities are left to the checks
+ * of the target type.
+ */
+static mixq_status check_f64_row(const char *fname, const char *tname, mixq_qtype type, const uint8_t *src, size_t n,
+                                 uint64_t r, mixq_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        double d;
+        memcpy(&d, src + 8 * i, sizeof d); /* little-endian host, as st_to_f32 */
+        if (isfinite(d) && fabs(d) > (double)FLT_MAX)
+            return mx_err(err, MIXQ_E_DATA,
+                          "%s: tensor \"%s\": row %llu, column %zu holds %g, beyond the range of f32 (and so of %s); "
+                          "fix the checkpoint, or keep this tensor as it is (1-D tensors and non-float types keep "
+                          "their source bytes)", fname, tname, (unsigned long long)r, i, d, mixq_qtype_name(type));
+    }
+    return MIXQ_OK;
+}
+
+/*
  * One tensor's rows, cut into blocks that the pool's threads convert
  * independently.  Every block writes only its own rows, so the bytes do not
  * depend on the thread count; an error is reported from the lowest failing
@@ -138,18 +162,27 @@ static void convert_block(void *ctx, size_t b)
         return;
     }
     size_t k = (size_t)j->row_length, esize = st_dtypes[j->t->dtype].size;
+    uint8_t scale_scratch[16]; /* a per-tensor scale: every row writes the same value; block 0 keeps it */
+    uint64_t r0 = b * j->block_rows, r1 = r0 + j->block_rows < j->rows ? r0 + j->block_rows : j->rows;
+    /* the block's source bytes are read (pread) into this block's own buffer, never through the mapping */
+    size_t src_len = (size_t)((r1 - r0) * k * esize);
     float *row = malloc((k ? k : 1) * sizeof *row);
-    if (!row) {
+    uint8_t *src = malloc(src_len ? src_len : 1);
+    if (!row || !src) {
+        free(row);
+        free(src);
         mx_err(&e, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", j->fname, j->tname);
         job_fail(j, b, &e);
         return;
     }
-    uint8_t scale_scratch[16]; /* a per-tensor scale: every row writes the same value; block 0 keeps it */
-    uint64_t r0 = b * j->block_rows, r1 = r0 + j->block_rows < j->rows ? r0 + j->block_rows : j->rows;
     float amax = 0.0f;
-    mixq_status s = MIXQ_OK;
+    mixq_status s = st_read(j->model, j->t, r0 * k * esize, src, src_len, &e);
     for (uint64_t r = r0; r < r1 && s == MIXQ_OK; r++) {
-        st_to_f32(j->t->dtype, j->t->data + r * k * esize, k, row);
+        if (j->t->dtype == ST_F64) {
+            s = check_f64_row(j->fname, j->tname, j->qt->id, src + (r - r0) * k * esize, k, r, &e);
+            if (s != MIXQ_OK) break;
+        }
+        st_to_f32(j->t->dtype, src + (r - r0) * k * esize, k, row);
         if (j->prepass) {
             s = check_row(j->fname, j->tname, j->qt->id, row, k, r, &e);
             for (size_t i = 0; i < k && s == MIXQ_OK; i++)
@@ -171,8 +204,7 @@ static void convert_block(void *ctx, size_t b)
         }
     }
     free(row);
-    /* this block's input is consumed: drop its pages, so a large tensor is never resident whole */
-    st_release_range(j->model, j->t, r0 * k * esize, (r1 - r0) * k * esize);
+    free(src);
     if (j->prepass) j->block_amax[b] = amax;
     if (s != MIXQ_OK) job_fail(j, b, &e);
 }
@@ -187,6 +219,18 @@ static mixq_status run_rows(conv_ctx *c, rows_job *j, mixq_error *err)
         return j->fail.code;
     }
     return MIXQ_OK;
+}
+
+/* A tensor stored exactly: its source bytes, read through st_read (cw_add_tensor_from). */
+typedef struct exact_src {
+    const st_model *model;
+    const st_tensor *t;
+} exact_src;
+
+static mixq_status read_exact(void *ctx, uint64_t off, void *dst, size_t len, mixq_error *err)
+{
+    const exact_src *e = ctx;
+    return st_read(e->model, e->t, off, dst, len, err);
 }
 
 /* Converts one tensor (as planned by pe, if not NULL) into a freshly allocated buffer and hands it to the writer. */
@@ -213,11 +257,11 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
     }
     uint64_t rows, row_length;
     qlayout lay;
-    if (!mx_tensor_rows(t, &rows, &row_length) || !qtype_layout(qt, t->dtype, rows, row_length, group, &lay))
+    if (!mx_tensor_rows(t, &rows, &row_length) || !mx_layout_of(qt, t->dtype, t->n_elements, rows, row_length, group, &lay))
         return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": stored size overflows 64 bits", fname, tname);
     if (lay.total > SIZE_MAX)
         return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": too large for this machine", fname, tname);
-    /* stored exactly as in the source: written straight from the mapping, no copy */
+    /* stored exactly as in the source: read in chunks and written as read */
     bool exact = qt == qtype_for_plain_dtype(t->dtype) || qt->id == MIXQ_QT_RAW;
     if (exact && lay.total != t->nbytes) /* a plain layout is the source bytes, no more, no less */
         return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": %llu bytes do not fill its %llu-byte layout", fname,
@@ -255,7 +299,12 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
         json_t *extra = pe ? mx_plan_entry_extra(pe) : NULL; /* "estimated_error" */
         cw_tensor ct = {.name = t->name, .ndim = t->ndim, .shape = t->shape,
                         .source_dtype = st_dtypes[t->dtype].name, .qt = qt, .group_size = group_req, .extra = extra};
-        s = cw_add_tensor(c->writer, &ct, &lay, exact ? t->data : buf, err);
+        if (exact) { /* copied through the writer's buffer: hashed exactly as written */
+            exact_src es = {c->model, t};
+            s = cw_add_tensor_from(c->writer, &ct, &lay, read_exact, &es, err);
+        } else {
+            s = cw_add_tensor(c->writer, &ct, &lay, buf, err);
+        }
         json_decref(extra);
     }
     free(buf);
@@ -268,17 +317,53 @@ static json_t *header_meta(const st_model *m, const mixq_convert_options *o)
     return st_header_meta(m, o->type, o->group_size, o->quantize_1d != 0, o->rtn == 0);
 }
 
-/* Refuses an output path that names one of the input files. */
-static mixq_status check_not_input(const st_model *m, const char *out_path, mixq_error *err)
+/*
+ * Refuses an output path that names one of the input files: a shard, the
+ * index, the plan file applied, the sensitivity file (any spelling: device
+ * and inode are compared).
+ */
+static mixq_status check_not_input(const st_model *m, const mixq_convert_options *o, const char *out_path,
+                                   mixq_error *err)
 {
-    struct stat so;
-    if (stat(out_path, &so) != 0) return MIXQ_OK;
-    for (size_t i = 0; i <= m->nfiles; i++) {
-        const char *p = i < m->nfiles ? m->files[i].path : m->index_path;
-        struct stat si;
-        if (p && stat(p, &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
-            return mx_err(err, MIXQ_E_INVALID_ARG, "%s: the output is the input file %s; choose another output path",
-                          out_path, p);
+    size_t n = m->nfiles + 3;
+    const char **in = calloc(n, sizeof *in);
+    if (!in) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", out_path);
+    for (size_t i = 0; i < m->nfiles; i++) in[i] = m->files[i].path;
+    in[m->nfiles] = m->index_path;
+    in[m->nfiles + 1] = o->plan ? o->plan->origin : NULL;
+    in[m->nfiles + 2] = o->plan_options ? o->plan_options->sensitivity_path : NULL;
+    mixq_status s = mx_check_output_not_input(out_path, in, n, NULL, 0, NULL, err);
+    free(in);
+    return s;
+}
+
+/*
+ * Refuses, before anything is converted, a checkpoint whose container header
+ * would exceed the format's limit (MXC_MAX_HEADER): every entry is at least
+ * the smallest possible entry plus its name, so a lower bound of the header
+ * is known from the names alone.  (cw_finish still checks the exact size.)
+ */
+static mixq_status check_header_limit(const st_model *m, const mixq_convert_options *o, mixq_error *err)
+{
+    if (m->ntensors == 0) return MIXQ_OK;
+    uint64_t names = 0;
+    for (size_t i = 0; i < m->ntensors; i++) names += strlen(m->tensors[i].name);
+    if (names + (uint64_t)m->ntensors * 64 <= MXC_MAX_HEADER) return MIXQ_OK; /* far below: no need to measure */
+    qlayout lay;
+    memset(&lay, 0, sizeof lay);
+    cw_tensor small = {.name = "", .ndim = 0, .source_dtype = "U8", .qt = qtype_get(MIXQ_QT_RAW)};
+    size_t least = cw_entry_bytes(&small, &lay, MX_ALIGN); /* "name":"" and every other key at its shortest */
+    json_t *meta = header_meta(m, o);
+    size_t bound = meta ? cw_header_bytes(meta, m->ntensors, names + (uint64_t)m->ntensors * least) : 0;
+    json_decref(meta);
+    if (!least || !bound) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", m->files[0].path);
+    if (bound > MXC_MAX_HEADER) {
+        char fb[256];
+        return mx_err(err, MIXQ_E_RANGE,
+                      "%s: %zu tensors need a container header of at least %zu bytes, above the format's limit of "
+                      "%u bytes; nothing was converted", mx_printable(fb, sizeof fb, m->index_path ? m->index_path
+                                                                                     : m->files[0].path, 0),
+                      m->ntensors, bound, (unsigned)MXC_MAX_HEADER);
     }
     return MIXQ_OK;
 }
@@ -361,7 +446,8 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
     opts = &eff;
     mixq_status s = st_open(in_path, &model, err);
     if (s != MIXQ_OK) goto done;
-    s = check_not_input(model, out_path, err);
+    s = check_not_input(model, opts, out_path, err);
+    if (s == MIXQ_OK) s = check_header_limit(model, opts, err);
     if (s == MIXQ_OK) s = setup_plan(in_path, model, &eff, &owned_plan, &plan_map, err);
     if (s != MIXQ_OK) goto done;
     c.opts = opts;
@@ -380,6 +466,8 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
         st_release(model, &model->tensors[i]); /* its input pages are no longer needed */
         if (s == MIXQ_OK && opts->progress) opts->progress(opts->progress_ctx, i + 1, model->ntensors, model->tensors[i].name);
     }
+    /* an input that changed under us gave bytes of no one version: refuse to commit them */
+    if (s == MIXQ_OK) s = st_check_unchanged(model, err);
     if (s == MIXQ_OK) {
         json_t *meta = header_meta(model, opts);
         if (meta && opts->plan && json_object_set_new(meta, "plan", mx_plan_header_meta(opts->plan, false))) {

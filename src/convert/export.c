@@ -16,6 +16,7 @@
 #include "common/checked.h"
 #include "common/error.h"
 #include "convert/convert_options.h"
+#include "common/guard.h"
 #include "common/half.h"
 #include "kernels/qtype.h"
 #include "kernels/simd.h"
@@ -157,11 +158,19 @@ static mixq_status write_tensor(ex_ctx *c, const mixq_tensor *t, const mixq_tens
         return mx_err(err, MIXQ_E_FORMAT, "%s: tensor \"%s\" has no data section", c->c_path, mx_shown(in->name, nb));
     const uint8_t *src = sec.data;
     size_t dsize = st_dtypes[p->data].size;
-    if (p->copy || p->data == p->out) /* the bytes are already what the output holds */
-        return afile_pwrite(&c->out, src, (size_t)(n * dsize), pos, err);
     size_t blk = n < BLOCK_ELEMS ? (size_t)n : BLOCK_ELEMS;
     if (reserve(c, blk))
         return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", c->c_path, mx_shown(in->name, nb));
+    if (p->copy || p->data == p->out) { /* the bytes are already what the output holds: copied through obuf */
+        size_t bb = blk * sizeof(float) / dsize * dsize; /* whole elements that fit obuf */
+        uint64_t total = n * dsize;
+        for (uint64_t off = 0; off < total; off += bb) {
+            size_t cnt = total - off < bb ? (size_t)(total - off) : bb;
+            memcpy(c->obuf, src + off, cnt); /* a fault here is caught by the guard around write_tensor */
+            if ((s = afile_pwrite(&c->out, c->obuf, cnt, pos + off, err))) return s;
+        }
+        return MIXQ_OK;
+    }
     for (uint64_t e = 0; e < n; e += blk) {
         if (o->cancel && *o->cancel) return mx_err(err, MIXQ_E_CANCELLED, "%s: export interrupted", c->c_path);
         size_t cnt = n - e < blk ? (size_t)(n - e) : blk;
@@ -174,17 +183,51 @@ static mixq_status write_tensor(ex_ctx *c, const mixq_tensor *t, const mixq_tens
     return MIXQ_OK;
 }
 
-/* The source checkpoint's __metadata__ as recorded in the container (a new reference), or NULL. */
-static json_t *source_metadata(const mixq_file *f)
+typedef struct write_args {
+    ex_ctx *c;
+    const mixq_tensor *t;
+    const mixq_tensor_info *in;
+    const plan *p;
+    mixq_error *err;
+    mixq_status s;
+} write_args;
+
+static void write_guarded(void *ctx)
+{
+    write_args *a = ctx;
+    a->s = write_tensor(a->c, a->t, a->in, a->p, a->err);
+}
+
+/* write_tensor under the SIGBUS guard: a container that shrinks gives an error naming it, not a crash. */
+static mixq_status write_tensor_guarded(ex_ctx *c, const mixq_tensor *t, const mixq_tensor_info *in, const plan *p,
+                                        mixq_error *err)
+{
+    write_args a = {c, t, in, p, err, MIXQ_OK};
+    if (mx_guarded(write_guarded, &a) != MX_GUARD_OK) {
+        char fb[MX_SHOWN_BUF];
+        return mx_err(err, MIXQ_E_IO, "%s: the file changed while it was read (it shrank); nothing was written",
+                      mx_shown(c->c_path, fb));
+    }
+    return a.s;
+}
+
+/*
+ * The source checkpoint's __metadata__ as recorded in the container (*out a
+ * new reference, or NULL if there is none); -1 if out of memory (the header
+ * was validated when opened, so nothing else can fail).
+ */
+static int source_metadata(const mixq_file *f, json_t **out)
 {
     size_t len;
     const char *text = mixq_header_json(f, &len);
+    *out = NULL;
     json_t *root = json_loadb(text, len, 0, NULL);
-    if (!root) return NULL;
+    if (!root) return -1;
     json_t *sm = json_object_get(json_object_get(root, "metadata"), "source_metadata");
-    json_t *copy = json_is_object(sm) && json_object_size(sm) ? json_deep_copy(sm) : NULL;
+    if (json_is_object(sm) && json_object_size(sm)) *out = json_deep_copy(sm);
+    int bad = json_is_object(sm) && json_object_size(sm) && !*out;
     json_decref(root);
-    return copy;
+    return bad ? -1 : 0;
 }
 
 /* Plans every tensor and builds the header text (padded with spaces so 8 + N is a multiple of 8). */
@@ -195,7 +238,8 @@ static mixq_status build_header(ex_ctx *c, plan *plans, char **text, size_t *len
     size_t n = mixq_tensor_count(f);
     json_t *root = json_object();
     if (!root) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", c->c_path);
-    json_t *meta = source_metadata(f);
+    json_t *meta;
+    if (source_metadata(f, &meta) != 0) goto nomem;
     if (meta && json_object_set_new(root, "__metadata__", meta)) goto nomem;
     uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
@@ -259,6 +303,16 @@ nomem:
     return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", c->c_path);
 }
 
+/* True if path is still the file `before` describes: device, inode, size, modification and change time. */
+static bool same_file_state(const char *path, const struct stat *before)
+{
+    struct stat now;
+    return stat(path, &now) == 0 && now.st_dev == before->st_dev && now.st_ino == before->st_ino &&
+           now.st_size == before->st_size && now.st_mtim.tv_sec == before->st_mtim.tv_sec &&
+           now.st_mtim.tv_nsec == before->st_mtim.tv_nsec && now.st_ctim.tv_sec == before->st_ctim.tv_sec &&
+           now.st_ctim.tv_nsec == before->st_ctim.tv_nsec;
+}
+
 /* Refuses an output path that names the container itself. */
 static mixq_status check_not_input(const char *c_path, const char *out_path, mixq_error *err)
 {
@@ -286,6 +340,8 @@ mixq_status mixq_export(const char *container_path, const char *out_path, const 
                       (int)opts->dtype);
     mixq_status s = check_not_input(container_path, out_path, err);
     if (s != MIXQ_OK) return s;
+    struct stat before; /* what the container was when opened: compared again before the commit */
+    if (stat(container_path, &before) != 0) before.st_ino = 0;
     mixq_file *f = mixq_open(container_path, opts->verify ? MIXQ_OPEN_VERIFY : 0, err);
     if (!f) return err->code;
     ex_ctx c = {.c_path = container_path, .opts = opts, .f = f};
@@ -316,11 +372,16 @@ mixq_status mixq_export(const char *container_path, const char *out_path, const 
         const mixq_tensor *t = mixq_tensor_at(f, i);
         mixq_tensor_info in;
         mixq_tensor_get_info(t, &in);
-        s = write_tensor(&c, t, &in, &plans[i], err);
+        s = write_tensor_guarded(&c, t, &in, &plans[i], err);
         if (s == MIXQ_OK && opts->progress) opts->progress(opts->progress_ctx, i + 1, n, in.name);
     }
     if (s == MIXQ_OK && opts->cancel && *opts->cancel)
         s = mx_err(err, MIXQ_E_CANCELLED, "%s: export interrupted", container_path);
+    if (s == MIXQ_OK && !same_file_state(container_path, &before)) {
+        char fb[MX_SHOWN_BUF];
+        s = mx_err(err, MIXQ_E_IO, "%s: the file changed while it was read; nothing was written",
+                   mx_shown(container_path, fb));
+    }
     if (s == MIXQ_OK) s = afile_commit(&c.out, err); /* aborts the temporary itself on failure */
     else if (opened) afile_abort(&c.out);
     free(header);

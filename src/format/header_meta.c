@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
 #include "format/header_meta.h"
 #include "mixq_config.h"
 
@@ -37,7 +38,7 @@ int mxf_header_meta_add_source_metadata(json_t *meta, const char *key, const cha
 int mxf_header_meta_add_source_file(json_t *meta, const char *path, uint64_t size)
 {
     json_t *files = json_object_get(meta, "source_files");
-    char *copy = strdup(path), *b = copy ? strdup(basename(copy)) : NULL;
+    char *copy = strdup(path), *b = copy ? mx_utf8_lossy(basename(copy)) : NULL; /* any file name: valid JSON */
     free(copy);
     json_t *o = b && files ? json_pack("{s:s,s:I}", "name", b, "size", (json_int_t)size) : NULL;
     free(b);

@@ -271,6 +271,21 @@ mixq_status mixq_plan_create(const char *in_path, const mixq_plan_options *opts,
     mixq_status s = st_open(in_path, &m, err);
     if (s != MIXQ_OK) return s;
     s = mx_plan_build(m, in_path, opts, NULL, out, err);
+    if (s == MIXQ_OK) { /* what mixq_plan_save must never write over */
+        mixq_plan *p = *out;
+        p->inputs = calloc(m->nfiles + 2, sizeof *p->inputs);
+        if (!p->inputs) {
+            s = mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
+            mixq_plan_free(p);
+            *out = NULL;
+        } else {
+            const char *extra[2] = {m->index_path, opts->sensitivity_path};
+            for (size_t i = 0; i < m->nfiles + 2; i++)
+                if (mx_file_key_of(i < m->nfiles ? m->files[i].path : extra[i - m->nfiles],
+                                   &p->inputs[p->ninputs]) == 0)
+                    p->ninputs++;
+        }
+    }
     if (s != MIXQ_OK && err && !strstr(err->message, in_path)) {
         char *msg = strdup(err->message);
         if (msg) mx_err(err, s, "%s: %s", in_path, msg);

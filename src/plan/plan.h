@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "mixq_tools.h"
+#include "common/same_file.h"
 #include "plan/plan_roles.h"
 #include "kernels/qtype.h"
 #include "reader/st_reader.h"
@@ -54,6 +55,8 @@ struct mixq_plan {
     uint64_t budget_bytes, min_bytes;
     uint64_t file_bytes;      /* upper bound of the output file (0 if unknown) */
     char *origin;             /* the plan file's name for messages, or NULL */
+    mx_file_key *inputs;      /* the files planned from (shards, index, sensitivity file): never saved over */
+    size_t ninputs;
 };
 
 /* Parses a plan file's text (the fuzzer's entry point); `name` is used in messages. */

@@ -13,7 +13,10 @@
 #include "common/atomic_file.h"
 #include "common/checked.h"
 #include "common/error.h"
+#include "format/jansson_util.h"
+#include "common/small_file.h"
 #include "plan/plan.h"
+#include "plan/plan_internal.h"
 #include "plan/plan_measure.h"
 
 /* "int4:64", "int8:row", "f16": what an estimate was measured for. */
@@ -110,12 +113,15 @@ fail:
 mixq_status mixq_plan_save(const mixq_plan *plan, const char *path, int force, mixq_error *err)
 {
     if (!plan || !path) return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_plan_save: a plan and a path are required");
+    mixq_status s = mx_check_output_not_input(path, NULL, 0, plan->inputs, plan->ninputs,
+                                              "the plan was made from", err);
+    if (s != MIXQ_OK) return s;
     char *text = mx_plan_to_json(plan);
     if (!text) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", path);
     size_t len = strlen(text);
     text[len] = '\n'; /* replaces the NUL: written as len + 1 bytes */
     afile f;
-    mixq_status s = afile_open(&f, path, force, err);
+    s = afile_open(&f, path, force, err);
     if (s == MIXQ_OK) s = afile_pwrite(&f, text, len + 1, 0, err);
     if (s == MIXQ_OK) s = afile_commit(&f, err);
     afile_abort(&f);
@@ -273,11 +279,39 @@ static mixq_status parse_tensor(const char *name, json_t *o, size_t k, mx_plan_e
     return MIXQ_OK;
 }
 
+/*
+ * The plan's strings that reach the container header and `mixq dump`: only
+ * the values the planner itself writes ("" when absent), and candidates that
+ * parse as type specs.
+ */
+static bool known_string(const char *key, const char *v)
+{
+    static const char *const strategies[] = {"", "uniform", "sensitivity", "budget", NULL};
+    static const char *const weights[] = {"", "role", "flat", "role+file", "flat+file", NULL};
+    const char *const *set = !strcmp(key, "strategy") ? strategies : !strcmp(key, "weights") ? weights : NULL;
+    if (set) {
+        for (; *set; set++)
+            if (!strcmp(*set, v)) return true;
+        return false;
+    }
+    for (const char *p = v; *p;) { /* candidates */
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        mx_cand c;
+        if (n == 0 || mx_spec_parse(p, n, 0, "candidates", &c, NULL) != MIXQ_OK) return false;
+        p += n + (e != NULL);
+        if (e && !*p) return false;
+    }
+    return true;
+}
+
 mixq_status mx_plan_parse(const char *name, const char *text, size_t len, mixq_plan **out, mixq_error *err)
 {
     *out = NULL;
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root && mx_json_oom(&je, text, len))
+        return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory reading the plan", name);
     if (!root) return mx_err(err, MIXQ_E_FORMAT, "%s: not a valid plan: line %d: %s", name, je.line, je.text);
     mixq_plan *p = NULL;
     mixq_status s = MIXQ_OK;
@@ -310,12 +344,21 @@ mixq_status mx_plan_parse(const char *name, const char *text, size_t len, mixq_p
         goto out;
     }
     static const char *const str_keys[] = {"strategy", "weights", "candidates"};
+    static const char *const str_expected[] = {"uniform, sensitivity or budget",
+                                               "role, flat, role+file or flat+file",
+                                               "a comma-separated list of types (int4, int8:64, ...)"};
     char **dst[] = {&p->strategy, &p->weights, &p->candidates};
     for (int i = 0; i < 3; i++) {
         json_t *v = json_object_get(root, str_keys[i]);
         if (!v) continue;
         if (!json_is_string(v)) {
             s = mx_err(err, MIXQ_E_FORMAT, "%s: \"%s\" must be a string", name, str_keys[i]);
+            goto out;
+        }
+        if (!known_string(str_keys[i], json_string_value(v))) {
+            char vb[MX_SHOWN_BUF];
+            s = mx_err(err, MIXQ_E_FORMAT, "%s: \"%s\" is \"%s\"; expected %s", name, str_keys[i],
+                       mx_shown(json_string_value(v), vb), str_expected[i]);
             goto out;
         }
         char *c = strdup(json_string_value(v));
@@ -414,31 +457,9 @@ mixq_status mixq_plan_load(const char *path, mixq_plan **out, mixq_error *err)
 {
     if (!path || !out) return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_plan_load: a path and out are required");
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return mx_err(err, MIXQ_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    mixq_status s = MIXQ_OK;
-    while (buf) {
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (len < cap) break;
-        if (cap > (size_t)1 << 30) {
-            s = mx_err(err, MIXQ_E_FORMAT, "%s: larger than 1 GiB: not a plan file", path);
-            break;
-        }
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    if (s == MIXQ_OK && !buf) s = mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", path);
-    if (s == MIXQ_OK && ferror(f)) s = mx_err(err, MIXQ_E_IO, "%s: read error", path);
-    fclose(f);
+    char *buf;
+    size_t len;
+    mixq_status s = mx_read_small_file(path, "plan file", MX_CAP_PLAN, &buf, &len, err);
     if (s == MIXQ_OK) s = mx_plan_parse(path, buf, len, out, err);
     free(buf);
     return s;

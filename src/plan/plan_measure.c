@@ -5,6 +5,7 @@
 
 #include "common/checked.h"
 #include "common/error.h"
+#include "common/guard.h"
 #include "plan/plan_measure.h"
 #include "kernels/simd.h"
 
@@ -17,10 +18,53 @@ bool mx_shape_rows(unsigned ndim, const uint64_t *shape, uint64_t n_elements, ui
     }
     uint64_t r = 1;
     for (unsigned i = 0; i + 1 < ndim; i++)
-        if (!ck_mul(r, shape[i], &r)) return false;
+        if (!ck_mul(r, shape[i], &r)) {
+            if (n_elements != 0) return false;
+            r = 0; /* a zero dimension further on: no rows, whatever the product before it */
+            break;
+        }
     *rows = r;
     *row_length = shape[ndim - 1];
     return true;
+}
+
+typedef struct load_args {
+    st_dtype dt;
+    const uint8_t *src;
+    size_t n;
+    float *out;
+} load_args;
+
+static void load_guarded(void *ctx)
+{
+    const load_args *a = ctx;
+    st_to_f32(a->dt, a->src, a->n, a->out);
+}
+
+/*
+ * n values of t from byte offset off, as f32, read from the mapping under the
+ * SIGBUS guard: false if the file shrank under it.
+ */
+static bool load_f32(const st_tensor *t, uint64_t off, size_t n, float *out)
+{
+    load_args a = {t->dtype, t->data + off, n, out};
+    return mx_guarded(load_guarded, &a) == MX_GUARD_OK;
+}
+
+static mixq_status shrank(const st_model *m, const st_tensor *t, mixq_error *err)
+{
+    char fb[200], nb[MX_SHOWN_BUF];
+    return mx_err(err, MIXQ_E_IO, "%s: the file changed while it was read (it shrank), at tensor \"%s\"",
+                  mx_printable(fb, sizeof fb, m ? m->files[t->file_index].path : "the checkpoint", 0),
+                  mx_shown(t->name, nb));
+}
+
+bool mx_layout_of(const qtype_desc *qt, st_dtype src, uint64_t n_elements, uint64_t rows, uint64_t row_length,
+                  unsigned group, qlayout *out)
+{
+    if (qtype_layout(qt, src, rows, row_length, group, out)) return true;
+    /* a tensor without elements stores nothing, whatever its shape: [0, 2^62] as [2^62, 0] (#16) */
+    return n_elements == 0 && qtype_layout(qt, src, rows, 0, group, out);
 }
 
 bool mx_tensor_rows(const st_tensor *t, uint64_t *rows, uint64_t *row_length)
@@ -32,7 +76,7 @@ bool mx_cand_layout(const mx_cand *c, const st_tensor *t, qlayout *out)
 {
     uint64_t rows, row_length;
     if (!mx_tensor_rows(t, &rows, &row_length)) return false;
-    return qtype_layout(c->qt, t->dtype, rows, row_length, c->qt->quantized ? c->group_size : 0, out);
+    return mx_layout_of(c->qt, t->dtype, t->n_elements, rows, row_length, c->qt->quantized ? c->group_size : 0, out);
 }
 
 mx_qparams mx_convert_qparams(bool rtn, const qlayout *lay, float tensor_absmax)
@@ -117,7 +161,7 @@ mixq_status mx_measure_stats(const st_model *m, const st_tensor *t, bool moments
     uint64_t r = 0;
     releaser rl = {m, t, 0};
     for (; r + STAT_ROWS <= rows; r += STAT_ROWS) {
-        st_to_f32(t->dtype, t->data + r * row_length * esize, len * STAT_ROWS, buf);
+        if (!load_f32(t, r * row_length * esize, len * STAT_ROWS, buf)) goto shrunk;
         release_upto(&rl, (r + STAT_ROWS) * row_length * esize);
         row_acc a[STAT_ROWS];
         for (int k = 0; k < STAT_ROWS; k++) a[k] = (row_acc){0, 0, 0, true};
@@ -136,7 +180,7 @@ mixq_status mx_measure_stats(const st_model *m, const st_tensor *t, bool moments
         }
     }
     for (; r < rows; r++) {
-        st_to_f32(t->dtype, t->data + r * row_length * esize, len, buf);
+        if (!load_f32(t, r * row_length * esize, len, buf)) goto shrunk;
         release_upto(&rl, (r + 1) * row_length * esize);
         row_acc a = {0, 0, 0, true};
         for (size_t i = 0; i < len; i++) acc_value(&a, buf[i]);
@@ -157,7 +201,7 @@ mixq_status mx_measure_stats(const st_model *m, const st_tensor *t, bool moments
     /* pass 2: central moments (one running sum over the whole tensor) */
     double m2 = 0, m4 = 0;
     for (r = 0, rl.done = 0; r < rows; r++) {
-        st_to_f32(t->dtype, t->data + r * row_length * esize, len, buf);
+        if (!load_f32(t, r * row_length * esize, len, buf)) goto shrunk;
         release_upto(&rl, (r + 1) * row_length * esize);
         for (size_t i = 0; i < len; i++) {
             if (!isfinite(buf[i])) continue;
@@ -175,7 +219,7 @@ mixq_status mx_measure_stats(const st_model *m, const st_tensor *t, bool moments
     if (st->std > 0) {
         double lim = 3.0 * st->std;
         for (r = 0, rl.done = 0; r < rows; r++) {
-            st_to_f32(t->dtype, t->data + r * row_length * esize, len, buf);
+            if (!load_f32(t, r * row_length * esize, len, buf)) goto shrunk;
             release_upto(&rl, (r + 1) * row_length * esize);
             for (size_t i = 0; i < len; i++)
                 if (isfinite(buf[i]) && fabs((double)buf[i] - st->mean) > lim) outliers++;
@@ -184,6 +228,9 @@ mixq_status mx_measure_stats(const st_model *m, const st_tensor *t, bool moments
     st->outlier_frac = (double)outliers / n;
     free(buf);
     return MIXQ_OK;
+shrunk:
+    free(buf);
+    return shrank(m, t, err);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -366,7 +413,10 @@ static mixq_status run_rows(const st_model *m, const st_tensor *t, cand_run *con
             s = mx_err(err, MIXQ_E_CANCELLED, "tensor \"%s\": planning interrupted", t->name);
             break;
         }
-        st_to_f32(t->dtype, t->data + r * row_length * esize, len, x);
+        if (!load_f32(t, r * row_length * esize, len, x)) {
+            s = shrank(m, t, err);
+            break;
+        }
         release_upto(&rl, (r + 1) * row_length * esize);
         for (size_t j = 0; j < k; j++) {
             cand_run *cr = runs[j];

@@ -40,6 +40,14 @@ bool mx_shape_rows(unsigned ndim, const uint64_t *shape, uint64_t n_elements, ui
 /* mx_shape_rows of tensor t. */
 bool mx_tensor_rows(const st_tensor *t, uint64_t *rows, uint64_t *row_length);
 
+/*
+ * qtype_layout, except that a tensor without elements always gets a layout
+ * (an empty one) whatever its other dimensions, as the readers accept it:
+ * [0, 2^62] like [2^62, 0].  The container loader applies the same rule.
+ */
+bool mx_layout_of(const qtype_desc *qt, st_dtype src, uint64_t n_elements, uint64_t rows, uint64_t row_length,
+                  unsigned group, qlayout *out);
+
 /* The layout of tensor t stored as candidate c; false if the size overflows or the group is not allowed. */
 bool mx_cand_layout(const mx_cand *c, const st_tensor *t, qlayout *out);
 

@@ -53,6 +53,7 @@ void mixq_plan_free(mixq_plan *p)
     free(p->weights);
     free(p->candidates);
     free(p->origin);
+    free(p->inputs);
     free(p);
 }
 

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "format/jansson_util.h"
+#include "common/small_file.h"
 #include "plan/plan.h"
 #include "plan/plan_measure.h"
 #include "kernels/simd.h"
@@ -43,8 +45,16 @@ mixq_status mx_plan_load_sensitivity(const char *path, const mx_plan_entry *t, s
                                      mixq_error *err)
 {
     json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!root) return mx_err(err, MIXQ_E_FORMAT, "%s: line %d: %s", path, je.line, je.text);
+    char *text, pb[200];
+    size_t len;
+    mixq_status rs = mx_read_small_file(path, "sensitivity file", MX_CAP_SENSITIVITY, &text, &len, err);
+    if (rs != MIXQ_OK) return rs;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    bool oom = !root && mx_json_oom(&je, text, len);
+    free(text);
+    if (oom) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory reading it", mx_printable(pb, sizeof pb, path, 0));
+    if (!root)
+        return mx_err(err, MIXQ_E_FORMAT, "%s: line %d: %s", mx_printable(pb, sizeof pb, path, 0), je.line, je.text);
     bool *hit = calloc(n ? n : 1, sizeof *hit);
     if (!hit) {
         json_decref(root);

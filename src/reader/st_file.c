@@ -18,6 +18,7 @@
  * Stricter than the reference: duplicate keys, "\u0000" in strings and more
  * than MIXQ_MAX_DIMS dimensions are rejected.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@
 
 #include "common/checked.h"
 #include "common/error.h"
+#include "format/jansson_util.h"
+#include "common/guard.h"
 #include "reader/st_internal.h"
 
 /* Formats a shape as "[2, 3]" (truncated with "..." if it does not fit). */
@@ -276,7 +279,10 @@ mixq_status mx_st_parse_file(st_model *m, size_t fi, mixq_error *err)
                       "%s: file is only %llu bytes, too short for the 8-byte header length of a safetensors file", fn,
                       (unsigned long long)f->size);
     uint64_t n = 0;
-    for (int i = 7; i >= 0; i--) n = (n << 8) | f->map[i];
+    uint8_t prefix[8];
+    if (mx_guarded_copy(prefix, f->map, 8) != MX_GUARD_OK)
+        return mx_err(err, MIXQ_E_IO, "%s: the file changed while it was read (it shrank); nothing was written", fn);
+    for (int i = 7; i >= 0; i--) n = (n << 8) | prefix[i];
     if (n > ST_MAX_HEADER)
         return mx_err(err, MIXQ_E_FORMAT, "%s: header length %llu exceeds the limit of %u bytes (not a safetensors file?)",
                       fn, (unsigned long long)n, ST_MAX_HEADER);
@@ -285,12 +291,31 @@ mixq_status mx_st_parse_file(st_model *m, size_t fi, mixq_error *err)
                       (unsigned long long)n, (unsigned long long)f->size);
     f->header_len = n;
     const uint8_t *hdr = f->map + 8;
+    uint8_t *copy = NULL; /* a file we mapped may shrink under us: parse a copy taken under the SIGBUS guard */
+    if (f->owns_map) {
+        copy = malloc(n ? (size_t)n : 1);
+        if (!copy) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory for a header of %llu bytes", fn,
+                                 (unsigned long long)n);
+        if (mx_guarded_copy(copy, hdr, (size_t)n) != MX_GUARD_OK) {
+            free(copy);
+            return mx_err(err, MIXQ_E_IO, "%s: the file changed while it was read (it shrank); nothing was written",
+                          fn);
+        }
+        hdr = copy;
+    }
     size_t bad = utf8_invalid_at(hdr, (size_t)n);
-    if (bad != n)
+    if (bad != n) {
+        free(copy);
         return mx_err(err, MIXQ_E_FORMAT, "%s: header is not valid UTF-8 (byte %zu of the header)", fn, bad);
+    }
 
     json_error_t je;
     json_t *root = json_loadb((const char *)hdr, (size_t)n, JSON_REJECT_DUPLICATES, &je);
+    bool oom = !root && mx_json_oom(&je, (const char *)hdr, (size_t)n);
+    free(copy);
+    if (oom)
+        return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory parsing a header of %llu bytes", fn,
+                      (unsigned long long)n);
     if (!root) {
         char tb[160];
         return mx_err(err, MIXQ_E_FORMAT, "%s: header is not valid JSON: %s (byte %d of the header)", fn,
@@ -315,6 +340,10 @@ mixq_status mx_st_parse_file(st_model *m, size_t fi, mixq_error *err)
             st = parse_meta(fn, val, fi == 0 ? &m->meta : NULL, &m->nmeta, err);
             if (st) goto out;
             continue;
+        }
+        if (!*key) { /* the container format cannot name it, and no tool could select it */
+            st = mx_err(err, MIXQ_E_FORMAT, "%s: a tensor has an empty name (\"\"); tensor names must not be empty", fn);
+            goto out;
         }
         pending *p = &ps[np];
         st = parse_tensor(fn, disp(nb, sizeof nb, key), val, p, err);

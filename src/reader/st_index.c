@@ -12,51 +12,12 @@
 #include <jansson.h>
 
 #include "common/error.h"
+#include "format/jansson_util.h"
+#include "common/small_file.h"
 #include "reader/st_internal.h"
 
 /* Largest index.json the reader loads into memory. */
 #define ST_MAX_INDEX ((uint64_t)ST_MAX_HEADER)
-
-/* Reads a whole (small) file into a malloc'd buffer. */
-static mixq_status read_small_file(const char *path, uint64_t limit, char **out, size_t *len, mixq_error *err)
-{
-    char fb[PATH_BUF];
-    const char *fn = disp_text(fb, sizeof fb, path, 0);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
-    if (fd < 0) return mx_err(err, MIXQ_E_IO, "%s: cannot open: %s", fn, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return mx_err(err, MIXQ_E_IO, "%s: not a regular file", fn);
-    }
-    if ((uint64_t)sb.st_size > limit) {
-        close(fd);
-        return mx_err(err, MIXQ_E_FORMAT, "%s: index file of %lld bytes exceeds the limit of %llu bytes", fn,
-                      (long long)sb.st_size, (unsigned long long)limit);
-    }
-    size_t cap = (size_t)sb.st_size, n = 0;
-    char *buf = malloc(cap + 1);
-    if (!buf) {
-        close(fd);
-        return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", fn);
-    }
-    while (n < cap) {
-        ssize_t got = read(fd, buf + n, cap - n);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) {
-            int e = errno;
-            free(buf);
-            close(fd);
-            return mx_err(err, MIXQ_E_IO, "%s: read failed: %s", fn, strerror(e));
-        }
-        if (got == 0) break; /* shrank while reading: parse what is there */
-        n += (size_t)got;
-    }
-    close(fd);
-    *out = buf;
-    *len = n;
-    return MIXQ_OK;
-}
 
 /* Finds a weight_map entry by name (names are sorted); returns its index or nnames. */
 static size_t index_lookup(const st_index *idx, const char *name)
@@ -109,7 +70,9 @@ mixq_status mx_st_open_index(const char *path, st_model **out, mixq_error *err)
     const char *in = disp_text(fb, sizeof fb, path, 0);
     char *text = NULL;
     size_t len = 0;
-    mixq_status st = read_small_file(path, ST_MAX_INDEX, &text, &len, err);
+    struct stat isb; /* what the index was when read (st_check_unchanged compares) */
+    if (stat(path, &isb) != 0) return mx_err(err, MIXQ_E_IO, "%s: cannot open: %s", in, strerror(errno));
+    mixq_status st = mx_read_small_file(path, "index file", ST_MAX_INDEX, &text, &len, err);
     if (st) return st;
     st_index idx;
     st = st_index_parse(path, text, len, &idx, err);
@@ -123,6 +86,7 @@ mixq_status mx_st_open_index(const char *path, st_model **out, mixq_error *err)
         st_index_free(&idx);
         return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in);
     }
+    st_file_id_of(&isb, &m->index_id);
     const char *slash = strrchr(path, '/');
     size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
     for (size_t i = 0; i < idx.nshards && !st; i++) {
@@ -198,6 +162,8 @@ mixq_status st_index_parse(const char *name, const char *text, size_t len, st_in
 
     json_error_t je;
     json_t *root = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES, &je);
+    if (!root && mx_json_oom(&je, text ? text : "", len))
+        return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory parsing the index", in);
     if (!root) {
         char tb[160];
         return mx_err(err, MIXQ_E_FORMAT, "%s: not valid JSON: %s (line %d, column %d)", in,

@@ -4,6 +4,7 @@
  * container header metadata that describes the checkpoint as a source.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +76,9 @@ mixq_status mx_st_map_file(const char *path, st_file *f, int *errno_out, mixq_er
         f->map = p;
         f->owns_map = 1;
     }
-    close(fd);
+    st_file_id_of(&sb, &f->id);
+    f->fd = fd; /* kept: tensor data is read through pread (st_read) */
+    f->has_fd = 1;
     return MIXQ_OK;
 }
 
@@ -102,6 +105,7 @@ void st_close(st_model *m)
     if (!m) return;
     for (size_t i = 0; i < m->nfiles; i++) {
         if (m->files[i].owns_map && m->files[i].map) munmap((void *)m->files[i].map, (size_t)m->files[i].size);
+        if (m->files[i].has_fd) close(m->files[i].fd);
         free(m->files[i].path);
     }
     free(m->files);
@@ -225,6 +229,85 @@ static void release_bytes(const st_model *model, const st_tensor *t, uint64_t of
         end = last & ~(page - 1);
     }
     if (end > start) (void)madvise((void *)start, end - start, MADV_DONTNEED); /* advice only */
+}
+
+void st_file_id_of(const void *stat_buf, st_file_id *id)
+{
+    const struct stat *sb = stat_buf;
+    id->dev = (uint64_t)sb->st_dev;
+    id->ino = (uint64_t)sb->st_ino;
+    id->size = (uint64_t)sb->st_size;
+    id->mtime_s = (int64_t)sb->st_mtim.tv_sec;
+    id->mtime_ns = (int64_t)sb->st_mtim.tv_nsec;
+    id->ctime_s = (int64_t)sb->st_ctim.tv_sec;
+    id->ctime_ns = (int64_t)sb->st_ctim.tv_nsec;
+}
+
+static bool same_id(const st_file_id *a, const st_file_id *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_s == b->mtime_s &&
+           a->mtime_ns == b->mtime_ns && a->ctime_s == b->ctime_s && a->ctime_ns == b->ctime_ns;
+}
+
+static mixq_status changed(const char *path, const char *how, mixq_error *err)
+{
+    char fb[PATH_BUF];
+    return mx_err(err, MIXQ_E_IO, "%s: the file changed while it was read (%s); nothing was written", 
+                  disp_text(fb, sizeof fb, path, 0), how);
+}
+
+mixq_status st_read(const st_model *model, const st_tensor *t, uint64_t off, void *dst, size_t len,
+                    mixq_error *err)
+{
+    const st_file *f = &model->files[t->file_index];
+    if (off > t->nbytes || len > t->nbytes - off)
+        return mx_err(err, MIXQ_E_INVALID_ARG, "st_read: bytes %llu+%zu are outside the tensor",
+                      (unsigned long long)off, len);
+    if (!f->has_fd) {
+        memcpy(dst, t->data + off, len);
+        return MIXQ_OK;
+    }
+    uint8_t *p = dst;
+    uint64_t pos = t->file_offset + off;
+    while (len > 0) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t n = pread(f->fd, p, chunk, (off_t)pos);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            char fb[PATH_BUF];
+            int e = errno;
+            return mx_err(err, MIXQ_E_IO, "%s: read failed at offset %llu: %s", disp_text(fb, sizeof fb, f->path, 0),
+                          (unsigned long long)pos, strerror(e));
+        }
+        if (n == 0) return changed(f->path, "it is now shorter", err);
+        p += n;
+        pos += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return MIXQ_OK;
+}
+
+mixq_status st_check_unchanged(const st_model *m, mixq_error *err)
+{
+    struct stat sb;
+    st_file_id now;
+    for (size_t i = 0; i < m->nfiles; i++) {
+        const st_file *f = &m->files[i];
+        if (!f->has_fd) continue;
+        if (fstat(f->fd, &sb) != 0) return changed(f->path, "cannot stat it", err);
+        st_file_id_of(&sb, &now);
+        if (!same_id(&now, &f->id))
+            return changed(f->path, now.size != f->id.size ? "its size changed" : "it was modified", err);
+        if (stat(f->path, &sb) != 0) return changed(f->path, "it was removed", err);
+        st_file_id_of(&sb, &now);
+        if (!same_id(&now, &f->id)) return changed(f->path, "it was replaced", err);
+    }
+    if (m->index_path) {
+        if (stat(m->index_path, &sb) != 0) return changed(m->index_path, "it was removed", err);
+        st_file_id_of(&sb, &now);
+        if (!same_id(&now, &m->index_id)) return changed(m->index_path, "it was modified or replaced", err);
+    }
+    return MIXQ_OK;
 }
 
 void st_release(const st_model *model, const st_tensor *t) { release_bytes(model, t, 0, t->nbytes, true); }

@@ -31,12 +31,21 @@ typedef struct st_tensor {
     uint64_t file_offset;     /* absolute offset of data in that file */
 } st_tensor;
 
+/* What identifies a file's contents cheaply: compared before and after a run. */
+typedef struct st_file_id {
+    uint64_t dev, ino, size;
+    int64_t mtime_s, mtime_ns, ctime_s, ctime_ns;
+} st_file_id;
+
 typedef struct st_file {
     char *path;               /* as opened */
     const uint8_t *map;       /* whole file mapped read-only (NULL if size 0) */
     uint64_t size;
     uint64_t header_len;      /* N: the JSON length after the 8-byte prefix */
     int owns_map;             /* 1 if st_close must munmap */
+    int has_fd;               /* 1 if fd is open (files opened from a path; not st_open_buffer) */
+    int fd;                   /* tensor data is read through pread on it (st_read) */
+    st_file_id id;            /* what the file was when opened (st_check_unchanged) */
 } st_file;
 
 typedef struct st_meta {
@@ -48,6 +57,7 @@ typedef struct st_model {
     st_tensor *tensors; size_t ntensors; /* file order, then data offset order */
     st_meta *meta;    size_t nmeta;    /* __metadata__ of the first file, key order */
     char *index_path;                  /* the index.json path, NULL for a single file */
+    st_file_id index_id;               /* the index file when it was read */
     const st_tensor **by_name;         /* the tensors sorted by name, for st_find */
 } st_model;
 
@@ -98,6 +108,26 @@ void st_release(const st_model *model, const st_tensor *t);
  * ranges never drop a page another is still reading.
  */
 void st_release_range(const st_model *model, const st_tensor *t, uint64_t off, uint64_t len);
+
+/*
+ * Reads len bytes of t's data from offset off into dst: through pread on the
+ * file (never through the mapping, so a file that shrinks gives an error,
+ * not SIGBUS), or from the caller's buffer for st_open_buffer.  A short read
+ * is "the file changed while it was read" (MIXQ_E_IO).
+ */
+mixq_status st_read(const st_model *model, const st_tensor *t, uint64_t off, void *dst, size_t len,
+                    mixq_error *err);
+
+/*
+ * Checks that every file of the model (shards and index) is still the one
+ * that was opened: same device and inode (through the path and the open
+ * descriptor), size, modification and change time.  MIXQ_E_IO "changed
+ * while it was read" naming the file if not.
+ */
+mixq_status st_check_unchanged(const st_model *model, mixq_error *err);
+
+/* Fills id from a stat result. */
+void st_file_id_of(const void *stat_buf, st_file_id *id);
 
 /* Value of a __metadata__ key, or NULL. */
 const char *st_meta_get(const st_model *model, const char *key);
