@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzz smoke run (docs/FUZZING.md): builds the libFuzzer targets with clang
 # (ASan + UBSan) in build-fuzz/ and runs each one for FUZZ_SECONDS (default
-# 30; the three tokenizer targets 20: about 210 s in all) on a copy of its checked-in seed corpus.  Exits non-zero on any crash,
+# 30; the tokenizer, imatrix and config.json targets 20: about 250 s in all) on a copy of its checked-in seed corpus.  Exits non-zero on any crash,
 # leak, sanitizer report, timeout or out-of-memory; the reproducer is left in
 # the printed directory.  The checked-in corpus is never modified.
 #
@@ -11,14 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(st_header st_index container plan_file json_fast tok_spm tok_json tok_ids)
+[ ${#targets[@]} -gt 0 ] || targets=(st_header st_index container plan_file json_fast tok_spm tok_json tok_ids imatrix config_json)
 
 # Largest input per target (the seeds fit; see docs/FUZZING.md); a target not
 # listed gets 16384.
 declare -A max_len=([st_header]=16384 [st_index]=4096 [container]=8192 [plan_file]=4096 [json_fast]=16384
   [tok_spm]=8192 [tok_json]=8192 [tok_ids]=1024)
 # Seconds per target when FUZZ_SECONDS is not set (the tokenizer targets are shorter).
-declare -A default_seconds=([tok_spm]=20 [tok_json]=20 [tok_ids]=20)
+declare -A default_seconds=([tok_spm]=20 [tok_json]=20 [tok_ids]=20 [imatrix]=20 [config_json]=20)
 
 if ! command -v clang >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a \
     >/dev/null 2>&1; then
