@@ -131,20 +131,10 @@ mixq_status mixq_matmul_pool(const mixq_file *f, const mixq_tensor *w, const flo
 mixq_status mixq_matmul(const mixq_file *f, const mixq_tensor *w, const float *x, size_t n_rows, float *y,
                         unsigned threads, mixq_error *err)
 {
-    const qtype_desc *qt = NULL;
-    const uint8_t *base = NULL;
-    qlayout lay;
-    int empty;
-    mixq_status s = mm_prepare(f, w, x, n_rows, y, &qt, &lay, &base, &empty, err);
-    if (s != MIXQ_OK || empty)
-        return s;
-    mx_pool *pool = NULL;
-    if (threads != 1) {
-        pool = mx_pool_create(threads);
-        if (!pool)
-            return mx_err(err, MIXQ_E_NOMEM, "matmul: cannot start %u threads", threads);
-    }
-    mx_matmul(NULL, qt, &lay, base, x, n_rows, (size_t)lay.row_length, y, (size_t)lay.rows, pool);
-    mx_pool_destroy(pool);
-    return MIXQ_OK;
+    mixq_pool *pool = NULL;
+    if (threads != 1 && !(pool = mixq_pool_create(threads)))
+        return mx_err(err, MIXQ_E_NOMEM, "matmul: cannot start %u threads", threads);
+    mixq_status s = mixq_matmul_pool(f, w, x, n_rows, y, pool, err);
+    mixq_pool_destroy(pool);
+    return s;
 }
