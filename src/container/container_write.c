@@ -13,6 +13,7 @@
 #include "common/atomic_file.h"
 #include "common/checked.h"
 #include "format/container.h"
+#include "format/stored_files.h"
 #include "container/container_write.h"
 #include "common/error.h"
 
@@ -115,11 +116,24 @@ mixq_status cw_add_tensor(cwriter *w, const cw_tensor *t, const qlayout *layout,
 /* How the header is serialised (FORMAT.md §3: compact, fixed key order). */
 #define HEADER_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17))
 
-/* The top-level header object (FORMAT.md §3). */
+/*
+ * The top-level header object (FORMAT.md §3).  A "files" array in metadata
+ * (st_header_meta puts the stored files there, so that every header size
+ * bound counts them) becomes the top-level "files" (§3.3), after "tensors".
+ */
 static json_t *make_root(json_t *metadata, json_t *tensors)
 {
-    return json_pack("{s:s,s:i,s:i,s:O,s:O}", "format", "mixq", "format_version", (int)MXC_FORMAT_MAJOR,
-                     "alignment", (int)MX_ALIGN, "metadata", metadata, "tensors", tensors);
+    json_t *files = json_object_get(metadata, "files");
+    if (!files)
+        return json_pack("{s:s,s:i,s:i,s:O,s:O}", "format", "mixq", "format_version", (int)MXC_FORMAT_MAJOR,
+                         "alignment", (int)MX_ALIGN, "metadata", metadata, "tensors", tensors);
+    json_t *meta = json_copy(metadata); /* shallow: the same values, keys in the same order */
+    if (!meta || json_object_del(meta, "files")) {
+        json_decref(meta);
+        return NULL;
+    }
+    return json_pack("{s:s,s:i,s:i,s:o,s:O,s:O}", "format", "mixq", "format_version", (int)MXC_FORMAT_MAJOR,
+                     "alignment", (int)MX_ALIGN, "metadata", meta, "tensors", tensors, "files", files);
 }
 
 mixq_status cw_finish(cwriter *w, json_t *metadata, mixq_error *err)
@@ -155,7 +169,8 @@ mixq_status cw_finish(cwriter *w, json_t *metadata, mixq_error *err)
     uint8_t pre[MXC_PREAMBLE_LEN] = {0};
     memcpy(pre + MXC_OFF_MAGIC, MXC_MAGIC, MXC_MAGIC_LEN);
     mxc_put_u16(pre + MXC_OFF_MAJOR, MXC_FORMAT_MAJOR);
-    mxc_put_u16(pre + MXC_OFF_MINOR, MXC_FORMAT_MINOR);
+    /* 1.1 only when the file uses a 1.1 addition, so that other files stay exactly 1.0 */
+    mxc_put_u16(pre + MXC_OFF_MINOR, json_object_get(metadata, "files") ? MXC_FORMAT_MINOR_FILES : MXC_FORMAT_MINOR);
     mxc_put_u32(pre + MXC_OFF_FLAGS, 0);
     mxc_put_u64(pre + MXC_OFF_DATA_OFFSET, MXC_PREAMBLE_LEN);
     mxc_put_u64(pre + MXC_OFF_DATA_LENGTH, data_end - MXC_PREAMBLE_LEN);

@@ -380,6 +380,7 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
     eff = *opts; /* with a plan: its rtn setting */
     opts = &eff;
     mixq_status s = st_open(in_path, &model, err);
+    if (s == MIXQ_OK) s = st_stored_files(model, err); /* config.json, tokenizer, ...: into the header */
     if (s != MIXQ_OK) goto done;
     s = check_not_input(model, out_path, err);
     if (s == MIXQ_OK) s = setup_plan(in_path, model, &eff, &owned_plan, &plan_map, err);
