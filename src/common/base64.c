@@ -78,6 +78,7 @@ bool mx_b64_decode(const char *in, size_t len, uint8_t *out)
         uint32_t x = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         if (pad == 2 && (x & 0xFFFF)) return false; /* non-canonical: unused bits set */
         if (pad == 1 && (x & 0xFF)) return false;
+        if (!out) continue; /* checking only */
         out[o++] = (uint8_t)(x >> 16);
         if (pad < 2) out[o++] = (uint8_t)(x >> 8);
         if (pad < 1) out[o++] = (uint8_t)x;

@@ -17,8 +17,8 @@ bool mx_b64_decoded_len(const char *in, size_t len, size_t *out);
 
 /*
  * Decodes len characters (a multiple of 4, padding only at the end, unused
- * bits zero: the one canonical form) into out (mx_b64_decoded_len bytes).
- * false on any other input.
+ * bits zero: the one canonical form) into out (mx_b64_decoded_len bytes;
+ * NULL: only check the text).  false on any other input.
  */
 bool mx_b64_decode(const char *in, size_t len, uint8_t *out);
 

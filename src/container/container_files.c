@@ -105,7 +105,8 @@ mixq_status mx_cr_parse_files(mixq_file *f, const jf_value *files, mixq_error *e
         sf->data = str_field(e, "data", &sf->data_len);
         size_t want = 0, got = 0;
         if (!sf->data || !mx_b64_encoded_len((size_t)sf->stored_size, &want) || want != sf->data_len ||
-            !mx_b64_decoded_len(sf->data, sf->data_len, &got) || got != sf->stored_size)
+            !mx_b64_decoded_len(sf->data, sf->data_len, &got) || got != sf->stored_size ||
+            !mx_b64_decode(sf->data, sf->data_len, NULL))
             return mx_err(err, MIXQ_E_FORMAT,
                           "%s: stored file \"%s\": \"data\" must be the base64 text of stored_size (%" PRIu64
                           ") bytes", fn, nm, sf->stored_size);
@@ -128,7 +129,8 @@ mixq_status mx_cr_read_stored(const mixq_file *f, size_t i, uint8_t **out, mixq_
         goto out;
     }
     if (!mx_b64_decode(sf->data, sf->data_len, z)) {
-        s = mx_err(err, MIXQ_E_FORMAT, "%s: stored file \"%s\": \"data\" is not canonical base64", f->shown, nm);
+        s = mx_err(err, MIXQ_E_FORMAT, "%s: stored file \"%s\": \"data\" is not canonical base64", f->shown,
+                   nm); /* checked at open: unreachable */
         goto out;
     }
     if (sf->zlib) {
