@@ -395,6 +395,36 @@ MIXQ_API void mixq_export_options_init(mixq_export_options *opts);
 MIXQ_API mixq_status mixq_export(const char *container_path, const char *out_path,
                                  const mixq_export_options *opts, mixq_error *err);
 
+/* Default mixq_export_hf_options.shard_size: Hugging Face's own default ("5GB"). */
+#define MIXQ_HF_SHARD_SIZE_DEFAULT 5000000000ull
+
+/* Options for mixq_export_hf; initialise with mixq_export_hf_options_init. */
+typedef struct mixq_export_hf_options {
+    mixq_qtype dtype;              /* MIXQ_QT_BF16 (default), MIXQ_QT_F16 or MIXQ_QT_F32 */
+    uint64_t shard_size;           /* tensor bytes per shard at most (a larger tensor gets a shard of its own);
+                                      0 = MIXQ_HF_SHARD_SIZE_DEFAULT */
+    int force;                     /* 1 = replace an existing export directory (only one holding nothing but
+                                      what an export writes) */
+    int verify;                    /* 1 (default) = check the container's checksums first */
+    volatile sig_atomic_t *cancel; /* if non-NULL and set non-zero, stop and clean up */
+    mixq_progress_fn progress;     /* optional, called after each tensor */
+    void *progress_ctx;
+} mixq_export_hf_options;
+
+/* Fills *opts with the defaults. */
+MIXQ_API void mixq_export_hf_options_init(mixq_export_hf_options *opts);
+
+/*
+ * Writes a Hugging Face model directory from a container: the tensors
+ * dequantized (as mixq_export) into shards model-0000K-of-0000N.safetensors
+ * with model.safetensors.index.json, and the container's stored files
+ * (config.json, tokenizer, ...) byte for byte.  The directory is built
+ * beside out_dir under a temporary name and renamed into place: it appears
+ * whole or not at all, also on failure or cancellation.
+ */
+MIXQ_API mixq_status mixq_export_hf(const char *container_path, const char *out_dir,
+                                    const mixq_export_hf_options *opts, mixq_error *err);
+
 /* ---------------------------------------------------------------------- */
 /* Planning: which type each tensor gets (docs/PLANNER.md)                 */
 /* ---------------------------------------------------------------------- */

@@ -1,4 +1,7 @@
-/* cmd_export.c - `mixq export FILE -o OUT.safetensors`: container -> dequantized safetensors. */
+/*
+ * cmd_export.c - `mixq export FILE -o OUT.safetensors | --hf DIR | --gguf OUT.gguf`:
+ * container -> dequantized safetensors, a Hugging Face directory, or a llama.cpp GGUF.
+ */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,9 +11,11 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "plan_opts.h"
 
 static const char usage[] =
     "Usage: mixq export FILE -o OUT [--dtype f32|f16|bf16] [--force] [--quiet]\n"
+    "       mixq export FILE --hf DIR [--dtype bf16|f16|f32] [--shard-size SIZE] [--force] [--quiet]\n"
     "\n"
     "Writes a safetensors checkpoint from a container: every tensor dequantized,\n"
     "with its original name and shape and the source's __metadata__. Floating\n"
@@ -19,10 +24,20 @@ static const char usage[] =
     "written to a temporary file and renamed into place, so it appears whole or\n"
     "not at all.\n"
     "\n"
+    "With --hf DIR: a Hugging Face model directory that transformers opens as it\n"
+    "is: shards model-0000K-of-0000N.safetensors (DTYPE bf16 by default) with\n"
+    "model.safetensors.index.json, and the model files stored in the container\n"
+    "(config.json, tokenizer, ...). Built in a temporary directory beside DIR and\n"
+    "renamed into place: nothing is left behind on failure or interruption.\n"
+    "\n"
     "Options:\n"
-    "  -o, --output OUT    the safetensors file to write (required)\n"
-    "  -d, --dtype DTYPE   f32 (default), f16 or bf16\n"
-    "  -f, --force         replace OUT if it exists\n"
+    "  -o, --output OUT    the safetensors file to write\n"
+    "      --hf DIR        write a Hugging Face directory instead\n"
+    "  -d, --dtype DTYPE   f32 (default; bf16 with --hf), f16 or bf16\n"
+    "      --shard-size SIZE  with --hf: tensor bytes per shard at most, e.g. 2GB,\n"
+    "                      500MiB (default 5GB); a larger tensor gets its own shard\n"
+    "  -f, --force         replace OUT if it exists (with --hf: a directory holding\n"
+    "                      only files an export writes)\n"
     "  -q, --quiet         print nothing on success\n"
     "  -h, --help          show this help\n"
     "\n"
@@ -30,25 +45,37 @@ static const char usage[] =
     "cannot hold; 2 usage error; 3 I/O error, OUT exists (without --force) or out\n"
     "of memory; 130/143 interrupted.\n";
 
+enum { OPT_HF = 256, OPT_SHARD_SIZE };
+
 int cmd_export(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'}, {"dtype", required_argument, NULL, 'd'},
         {"force", no_argument, NULL, 'f'},        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},         {"hf", required_argument, NULL, OPT_HF},
+        {"shard-size", required_argument, NULL, OPT_SHARD_SIZE}, {NULL, 0, NULL, 0}};
     mixq_export_options opts;
     mixq_export_options_init(&opts);
-    const char *out = NULL;
-    int quiet = 0, c;
+    mixq_export_hf_options hopts;
+    mixq_export_hf_options_init(&hopts);
+    const char *out = NULL, *hf = NULL;
+    int quiet = 0, c, dtype_set = 0, shard_set = 0;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":o:d:fqh", longopts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
+        case OPT_HF: hf = optarg; break;
+        case OPT_SHARD_SIZE:
+            if (cli_parse_size(optarg, &hopts.shard_size) != 0)
+                return cli_usage_error("export", "bad --shard-size '%s' (a byte count such as 2GB or 500MiB)", optarg);
+            shard_set = 1;
+            break;
         case 'd':
             if (mixq_qtype_from_name(optarg, &opts.dtype) != MIXQ_OK ||
                 (opts.dtype != MIXQ_QT_F32 && opts.dtype != MIXQ_QT_F16 && opts.dtype != MIXQ_QT_BF16))
                 return cli_usage_error("export", "unknown dtype '%s' (choose f32, f16 or bf16)", optarg);
+            dtype_set = 1;
             break;
         case 'f': opts.force = 1; break;
         case 'q': quiet = 1; break;
@@ -58,15 +85,24 @@ int cmd_export(int argc, char **argv)
         }
     }
     if (argc - optind != 1) return cli_usage_error("export", "expected exactly one container FILE");
-    if (!out) return cli_usage_error("export", "the output is required: -o OUT");
+    if (!!out + !!hf != 1) return cli_usage_error("export", "give exactly one output: -o OUT or --hf DIR");
+    if (shard_set && !hf) return cli_usage_error("export", "--shard-size applies to --hf only");
     const char *in = argv[optind];
 
     volatile sig_atomic_t *cancel_flag = cli_catch_signals();
-    opts.cancel = cancel_flag;
-    if (!quiet && isatty(2)) opts.progress = cli_progress;
-
     mixq_error err;
-    mixq_status s = mixq_export(in, out, &opts, &err);
+    mixq_status s;
+    if (hf) {
+        if (dtype_set) hopts.dtype = opts.dtype;
+        hopts.force = opts.force;
+        hopts.cancel = cancel_flag;
+        if (!quiet && isatty(2)) hopts.progress = cli_progress;
+        s = mixq_export_hf(in, hf, &hopts, &err);
+    } else {
+        opts.cancel = cancel_flag;
+        if (!quiet && isatty(2)) opts.progress = cli_progress;
+        s = mixq_export(in, out, &opts, &err);
+    }
     if (s == MIXQ_E_CANCELLED) {
         cli_error("export", "interrupted; no output was written");
         return 128 + (int)*cancel_flag;
@@ -78,7 +114,8 @@ int cmd_export(int argc, char **argv)
     if (!quiet) {
         struct stat st;
         char b[32];
-        if (stat(out, &st) == 0)
+        if (hf) printf("%s: Hugging Face directory, %s tensors, from %s\n", hf, mixq_qtype_name(hopts.dtype), in);
+        else if (stat(out, &st) == 0)
             printf("%s: safetensors, %s floating tensors, %s from %s\n", out, mixq_qtype_name(opts.dtype),
                    cli_bytes((uint64_t)st.st_size, b, sizeof b), in);
         else printf("%s: written\n", out);
