@@ -997,9 +997,9 @@ class TestApi(Base):
                 f["nope"]
             self.assertIn('no tensor named "nope"', str(cm.exception))
             self.assertIsInstance(cm.exception, KeyError)
-            self.assertEqual(f.files(), [])
+            self.assertEqual([sf.name for sf in f.files()], ["config.json"])  # stored from TINY (format 1.1)
             self.assertEqual(f.metadata["options"]["type"], "int4_dq")
-            self.assertEqual(f.format_version, (1, 0))
+            self.assertEqual(f.format_version, (1, 1))
             t = f["model.layers.0.mlp.down_proj.weight"]
             self.assertEqual((t.quant_type, t.group_size, t.shape), ("int4_dq", 32, (64, 160)))
             self.assertEqual(list(t.sections), ["codes", "scales", "mins", "super_scales", "super_mins"])
