@@ -187,5 +187,332 @@ class TestExportHF(unittest.TestCase):
         self.check_dir(c, d, "bf16")
 
 
+# ---------------------------------------------------------------------------- GGUF
+
+GGUF_SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<B", 10: "<Q", 11: "<q", 12: "<d"}
+# ggml type -> (block elements, block bytes)
+GGML_BLOCK = {0: (1, 4), 1: (1, 2), 30: (1, 2), 2: (32, 18), 3: (32, 20), 8: (32, 34), 10: (256, 84), 11: (256, 110),
+              12: (256, 144), 14: (256, 210)}
+
+
+def read_gguf(path):
+    """(metadata dict, [(name, ne, type, offset)], data start, raw bytes): GGUF v3 parsed here from the
+    format's description (magic, version, counts, key-values, tensor infos, alignment)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    pos = [0]
+
+    def take(fmt):
+        v = struct.unpack_from(fmt, raw, pos[0])
+        pos[0] += struct.calcsize(fmt)
+        return v[0]
+
+    def string():
+        n = take("<Q")
+        b = raw[pos[0]:pos[0] + n]
+        assert len(b) == n
+        pos[0] += n
+        return b.decode("utf-8")
+
+    def value(t):
+        if t == 8:
+            return string()
+        if t == 9:
+            et, n = take("<I"), take("<Q")
+            return [value(et) for _ in range(n)]
+        v = take(GGUF_SCALAR[t])
+        return bool(v) if t == 7 else v
+
+    assert raw[:4] == b"GGUF"
+    pos[0] = 4
+    assert take("<I") == 3
+    nt, nkv = take("<Q"), take("<Q")
+    meta = {}
+    for _ in range(nkv):
+        k = string()
+        assert k not in meta, k
+        meta[k] = value(take("<I"))
+    infos = []
+    for _ in range(nt):
+        name = string()
+        nd = take("<I")
+        ne = [take("<Q") for _ in range(nd)]
+        infos.append((name, ne, take("<I"), take("<Q")))
+    align = meta.get("general.alignment", 32)
+    start = (pos[0] + align - 1) // align * align
+    return meta, infos, start, raw
+
+
+def f16(b):
+    return np.frombuffer(b, "<f2").astype(np.float32)
+
+
+def decode_blocks(t, data, n):
+    """Dequantizes n weights of ggml type t exactly as llama.cpp's dequantize_row_* define them
+    (ggml-quants.c), in binary32 arithmetic: each product and sum rounded once, in their order."""
+    f32 = np.float32
+    if t == 0:
+        return np.frombuffer(data, "<f4").copy()
+    if t == 1:
+        return np.frombuffer(data, "<f2").astype(f32)
+    if t == 30:
+        return (np.frombuffer(data, "<u2").astype(np.uint32) << 16).view(f32)
+    be, bb = GGML_BLOCK[t]
+    nb = n // be
+    B = np.frombuffer(data, np.uint8)[:nb * bb].reshape(nb, bb)
+    if t == 8:  # Q8_0: d, q[32]; y = q d
+        d = f16(B[:, :2].tobytes())[:, None]
+        return (B[:, 2:].view(np.int8).astype(f32) * d).ravel()
+    if t in (2, 3):  # Q4_0: d, qs[16]; Q4_1: d, m, qs[16]; element j low nibble, j + 16 high nibble
+        d = f16(B[:, :2].tobytes())[:, None]
+        qs = B[:, 4:] if t == 3 else B[:, 2:]
+        q = np.concatenate([qs & 15, qs >> 4], axis=1).astype(f32)
+        if t == 2:
+            return ((q - f32(8)) * d).ravel()
+        m = f16(B[:, 2:4].tobytes())[:, None]
+        return (q * d + m).ravel()
+    if t == 10:  # Q2_K: scales[16], qs[64], d, dmin
+        sc = B[:, :16]
+        qs = B[:, 16:80]
+        d = f16(B[:, 80:82].tobytes())[:, None]
+        dmin = f16(B[:, 82:84].tobytes())[:, None]
+        y = np.empty((nb, 256), f32)
+        for e in range(256):
+            q = (qs[:, 32 * (e // 128) + e % 32] >> (2 * ((e // 32) % 4))) & 3
+            s = sc[:, e // 16]
+            dl = d[:, 0] * (s & 15).astype(f32)
+            ml = dmin[:, 0] * (s >> 4).astype(f32)
+            y[:, e] = dl * q.astype(f32) - ml
+        return y.ravel()
+    if t == 11:  # Q3_K: hmask[32], qs[64], scales[12], d
+        hm, qs, sc12 = B[:, :32], B[:, 32:96], B[:, 96:108]
+        d = f16(B[:, 108:110].tobytes())
+        scales = np.empty((nb, 16), np.int32)
+        for k in range(16):  # 4 low bits in bytes 0-7 (low, then high nibbles), 2 high bits in bytes 8-11
+            low = (sc12[:, k] & 15) if k < 8 else (sc12[:, k - 8] >> 4)
+            high = (sc12[:, 8 + k % 4] >> (2 * (k // 4))) & 3
+            scales[:, k] = (low | (high << 4)).astype(np.int32) - 32
+        y = np.empty((nb, 256), f32)
+        for e in range(256):
+            low = (qs[:, 32 * (e // 128) + e % 32] >> (2 * ((e // 32) % 4))) & 3
+            hbit = (hm[:, e % 32] >> (e // 32)) & 1
+            q = low.astype(np.int32) - np.where(hbit == 1, 0, 4)
+            dl = d * scales[:, e // 16].astype(f32)
+            y[:, e] = dl * q.astype(f32)
+        return y.ravel()
+    if t == 12:  # Q4_K: d, dmin, scales[12], qs[128]
+        d = f16(B[:, :2].tobytes())
+        dmin = f16(B[:, 2:4].tobytes())
+        q12, qs = B[:, 4:16], B[:, 16:]
+        sc = np.empty((nb, 8), np.int32)
+        mn = np.empty((nb, 8), np.int32)
+        for j in range(8):
+            if j < 4:
+                sc[:, j] = q12[:, j] & 63
+                mn[:, j] = q12[:, j + 4] & 63
+            else:
+                sc[:, j] = (q12[:, j + 4] & 15) | ((q12[:, j - 4] >> 6) << 4)
+                mn[:, j] = (q12[:, j + 4] >> 4) | ((q12[:, j] >> 6) << 4)
+        y = np.empty((nb, 256), f32)
+        for e in range(256):
+            q = (qs[:, 32 * (e // 64) + e % 32] >> (4 * ((e % 64) // 32))) & 15
+            d1 = d * sc[:, e // 32].astype(f32)
+            m1 = dmin * mn[:, e // 32].astype(f32)
+            y[:, e] = d1 * q.astype(f32) - m1
+        return y.ravel()
+    if t == 14:  # Q6_K: ql[128], qh[64], scales[16] (int8), d
+        ql, qh = B[:, :128], B[:, 128:192]
+        sc = B[:, 192:208].view(np.int8)
+        d = f16(B[:, 208:210].tobytes())
+        y = np.empty((nb, 256), f32)
+        for e in range(256):
+            h, r = divmod(e, 128)
+            quarter, l = divmod(r, 32)
+            lo = (ql[:, 64 * h + l + 32 * (quarter & 1)] >> (4 * (quarter >> 1))) & 15
+            hi = (qh[:, 32 * h + l] >> (2 * quarter)) & 3
+            q = (lo | (hi << 4)).astype(np.int32) - 32
+            y[:, e] = (d * sc[:, e // 16].astype(f32)) * q.astype(f32)
+        return y.ravel()
+    raise AssertionError("type %d" % t)
+
+
+def rope_order(w, heads):
+    """llama.cpp's row order of a q/k projection: within each head, the rows of the two halves
+    (rotate-half pairs i and i + d/2) interleaved."""
+    rows = w.shape[0]
+    hd = rows // heads
+    return w.reshape(heads, 2, hd // 2, -1).swapaxes(1, 2).reshape(w.shape)
+
+
+HF_TO_GGUF = {"self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
+              "self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
+              "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
+              "mlp.down_proj.weight": "ffn_down.weight", "input_layernorm.weight": "attn_norm.weight",
+              "post_attention_layernorm.weight": "ffn_norm.weight"}
+EXACT = {"int8": 8, "int4s": 2, "int4": 3, "int4_dq": 12, "int6_dq": 14, "int3_dq": 11, "int2_dq": 10,
+         "f16": 1, "bf16": 30, "f32": 0}
+
+
+def gguf_name(hf):
+    if hf == "model.embed_tokens.weight":
+        return "token_embd.weight"
+    if hf == "model.norm.weight":
+        return "output_norm.weight"
+    if hf == "lm_head.weight":
+        return "output.weight"
+    parts = hf.split(".", 3)
+    return "blk.%s.%s" % (parts[2], HF_TO_GGUF[parts[3]])
+
+
+def node_meta(path):
+    """The metadata and tensor infos as @huggingface/gguf parses them, or None without node or the package."""
+    script = os.path.join(ROOT, "tests", "npm", "gguf_meta.mjs")
+    if not shutil.which("node") or not os.path.isdir(os.path.join(ROOT, "tests", "npm", "node_modules", "@huggingface")):
+        return None
+    r = subprocess.run(["node", script, path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise AssertionError("@huggingface/gguf failed on %s: %s" % (path, r.stderr))
+    return json.loads(r.stdout)
+
+
+class TestExportGGUF(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="mixq-gguf-")
+        self.src = os.path.join(SHARED, "tiny-llama-6l")
+        if not os.path.isdir(self.src):
+            self.skipTest("no %s (rows of a multiple of 256 weights are needed for the K types)" % self.src)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def p(self, name):
+        return os.path.join(self.tmp, name)
+
+    def check_gguf(self, container, path, expect_types=None):
+        """Every tensor of the GGUF decodes (with llama.cpp's block formulas) to exactly the container's
+        values, q/k rows in llama.cpp's order; the metadata matches config.json and the tokenizer;
+        the npm reader agrees with this parser.  Returns {ggml type: count}."""
+        meta, infos, start, raw = read_gguf(path)
+        with open(os.path.join(self.src, "config.json")) as fh:
+            cfg = json.load(fh)
+        heads, kv = cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_attention_heads"])
+        want = {"general.architecture": "llama", "general.quantization_version": 2,
+                "llama.context_length": cfg["max_position_embeddings"], "llama.embedding_length": cfg["hidden_size"],
+                "llama.block_count": cfg["num_hidden_layers"], "llama.feed_forward_length": cfg["intermediate_size"],
+                "llama.attention.head_count": heads, "llama.attention.head_count_kv": kv,
+                "llama.rope.dimension_count": cfg["hidden_size"] // heads, "llama.vocab_size": cfg["vocab_size"],
+                "tokenizer.ggml.model": "llama"}
+        for k, v in want.items():
+            self.assertEqual(meta[k], v, k)
+        self.assertEqual(np.float32(meta["llama.attention.layer_norm_rms_epsilon"]), np.float32(cfg["rms_norm_eps"]))
+        self.assertEqual(np.float32(meta["llama.rope.freq_base"]), np.float32(cfg.get("rope_theta", 10000.0)))
+        toks = meta["tokenizer.ggml.tokens"]
+        self.assertEqual(len(toks), cfg["vocab_size"])
+        self.assertEqual(len(meta["tokenizer.ggml.scores"]), len(toks))
+        self.assertEqual(len(meta["tokenizer.ggml.token_type"]), len(toks))
+        self.assertEqual(toks[meta["tokenizer.ggml.bos_token_id"]], "<s>")
+        self.assertEqual(toks[meta["tokenizer.ggml.eos_token_id"]], "</s>")
+        self.assertEqual(meta["tokenizer.ggml.token_type"][meta["tokenizer.ggml.unknown_token_id"]], 2)
+        self.assertIn("\u2581the", toks)  # a SentencePiece word piece
+        seen = {}
+        with mixq.open(container, verify=True) as f:
+            by_name = {gguf_name(t.name): t for t in f.tensors()}
+            self.assertEqual(sorted(by_name), sorted(i[0] for i in infos))
+            for name, ne, t, off in infos:
+                ct = by_name[name]
+                self.assertEqual(off % 32, 0)
+                self.assertEqual(tuple(reversed(ne)), ct.shape, name)
+                n = int(np.prod(ne))
+                be, bb = GGML_BLOCK[t]
+                data = raw[start + off:start + off + n // be * bb]
+                got = decode_blocks(t, data, n).reshape(ct.shape)
+                x = ct.dequantize()
+                if name.endswith("attn_q.weight"):
+                    x = rope_order(x, heads)
+                elif name.endswith("attn_k.weight"):
+                    x = rope_order(x, kv)
+                if len(ne) == 1:
+                    self.assertEqual(t, 0, name)
+                elif expect_types is not None:
+                    self.assertEqual(t, EXACT[ct.quant_type], name)
+                if not np.array_equal(got.view(np.uint32), x.view(np.uint32)):
+                    bad = np.flatnonzero(got.view(np.uint32).ravel() != x.view(np.uint32).ravel())
+                    self.fail("%s: %s (%s:%d as ggml type %d): %d of %d values differ, first %r vs %r"
+                              % (path, name, ct.quant_type, ct.group_size, t, bad.size, n, got.ravel()[bad[0]],
+                                 x.ravel()[bad[0]]))
+                seen[t] = seen.get(t, 0) + 1
+        nm = node_meta(path)
+        if nm is not None:
+            for k, v in meta.items():
+                w = nm["metadata"][k]
+                if isinstance(v, float):
+                    self.assertEqual(np.float32(w), np.float32(v), k)
+                else:
+                    self.assertEqual(w, v, k)
+            self.assertEqual(nm["tensorDataOffset"], start)
+            self.assertEqual([(i["name"], i["shape"], i["dtype"], i["offset"]) for i in nm["tensorInfos"]],
+                             [(a, b, c, d) for a, b, c, d in infos])
+        return seen
+
+    def test_every_exact_type(self):
+        """Each mixq type with a llama.cpp counterpart, alone: decoded bit for bit."""
+        for qt, g in (("int8", 32), ("int4s", 32), ("int4", 32), ("int4_dq", 32), ("int6_dq", 16), ("int3_dq", 16),
+                      ("int2_dq", 16), ("f16", None), ("bf16", None), ("f32", None)):
+            c = self.p("%s.mxq" % qt)
+            args = ["convert", self.src, "-o", c, "-t", qt, "-q"] + (["-g", str(g)] if g else [])
+            run(*args)
+            out = self.p("%s.gguf" % qt)
+            run("export", c, "--gguf", out, "-q")
+            seen = self.check_gguf(c, out, expect_types=True)
+            self.assertIn(EXACT[qt], seen, qt)
+            os.unlink(c)
+            os.unlink(out)
+
+    def test_budget_plan_with_gguf_candidates(self):
+        c = self.p("budget.mxq")
+        run("convert", self.src, "-o", c, "--candidates", "gguf", "--target-bpw", "4", "-q")
+        out = self.p("budget.gguf")
+        run("export", c, "--gguf", out, "--name", "tiny budget", "-q")
+        seen = self.check_gguf(c, out, expect_types=True)
+        self.assertGreaterEqual(len([t for t in seen if t not in (0, 1, 30)]), 2, seen)  # a real mix
+        meta = read_gguf(out)[0]
+        self.assertEqual(meta["general.name"], "tiny budget")
+        with mixq.open(c) as f:  # the quantized tensors take the same bytes in both files
+            q_bytes = sum(t.length for t in f.tensors() if t.quantized)
+        _, infos, _, _ = read_gguf(out)
+        g_bytes = sum(int(np.prod(ne)) // GGML_BLOCK[t][0] * GGML_BLOCK[t][1] for _, ne, t, _ in infos
+                      if t not in (0, 1, 30))
+        self.assertEqual(q_bytes, g_bytes)
+
+    def test_inexact_types_and_requantize(self):
+        c = self.p("int8g128.mxq")
+        run("convert", self.src, "-o", c, "-t", "int8", "-q")  # default group 128: no exact counterpart
+        out = self.p("x.gguf")
+        r = run("export", c, "--gguf", out, ok=False)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("no exact llama.cpp type", r.stderr)
+        self.assertIn("int8:128", r.stderr)
+        self.assertEqual(len(r.stderr.strip().splitlines()), 1)
+        self.assertFalse(os.path.exists(out))
+        run("export", c, "--gguf", out, "--requantize", "f32", "-q")
+        self.check_gguf(c, out)  # F32 holds every value exactly
+        run("export", c, "--gguf", out, "--requantize", "q8_0", "-f", "-q")
+        meta, infos, start, raw = read_gguf(out)
+        with mixq.open(c) as f:
+            for name, ne, t, off in infos:
+                if len(ne) != 2:
+                    continue
+                self.assertEqual(t, 8)
+                hf = [x for x in f.tensors() if gguf_name(x.name) == name][0]
+                n = int(np.prod(ne))
+                got = decode_blocks(8, raw[start + off:start + off + n // 32 * 34], n).reshape(hf.shape)
+                x = hf.dequantize()
+                if name.endswith("attn_q.weight") or name.endswith("attn_k.weight"):
+                    continue
+                d = np.abs(x).reshape(-1, 32).max(axis=1) / 127
+                err = np.abs(got - x).reshape(-1, 32).max(axis=1)
+                self.assertTrue(np.all(err <= d * 0.5 * 1.01 + 1e-12), name)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
