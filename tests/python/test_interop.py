@@ -364,10 +364,29 @@ def gguf_name(hf):
     return "blk.%s.%s" % (parts[2], HF_TO_GGUF[parts[3]])
 
 
+NPM_DIR = os.path.join(ROOT, "tests", "npm")
+_npm_ready = []
+
+
+def npm_ready():
+    """True once tests/npm/node_modules holds @huggingface/gguf (installed here with `npm ci` on first use,
+    from tests/npm/package-lock.json); False without node and npm or when the install fails."""
+    if not _npm_ready:
+        ok = os.path.isdir(os.path.join(NPM_DIR, "node_modules", "@huggingface", "gguf"))
+        if not ok and shutil.which("node") and shutil.which("npm"):
+            r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=NPM_DIR,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+            ok = r.returncode == 0
+            if not ok:
+                print("npm ci failed; the @huggingface/gguf check is skipped:\n" + r.stdout[-2000:], file=sys.stderr)
+        _npm_ready.append(ok and shutil.which("node") is not None)
+    return _npm_ready[0]
+
+
 def node_meta(path):
     """The metadata and tensor infos as @huggingface/gguf parses them, or None without node or the package."""
-    script = os.path.join(ROOT, "tests", "npm", "gguf_meta.mjs")
-    if not shutil.which("node") or not os.path.isdir(os.path.join(ROOT, "tests", "npm", "node_modules", "@huggingface")):
+    script = os.path.join(NPM_DIR, "gguf_meta.mjs")
+    if not npm_ready():
         return None
     r = subprocess.run(["node", script, path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
