@@ -503,6 +503,45 @@ class TestExportGGUF(unittest.TestCase):
                       if t not in (0, 1, 30))
         self.assertEqual(q_bytes, g_bytes)
 
+    def test_bpe_vocabulary(self):
+        """A byte-level BPE tokenizer.json (no tokenizer.model): gpt2 model, tokens, merges, token types,
+        the pre-tokenizer name, and tokenizer_config.json's flags."""
+        d = self.p("bpe-model")
+        os.makedirs(d)
+        for n in ("model.safetensors", "config.json"):
+            shutil.copy(os.path.join(self.src, n), d)
+        with open(os.path.join(self.src, "config.json")) as fh:
+            vocab_size = json.load(fh)["vocab_size"]
+        vocab = {"a": 0, "b": 1, "ab": 2, "\u0120the": 3}
+        tok = {"model": {"type": "BPE", "vocab": vocab, "merges": ["a b", ["ab", "b"]]},
+               "added_tokens": [{"id": 4, "content": "<|begin_of_text|>", "special": True},
+                                {"id": 5, "content": "<|end_of_text|>", "special": True}],
+               "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+                                 "use_regex": True}}
+        with open(os.path.join(d, "tokenizer.json"), "w") as fh:
+            json.dump(tok, fh)
+        with open(os.path.join(d, "tokenizer_config.json"), "w") as fh:
+            json.dump({"add_bos_token": True, "bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"}, fh)
+        c = self.p("bpe.mxq")
+        run("convert", d, "-o", c, "-t", "int8", "-g", "32", "-q")
+        out = self.p("bpe.gguf")
+        run("export", c, "--gguf", out, "-q")
+        meta = read_gguf(out)[0]
+        self.assertEqual(meta["tokenizer.ggml.model"], "gpt2")
+        self.assertEqual(meta["tokenizer.ggml.pre"], "gpt2")
+        toks = meta["tokenizer.ggml.tokens"]
+        self.assertEqual(len(toks), vocab_size)
+        self.assertEqual(toks[:6], ["a", "b", "ab", "\u0120the", "<|begin_of_text|>", "<|end_of_text|>"])
+        self.assertEqual(meta["tokenizer.ggml.token_type"][:7], [1, 1, 1, 1, 3, 3, 5])
+        self.assertEqual(meta["tokenizer.ggml.merges"], ["a b", "ab b"])
+        self.assertNotIn("tokenizer.ggml.scores", meta)
+        self.assertEqual((meta["tokenizer.ggml.bos_token_id"], meta["tokenizer.ggml.eos_token_id"]), (4, 5))
+        self.assertIs(meta["tokenizer.ggml.add_bos_token"], True)
+        nm = node_meta(out)
+        if nm is not None:
+            self.assertEqual(nm["metadata"]["tokenizer.ggml.merges"], ["a b", "ab b"])
+            self.assertEqual(nm["metadata"]["tokenizer.ggml.tokens"][:6], toks[:6])
+
     def test_inexact_types_and_requantize(self):
         c = self.p("int8g128.mxq")
         run("convert", self.src, "-o", c, "-t", "int8", "-q")  # default group 128: no exact counterpart
