@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    build-essential meson ninja-build pkg-config zlib1g-dev libjansson-dev libxxhash-dev libcriterion-dev >/dev/null
+    build-essential meson ninja-build pkg-config zlib1g-dev libjansson-dev libxxhash-dev libpcre2-dev libcriterion-dev >/dev/null
 fi
 [ -d build ] || meson setup build >/dev/null
 ninja -C build >/dev/null

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzz smoke run (docs/FUZZING.md): builds the libFuzzer targets with clang
 # (ASan + UBSan) in build-fuzz/ and runs each one for FUZZ_SECONDS (default
-# 30: five targets, about 150 s in all) on a copy of its checked-in seed corpus.  Exits non-zero on any crash,
+# 30; the three tokenizer targets 20: about 210 s in all) on a copy of its checked-in seed corpus.  Exits non-zero on any crash,
 # leak, sanitizer report, timeout or out-of-memory; the reproducer is left in
 # the printed directory.  The checked-in corpus is never modified.
 #
@@ -10,13 +10,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-seconds=${FUZZ_SECONDS:-30}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(st_header st_index container plan_file json_fast)
+[ ${#targets[@]} -gt 0 ] || targets=(st_header st_index container plan_file json_fast tok_spm tok_json tok_ids)
 
 # Largest input per target (the seeds fit; see docs/FUZZING.md); a target not
 # listed gets 16384.
-declare -A max_len=([st_header]=16384 [st_index]=4096 [container]=8192 [plan_file]=4096 [json_fast]=16384)
+declare -A max_len=([st_header]=16384 [st_index]=4096 [container]=8192 [plan_file]=4096 [json_fast]=16384
+  [tok_spm]=8192 [tok_json]=8192 [tok_ids]=1024)
+# Seconds per target when FUZZ_SECONDS is not set (the tokenizer targets are shorter).
+declare -A default_seconds=([tok_spm]=20 [tok_json]=20 [tok_ids]=20)
 
 if ! command -v clang >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a \
     >/dev/null 2>&1; then
@@ -41,6 +43,7 @@ ninja -C build-fuzz "${targets[@]/#/tests/fuzz/fuzz_}" >/dev/null
 work=$(mktemp -d "${TMPDIR:-/tmp}/mixq-fuzz-smoke.XXXXXX")
 status=0
 for t in "${targets[@]}"; do
+  seconds=${FUZZ_SECONDS:-${default_seconds[$t]:-30}}
   mkdir -p "$work/$t/artifacts"
   cp -r "tests/fuzz/corpus/$t" "$work/$t/corpus"
   echo "== fuzz_$t: ${seconds} s on a copy of tests/fuzz/corpus/$t"

@@ -33,6 +33,7 @@
 #include "kernels/kernels.h"
 #include "kernels/qtype.h"
 #include "kernels/simd.h"
+#include "test_rng.h"
 
 #define GUARD 32u        /* bytes checked after every output buffer */
 #define GUARD_BYTE 0xA5u /* initial contents of every output buffer */
@@ -45,13 +46,7 @@ static unsigned iter_scale = 1;
 
 static uint64_t rng;
 
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-static uint64_t rnd(void) { return mix64(rng += 0x9E3779B97F4A7C15u); }
+static uint64_t rnd(void) { return rng_next(&rng); }
 static uint32_t below(uint32_t n) { return (uint32_t)(((rnd() >> 32) * n) >> 32); }
 static float unit(void) { return (float)(rnd() >> 40) * 0x1p-24f; } /* [0, 1) */
 static int coin(unsigned one_in) { return below(one_in) == 0; }
@@ -403,7 +398,7 @@ static int run_qcase(const mx_kernel_set *ref, const mx_kernel_set *simd, const 
     mx_qparams p;
     const mx_qparams *pp;
 
-    rng = mix64(qc->seed);
+    rng = rng_mix64(qc->seed);
     if (!qtype_layout(qt, ST_F32, 1, qc->n, qc->group_size, &l))
         return 0;
     off = below(2); /* misalign the input by one float half the time */
@@ -496,7 +491,7 @@ static void run_dequant_random(const mx_kernel_set *ref, const mx_kernel_set *si
     unsigned gs;
     float *da, *db;
 
-    rng = mix64(seed);
+    rng = rng_mix64(seed);
     n = pick_length();
     gs = pick_group(qt);
     if (!qtype_layout(qt, ST_F32, 1, n, gs, &l))
@@ -573,7 +568,7 @@ static void run_nonfinite_case(const mx_kernel_set *ref, const mx_kernel_set *si
     uint8_t *bad;
     int any = 0, e4m3 = qt->id == MIXQ_QT_FP8_E4M3;
 
-    rng = mix64(seed);
+    rng = rng_mix64(seed);
     n = pick_length();
     gs = pick_group(qt);
     if (!qtype_layout(qt, ST_F32, 1, n, gs, &l))
@@ -694,7 +689,7 @@ static void check_qtype(const mx_kernel_set *ref, const mx_kernel_set *simd, con
 {
     static const char *const imp_names[3] = {"none", "random", "special"};
     const char *path = mx_simd_name(simd->path);
-    uint64_t tseed = mix64(base_seed ^ ((uint64_t)qt->id << 48) ^ ((uint64_t)simd->path << 56));
+    uint64_t tseed = rng_mix64(base_seed ^ ((uint64_t)qt->id << 48) ^ ((uint64_t)simd->path << 56));
     check cd, cr;
 
     if (simd->quantize_row[qt->id] == qt->quantize_row)
@@ -710,7 +705,7 @@ static void check_qtype(const mx_kernel_set *ref, const mx_kernel_set *simd, con
                         imp_names[imp]);
             for (unsigned r = 0; r < rows; r++) {
                 qcase qc;
-                qc.seed = mix64(tseed + (uint64_t)(search * 3 + imp) * 1000003u + r);
+                qc.seed = rng_mix64(tseed + (uint64_t)(search * 3 + imp) * 1000003u + r);
                 rng = qc.seed ^ 0x5555u;
                 qc.n = pick_length();
                 qc.group_size = pick_group(qt);
@@ -727,7 +722,7 @@ static void check_qtype(const mx_kernel_set *ref, const mx_kernel_set *simd, con
         check_begin(&cq, "%s %s quantize special groups (search on/off, importance)", path, qt->name);
         for (unsigned r = 0; r < rows; r++) {
             qcase qc;
-            qc.seed = mix64(tseed + 0xABCDEFu + r);
+            qc.seed = rng_mix64(tseed + 0xABCDEFu + r);
             rng = qc.seed ^ 0x5555u;
             qc.n = pick_length();
             qc.group_size = pick_group(qt);
@@ -741,12 +736,12 @@ static void check_qtype(const mx_kernel_set *ref, const mx_kernel_set *simd, con
 
     check_begin(&cr, "%s %s dequantize (random section bytes)", path, qt->name);
     for (unsigned r = 0; r < rows; r++)
-        run_dequant_random(ref, simd, qt, mix64(tseed + 0x77777777u + r), &cr);
+        run_dequant_random(ref, simd, qt, rng_mix64(tseed + 0x77777777u + r), &cr);
     check_end(&cr, "rows");
 
     check_begin(&cr, "%s %s dequantize (NaN / Inf scale parameters -> canonical NaN groups)", path, qt->name);
     for (unsigned r = 0; r < rows; r++)
-        run_nonfinite_case(ref, simd, qt, mix64(tseed + 0x3B9ACA07u + r), &cr);
+        run_nonfinite_case(ref, simd, qt, rng_mix64(tseed + 0x3B9ACA07u + r), &cr);
     check_end(&cr, "rows");
 }
 
@@ -857,7 +852,7 @@ static void check_conversions(const mx_kernel_set *ref, const mx_kernel_set *sim
         fprintf(stderr, "kernel_check: out of memory\n");
         exit(2);
     }
-    rng = mix64(base_seed ^ 0xC0FFEEu ^ (uint64_t)simd->path);
+    rng = rng_mix64(base_seed ^ 0xC0FFEEu ^ (uint64_t)simd->path);
     for (size_t i = 0; i < n16; i++) h[i] = (uint16_t)i;
 
     if (simd->f16_to_f32 == ref->f16_to_f32)
@@ -1032,7 +1027,7 @@ static void check_search_passes(const mx_search_ops *ops, const char *path, unsi
     check_begin(&am, "%s search pass asym_pass_multi", path);
     check_begin(&sm, "%s search pass sym_pass_multi", path);
     for (unsigned r = 0; r < rows; r++) {
-        uint64_t seed = mix64(base_seed ^ 0x5EA4C8u ^ ((uint64_t)r << 20));
+        uint64_t seed = rng_mix64(base_seed ^ 0x5EA4C8u ^ ((uint64_t)r << 20));
         size_t n;
         float *x, *w = NULL;
         mx_gstats sa, sb;

@@ -38,15 +38,9 @@
 #include <xxhash.h>
 
 #include "format/container.h"
-#include "mixq.h"
+#include "mixq_tools.h"
 #include "reader/st_reader.h"
 #include "test_support.h"
-
-/* cr_assert reports every passing check to the runner, which is slow in loops of thousands: check first. */
-#define CHECK(cond, ...) \
-    do {                  \
-        if (!(cond)) cr_assert_fail(__VA_ARGS__); \
-    } while (0)
 
 TestSuite(catalogue, .fini = ts_remove_tracked);
 TestSuite(integrity, .fini = ts_remove_tracked);

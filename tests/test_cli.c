@@ -8,8 +8,6 @@
 #include "reader/st_reader.h"
 #include "test_support.h"
 
-#define RUN(out, err, ...) ts_run_cli((const char *const[]){__VA_ARGS__, NULL}, out, err)
-
 /* Converts testdata/<model> with extra args into dir/out.mxq; returns its path. */
 static char *convert(const char *dir, const char *model, const char *type)
 {
@@ -50,7 +48,10 @@ Test(cli, usage_errors_exit_2)
     cr_assert(strstr(e, "-o OUT"), "%s", e);
     free(o); free(e);
     cr_assert_eq(RUN(&o, &e, "convert", "x", "-o", "y", "--type", "int3"), 2);
-    cr_assert(strstr(e, "unknown type 'int3'"), "%s", e);
+    cr_assert(strstr(e, "unknown type 'int3'") && strstr(e, "fp8_e4m3") && strstr(e, "fp8_e5m2"), "%s", e);
+    free(o); free(e);
+    cr_assert_eq(RUN(&o, &e, "plan", "x", "--type", "raw"), 2);
+    cr_assert(strstr(e, "unknown type 'raw'") && strstr(e, "int6_dq"), "%s", e);
     free(o); free(e);
     cr_assert_eq(RUN(&o, &e, "convert", "x", "-o", "y", "--group-size", "abc"), 2);
     free(o); free(e);
@@ -132,9 +133,27 @@ Test(cli, dump_json_lists_every_tensor)
     /* the table has a totals line, and --tensor shows one tensor */
     cr_assert_eq(RUN(&o, &e, "dump", out), 0);
     cr_assert(strstr(o, "total:") && strstr(o, "bits per weight") && strstr(o, "int4"), "%s", o);
+    cr_assert(strstr(o, "\nby type:\n") && strstr(o, "\n  int4:64 ") && strstr(o, "\n  raw "), "dump prints plan's by-type table: %s", o);
     free(o); free(e);
     cr_assert_eq(RUN(&o, &e, "dump", out, "--tensor", "model.layers.0.mlp.up_proj.weight"), 0, "%s", e);
-    cr_assert(strstr(o, "section") && strstr(o, "codes") && strstr(o, "mins"), "%s", o);
+    cr_assert(strstr(o, "section") && strstr(o, "codes") && strstr(o, "mins") && strstr(o, "file offset"), "%s", o);
+    free(o); free(e);
+
+    /* --json: file_offset is absolute, a section's offset relative to its tensor */
+    cr_assert_eq(RUN(&o, &e, "dump", out, "--json", "--tensor", "model.layers.0.mlp.up_proj.weight"), 0, "%s", e);
+    json_t *one = json_loads(o, 0, &je);
+    cr_assert(one, "%s", je.text);
+    cr_assert_null(json_object_get(one, "offset"), "a tensor's absolute offset is file_offset");
+    json_int_t tfo = json_integer_value(json_object_get(one, "file_offset"));
+    json_t *codes = json_object_get(json_object_get(one, "sections"), "codes");
+    json_t *scales = json_object_get(json_object_get(one, "sections"), "scales");
+    cr_assert(tfo >= 64 && codes && scales);
+    cr_assert_eq(json_integer_value(json_object_get(codes, "offset")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(codes, "file_offset")), tfo);
+    cr_assert_eq(json_integer_value(json_object_get(scales, "file_offset")),
+                 tfo + json_integer_value(json_object_get(scales, "offset")));
+    cr_assert_gt(json_integer_value(json_object_get(scales, "offset")), 0);
+    json_decref(one);
     free(o); free(e);
     cr_assert_eq(RUN(&o, &e, "dump", out, "--tensor", "no.such.tensor"), 1);
     cr_assert(strstr(e, "no.such.tensor"), "%s", e);
@@ -172,7 +191,7 @@ Test(cli, verify_detects_flipped_bits)
     json_t *root = json_loads(o, 0, NULL);
     json_t *t0 = json_array_get(json_object_get(root, "tensors"), 3);
     const char *name = json_string_value(json_object_get(t0, "name"));
-    size_t off = (size_t)json_integer_value(json_object_get(t0, "offset"));
+    size_t off = (size_t)json_integer_value(json_object_get(t0, "file_offset"));
     size_t bytes = (size_t)json_integer_value(json_object_get(t0, "bytes"));
     cr_assert_gt(bytes, 0);
     flip_and_verify(out, off + bytes / 2, name);
@@ -183,4 +202,66 @@ Test(cli, verify_detects_flipped_bits)
     free(o); free(e);
     ts_rmtree(dir);
     free(dir); free(out);
+}
+
+/* The type list of --help comes from the table: fp8 types included, with their groups. */
+Test(cli, help_lists_every_type)
+{
+    char *o, *e;
+    const char *cmds[] = {"convert", "plan"};
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(RUN(&o, &e, cmds[i], "--help"), 0);
+        cr_assert(strstr(o, "\n  fp8_e4m3 ") && strstr(o, "\n  fp8_e5m2 ") && strstr(o, "\n  int6_dq ") &&
+                  strstr(o, "16..256 (64)"), "%s --help: %s", cmds[i], o);
+        cr_assert(strstr(o, "-j, --threads N"), "%s --help lacks -j: %s", cmds[i], o);
+        free(o); free(e);
+    }
+}
+
+/* -j is --threads wherever it exists; dump and compare say so instead of taking it as --json. */
+Test(cli, dash_j_means_threads)
+{
+    char *dir = ts_tmpdir(), *in = ts_source_path("testdata/tiny-llama-f32"), *out = ts_path(dir, "o.mxq"), *o, *e;
+    cr_assert_eq(RUN(&o, &e, "plan", in, "-j", "2", "-q"), 0, "%s", e);
+    free(o); free(e);
+    cr_assert_eq(RUN(&o, &e, "plan", in, "-j", "0"), 2);
+    cr_assert(strstr(e, "--threads takes a number from 1 to 1024"), "%s", e);
+    free(o); free(e);
+    cr_assert_eq(RUN(&o, &e, "convert", in, "-o", out, "-j", "0"), 2);
+    cr_assert(strstr(e, "--threads takes a number from 1 to 1024"), "%s", e);
+    free(o); free(e);
+    cr_assert_eq(RUN(&o, &e, "convert", in, "-o", out, "-j", "2", "-q"), 0, "%s", e);
+    free(o); free(e);
+    const char *dump[] = {"dump", out, "-j", NULL}, *cmp[] = {"compare", in, out, "-j", NULL};
+    cr_assert_eq(ts_run_cli(dump, &o, &e), 2);
+    cr_assert(strstr(e, "-j is --threads") && strstr(e, "--json"), "%s", e);
+    free(o); free(e);
+    cr_assert_eq(ts_run_cli(cmp, &o, &e), 2);
+    cr_assert(strstr(e, "-j is --threads") && strstr(e, "--json"), "%s", e);
+    free(o); free(e);
+    ts_rmtree(dir);
+    free(dir); free(in); free(out);
+}
+
+/* A saved plan fixes types, groups and the quantizer: options it makes meaningless are errors. */
+Test(cli, convert_plan_rejects_what_the_plan_decides)
+{
+    char *dir = ts_tmpdir(), *in = ts_source_path("testdata/tiny-llama-f32"), *plan = ts_path(dir, "p.json");
+    char *out = ts_path(dir, "o.mxq"), *o, *e;
+    cr_assert_eq(RUN(&o, &e, "plan", in, "--target-bpw", "5", "-o", plan, "-q"), 0, "%s", e);
+    free(o); free(e);
+    const char *bad[][3] = {{"--type", "int4", NULL}, {"-g", "64", NULL}, {"--rtn", NULL, NULL},
+                            {"--quantize-1d", NULL, NULL}, {"--measure-sample", "100", NULL}};
+    const char *shown[] = {"--type", "--group-size", "--rtn", "--quantize-1d", "--measure-sample"};
+    for (int i = 0; i < 5; i++) {
+        const char *argv[] = {"convert", in, "-o", out, "--plan", plan, bad[i][0], bad[i][1], NULL};
+        cr_assert_eq(ts_run_cli(argv, &o, &e), 2, "%s", shown[i]);
+        cr_assert(strstr(e, shown[i]) && strstr(e, "--plan"), "%s: %s", shown[i], e);
+        free(o); free(e);
+    }
+    cr_assert_eq(ts_dir_count(dir), 1, "nothing but the plan was written");
+    cr_assert_eq(RUN(&o, &e, "convert", in, "-o", out, "--plan", plan, "-j", "2", "-q"), 0, "%s", e);
+    free(o); free(e);
+    ts_rmtree(dir);
+    free(dir); free(in); free(plan); free(out);
 }

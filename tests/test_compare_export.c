@@ -17,11 +17,9 @@
 
 #include "common/dtype.h"
 #include "common/half.h"
-#include "mixq.h"
+#include "mixq_tools.h"
 #include "reader/st_reader.h"
 #include "test_support.h"
-
-#define RUN(out, err, ...) ts_run_cli((const char *const[]){__VA_ARGS__, NULL}, out, err)
 
 /* Converts testdata/<model> (or any path) to dir/<name> with the given type; returns the output path. */
 static char *convert_to(const char *dir, const char *in, const char *name, mixq_qtype type)
@@ -475,7 +473,7 @@ Test(export, refuses_existing_output_without_force)
     ts_write_file(out, "keep", 4);
     mixq_error err;
     cr_assert_eq(export_as(c, out, MIXQ_QT_F32, 0, &err), MIXQ_E_EXISTS);
-    cr_assert(strstr(err.message, "e.safetensors") && strstr(err.message, "--force"), "%s", err.message);
+    cr_assert(strstr(err.message, "e.safetensors") && strstr(err.message, "set force to replace it"), "%s", err.message);
     size_t len;
     uint8_t *b = ts_read_file(out, &len);
     cr_assert(len == 4 && !memcmp(b, "keep", 4), "the existing file is untouched");

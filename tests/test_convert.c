@@ -18,7 +18,7 @@
 
 #include "common/dtype.h"
 #include "common/half.h"
-#include "mixq.h"
+#include "mixq_tools.h"
 #include "kernels/qtype.h"
 #include "reader/st_reader.h"
 #include "test_support.h"
@@ -276,7 +276,7 @@ Test(convert, refuses_existing_output_without_force)
     mixq_convert_options_init(&o);
     mixq_error err;
     cr_assert_eq(mixq_convert(in, out, &o, &err), MIXQ_E_EXISTS);
-    cr_assert(strstr(err.message, "--force"), "%s", err.message);
+    cr_assert(strstr(err.message, "set force to replace it"), "%s", err.message);
     size_t len;
     uint8_t *d = ts_read_file(out, &len);
     cr_assert(len == 7 && memcmp(d, "keep me", 7) == 0);

@@ -15,6 +15,8 @@
 
 #include "kernels/kernel_fp8.h"
 #include "common/half.h"
+#include "test_rng.h"
+#include "test_support.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
 #define SLOW_BUILD 1
@@ -24,56 +26,10 @@
 #define EXHAUSTIVE_STRIDE (SLOW_BUILD ? 61u : 1u) /* sanitizers are slow: every 61st float */
 #define RANDOM_COUNT (SLOW_BUILD ? 300000 : 3000000)
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            cr_assert_fail(__VA_ARGS__);                                                           \
-    } while (0)
-
 static uint32_t fbits(float f) { return mx_f32_bits(f); }
 static float bitsf(uint32_t u) { return mx_bits_f32(u); }
 
-/* Deterministic 64-bit generator (splitmix64). */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-static double rng_unit(uint64_t *s) { return ((double)(rng_next(s) >> 11) + 0.5) * 0x1p-53; }
-static double rng_gauss(uint64_t *s)
-{
-    return sqrt(-2.0 * log(rng_unit(s))) * cos(6.283185307179586 * rng_unit(s));
-}
-
 /* ---- independent references ---- */
-
-static double ref_e4m3(uint8_t b)
-{
-    int s = b >> 7, e = (b >> 3) & 15, m = b & 7;
-    double v;
-    if (e == 15 && m == 7)
-        v = NAN;
-    else if (e == 0)
-        v = ldexp(m, -9);
-    else
-        v = ldexp(8 + m, e - 10);
-    return s ? -v : v;
-}
-
-static double ref_e5m2(uint8_t b)
-{
-    int s = b >> 7, e = (b >> 2) & 31, m = b & 3;
-    double v;
-    if (e == 31)
-        v = m ? NAN : INFINITY;
-    else if (e == 0)
-        v = ldexp(m, -16);
-    else
-        v = ldexp(4 + m, e - 17);
-    return s ? -v : v;
-}
 
 typedef struct fmt {
     const char *name;
@@ -90,9 +46,9 @@ typedef struct fmt {
 } fmt;
 
 static const fmt E4M3 = {"e4m3", 0x7E, 448.0, 480.0, 0, 0x7F, mx_f32_to_e4m3, mx_e4m3_to_f32,
-                         ref_e4m3, kernel_fp8_e4m3_quantize_row, kernel_fp8_e4m3_dequantize_row};
+                         ts_ref_e4m3, kernel_fp8_e4m3_quantize_row, kernel_fp8_e4m3_dequantize_row};
 static const fmt E5M2 = {"e5m2", 0x7B, 57344.0, 65536.0, 1, 0x7E, mx_f32_to_e5m2, mx_e5m2_to_f32,
-                         ref_e5m2, kernel_fp8_e5m2_quantize_row, kernel_fp8_e5m2_dequantize_row};
+                         ts_ref_e5m2, kernel_fp8_e5m2_quantize_row, kernel_fp8_e5m2_dequantize_row};
 static const fmt *const FMTS[2] = {&E4M3, &E5M2};
 
 /*

@@ -11,6 +11,8 @@
 
 #include "common/half.h"
 #include "kernels/kernels.h"
+#include "test_rng.h"
+#include "test_support.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -47,23 +49,8 @@ static uint16_t sw_f32_to_f16(float f)
 #define EXHAUSTIVE_STRIDE 1u
 #endif
 
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            cr_assert_fail(__VA_ARGS__);                                                           \
-    } while (0)
-
 static uint32_t fbits(float f) { return mx_f32_bits(f); }
 static float bitsf(uint32_t u) { return mx_bits_f32(u); }
-
-/* Deterministic 64-bit generator (splitmix64). */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
 
 /* ---- independent references from the bit fields ---- */
 
@@ -92,32 +79,6 @@ static double ref_bf16(uint16_t h)
         v = ldexp(m, -133); /* m * 2^-7 * 2^-126 */
     else
         v = ldexp(128 + m, e - 134);
-    return s ? -v : v;
-}
-
-static double ref_e4m3(uint8_t b)
-{
-    int s = b >> 7, e = (b >> 3) & 15, m = b & 7;
-    double v;
-    if (e == 15 && m == 7)
-        v = NAN;
-    else if (e == 0)
-        v = ldexp(m, -9);
-    else
-        v = ldexp(8 + m, e - 10);
-    return s ? -v : v;
-}
-
-static double ref_e5m2(uint8_t b)
-{
-    int s = b >> 7, e = (b >> 2) & 31, m = b & 3;
-    double v;
-    if (e == 31)
-        v = m ? NAN : INFINITY;
-    else if (e == 0)
-        v = ldexp(m, -16);
-    else
-        v = ldexp(4 + m, e - 17);
     return s ? -v : v;
 }
 
@@ -375,7 +336,7 @@ Test(half, e4m3_exhaustive)
 {
     for (uint32_t b = 0; b < 256; b++) {
         float got = mx_e4m3_to_f32((uint8_t)b);
-        CHECK(same_value(got, ref_e4m3((uint8_t)b)), "b=%02x got %a", b, (double)got);
+        CHECK(same_value(got, ts_ref_e4m3((uint8_t)b)), "b=%02x got %a", b, (double)got);
         if ((b & 0x7Fu) == 0x7Fu)
             CHECK(fbits(got) == (((b & 0x80u) << 24) | 0x7FC00000u), "NaN b=%02x", b);
     }
@@ -390,7 +351,7 @@ Test(half, e5m2_exhaustive)
 {
     for (uint32_t b = 0; b < 256; b++) {
         float got = mx_e5m2_to_f32((uint8_t)b);
-        CHECK(same_value(got, ref_e5m2((uint8_t)b)), "b=%02x got %a", b, (double)got);
+        CHECK(same_value(got, ts_ref_e5m2((uint8_t)b)), "b=%02x got %a", b, (double)got);
     }
     cr_assert_eq(mx_e5m2_to_f32(0x7B), 57344.0f);
     cr_assert(isinf(mx_e5m2_to_f32(0x7C)) && mx_e5m2_to_f32(0xFC) < 0);

@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 
 #include "mixq.h"
+#include "mixq_tools.h"
 #include "test_support.h"
 
 static char *tiny_container(const char *dir, mixq_qtype type)

@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 
 #include "common/json_fast.h"
+#include "test_rng.h"
 
 /* ---------------------------------------------------------------------- */
 /* Helpers                                                                 */
@@ -627,13 +628,7 @@ Test(json_fast, real_values_ignore_the_locale)
 /* ---------------------------------------------------------------------- */
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint64_t rnd(void)
-{
-    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+static uint64_t rnd(void) { return rng_next(&rng); }
 
 Test(json_fast, large_objects_and_duplicates)
 {

@@ -17,32 +17,13 @@
 #include <string.h>
 
 #include "common/half.h"
+#include "kernels/kernel_scale_rules.h"
 #include "kernels/kernels.h"
 #include "kernels/qtype.h"
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            cr_assert_fail(__VA_ARGS__);                                                           \
-    } while (0)
+#include "test_rng.h"
+#include "test_support.h"
 
 /* ---- helpers ---- */
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
-static double rng_unit(uint64_t *s) { return ((double)(rng_next(s) >> 11) + 0.5) * 0x1p-53; }
-
-static double rng_gauss(uint64_t *s)
-{
-    double u = rng_unit(s), v = rng_unit(s);
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
-}
 
 static uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static double f16v(uint16_t h) { return (double)mx_f16_to_f32(h); }
@@ -206,22 +187,6 @@ static void check_int4_row(const float *x, size_t n, unsigned group, const char 
     qrow_free(&r);
 }
 
-/* Gaussian data (mean, sigma) with ~1/50 outliers at 20..60 sigma, clamped to the f16 range. */
-static void fill_gauss(float *x, size_t n, uint64_t *seed, double mean, double sigma)
-{
-    for (size_t i = 0; i < n; i++) {
-        double v = rng_gauss(seed) * sigma;
-        if (rng_next(seed) % 50 == 0)
-            v *= 20 + 40 * rng_unit(seed);
-        v += mean;
-        if (v > 65504)
-            v = 65504;
-        if (v < -65504)
-            v = -65504;
-        x[i] = (float)v;
-    }
-}
-
 static const size_t extra_sizes[] = {301, 383, 384, 385, 511, 512, 513, 640, 777, 999, 1000};
 #define N_SIZES (300 + sizeof extra_sizes / sizeof extra_sizes[0])
 static size_t size_at(size_t i) { return i < 300 ? i + 1 : extra_sizes[i - 300]; }
@@ -239,7 +204,7 @@ Test(int8, gaussian_rows_all_sizes_and_groups)
         size_t n = size_at(si);
         for (size_t gi = 0; gi < sizeof groups / sizeof groups[0]; gi++) {
             for (size_t k = 0; k < sizeof sigmas / sizeof sigmas[0]; k++) {
-                fill_gauss(x, n, &seed, 0.0, sigmas[k]);
+                rng_fill_gauss(x, n, &seed, 0.0, sigmas[k]);
                 check_int8_row(x, n, groups[gi], "gauss");
                 /* A per-row group passed as group = n must equal group 0. */
                 if (groups[gi] == 0 && n >= 1)
@@ -353,7 +318,7 @@ Test(int8, deterministic)
 {
     float x[777];
     uint64_t seed = 42;
-    fill_gauss(x, 777, &seed, 0.5, 2.0);
+    rng_fill_gauss(x, 777, &seed, 0.5, 2.0);
     qrow a = qrow_new(MIXQ_QT_INT8, 777, 64), b = qrow_new(MIXQ_QT_INT8, 777, 64);
     qrow_run(&a, x, 64);
     qrow_run(&b, x, 64);
@@ -378,7 +343,7 @@ Test(int4, gaussian_rows_all_sizes_and_groups)
         for (size_t gi = 0; gi < sizeof groups / sizeof groups[0]; gi++) {
             for (size_t k = 0; k < sizeof sigmas / sizeof sigmas[0]; k++) {
                 double mean = means[(si + k) % 3] * sigmas[k];
-                fill_gauss(x, n, &seed, mean, sigmas[k]);
+                rng_fill_gauss(x, n, &seed, mean, sigmas[k]);
                 check_int4_row(x, n, groups[gi], "gauss");
             }
         }
@@ -565,4 +530,64 @@ Test(int4, exact_ties_go_to_even)
         qrow_free(&r);
         check_int4_row(x, 17, 32, "ties");
     }
+}
+
+/*
+ * kernel_scale_rules.h's plain-choice scale rules against the definitions,
+ * by search over every non-negative finite f16 (and +inf): the smallest
+ * passing value, with the predecessor failing.
+ */
+static uint16_t smallest_f16(int (*pass)(const float *, uint16_t), const float *a)
+{
+    for (unsigned h = 0; h < 0x7C00u; h++)
+        if (pass(a, (uint16_t)h))
+            return (uint16_t)h;
+    return 0x7C00u;
+}
+
+static int sym_pass(const float *a, uint16_t h) { return a[1] * mx_f16_to_f32(h) >= a[0]; }
+
+static int asym_pass(const float *a, uint16_t h)
+{
+    float top = a[1] * mx_f16_to_f32(h);
+    float sum = a[0] + top;
+    return sum >= a[2];
+}
+
+Test(scale_rules, cover_scales_are_the_smallest_passing_f16)
+{
+    static const float tops[] = {127.0f, 8.0f, 63.0f, 3.0f, 15.0f, 1.0f};
+    static const float mags[] = {1e-9f, 3e-7f, 1e-4f, 1.0f, 300.0f, 65504.0f, 1e7f};
+    uint64_t seed = 0x5CA1Eu;
+    for (int r = 0; r < 120; r++) {
+        float top = tops[r % 6], mag = mags[(r / 6) % 7];
+        float amax = (float)(rng_unit(&seed) * mag);
+        float sym[2] = {amax, top};
+        uint16_t hs = mx_sym_cover_scale(amax, top);
+        CHECK(hs == smallest_f16(sym_pass, sym), "sym amax=%a top=%g: got %04x", (double)amax, (double)top, hs);
+
+        float lo = (float)(rng_gauss(&seed) * mag), hi = lo + (float)(rng_unit(&seed) * mag);
+        float m = mx_f16_to_f32(mx_f16_round_down(lo));
+        float asym[3] = {m, top, hi};
+        uint16_t ha = mx_asym_cover_scale(m, top, hi);
+        CHECK(ha == smallest_f16(asym_pass, asym), "asym m=%a hi=%a L=%g: got %04x", (double)m, (double)hi,
+              (double)top, ha);
+    }
+    CHECK(mx_sym_cover_scale(0.0f, 127.0f) == 0, "zero amax");
+    CHECK(mx_asym_cover_scale(1.0f, 15.0f, 1.0f) == 0, "m >= hi");
+}
+
+Test(scale_rules, fp8_rtn_scale_is_the_smallest_float_keeping_amax_in_range)
+{
+    static const float fmaxes[] = {448.0f, 57344.0f};
+    uint64_t seed = 0xF8u;
+    for (int r = 0; r < 20000; r++) {
+        float fmax = fmaxes[r % 2];
+        float amax = (float)(rng_unit(&seed) * ldexp(1.0, (int)rng_below(&seed, 60) - 40));
+        float s = mx_fp8_rtn_scale(amax, fmax);
+        float below = mx_bits_f32(mx_f32_bits(s) - 1u);
+        CHECK(s > 0.0f && amax / s <= fmax, "amax=%a: s=%a does not keep amax in range", (double)amax, (double)s);
+        CHECK(!(below > 0.0f && amax / below <= fmax), "amax=%a: s=%a not the smallest", (double)amax, (double)s);
+    }
+    CHECK(mx_fp8_rtn_scale(0.0f, 448.0f) == 0.0f, "zero amax");
 }

@@ -11,7 +11,7 @@
 #include <criterion/criterion.h>
 
 #include "common/dtype.h"
-#include "mixq.h"
+#include "mixq_tools.h"
 #include "reader/st_reader.h"
 #include "test_support.h"
 

@@ -16,13 +16,11 @@
 #include <jansson.h>
 
 #include "common/half.h"
-#include "mixq.h"
+#include "mixq_tools.h"
 #include "plan/plan.h"
 #include "plan/plan_measure.h"
 #include "kernels/simd.h"
 #include "test_support.h"
-
-#define RUN(out, err, ...) ts_run_cli((const char *const[]){__VA_ARGS__, NULL}, out, err)
 
 static mixq_plan *make_plan(const char *in, const mixq_plan_options *o)
 {
@@ -340,7 +338,7 @@ Test(plan, min_max_type_and_candidates)
         o.min_type = o.max_type = NULL;
         mixq_error err;
         cr_assert_eq(mixq_plan_create(in, &o, &p, &err), MIXQ_E_INVALID_ARG, "%s", bad[b]);
-        cr_assert(strstr(err.message, "--candidates"), "%s", err.message);
+        cr_assert(strstr(err.message, "plan_options.candidates"), "%s", err.message);
     }
     free(in);
 }

@@ -2,10 +2,12 @@
 #include <criterion/criterion.h>
 
 #include <limits.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "mixq.h"
+#include "kernels/kernels.h"
 #include "kernels/qtype.h"
 
 static const qtype_desc *QT(mixq_qtype id)
@@ -486,4 +488,118 @@ Test(qtype, plane_bytes)
     qlayout l;
     cr_assert(!qtype_layout(QT(MIXQ_QT_INT6_DQ), ST_F32, 1, UINT64_MAX / 2, 16, &l));
     cr_assert(!qtype_layout(QT(MIXQ_QT_INT3_DQ), ST_F32, UINT64_MAX / 8, 64, 16, &l));
+}
+
+/*
+ * What docs/HACKING.md promises of a row: a name and one-line help that
+ * lookups and the --help list find, a consistent plain dtype, a valid group
+ * range, kernels for a quantized type, and code ranges that fit the bits.
+ */
+Test(qtype, rows_keep_the_documented_promises)
+{
+    char list[512];
+    qtype_name_list(list, sizeof list);
+    for (int i = 0; i < MIXQ_QT_COUNT; i++) {
+        const qtype_desc *q = RAWQT((mixq_qtype)i);
+        if (!q->name) continue;
+        cr_assert(q->name[0] && q->help && q->help[0], "type %d: name and help", i);
+        cr_assert_leq(strlen(q->help), 41, "%s: help is one column of --help (41 characters)", q->name);
+        cr_assert_eq(qtype_by_name(q->name), q, "%s", q->name);
+        if (i != MIXQ_QT_RAW) cr_assert(strstr(list, q->name), "%s missing from '%s'", q->name, list);
+        cr_assert_neq(q->plain, q->quantized, "%s: plain xor quantized", q->name);
+        if (q->plain) {
+            cr_assert_null(q->quantize_row);
+            if (q->plain_dtype == ST_DTYPE_COUNT) { /* raw: the source dtype */
+                cr_assert_eq(i, MIXQ_QT_RAW);
+                cr_assert_eq(qtype_data_dtype(q, ST_I32), ST_I32);
+                continue;
+            }
+            cr_assert(st_dtypes[q->plain_dtype].is_float, "%s", q->name);
+            cr_assert_eq(st_dtypes[q->plain_dtype].size * 8u, q->code_bits, "%s", q->name);
+            cr_assert_eq(qtype_for_plain_dtype(q->plain_dtype), q, "%s", q->name);
+            cr_assert_eq(qtype_data_dtype(q, ST_I32), q->plain_dtype);
+            continue;
+        }
+        cr_assert_eq(qtype_data_dtype(q, ST_F32), ST_DTYPE_COUNT);
+        cr_assert(q->quantize_row && q->dequantize_row, "%s: kernels", q->name);
+        cr_assert(q->group_min && !(q->group_min & (q->group_min - 1)), "%s: group_min", q->name);
+        cr_assert(!(q->group_max & (q->group_max - 1)) && q->group_min <= q->group_max, "%s", q->name);
+        cr_assert(qtype_group_ok(q, q->group_default), "%s: default group", q->name);
+        cr_assert_lt(q->code_min, q->code_max, "%s: code range", q->name);
+        cr_assert_leq((long)q->code_max - q->code_min + 1, 1L << q->code_bits, "%s: codes fit", q->name);
+        cr_assert_lt(q->code_bias, 1u << q->code_bits);
+        if (q->scale_kind == QS_CODE) {
+            cr_assert_lt(q->scale_code_min, q->scale_code_max, "%s", q->name);
+            cr_assert_leq((long)q->scale_code_max - q->scale_code_min + 1, 1L << q->scale_bits, "%s", q->name);
+        }
+    }
+    cr_assert_eq(qtype_for_plain_dtype(ST_I8), QT(MIXQ_QT_RAW));
+    cr_assert_eq(qtype_for_plain_dtype(ST_F64), QT(MIXQ_QT_RAW));
+}
+
+/* The code q of a stored field u under the row's bias and range (or INT_MIN if none maps into it). */
+static int unbias(unsigned u, unsigned bits, unsigned bias, int lo, int hi)
+{
+    int q = (int)u - (int)bias;
+    if (q < lo) q += 1 << bits;
+    if (q > hi) q -= 1 << bits;
+    return q >= lo && q <= hi ? q : INT_MIN;
+}
+
+/* Offsets of each bit plane of `count` fields within one row's part of a section. */
+static void plane_offsets(const uint8_t planes[QT_MAX_PLANES], size_t count, size_t off[QT_MAX_PLANES])
+{
+    size_t at = 0;
+    for (int p = 0; p < QT_MAX_PLANES; p++) {
+        off[p] = at;
+        at += (count * planes[p] + 7u) / 8u;
+    }
+}
+
+/* Every code the kernels store lies in the row's [code_min, code_max] under code_bias (scale codes too). */
+Test(qtype, kernels_store_codes_in_the_row_range)
+{
+    enum { R = 4, K = 512 };
+    static float x[R * K];
+    uint32_t s = 12345u;
+    for (int i = 0; i < R * K; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = ((float)(s >> 8) / 16777216.0f - 0.5f) * (1.0f + (float)(i % 7));
+    }
+    for (int i = 0; i < MIXQ_QT_COUNT; i++) {
+        const qtype_desc *q = RAWQT((mixq_qtype)i);
+        if (!q->name || !q->quantized) continue;
+        unsigned g = q->group_default ? q->group_default : q->group_min;
+        qlayout l;
+        cr_assert(qtype_layout(q, ST_F32, R, K, g, &l));
+        uint8_t *buf = calloc(1, (size_t)l.total + 64);
+        cr_assert_not_null(buf);
+        int seen_lo = 0, seen_hi = 0;
+        for (int r = 0; r < R; r++) {
+            mx_rowptrs p = {{NULL}};
+            for (int k = 0; k < MIXQ_SECTION_COUNT; k++)
+                if (qtype_has_section(q, (mixq_section_kind)k))
+                    p.sec[k] = buf + l.offset[k] + (size_t)r * l.row_bytes[k];
+            q->quantize_row(x + (size_t)r * K, K, l.group, NULL, p);
+            size_t off[QT_MAX_PLANES];
+            plane_offsets(q->code_planes, K, off);
+            for (size_t e = 0; e < K; e++) {
+                int c = unbias(mx_planes_get(p.sec[MIXQ_SEC_CODES], q->code_planes, off, e), q->code_bits,
+                               q->code_bias, q->code_min, q->code_max);
+                cr_assert_neq(c, INT_MIN, "%s: row %d element %zu: code outside the row's range", q->name, r, e);
+                seen_lo |= c == q->code_min;
+                seen_hi |= c == q->code_max;
+            }
+            if (q->scale_kind != QS_CODE) continue;
+            plane_offsets(q->scale_planes, l.groups_per_row, off);
+            for (size_t j = 0; j < l.groups_per_row; j++) {
+                int c = unbias(mx_planes_get(p.sec[MIXQ_SEC_SCALES], q->scale_planes, off, j), q->scale_bits,
+                               q->scale_code_bias, q->scale_code_min, q->scale_code_max);
+                cr_assert_neq(c, INT_MIN, "%s: row %d group %zu: scale code outside the row's range", q->name, r, j);
+            }
+        }
+        if (q->scale_kind != QS_F32) /* fp8 codes are bit patterns: no extreme is special */
+            cr_assert(seen_lo || seen_hi, "%s: neither end of the code range is ever used", q->name);
+        free(buf);
+    }
 }

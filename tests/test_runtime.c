@@ -17,6 +17,7 @@
 #include "runtime/forward.h"
 #include "runtime/imatrix.h"
 #include "runtime/model.h"
+#include "mixq_tools.h"
 #include "test_support.h"
 
 static void fini(void) { ts_remove_tracked(); }

@@ -24,20 +24,7 @@
 #include "kernels/quant_search.h"
 #include "reader/st_reader.h"
 #include "test_support.h"
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-static double rng_unit(uint64_t *s) { return ((double)(rng_next(s) >> 11) + 0.5) * 0x1p-53; }
-static double rng_gauss(uint64_t *s)
-{
-    double u = rng_unit(s), v = rng_unit(s);
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
-}
+#include "test_rng.h"
 
 static const mixq_qtype int_types[] = {MIXQ_QT_INT8,    MIXQ_QT_INT4,    MIXQ_QT_INT4S,   MIXQ_QT_INT2,
                                        MIXQ_QT_INT4_DQ, MIXQ_QT_INT2_DQ, MIXQ_QT_INT3_DQ, MIXQ_QT_INT6_DQ};

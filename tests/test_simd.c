@@ -36,6 +36,8 @@
 #include "kernels/qtype.h"
 #include "kernels/quant_search.h"
 #include "kernels/simd.h"
+#include "test_rng.h"
+#include "test_support.h"
 
 /*
  * The search passes of the SIMD paths (defined in src/simd_<path>.c when it
@@ -45,23 +47,6 @@ extern const mx_search_ops mx_search_ops_avx2 __attribute__((weak));
 extern const mx_search_ops mx_search_ops_neon __attribute__((weak));
 
 /* ---- random numbers ---- */
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
-static double rng_unit(uint64_t *s) { return ((double)(rng_next(s) >> 11) + 0.5) * 0x1p-53; }
-static size_t rng_below(uint64_t *s, size_t n) { return (size_t)(rng_next(s) % n); }
-
-static double rng_gauss(uint64_t *s)
-{
-    double u = rng_unit(s), v = rng_unit(s);
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
-}
 
 static float clampq(double v)
 {

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,4 +192,30 @@ int ts_run_cli(const char *const *args, char **out, char **err)
     close(ofd);
     close(efd);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+double ts_ref_e4m3(uint8_t b)
+{
+    int s = b >> 7, e = (b >> 3) & 15, m = b & 7;
+    double v;
+    if (e == 15 && m == 7)
+        v = NAN;
+    else if (e == 0)
+        v = ldexp(m, -9);
+    else
+        v = ldexp(8 + m, e - 10);
+    return s ? -v : v;
+}
+
+double ts_ref_e5m2(uint8_t b)
+{
+    int s = b >> 7, e = (b >> 2) & 31, m = b & 3;
+    double v;
+    if (e == 31)
+        v = m ? NAN : INFINITY;
+    else if (e == 0)
+        v = ldexp(m, -16);
+    else
+        v = ldexp(4 + m, e - 17);
+    return s ? -v : v;
 }

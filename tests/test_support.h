@@ -5,6 +5,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * A Criterion check that reports only failures: cr_assert reports every
+ * passing check to the runner, which is slow in loops of thousands.
+ */
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            cr_assert_fail(__VA_ARGS__);                                                           \
+    } while (0)
+
+/* Runs the mixq CLI with the listed arguments (ts_run_cli). */
+#define RUN(out, err, ...) ts_run_cli((const char *const[]){__VA_ARGS__, NULL}, out, err)
+
 /* Creates a fresh temporary directory (removed by ts_rmtree); returns its malloc'd path. */
 char *ts_tmpdir(void);
 /*
@@ -47,5 +60,9 @@ char *ts_models_dir(void);
  * not exit normally (*signal_out gets the signal if non-NULL).
  */
 int ts_run_cli(const char *const *args, char **out, char **err);
+
+/* Independent references: the value of an fp8 E4M3 / E5M2 byte from its bit fields (NaN codes: NAN). */
+double ts_ref_e4m3(uint8_t b);
+double ts_ref_e5m2(uint8_t b);
 
 #endif

@@ -16,38 +16,8 @@
 #include "common/half.h"
 #include "kernels/kernels.h"
 #include "kernels/qtype.h"
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            cr_assert_fail(__VA_ARGS__);                                                           \
-    } while (0)
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-static double rng_unit(uint64_t *s) { return ((double)(rng_next(s) >> 11) + 0.5) * 0x1p-53; }
-static double rng_gauss(uint64_t *s)
-{
-    double u = rng_unit(s), v = rng_unit(s);
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
-}
-
-/* Gaussian (mean, sigma) with ~1/50 outliers at 20..60 sigma, clamped to +-65504. */
-static void fill_gauss(float *x, size_t n, uint64_t *seed, double mean, double sigma)
-{
-    for (size_t i = 0; i < n; i++) {
-        double v = rng_gauss(seed) * sigma;
-        if (rng_next(seed) % 50 == 0)
-            v *= 20 + 40 * rng_unit(seed);
-        v += mean;
-        x[i] = (float)fmax(-65504.0, fmin(65504.0, v));
-    }
-}
+#include "test_rng.h"
+#include "test_support.h"
 
 static uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static float f16(uint16_t h) { return mx_f16_to_f32(h); }
@@ -213,7 +183,7 @@ Test(int4s, gaussian_rows)
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
         for (size_t gi = 0; gi < 5; gi++)
             for (int k = 0; k < 4; k++) {
-                fill_gauss(x, sizes[si], &seed, k == 3 ? 2.0 : 0.0, k == 0 ? 1e-3 : k == 1 ? 1.0 : 300.0);
+                rng_fill_gauss(x, sizes[si], &seed, k == 3 ? 2.0 : 0.0, k == 0 ? 1e-3 : k == 1 ? 1.0 : 300.0);
                 check_int4s_row(x, sizes[si], groups[gi], "gauss");
             }
     free(x);
@@ -317,7 +287,7 @@ Test(int2, gaussian_rows)
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
         for (size_t gi = 0; gi < 4; gi++)
             for (int k = 0; k < 4; k++) {
-                fill_gauss(x, sizes[si], &seed, k == 3 ? -5.0 : 0.0, k == 0 ? 1e-3 : k == 1 ? 1.0 : 300.0);
+                rng_fill_gauss(x, sizes[si], &seed, k == 3 ? -5.0 : 0.0, k == 0 ? 1e-3 : k == 1 ? 1.0 : 300.0);
                 check_int2_row(x, sizes[si], groups[gi], "gauss");
             }
     free(x);
@@ -450,7 +420,7 @@ Test(dq, gaussian_rows_partial_super_blocks)
                     continue;
                 for (int k = 0; k < 5; k++) {
                     double mean = k == 3 ? 4.0 : k == 4 ? -1.0 : 0.0, sigma = k == 0 ? 1e-3 : k == 2 ? 300.0 : 1.0;
-                    fill_gauss(x, sizes[si], &seed, mean, sigma);
+                    rng_fill_gauss(x, sizes[si], &seed, mean, sigma);
                     check_dq_row(dq_types[t], x, sizes[si], g, mixq_qtype_name(dq_types[t]));
                 }
             }

@@ -1,4 +1,5 @@
 /* cli_model.c - opening models and reading input tokens for eval, calibrate and run. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,20 +19,104 @@ int cli_open_model(const char *cmd, const char *path, const char *config_dir, rt
     return EXIT_OK;
 }
 
-int cli_tokenize(const char *cmd, const rt_model *m, const char *text, size_t len, int add_bos, int32_t **ids,
-                 size_t *n)
+/*
+ * The tokenizer stored in m's container (tokenizer.json with
+ * tokenizer_config.json, else tokenizer.model), or NULL with err->code
+ * MIXQ_E_NOT_FOUND if it stores neither.
+ */
+static mx_tok *stored_tokenizer(const rt_model *m, mixq_error *err)
 {
-    /* The tokenizers (src/tokenizer/, mx_tok_*) connect here: load the model's
-       tokenizer.model or tokenizer.json, encode(text, add_bos). */
-    (void)m;
-    (void)text;
-    (void)len;
-    (void)add_bos;
-    (void)ids;
-    (void)n;
-    cli_error(cmd, "text input needs a tokenizer, which this build does not have yet; give the token ids with "
-                   "--tokens FILE");
-    return EXIT_USAGE;
+    static const char *const names[] = {"tokenizer.json", "tokenizer.model"};
+    for (int k = 0; k < 2; k++) {
+        if (mixq_file_find(m->mf, names[k], NULL) != MIXQ_OK) continue;
+        void *data = NULL, *cfg = NULL;
+        size_t n = 0, cn = 0;
+        mx_tok *tok = NULL;
+        if (mixq_file_read(m->mf, names[k], &data, &n, err) == MIXQ_OK &&
+            (k == 1 || mixq_file_find(m->mf, "tokenizer_config.json", NULL) != MIXQ_OK ||
+             mixq_file_read(m->mf, "tokenizer_config.json", &cfg, &cn, err) == MIXQ_OK)) {
+            size_t pl = strlen(m->path) + strlen(names[k]) + 2;
+            char *name = malloc(pl);
+            if (name) {
+                snprintf(name, pl, "%s:%s", m->path, names[k]);
+                tok = mx_tok_load(k == 0 ? MX_TOK_HF_JSON : MX_TOK_SPM_MODEL, data, n, cfg, cn, name, err);
+                free(name);
+            } else {
+                mx_err(err, MIXQ_E_NOMEM, "out of memory");
+            }
+        }
+        mixq_free(data);
+        mixq_free(cfg);
+        return tok;
+    }
+    err->code = MIXQ_E_NOT_FOUND;
+    return NULL;
+}
+
+int cli_open_tokenizer(const char *cmd, const rt_model *m, mx_tok **out)
+{
+    mixq_error err;
+    *out = NULL;
+    if (m->mf && m->config_stored) { /* the config came from the container: so does the tokenizer, if stored */
+        mx_tok *tok = stored_tokenizer(m, &err);
+        if (!tok && err.code != MIXQ_E_NOT_FOUND) {
+            cli_error(cmd, "%s", err.message);
+            return cli_exit_code(err.code);
+        }
+        if (tok) {
+            *out = tok;
+            goto check;
+        }
+    }
+    if (!m->config_path) {
+        cli_error(cmd, "%s: no directory to find the tokenizer in; give the token ids with --tokens FILE", m->path);
+        return EXIT_USAGE;
+    }
+    char *dir = strdup(m->config_path);
+    if (!dir) {
+        cli_error(cmd, "out of memory");
+        return EXIT_SYSTEM;
+    }
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    else strcpy(dir, ".");
+    mx_tok *tok = mx_tok_load_dir(dir, &err);
+    free(dir);
+    if (!tok) {
+        cli_error(cmd, "%s", err.message);
+        return cli_exit_code(err.code);
+    }
+    *out = tok;
+check:
+    tok = *out;
+    /* an embedding may have more rows than the tokenizer has ids (padding), never fewer */
+    if (mx_tok_vocab_size(tok) > (size_t)m->cfg.vocab) {
+        char b[MX_SHOWN_BUF];
+        cli_error(cmd, "%s: the tokenizer has %zu tokens but the model's embedding has %lld rows: they do not belong "
+                       "together",
+                  mx_shown(m->path, b), mx_tok_vocab_size(tok), (long long)m->cfg.vocab);
+        mx_tok_free(tok);
+        *out = NULL;
+        return EXIT_BAD_DATA;
+    }
+    return EXIT_OK;
+}
+
+int cli_tokenize(const char *cmd, const rt_model *m, const char *name, const char *text, size_t len, int add_bos,
+                 int32_t **ids, size_t *n)
+{
+    mx_tok *tok = NULL;
+    int rc = cli_open_tokenizer(cmd, m, &tok);
+    if (rc) return rc;
+    mixq_error err;
+    mixq_status s = mx_tok_encode(tok, text, len, add_bos, ids, n, &err);
+    mx_tok_free(tok);
+    if (s) {
+        char b[MX_SHOWN_BUF];
+        cli_error(cmd, "%s: %s", mx_shown(name, b), err.message);
+        return cli_exit_code(s);
+    }
+    return EXIT_OK;
 }
 
 int cli_input_tokens(const char *cmd, const rt_model *m, const char *tokens_path, const char *text_path,
@@ -49,7 +134,7 @@ int cli_input_tokens(const char *cmd, const rt_model *m, const char *tokens_path
             cli_error(cmd, "%s", err.message);
             return cli_exit_code(s);
         }
-        int rc = cli_tokenize(cmd, m, text, len, add_bos, ids, n);
+        int rc = cli_tokenize(cmd, m, text_path, text, len, add_bos, ids, n);
         free(text);
         return rc;
     }

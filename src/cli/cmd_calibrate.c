@@ -11,7 +11,7 @@
 #include "runtime/calibrate.h"
 
 static const char usage[] =
-    "Usage: mixq calibrate MODEL --tokens FILE -o OUT [--ctx N] [--chunks N]\n"
+    "Usage: mixq calibrate MODEL (--text FILE | --tokens FILE) -o OUT [--ctx N] [--chunks N]\n"
     "\n"
     "Computes the importance matrix of MODEL (a container or a safetensors\n"
     "checkpoint of the LLaMA family) on calibration text, as llama.cpp's imatrix\n"
@@ -22,6 +22,8 @@ static const char usage[] =
     "legacy .dat format.  Tensors get their GGUF names (blk.N.attn_q.weight, ...).\n"
     "\n"
     "Options:\n"
+    "  --text FILE         the text (UTF-8), tokenized by the model's tokenizer\n"
+    "                      (tokenizer.json or tokenizer.model beside config.json)\n"
     "  --tokens FILE       the calibration text as token ids (decimal numbers\n"
     "                      separated by white space; BOS is put in front)\n"
     "  -o, --output OUT    the file to write (.gguf or .dat)\n"
@@ -87,7 +89,7 @@ int cmd_calibrate(int argc, char **argv)
         }
     }
     if (argc - optind != 1) return cli_usage_error("calibrate", "expected exactly one MODEL");
-    if (!tokens_path == !text_path) return cli_usage_error("calibrate", "give the input with --tokens FILE");
+    if (!tokens_path == !text_path) return cli_usage_error("calibrate", "give the input with either --text FILE or --tokens FILE");
     if (!out_path) return cli_usage_error("calibrate", "missing -o OUT");
     if (!force && access(out_path, F_OK) == 0) {
         char b[MX_SHOWN_BUF];

@@ -23,7 +23,7 @@ static const char usage[] =
     "dimensions. Integer and bool tensors are checked for exactness only.\n"
     "\n"
     "Options:\n"
-    "  -j, --json   print one JSON object (infinite or undefined numbers are null)\n"
+    "      --json   print one JSON object (infinite or undefined numbers are null)\n"
     "  -h, --help   show this help\n"
     "\n"
     "Exit status: 0 success; 1 malformed or corrupt input, tensors or shapes that\n"
@@ -146,15 +146,15 @@ static void print_table(const char *in, const char *path, const mixq_compare_res
 int cmd_compare(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"json", no_argument, NULL, 1000}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int json = 0, c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":jh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'j': json = 1; break;
+        case 1000: json = 1; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
-        default: return cli_usage_error("compare", "unknown option '%s'", argv[optind - 1]);
+        default: return cli_unknown_option("compare", argv[optind - 1]);
         }
     }
     if (argc - optind != 2) return cli_usage_error("compare", "expected the source checkpoint IN and a container FILE");
@@ -167,7 +167,7 @@ int cmd_compare(int argc, char **argv)
     mixq_error err;
     mixq_status s = mixq_compare(in, path, &opts, &r, &err);
     if (s != MIXQ_OK) {
-        cli_error("compare", "%s", err.message);
+        cli_lib_error("compare", &err);
         return cli_exit_code(s);
     }
     int rc = EXIT_OK;

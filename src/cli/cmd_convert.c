@@ -21,19 +21,17 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  -o, --output OUT      the container to write (required)\n"
-    "  -t, --type TYPE       int8 (default), int4, int4s, int2, int6_dq, int4_dq,\n"
-    "                        int3_dq, int2_dq, f16, bf16 or f32\n"
-    "  -g, --group-size N    weights per scale group: int8 32|64|128|256 or 'row'\n"
-    "                        (default 128); int4 16..256 (default 64); int4s\n"
-    "                        16..256 (default 32); int2 16..128 (default 32);\n"
-    "                        int4_dq 16|32|64 (default 32); other _dq types 16\n"
+    "  -t, --type TYPE       one of the types below (default int8)\n"
+    "  -g, --group-size N    weights per scale group: a power of two in the type's\n"
+    "                        range below, or 'row' (fp8 types: one scale per\n"
+    "                        tensor); default: the type's own\n"
     "      --rtn             plain min/max scales (round to nearest) instead of\n"
     "                        the default error-minimizing scale search\n"
     "      --quantize-1d     also convert 1-D tensors (norms, biases) to TYPE\n"
     "      --plan FILE       apply a plan saved by 'mixq plan -o FILE' (or edited by\n"
     "                        hand) exactly; or plan here with the options below\n"
-    "  -j, --threads N       worker threads (default: online CPUs); the output is\n"
-    "                        byte-identical whatever N is\n"
+    "  -j, --threads N       worker threads, 1 to 1024 (default: one per CPU); the\n"
+    "                        output is byte-identical whatever N is\n"
     "  -f, --force           replace OUT if it exists\n"
     "  -q, --quiet           print nothing on success\n"
     "  -h, --help            show this help\n"
@@ -68,6 +66,21 @@ static void summary(const char *path)
 
 static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **plan);
 
+enum { OPT_Q1D = 1000, OPT_RTN, OPT_PLAN };
+
+/* The name of an option that a saved plan decides instead (so --plan rejects it), or NULL. */
+static const char *fixed_by_saved_plan(int code)
+{
+    switch (code) {
+    case 't': return "--type";
+    case 'g': return "--group-size";
+    case OPT_Q1D: return "--quantize-1d";
+    case OPT_RTN: return "--rtn";
+    case CLI_OPT_MEASURE_SAMPLE: return "--measure-sample";
+    default: return NULL;
+    }
+}
+
 int cmd_convert(int argc, char **argv)
 {
     cli_plan_opts po;
@@ -81,7 +94,6 @@ int cmd_convert(int argc, char **argv)
 
 static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **plan)
 {
-    enum { OPT_Q1D = 1000, OPT_RTN, OPT_PLAN };
     static const struct option longopts[] = {
         {"output", required_argument, NULL, 'o'}, {"type", required_argument, NULL, 't'},
         {"group-size", required_argument, NULL, 'g'}, {"quantize-1d", no_argument, NULL, OPT_Q1D},
@@ -90,6 +102,7 @@ static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **pla
         {"threads", required_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'}, CLI_PLAN_LONGOPTS, {NULL, 0, NULL, 0}};
     const char *plan_path = NULL;
+    const char *fixed_by_plan = NULL; /* the first option given that a saved plan decides instead */
     int type_given = 0;
     mixq_convert_options opts;
     mixq_convert_options_init(&opts);
@@ -98,14 +111,14 @@ static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **pla
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":o:t:g:j:fqh", longopts, NULL)) != -1) {
+        if (!fixed_by_plan) fixed_by_plan = fixed_by_saved_plan(c);
         int r = cli_plan_opt(po, "convert", c, optarg);
         if (r < 0) return EXIT_USAGE;
         if (r > 0) continue;
         switch (c) {
         case 'o': out = optarg; break;
         case 't':
-            if (mixq_qtype_from_name(optarg, &opts.type) != MIXQ_OK || opts.type == MIXQ_QT_RAW)
-                return cli_usage_error("convert", "unknown type '%s' (choose int8, int4, int4s, int2, int6_dq, int4_dq, int3_dq, int2_dq, f16, bf16 or f32)", optarg);
+            if (cli_parse_type("convert", optarg, &opts.type) != 0) return EXIT_USAGE;
             type_given = 1;
             break;
         case OPT_PLAN: plan_path = optarg; break;
@@ -130,6 +143,8 @@ static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **pla
         case 'h':
             fputs(usage, stdout);
             fputs("\n", stdout);
+            cli_print_types(stdout);
+            fputs("\n", stdout);
             fputs(cli_plan_help, stdout);
             return EXIT_OK;
         case ':': return cli_usage_error("convert", "option '%s' needs a value", argv[optind - 1]);
@@ -142,11 +157,14 @@ static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **pla
     cli_plan_opts_finish(po);
     if (plan_path && po->any)
         return cli_usage_error("convert", "--plan applies a saved plan; planning options cannot be combined with it");
+    if (plan_path && fixed_by_plan)
+        return cli_usage_error("convert", "--plan applies a saved plan, which fixes each tensor's type, group size "
+                               "and quantizer; %s cannot be combined with it", fixed_by_plan);
     mixq_error err;
     if (plan_path) {
         mixq_status ps = mixq_plan_load(plan_path, plan, &err);
         if (ps != MIXQ_OK) {
-            cli_error("convert", "%s", err.message);
+            cli_lib_error("convert", &err);
             return cli_exit_code(ps);
         }
         opts.plan = *plan;
@@ -171,7 +189,7 @@ static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **pla
         return 128 + (int)*cancel_flag;
     }
     if (s != MIXQ_OK) {
-        cli_error("convert", "%s", err.message);
+        cli_lib_error("convert", &err);
         return cli_exit_code(s);
     }
     if (!quiet) summary(out);

@@ -13,13 +13,15 @@ static const char usage[] =
     "Usage: mixq dump FILE [--json] [--tensor NAME]\n"
     "\n"
     "Lists the tensors of a container: name, shape, quant_type, group size,\n"
-    "stored bytes, bits per weight and xxh3 checksum, then totals (source size,\n"
-    "output size, compression, bits per weight), then the model files stored\n"
-    "in it (config.json, tokenizer, ...). Checksums are listed, not\n"
-    "checked: use 'mixq verify'.\n"
+    "stored bytes, bits per weight and xxh3 checksum, then the tensors, weights,\n"
+    "bytes and bits per weight of each type (as 'mixq plan'), totals (source\n"
+    "size, output size, compression, bits per weight) and the model files stored\n"
+    "in it (config.json, tokenizer, ...). Checksums are listed, not checked: use\n"
+    "'mixq verify'. In --json, file_offset is an absolute file offset and a\n"
+    "section's offset is relative to its tensor's file_offset.\n"
     "\n"
     "Options:\n"
-    "  -j, --json          print one JSON object instead of a table\n"
+    "      --json          print one JSON object instead of a table\n"
     "  -t, --tensor NAME   show only this tensor, with its sections\n"
     "  -h, --help          show this help\n"
     "\n"
@@ -53,7 +55,7 @@ static json_t *tensor_json(const mixq_tensor *t, int with_sections)
     snprintf(hex, sizeof hex, "%016" PRIx64, in.checksum);
     json_t *o = json_pack("{s:s,s:o,s:s,s:s,s:i,s:b,s:I,s:I,s:f,s:s}", "name", in.name, "shape", shape,
                           "source_dtype", in.source_dtype, "quant_type", in.quant_type, "group_size",
-                          (int)in.group_size, "symmetric", in.symmetric, "offset", (json_int_t)in.offset, "bytes",
+                          (int)in.group_size, "symmetric", in.symmetric, "file_offset", (json_int_t)in.offset, "bytes",
                           (json_int_t)in.nbytes, "bits_per_weight", in.bits_per_weight, "xxh3", hex);
     if (o && with_sections) {
         json_t *secs = json_object();
@@ -61,9 +63,9 @@ static json_t *tensor_json(const mixq_tensor *t, int with_sections)
             mixq_section sec;
             if (mixq_tensor_section(t, (mixq_section_kind)k, &sec) != MIXQ_OK) continue;
             json_object_set_new(secs, mixq_section_name((mixq_section_kind)k),
-                                json_pack("{s:I,s:I,s:I}", "offset",
-                                          (json_int_t)sec.offset,
-                                          "length", (json_int_t)sec.size, "row_stride", (json_int_t)sec.row_stride));
+                                json_pack("{s:I,s:I,s:I,s:I}", "offset", (json_int_t)(sec.offset - in.offset),
+                                          "file_offset", (json_int_t)sec.offset, "length", (json_int_t)sec.size,
+                                          "row_stride", (json_int_t)sec.row_stride));
         }
         json_object_set_new(o, "sections", secs);
     }
@@ -162,15 +164,16 @@ static void print_one(const mixq_tensor *t)
         if (in.group_size) printf("group size    %u\n", in.group_size);
         else printf("group size    per row (%llu)\n", (unsigned long long)in.row_length);
     }
-    printf("offset        %llu\n", (unsigned long long)in.offset);
+    printf("file offset   %llu\n", (unsigned long long)in.offset);
     printf("bytes         %llu\n", (unsigned long long)in.nbytes);
     printf("bits/weight   %.3f\n", in.bits_per_weight);
     printf("xxh3          %016" PRIx64 "\n", in.checksum);
     for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
         mixq_section sec;
         if (mixq_tensor_section(t, (mixq_section_kind)k, &sec) != MIXQ_OK) continue;
-        printf("section       %-7s %llu bytes, %llu per row\n", mixq_section_name((mixq_section_kind)k),
-               (unsigned long long)sec.size, (unsigned long long)sec.row_stride);
+        printf("section       %-12s at +%llu, %llu bytes, %llu per row\n", mixq_section_name((mixq_section_kind)k),
+               (unsigned long long)(sec.offset - in.offset), (unsigned long long)sec.size,
+               (unsigned long long)sec.row_stride);
     }
 }
 
@@ -196,11 +199,13 @@ static int dump_table(const char *path, mixq_file *f)
     printf("%-*s  %-18s  %-5s  %-5s  %12s  %6s  %-16s%s\n", (int)w, "name", "shape", "type", "group", "bytes", "bpw",
            "xxh3", has_est ? "  est.sq.err" : "");
     totals t = {0, 0, 0};
+    cli_by_type bt = {0};
     for (size_t i = 0; i < n; i++) {
         mixq_tensor_info in;
         mixq_tensor_get_info(mixq_tensor_at(f, i), &in);
         add_totals(&t, &in);
-        char shape[256], group[16];
+        char shape[256], group[16], sp[48];
+        cli_by_type_add(&bt, cli_type_spec(in.qtype, in.group_size, sp, sizeof sp), in.n_elements, in.nbytes);
         if (!in.quantized) snprintf(group, sizeof group, "-");
         else if (in.group_size == 0) snprintf(group, sizeof group, "row");
         else snprintf(group, sizeof group, "%u", in.group_size);
@@ -212,6 +217,7 @@ static int dump_table(const char *path, mixq_file *f)
         else if (has_est) printf("  %11s", "-");
         putchar('\n');
     }
+    cli_by_type_print(&bt);
     char a[32], b[32], c[32];
     printf("\ntotal: %zu tensors, %llu weights; source %s, stored %s, file %s; %.2fx smaller; %.3f bits per weight\n",
            n, (unsigned long long)t.elements, cli_bytes(t.source, a, sizeof a), cli_bytes(t.stored, b, sizeof b),
@@ -240,7 +246,8 @@ static int dump_table(const char *path, mixq_file *f)
 
 int cmd_dump(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
+    enum { OPT_JSON = 1000 };
+    static const struct option longopts[] = {{"json", no_argument, NULL, OPT_JSON},
                                               {"tensor", required_argument, NULL, 't'},
                                               {"help", no_argument, NULL, 'h'},
                                               {NULL, 0, NULL, 0}};
@@ -248,13 +255,13 @@ int cmd_dump(int argc, char **argv)
     const char *only = NULL;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":jt:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'j': json = 1; break;
+        case OPT_JSON: json = 1; break;
         case 't': only = optarg; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         case ':': return cli_usage_error("dump", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("dump", "unknown option '%s'", argv[optind - 1]);
+        default: return cli_unknown_option("dump", argv[optind - 1]);
         }
     }
     if (argc - optind != 1) return cli_usage_error("dump", "expected exactly one FILE");
@@ -262,7 +269,7 @@ int cmd_dump(int argc, char **argv)
     mixq_error err;
     mixq_file *f = mixq_open(path, 0, &err);
     if (!f) {
-        cli_error("dump", "%s", err.message);
+        cli_lib_error("dump", &err);
         return cli_exit_code(err.code);
     }
     int rc;

@@ -13,7 +13,7 @@
 #include "runtime/eval.h"
 
 static const char usage[] =
-    "Usage: mixq eval MODEL --tokens FILE [--base SOURCE] [--ctx N] [--chunks N] [--json]\n"
+    "Usage: mixq eval MODEL (--text FILE | --tokens FILE) [--base SOURCE] [--ctx N] [--chunks N] [--json]\n"
     "\n"
     "Perplexity of MODEL (a container or a safetensors checkpoint of the LLaMA\n"
     "family: llama, mistral, qwen2) on a text, with llama.cpp's convention: the\n"
@@ -25,6 +25,8 @@ static const char usage[] =
     "token; both models run on each chunk (no logits file).\n"
     "\n"
     "Options:\n"
+    "  --text FILE         the text (UTF-8), tokenized by the model's tokenizer\n"
+    "                      (tokenizer.json or tokenizer.model beside config.json)\n"
     "  --tokens FILE       the text as token ids: decimal numbers separated by white\n"
     "                      space, as the model's tokenizer makes them; BOS is put\n"
     "                      in front when the model has one (as llama.cpp does)\n"
@@ -142,7 +144,7 @@ int cmd_eval(int argc, char **argv)
         }
     }
     if (argc - optind != 1) return cli_usage_error("eval", "expected exactly one MODEL");
-    if (!tokens_path == !text_path) return cli_usage_error("eval", "give the input with --tokens FILE");
+    if (!tokens_path == !text_path) return cli_usage_error("eval", "give the input with either --text FILE or --tokens FILE");
     const char *model_path = argv[optind];
     volatile sig_atomic_t *cancel = cli_catch_signals();
 

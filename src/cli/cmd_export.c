@@ -11,6 +11,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "kernels/qtype.h"
 #include "plan_opts.h"
 
 static const char usage[] =
@@ -105,7 +106,7 @@ int cmd_export(int argc, char **argv)
             break;
         case 'd':
             if (mixq_qtype_from_name(optarg, &opts.dtype) != MIXQ_OK ||
-                (opts.dtype != MIXQ_QT_F32 && opts.dtype != MIXQ_QT_F16 && opts.dtype != MIXQ_QT_BF16))
+                qtype_data_dtype(qtype_get(opts.dtype), ST_DTYPE_COUNT) == ST_DTYPE_COUNT) /* not f32/f16/bf16 */
                 return cli_usage_error("export", "unknown dtype '%s' (choose f32, f16 or bf16)", optarg);
             dtype_set = 1;
             break;
@@ -148,7 +149,7 @@ int cmd_export(int argc, char **argv)
         return 128 + (int)*cancel_flag;
     }
     if (s != MIXQ_OK) {
-        cli_error("export", "%s", err.message);
+        cli_lib_error("export", &err);
         return cli_exit_code(s);
     }
     if (!quiet) {

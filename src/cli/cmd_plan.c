@@ -26,40 +26,28 @@ static const char usage_head[] =
     "Options:\n"
     "  -o, --output FILE     write the plan as JSON ('-' = standard output)\n"
     "  -t, --type TYPE       uniform: the type (default int8); sensitivity: the type\n"
-    "                        of an average tensor (default int4)\n"
+    "                        of an average tensor (default int4); TYPE is one of\n"
+    "                        the types below\n"
     "  -g, --group-size N    weights per scale group for every type that allows it\n"
     "                        (or 'row'); default: each type's own\n"
     "      --quantize-1d     1-D tensors (norms, biases) may be quantized too\n"
     "      --explain         also show layer, depth, weight, score and the reason\n"
     "                        for each tensor's type\n"
+    "  -j, --threads N       measuring threads, 1 to 1024 (default: one per CPU);\n"
+    "                        the plan is the same whatever N is\n"
     "  -f, --force           replace FILE if it exists\n"
     "  -q, --quiet           print only errors (and the plan with -o -)\n"
     "  -h, --help            show this help\n"
     "\n";
+
+static const char usage_types_note[] =
+    "--candidates and --override take TYPE or TYPE:GROUP (e.g. int4:64).\n";
 
 static const char usage_tail[] =
     "\n"
     "Exit status: 0 success; 1 malformed input, or a budget below the smallest\n"
     "achievable size; 2 usage error; 3 I/O error, FILE exists or out of memory;\n"
     "130/143 interrupted.\n";
-
-/* "int4:64", "f16", "int8:row". */
-static const char *spec(const mixq_plan_tensor *t, char *buf, size_t len)
-{
-    const char *name = mixq_qtype_name(t->qtype);
-    int quantized = t->qtype != MIXQ_QT_RAW && t->qtype != MIXQ_QT_F32 && t->qtype != MIXQ_QT_F16 &&
-                    t->qtype != MIXQ_QT_BF16;
-    if (!quantized) snprintf(buf, len, "%s", name);
-    else if (t->group_size) snprintf(buf, len, "%s:%u", name, t->group_size);
-    else snprintf(buf, len, "%s:row", name);
-    return buf;
-}
-
-typedef struct type_total {
-    char spec[48];
-    size_t tensors;
-    uint64_t bytes, weights;
-} type_total;
 
 static void print_table(const mixq_plan *p, int explain)
 {
@@ -74,13 +62,12 @@ static void print_table(const mixq_plan *p, int explain)
     printf("%-*s  %-10s  %10s  %-12s  %12s  %9s", (int)w, "tensor", "role", "weights", "type", "bytes", "rel.err");
     if (explain) printf("  %5s  %5s  %9s  %7s  %s", "layer", "depth", "weight", "score", "reason");
     putchar('\n');
-    type_total *tt = calloc(n ? n : 1, sizeof *tt);
-    size_t ntt = 0;
+    cli_by_type bt = {0};
     for (size_t i = 0; i < n; i++) {
         mixq_plan_tensor t;
         mixq_plan_tensor_get(p, i, &t);
         char sp[48], role[32], err[32];
-        spec(&t, sp, sizeof sp);
+        cli_type_spec(t.qtype, t.group_size, sp, sizeof sp);
         snprintf(role, sizeof role, "%s%s", t.role, t.tied ? "*" : "");
         if (isnan(t.rel_error)) snprintf(err, sizeof err, "-");
         else if (t.rel_error == 0) snprintf(err, sizeof err, "0");
@@ -95,22 +82,9 @@ static void print_table(const mixq_plan *p, int explain)
                    t.reason);
         }
         putchar('\n');
-        if (!tt) continue;
-        size_t k = 0;
-        while (k < ntt && strcmp(tt[k].spec, sp) != 0) k++;
-        if (k == ntt) snprintf(tt[ntt++].spec, sizeof tt[0].spec, "%s", sp);
-        tt[k].tensors++;
-        tt[k].bytes += t.nbytes;
-        tt[k].weights += t.n_elements;
+        cli_by_type_add(&bt, sp, t.n_elements, t.nbytes);
     }
-    printf("\nby type:\n");
-    for (size_t k = 0; k < ntt; k++) {
-        char b[32];
-        printf("  %-14s %5zu tensors  %12llu weights  %12s  %7.3f bits per weight\n", tt[k].spec, tt[k].tensors,
-               (unsigned long long)tt[k].weights, cli_bytes(tt[k].bytes, b, sizeof b),
-               tt[k].weights ? (double)tt[k].bytes * 8.0 / (double)tt[k].weights : 0.0);
-    }
-    free(tt);
+    cli_by_type_print(&bt);
 }
 
 static void print_summary(const mixq_plan *p)
@@ -164,8 +138,8 @@ int cmd_plan(int argc, char **argv)
     int quiet = 0, explain = 0, force = 0, c, rc = EXIT_OK;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":o:t:g:fqh", longopts, NULL)) != -1) {
-        int r = cli_plan_opt(&po, "plan", c, optarg);
+    while ((c = getopt_long(argc, argv, ":o:t:g:j:fqh", longopts, NULL)) != -1) {
+        int r = cli_plan_opt(&po, "plan", c == 'j' ? CLI_OPT_THREADS : c, optarg);
         if (r < 0) {
             cli_plan_opts_free(&po);
             return EXIT_USAGE;
@@ -174,9 +148,9 @@ int cmd_plan(int argc, char **argv)
         switch (c) {
         case 'o': out = optarg; break;
         case 't':
-            if (mixq_qtype_from_name(optarg, &po.po.type) != MIXQ_OK || po.po.type == MIXQ_QT_RAW) {
+            if (cli_parse_type("plan", optarg, &po.po.type) != 0) {
                 cli_plan_opts_free(&po);
-                return cli_usage_error("plan", "unknown type '%s'", optarg);
+                return EXIT_USAGE;
             }
             break;
         case 'g': {
@@ -195,6 +169,10 @@ int cmd_plan(int argc, char **argv)
         case 'q': quiet = 1; break;
         case 'h':
             fputs(usage_head, stdout);
+            cli_print_types(stdout);
+            fputs("\n", stdout);
+            fputs(usage_types_note, stdout);
+            fputs("\n", stdout);
             fputs(cli_plan_help, stdout);
             fputs(usage_tail, stdout);
             cli_plan_opts_free(&po);
@@ -231,7 +209,7 @@ int cmd_plan(int argc, char **argv)
         return 128 + (int)*cancel_flag;
     }
     if (s != MIXQ_OK) {
-        cli_error("plan", "%s", err.message);
+        cli_lib_error("plan", &err);
         cli_plan_opts_free(&po);
         return cli_exit_code(s);
     }
@@ -251,7 +229,7 @@ int cmd_plan(int argc, char **argv)
     } else if (out) {
         s = mixq_plan_save(plan, out, force, &err);
         if (s != MIXQ_OK) {
-            cli_error("plan", "%s", err.message);
+            cli_lib_error("plan", &err);
             rc = cli_exit_code(s);
         } else if (!quiet) {
             printf("plan written to %s\n", out);

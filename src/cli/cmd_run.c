@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli_model.h"
 #include "cli_util.h"
@@ -12,7 +13,7 @@
 #include "runtime/forward.h"
 
 static const char usage[] =
-    "Usage: mixq run MODEL --tokens FILE --print-ids [-n N] [--temp T] [--seed S]\n"
+    "Usage: mixq run MODEL (--prompt TEXT | --tokens FILE) [-n N] [--temp T] [--seed S]\n"
     "\n"
     "Continues a prompt with MODEL (a container or a safetensors checkpoint of the\n"
     "LLaMA family), printing each new token as it is chosen: the most likely one\n"
@@ -21,10 +22,17 @@ static const char usage[] =
     "continuation).  Stops after N tokens, at an end-of-sequence token, or at the\n"
     "model's max_position_embeddings.\n"
     "\n"
+    "The text goes through the model's tokenizer (tokenizer.json or\n"
+    "tokenizer.model beside its config.json); the continuation is printed as\n"
+    "text as it is made (control characters shown as '?' on a terminal).\n"
+    "\n"
     "Options:\n"
+    "  -p, --prompt TEXT   the prompt (UTF-8 text; BOS is put in front when the\n"
+    "                      model has one)\n"
     "  --tokens FILE       the prompt as token ids (decimal numbers separated by\n"
     "                      white space; BOS is put in front when the model has one)\n"
     "  --print-ids         print the new token ids (space separated) instead of text\n"
+    "                      (needs no tokenizer with --tokens)\n"
     "  -n, --n-predict N   tokens to generate (default 128)\n"
     "  --temp T            sampling temperature (default 0: greedy)\n"
     "  --seed S            seed of the sampler (default 1)\n"
@@ -36,7 +44,7 @@ static const char usage[] =
     "Exit status: 0 success; 1 malformed input; 2 usage error; 3 I/O error or\n"
     "out of memory; 130/143 interrupted.\n";
 
-enum { OPT_TOKENS = 256, OPT_PROMPT, OPT_PRINT_IDS, OPT_TEMP, OPT_SEED, OPT_IGNORE_EOS, OPT_CONFIG };
+enum { OPT_TOKENS = 256, OPT_PRINT_IDS, OPT_TEMP, OPT_SEED, OPT_IGNORE_EOS, OPT_CONFIG };
 
 /* splitmix64: a small, fully specified generator, so a seed means the same draws everywhere. */
 static uint64_t next_u64(uint64_t *s)
@@ -63,10 +71,21 @@ static int32_t pick(const float *logits, size_t V, double temp, uint64_t *rng)
     return (int32_t)best;
 }
 
+/* Prints the text of one token; on a terminal, control bytes other than newline and tab become '?'. */
+static void print_piece(const mx_tok *tok, int32_t id, int tty)
+{
+    size_t len = 0;
+    const char *p = mx_tok_decode_piece(tok, id, &len);
+    for (size_t i = 0; p && i < len; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        putchar(tty && (ch < 0x20 || ch == 0x7f) && ch != '\n' && ch != '\t' ? '?' : ch);
+    }
+}
+
 int cmd_run(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"tokens", required_argument, NULL, OPT_TOKENS}, {"prompt", required_argument, NULL, OPT_PROMPT},
+        {"tokens", required_argument, NULL, OPT_TOKENS}, {"prompt", required_argument, NULL, 'p'},
         {"print-ids", no_argument, NULL, OPT_PRINT_IDS}, {"n-predict", required_argument, NULL, 'n'},
         {"temp", required_argument, NULL, OPT_TEMP},     {"seed", required_argument, NULL, OPT_SEED},
         {"ignore-eos", no_argument, NULL, OPT_IGNORE_EOS}, {"config", required_argument, NULL, OPT_CONFIG},
@@ -78,11 +97,11 @@ int cmd_run(int argc, char **argv)
     unsigned threads = 0;
     int print_ids = 0, ignore_eos = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "hn:j:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hn:j:p:", longopts, NULL)) != -1) {
         switch (c) {
         case 'h': fputs(usage, stdout); return EXIT_OK;
         case OPT_TOKENS: tokens_path = optarg; break;
-        case OPT_PROMPT: prompt = optarg; break;
+        case 'p': prompt = optarg; break;
         case OPT_PRINT_IDS: print_ids = 1; break;
         case OPT_IGNORE_EOS: ignore_eos = 1; break;
         case OPT_CONFIG: config = optarg; break;
@@ -108,7 +127,7 @@ int cmd_run(int argc, char **argv)
         }
     }
     if (argc - optind != 1) return cli_usage_error("run", "expected exactly one MODEL");
-    if (!tokens_path == !prompt) return cli_usage_error("run", "give the prompt with --tokens FILE");
+    if (!tokens_path == !prompt) return cli_usage_error("run", "give the prompt with either --prompt TEXT or --tokens FILE");
     volatile sig_atomic_t *cancel = cli_catch_signals();
     rt_model *m = NULL;
     int32_t *ids = NULL;
@@ -116,17 +135,20 @@ int cmd_run(int argc, char **argv)
     mx_pool *pool = NULL;
     rt_state *st = NULL;
     float *logits = NULL;
+    mx_tok *tok = NULL;
     int rc = cli_open_model("run", argv[optind], config, &m);
     if (rc) goto done;
-    if (prompt) rc = cli_tokenize("run", m, prompt, strlen(prompt), 1, &ids, &n);
-    else rc = cli_input_tokens("run", m, tokens_path, NULL, 1, &ids, &n);
-    if (rc) goto done;
-    if (!print_ids) {
-        /* Text output decodes each id with the tokenizer (mx_tok_decode_piece) once it is connected. */
-        rc = cli_usage_error("run", "printing text needs a tokenizer, which this build does not have yet; "
-                                    "use --print-ids");
-        goto done;
+    if (!prompt) rc = cli_input_tokens("run", m, tokens_path, NULL, 1, &ids, &n);
+    else if (!(rc = cli_open_tokenizer("run", m, &tok))) {
+        mixq_error e;
+        mixq_status ts = mx_tok_encode(tok, prompt, strlen(prompt), 1, &ids, &n, &e);
+        if (ts) {
+            cli_error("run", "--prompt: %s", e.message);
+            rc = cli_exit_code(ts);
+        }
     }
+    if (rc) goto done;
+    if (!print_ids && !tok && (rc = cli_open_tokenizer("run", m, &tok))) goto done;
     if (n == 0) {
         rc = cli_usage_error("run", "the prompt is empty and the model has no BOS token");
         goto done;
@@ -154,6 +176,12 @@ int cmd_run(int argc, char **argv)
         goto done;
     }
     uint64_t rng = seed;
+    int tty = isatty(STDOUT_FILENO);
+    if (prompt && !print_ids)
+        for (const char *q = prompt; *q; q++) {
+            unsigned char ch = (unsigned char)*q;
+            putchar(tty && (ch < 0x20 || ch == 0x7f) && ch != '\n' && ch != '\t' ? '?' : ch);
+        }
     /* the prompt in one batch, then one token at a time */
     s = rt_forward(st, ids, n, 0, n - 1, logits, &err);
     for (size_t pos = n, made = 0; !s && made < n_predict; made++) {
@@ -162,7 +190,8 @@ int cmd_run(int argc, char **argv)
             goto done;
         }
         int32_t next = pick(logits, V, temp, &rng);
-        printf("%s%ld", made ? " " : "", (long)next);
+        if (print_ids) printf("%s%ld", made ? " " : "", (long)next);
+        else print_piece(tok, next, tty);
         fflush(stdout);
         int eos = 0;
         for (int e = 0; e < m->cfg.n_eos; e++) eos |= next == m->cfg.eos_ids[e];
@@ -177,6 +206,7 @@ int cmd_run(int argc, char **argv)
     putchar('\n');
 done:
     rt_state_free(st);
+    mx_tok_free(tok);
     free(logits);
     mx_pool_destroy(pool);
     free(ids);

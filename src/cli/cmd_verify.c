@@ -31,12 +31,12 @@ int cmd_verify(int argc, char **argv)
     mixq_error err;
     mixq_file *f = mixq_open(path, 0, &err);
     if (!f) {
-        cli_error("verify", "%s", err.message);
+        cli_lib_error("verify", &err);
         return cli_exit_code(err.code);
     }
     mixq_status s = mixq_verify(f, &err);
     if (s != MIXQ_OK) {
-        cli_error("verify", "%s", err.message);
+        cli_lib_error("verify", &err);
         mixq_close(f);
         return cli_exit_code(s);
     }

@@ -30,8 +30,7 @@ const char cli_plan_help[] =
     "      --thresholds L,M,H  sensitivity: score thresholds (default 0.5,2,4)\n"
     "      --measure-sample N  measure each tensor's errors on evenly spaced rows\n"
     "                        holding about N elements (default 262144); 'all' =\n"
-    "                        every row (exact estimates, slower)\n"
-    "      --threads N       measuring threads (default: one per CPU)\n";
+    "                        every row (exact estimates, slower)\n";
 
 void cli_plan_opts_init(cli_plan_opts *c)
 {
@@ -175,10 +174,10 @@ int cli_plan_opt(cli_plan_opts *c, const char *cmd, int code, const char *arg)
     case CLI_OPT_THREADS: {
         unsigned long long t;
         if (cli_parse_uint(arg, 1024, &t) != 0 || t == 0) {
-            cli_usage_error(cmd, "--threads takes a positive number, not '%s'", arg);
+            cli_usage_error(cmd, "--threads takes a number from 1 to 1024, not '%s'", arg);
             return -1;
         }
-        o->threads = (int)t;
+        o->threads = (unsigned)t;
         return 1; /* not a planning option by itself */
     }
     default: return 0;

@@ -5,7 +5,7 @@
 #include <getopt.h>
 #include <stdint.h>
 
-#include "mixq.h"
+#include "mixq_tools.h"
 
 /* getopt_long codes of the planner options. */
 enum {

@@ -42,7 +42,7 @@ mixq_status afile_open(afile *f, const char *final_path, int force, mixq_error *
         if (S_ISDIR(st.st_mode))
             return mx_err(err, MIXQ_E_INVALID_ARG, "%s: is a directory; give a file name for the output", final_path);
         if (!force)
-            return mx_err(err, MIXQ_E_EXISTS, "%s: already exists; pass --force to replace it", final_path);
+            return mx_err(err, MIXQ_E_EXISTS, "%s: already exists; set force to replace it", final_path);
     }
     char *dir = dir_of(final_path), *base = base_of(final_path);
     if (!dir || !base || asprintf(&f->tmp_path, "%s/.%s.tmp-XXXXXX", dir, base) < 0) {
@@ -170,7 +170,7 @@ mixq_status afile_commit(afile *f, mixq_error *err)
     }
     if (r != 0) {
         if (errno == EEXIST)
-            s = mx_err(err, MIXQ_E_EXISTS, "%s: already exists; pass --force to replace it", f->final_path);
+            s = mx_err(err, MIXQ_E_EXISTS, "%s: already exists; set force to replace it", f->final_path);
         else
             s = mx_err(err, MIXQ_E_IO, "%s: cannot rename the temporary file into place: %s", f->final_path,
                        strerror(errno));

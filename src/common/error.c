@@ -6,6 +6,9 @@
 #include "common/error.h"
 #include "mixq_config.h"
 
+/* A byte that must not reach a one-line message as itself: C0 controls and DEL. */
+static int is_control(unsigned char c) { return c < 0x20 || c == 0x7f; }
+
 mixq_status mx_err(mixq_error *err, mixq_status code, const char *fmt, ...)
 {
     if (err) {
@@ -16,7 +19,7 @@ mixq_status mx_err(mixq_error *err, mixq_status code, const char *fmt, ...)
         /* Messages are one line and may quote untrusted names: no control byte
            (newline, escape sequence) survives, whatever a caller formatted. */
         for (char *p = err->message; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+            if (is_control((unsigned char)*p)) *p = '?';
         err->code = code;
     }
     return code;
@@ -55,50 +58,68 @@ const char *mixq_version_string(void)
     return MIXQ_VERSION_STRING;
 }
 
-const char *mx_printable(char *buf, size_t cap, const char *s, int quoted)
+enum {
+    R_HEX = 1,     /* a control byte as \xHH (else '?') */
+    R_QUOTED = 2,  /* '"' and '\\' behind a backslash */
+    R_UTF8_CUT = 4 /* a cut text backs off to a UTF-8 character boundary */
+};
+
+/* The number of bytes byte c renders to. */
+static size_t rendered_width(unsigned char c, unsigned flags)
+{
+    if (is_control(c))
+        return (flags & R_HEX) ? 4u : 1u;
+    return (flags & R_QUOTED) && (c == '"' || c == '\\') ? 2u : 1u;
+}
+
+/*
+ * The one sanitiser of untrusted text for messages (mx_printable, mx_shown_n):
+ * s[0..len) into buf (cap >= 4 bytes) as one line, by flags; when the next
+ * byte's rendering would leave fewer than 4 bytes of buf, the text is cut
+ * there and ends in "...".  Returns buf.
+ */
+static const char *render(char *buf, size_t cap, const char *s, size_t len, unsigned flags)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char tmp[4];
-        size_t n = 0;
-        if (*p < 0x20 || *p == 0x7f) {
-            tmp[n++] = '\\';
-            tmp[n++] = 'x';
-            tmp[n++] = hex[*p >> 4];
-            tmp[n++] = hex[*p & 15];
-        } else if (quoted && (*p == '"' || *p == '\\')) {
-            tmp[n++] = '\\';
-            tmp[n++] = (char)*p;
-        } else {
-            tmp[n++] = (char)*p;
-        }
-        if (o + n + 4 > cap) {
-            memcpy(buf + o, "...", 3);
-            o += 3;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, o = 0;
+    for (; i < len; i++) {
+        unsigned char c = p[i];
+        size_t n = rendered_width(c, flags);
+        if (o + n + 4 > cap)
             break;
+        if (n == 4) {
+            buf[o] = '\\';
+            buf[o + 1] = 'x';
+            buf[o + 2] = hex[c >> 4];
+            buf[o + 3] = hex[c & 15];
+        } else if (n == 2) {
+            buf[o] = '\\';
+            buf[o + 1] = (char)c;
+        } else {
+            buf[o] = is_control(c) ? '?' : (char)c;
         }
-        memcpy(buf + o, tmp, n);
         o += n;
+    }
+    if (i < len) {
+        if (flags & R_UTF8_CUT)
+            while (i > 0 && (p[i] & 0xC0) == 0x80) {
+                i--;
+                o -= rendered_width(p[i], flags);
+            }
+        memcpy(buf + o, "...", 3);
+        o += 3;
     }
     buf[o] = '\0';
     return buf;
 }
 
-const char *mx_shown_n(const char *s, size_t len, char *buf)
+const char *mx_printable(char *buf, size_t cap, const char *s, int quoted)
 {
-    size_t n = 0;
-    for (; n < len && n < MX_SHOWN_MAX; n++) {
-        unsigned char c = (unsigned char)s[n];
-        buf[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (n < len) {
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
-        memcpy(buf + n, "...", 4);
-    } else {
-        buf[n] = '\0';
-    }
-    return buf;
+    return render(buf, cap, s, strlen(s), R_HEX | (quoted ? R_QUOTED : 0u));
 }
+
+/* MX_SHOWN_MAX bytes and "..." fit: the cut comes after MX_SHOWN_MAX input bytes (each renders to one). */
+const char *mx_shown_n(const char *s, size_t len, char *buf) { return render(buf, MX_SHOWN_MAX + 4, s, len, R_UTF8_CUT); }
 
 const char *mx_shown(const char *s, char *buf) { return mx_shown_n(s, strnlen(s, MX_SHOWN_MAX + 1), buf); }

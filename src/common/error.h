@@ -14,6 +14,9 @@ mixq_status mx_err(mixq_error *err, mixq_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
+ * The sanitisers of untrusted text (names, paths) for messages: one
+ * renderer in error.c, two renderings.
+ *
  * Copies s into buf (cap bytes) as printable one-line text for a message:
  * control characters become \xHH (and, if quoted, quotes and backslashes are
  * escaped); text that does not fit ends in "...".  Returns buf.  Names and

@@ -45,12 +45,7 @@ static mixq_status deq_args(const mixq_file *f, const mixq_tensor *t, uint64_t r
 /* The element dtype of a plain (not quantized) tensor's data section. */
 static st_dtype plain_dtype(const mixq_tensor *t)
 {
-    switch (t->qt->id) {
-    case MIXQ_QT_F32: return ST_F32;
-    case MIXQ_QT_F16: return ST_F16;
-    case MIXQ_QT_BF16: return ST_BF16;
-    default: return t->src;
-    }
+    return qtype_data_dtype(t->qt, t->src);
 }
 
 /* Converts elements [first, first + n) of a plain tensor to float. */

@@ -6,6 +6,8 @@
 #ifndef MIXQ_CONTAINER_WRITE_H
 #define MIXQ_CONTAINER_WRITE_H
 
+#include <signal.h>
+
 #include <jansson.h>
 
 #include "mixq.h"

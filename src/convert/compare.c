@@ -10,12 +10,14 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "convert/convert_options.h"
+#include "kernels/qtype.h"
 #include "reader/st_reader.h"
 
 /* Elements per block (a quantized tensor is read in whole rows: at least one). */
 #define BLOCK_ELEMS (1u << 16)
 
-void mixq_compare_options_init(mixq_compare_options *opts)
+void mx_compare_options_defaults(mixq_compare_options *opts)
 {
     memset(opts, 0, sizeof *opts);
     opts->verify = 1;
@@ -221,18 +223,14 @@ static void bufs_free(bufs *b)
 /* Types whose data section holds plain values (read directly, in any element range). */
 static bool is_plain(mixq_qtype q)
 {
-    return q == MIXQ_QT_RAW || q == MIXQ_QT_F32 || q == MIXQ_QT_F16 || q == MIXQ_QT_BF16;
+    const qtype_desc *qt = qtype_get(q);
+    return qt != NULL && qt->plain;
 }
 
-/* The element dtype of a plain container tensor's data section. */
+/* The element dtype of a plain container tensor's data section (raw: the source dtype). */
 static st_dtype plain_dtype(const mixq_tensor_info *in, st_dtype src)
 {
-    switch (in->qtype) {
-    case MIXQ_QT_F32: return ST_F32;
-    case MIXQ_QT_F16: return ST_F16;
-    case MIXQ_QT_BF16: return ST_BF16;
-    default: return src;
-    }
+    return qtype_data_dtype(qtype_get(in->qtype), src);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -384,10 +382,8 @@ mixq_status mixq_compare(const char *source_path, const char *container_path, co
     if (!err) err = &local;
     mx_err_clear(err);
     mixq_compare_options defaults;
-    if (!opts) {
-        mixq_compare_options_init(&defaults);
-        opts = &defaults;
-    }
+    mixq_status so = mx_compare_options_take(&opts, &defaults, err);
+    if (so != MIXQ_OK) return so;
     if (!source_path || !container_path || !out)
         return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_compare: source, container and result are required");
     *out = NULL;

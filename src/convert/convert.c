@@ -21,59 +21,39 @@
 #include "kernels/simd.h"
 #include "reader/st_reader.h"
 #include "common/workpool.h"
+#include "convert/convert_options.h"
+#include "plan/plan_options.h"
 
-void mixq_convert_options_init(mixq_convert_options *opts)
+void mx_convert_options_defaults(mixq_convert_options *opts)
 {
     memset(opts, 0, sizeof *opts);
     opts->type = MIXQ_QT_INT8;
     opts->group_size = 0;
 }
 
-/* The plain type that holds a source dtype exactly, or raw. */
-static const qtype_desc *keep_type(st_dtype dt)
-{
-    switch (dt) {
-    case ST_F32: return qtype_get(MIXQ_QT_F32);
-    case ST_F16: return qtype_get(MIXQ_QT_F16);
-    case ST_BF16: return qtype_get(MIXQ_QT_BF16);
-    default: return qtype_get(MIXQ_QT_RAW);
-    }
-}
-
 /*
  * Checks that a row converted to f16/bf16 keeps every finite value finite
  * (NaN and infinities are carried as they are); names the element if not.
  */
-static mixq_status check_plain_overflow(const char *fname, const char *tname, mixq_qtype id, const float *x,
+static mixq_status check_plain_overflow(const char *fname, const char *tname, const qtype_desc *qt, const float *x,
                                         size_t n, uint64_t r, mixq_error *err)
 {
-    if (id != MIXQ_QT_F16 && id != MIXQ_QT_BF16) return MIXQ_OK;
+    st_dtype dt = qtype_data_dtype(qt, ST_DTYPE_COUNT);
+    if (dt != ST_F16 && dt != ST_BF16) return MIXQ_OK;
     int big = 0; /* as in check_row: a vectorizable pass, then the slow loop only if some |x| > 65504 */
     for (size_t i = 0; i < n; i++) big |= fabsf(x[i]) > 65504.0f;
     if (!big) return MIXQ_OK;
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(x[i]) || fabsf(x[i]) <= 65504.0f) continue; /* fits both types */
-        int inf = id == MIXQ_QT_F16 ? (mx_f32_to_f16(x[i]) & 0x7c00u) == 0x7c00u
+        int inf = dt == ST_F16 ? (mx_f32_to_f16(x[i]) & 0x7c00u) == 0x7c00u
                                     : (mx_f32_to_bf16(x[i]) & 0x7f80u) == 0x7f80u;
         if (inf)
             return mx_err(err, MIXQ_E_DATA,
                           "%s: tensor \"%s\": row %llu, column %zu holds %g, beyond the range of %s; "
-                          "use --type f32 or a wider type for this checkpoint",
-                          fname, tname, (unsigned long long)r, i, (double)x[i], mixq_qtype_name(id));
+                          "use convert_options.type f32 or a wider type for this checkpoint",
+                          fname, tname, (unsigned long long)r, i, (double)x[i], qt->name);
     }
     return MIXQ_OK;
-}
-
-/* Converts one row of floats to the plain type's bytes (little-endian host, dst 2-byte aligned). */
-static void store_plain_row(mixq_qtype id, const float *x, size_t n, uint8_t *dst)
-{
-    const mx_kernel_set *k = mx_kernels();
-    switch (id) {
-    case MIXQ_QT_F32: memcpy(dst, x, n * 4); break;
-    case MIXQ_QT_F16: k->f32_to_f16(x, n, (uint16_t *)(void *)dst); break;
-    case MIXQ_QT_BF16: k->f32_to_bf16(x, n, (uint16_t *)(void *)dst); break;
-    default: break;
-    }
 }
 
 typedef struct conv_ctx {
@@ -96,7 +76,7 @@ static mixq_status check_row(const char *fname, const char *tname, mixq_qtype ty
             const char *what = isnan(x[i]) ? "NaN" : isinf(x[i]) ? "an infinity" : "a value beyond ±65504";
             return mx_err(err, MIXQ_E_DATA,
                           "%s: tensor \"%s\": row %llu, column %zu holds %s (%g), which %s cannot store; "
-                          "keep this tensor at source precision (--type f32/f16/bf16) or fix the checkpoint",
+                          "keep this tensor at source precision (convert_options.type f32/f16/bf16) or fix the checkpoint",
                           fname, tname, (unsigned long long)r, i, what, (double)x[i], mixq_qtype_name(type));
         }
     }
@@ -184,10 +164,10 @@ static void convert_block(void *ctx, size_t b)
             if (j->lay->per_tensor && b != 0) p.sec[MIXQ_SEC_SCALES] = scale_scratch;
             mx_kernels()->quantize_row[j->qt->id](row, k, j->lay->group, &j->qp, p);
         } else {
-            s = check_plain_overflow(j->fname, j->tname, j->qt->id, row, k, r, &e);
+            s = check_plain_overflow(j->fname, j->tname, j->qt, row, k, r, &e);
             if (s == MIXQ_OK)
-                store_plain_row(j->qt->id, row, k,
-                                j->buf + j->lay->offset[MIXQ_SEC_DATA] + r * j->lay->row_bytes[MIXQ_SEC_DATA]);
+                qtype_store_plain(j->qt, row, k,
+                                  j->buf + j->lay->offset[MIXQ_SEC_DATA] + r * j->lay->row_bytes[MIXQ_SEC_DATA]);
         }
     }
     free(row);
@@ -216,7 +196,7 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
     char fbuf[256], nbuf[256]; /* names from the file are printed escaped */
     const char *fname = mx_printable(fbuf, sizeof fbuf, c->model->files[t->file_index].path, 0);
     const char *tname = mx_printable(nbuf, sizeof nbuf, t->name, 1);
-    const qtype_desc *qt = keep_type(t->dtype);
+    const qtype_desc *qt = qtype_for_plain_dtype(t->dtype);
     bool eligible = st_dtypes[t->dtype].is_float && t->n_elements > 0 &&
                     (t->ndim >= 2 || (t->ndim == 1 && o->quantize_1d));
     if (eligible) qt = qtype_get(o->type);
@@ -238,7 +218,7 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
     if (lay.total > SIZE_MAX)
         return mx_err(err, MIXQ_E_NOMEM, "%s: tensor \"%s\": too large for this machine", fname, tname);
     /* stored exactly as in the source: written straight from the mapping, no copy */
-    bool exact = qt == keep_type(t->dtype) || qt->id == MIXQ_QT_RAW;
+    bool exact = qt == qtype_for_plain_dtype(t->dtype) || qt->id == MIXQ_QT_RAW;
     if (exact && lay.total != t->nbytes) /* a plain layout is the source bytes, no more, no less */
         return mx_err(err, MIXQ_E_RANGE, "%s: tensor \"%s\": %llu bytes do not fill its %llu-byte layout", fname,
                       tname, (unsigned long long)t->nbytes, (unsigned long long)lay.total);
@@ -318,10 +298,12 @@ static mixq_status setup_plan(const char *in_path, const st_model *m, mixq_conve
     if (!*map) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
     mixq_status s;
     if (o->plan_options) {
-        mixq_plan_options po = *o->plan_options;
+        mixq_plan_options po;
+        const mixq_plan_options *pin = o->plan_options;
+        if ((s = mx_plan_options_take(&pin, &po, err)) != MIXQ_OK) return s;
         po.rtn = o->rtn;
         po.cancel = o->cancel;
-        if (o->threads) po.threads = (int)o->threads;
+        if (o->threads) po.threads = o->threads;
         json_t *meta = header_meta(m, o);
         if (!meta) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
         s = mx_plan_build(m, in_path, &po, meta, owned, err);
@@ -356,10 +338,8 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
 {
     mixq_convert_options defaults, eff;
     const mixq_convert_options *opts = opts_in;
-    if (!opts) {
-        mixq_convert_options_init(&defaults);
-        opts = &defaults;
-    }
+    mixq_status so = mx_convert_options_take(&opts, &defaults, err);
+    if (so != MIXQ_OK) return so;
     if (!in_path || !out_path) return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_convert: input and output paths are required");
     const qtype_desc *qt = qtype_get(opts->type);
     if ((unsigned)opts->type >= MIXQ_QT_COUNT || !qt || opts->type == MIXQ_QT_RAW)

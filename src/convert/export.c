@@ -15,7 +15,9 @@
 #include "common/atomic_file.h"
 #include "common/checked.h"
 #include "common/error.h"
+#include "convert/convert_options.h"
 #include "common/half.h"
+#include "kernels/qtype.h"
 #include "kernels/simd.h"
 #include "reader/st_reader.h"
 #include "convert/export_internal.h"
@@ -23,7 +25,7 @@
 /* Elements per block (a quantized tensor is read in whole rows: at least one). */
 #define BLOCK_ELEMS (1u << 16)
 
-void mixq_export_options_init(mixq_export_options *opts)
+void mx_export_options_defaults(mixq_export_options *opts)
 {
     memset(opts, 0, sizeof *opts);
     opts->dtype = MIXQ_QT_F32;
@@ -51,26 +53,17 @@ typedef struct ex_ctx {
     int hf;              /* 1: __metadata__ gets "format": "pt" (what Hugging Face loaders check) */
 } ex_ctx;
 
-static st_dtype out_dtype_of(mixq_qtype q)
-{
-    return q == MIXQ_QT_F16 ? ST_F16 : q == MIXQ_QT_BF16 ? ST_BF16 : ST_F32;
-}
-
 /* Types whose data section holds plain values (read directly, in any element range). */
 static bool is_plain(mixq_qtype q)
 {
-    return q == MIXQ_QT_RAW || q == MIXQ_QT_F32 || q == MIXQ_QT_F16 || q == MIXQ_QT_BF16;
+    const qtype_desc *qt = qtype_get(q);
+    return qt != NULL && qt->plain;
 }
 
 /* The element dtype of a plain container tensor's data section (raw: the source dtype). */
 static st_dtype plain_dtype(const mixq_tensor_info *in, st_dtype src)
 {
-    switch (in->qtype) {
-    case MIXQ_QT_F32: return ST_F32;
-    case MIXQ_QT_F16: return ST_F16;
-    case MIXQ_QT_BF16: return ST_BF16;
-    default: return src;
-    }
+    return qtype_data_dtype(qtype_get(in->qtype), src);
 }
 
 static int reserve(ex_ctx *c, size_t n)
@@ -109,7 +102,7 @@ static mixq_status store_block(ex_ctx *c, const mixq_tensor_info *in, st_dtype o
             uint64_t row = in->row_length ? e / in->row_length : 0;
             return mx_err(err, MIXQ_E_DATA,
                           "%s: tensor \"%s\": row %llu, column %llu holds %g, beyond the range of %s; "
-                          "export with --dtype f32", c->c_path, mx_shown(in->name, nb), (unsigned long long)row,
+                          "export with export_options.dtype f32", c->c_path, mx_shown(in->name, nb), (unsigned long long)row,
                           (unsigned long long)col, (double)x[i], st_dtypes[out].name);
         }
     }
@@ -227,7 +220,7 @@ static mixq_status build_header(ex_ctx *c, plan *plans, char **text, size_t *len
         }
         plan *p = &plans[i];
         p->copy = in.qtype == MIXQ_QT_RAW && !st_dtypes[src].is_float;
-        p->out = p->copy ? src : out_dtype_of(c->opts->dtype);
+        p->out = p->copy ? src : qtype_get(c->opts->dtype)->plain_dtype;
         p->data = plain_dtype(&in, src);
         uint64_t bytes;
         if (!ck_mul(in.n_elements, st_dtypes[p->out].size, &bytes) || !ck_add(off, bytes, &p->end)) {
@@ -289,13 +282,12 @@ mixq_status mixq_export(const char *container_path, const char *out_path, const 
     if (!err) err = &local;
     mx_err_clear(err);
     mixq_export_options defaults;
-    if (!opts) {
-        mixq_export_options_init(&defaults);
-        opts = &defaults;
-    }
+    mixq_status so = mx_export_options_take(&opts, &defaults, err);
+    if (so != MIXQ_OK) return so;
     if (!container_path || !out_path)
         return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_export: input and output paths are required");
-    if (opts->dtype != MIXQ_QT_F32 && opts->dtype != MIXQ_QT_F16 && opts->dtype != MIXQ_QT_BF16)
+    const qtype_desc *oqt = qtype_get(opts->dtype);
+    if (!oqt || !oqt->plain || oqt->plain_dtype == ST_DTYPE_COUNT) /* f32, f16 or bf16 */
         return mx_err(err, MIXQ_E_INVALID_ARG, "%s: cannot export to type %d (choose f32, f16 or bf16)", out_path,
                       (int)opts->dtype);
     mixq_status s = check_not_input(container_path, out_path, err);

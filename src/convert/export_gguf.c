@@ -23,13 +23,22 @@
 #include "common/dtype.h"
 #include "common/error.h"
 #include "common/half.h"
+#include "common/options.h"
 #include "format/gguf.h"
 #include "convert/gguf_vocab.h"
 
-void mixq_export_gguf_options_init(mixq_export_gguf_options *opts)
+static void gguf_defaults(mixq_export_gguf_options *opts)
 {
     memset(opts, 0, sizeof *opts);
+    opts->struct_size = sizeof *opts;
     opts->verify = 1;
+}
+
+void mixq_export_gguf_options_init_sized(mixq_export_gguf_options *opts, size_t struct_size)
+{
+    mixq_export_gguf_options d;
+    gguf_defaults(&d);
+    mx_options_init_sized(opts, struct_size, &d, sizeof d);
 }
 
 /* ---------------------------------------------------------------- config.json */
@@ -645,15 +654,15 @@ static void default_name(const char *path, char *buf, size_t cap)
 mixq_status mixq_export_gguf(const char *container_path, const char *out_path, const mixq_export_gguf_options *opts_in,
                              mixq_error *err)
 {
-    mixq_error local;
-    if (!err) err = &local;
+    mixq_error local_err;
+    if (!err) err = &local_err;
     mx_err_clear(err);
-    mixq_export_gguf_options defaults;
-    const mixq_export_gguf_options *opts = opts_in;
-    if (!opts) {
-        mixq_export_gguf_options_init(&defaults);
-        opts = &defaults;
-    }
+    mixq_export_gguf_options local;
+    gguf_defaults(&local);
+    mixq_status so = mx_options_take(&local, sizeof local, opts_in, MX_FIELD_END(mixq_export_gguf_options, name),
+                                     "export_gguf_options", err);
+    if (so != MIXQ_OK) return so;
+    const mixq_export_gguf_options *opts = &local;
     if (!container_path || !out_path)
         return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_export_gguf: input and output paths are required");
     if ((unsigned)opts->requantize > MIXQ_GGUF_TO_F32)

@@ -20,16 +20,25 @@
 #include "common/checked.h"
 #include "common/dtype.h"
 #include "common/error.h"
+#include "common/options.h"
 #include "convert/export_internal.h"
 
 #define INDEX_NAME "model.safetensors.index.json"
 #define MAX_SHARDS 99999u
 
-void mixq_export_hf_options_init(mixq_export_hf_options *opts)
+static void hf_defaults(mixq_export_hf_options *opts)
 {
     memset(opts, 0, sizeof *opts);
+    opts->struct_size = sizeof *opts;
     opts->dtype = MIXQ_QT_BF16;
     opts->verify = 1;
+}
+
+void mixq_export_hf_options_init_sized(mixq_export_hf_options *opts, size_t struct_size)
+{
+    mixq_export_hf_options d;
+    hf_defaults(&d);
+    mx_options_init_sized(opts, struct_size, &d, sizeof d);
 }
 
 /* A directory being built: its path and the names written into it (removed again on failure). */
@@ -218,15 +227,15 @@ static char *make_tmpdir(const char *out_dir, const char *tag)
 mixq_status mixq_export_hf(const char *container_path, const char *out_dir, const mixq_export_hf_options *opts_in,
                            mixq_error *err)
 {
-    mixq_error local;
-    if (!err) err = &local;
+    mixq_error local_err;
+    if (!err) err = &local_err;
     mx_err_clear(err);
-    mixq_export_hf_options defaults;
-    const mixq_export_hf_options *opts = opts_in;
-    if (!opts) {
-        mixq_export_hf_options_init(&defaults);
-        opts = &defaults;
-    }
+    mixq_export_hf_options local;
+    hf_defaults(&local);
+    mixq_status so = mx_options_take(&local, sizeof local, opts_in, MX_FIELD_END(mixq_export_hf_options, progress_ctx),
+                                     "export_hf_options", err);
+    if (so != MIXQ_OK) return so;
+    const mixq_export_hf_options *opts = &local;
     if (!container_path || !out_dir || !*out_dir)
         return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_export_hf: input and output paths are required");
     if (opts->dtype != MIXQ_QT_F32 && opts->dtype != MIXQ_QT_F16 && opts->dtype != MIXQ_QT_BF16)

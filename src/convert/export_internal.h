@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "mixq.h"
+#include "mixq_tools.h"
 
 /*
  * Writes tensors [first, first + n) of the open container f (shown as

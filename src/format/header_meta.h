@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "mixq.h"
+#include "mixq_tools.h"
 
 /*
  * A new metadata object with empty "source_metadata" and "source_files" and

@@ -19,10 +19,11 @@
 #include <string.h>
 
 #include "common/half.h"
+#include "kernels/kernel_dq_plain.h"
+#include "kernels/kernel_scale_rules.h"
 #include "kernels/kernels.h"
 
-#define DQ_SUPER 256u
-#define DQ_MAX_GROUPS 16u /* 256 / the smallest group (16) */
+#define DQ_MAX_GROUPS MX_DQ_MAX_GROUPS
 #define DQ_REFIT 1        /* least-squares refits of the super-block scales */
 
 typedef struct dq_type {
@@ -39,12 +40,8 @@ static const dq_type T_INT2_DQ = {MIXQ_QT_INT2_DQ, true, 0, 3, 0, 15, 0, 0};
 static const dq_type T_INT3_DQ = {MIXQ_QT_INT3_DQ, false, -4, 3, -32, 31, 4, 32};
 static const dq_type T_INT6_DQ = {MIXQ_QT_INT6_DQ, false, -32, 31, -128, 127, 32, 128};
 
-/* One super-block's parameters. */
-typedef struct dq_sb {
-    uint16_t dh, mh;          /* f16 super-block scale (and min scale) */
-    int sc[DQ_MAX_GROUPS];    /* scale codes */
-    int mc[DQ_MAX_GROUPS];    /* min codes (asymmetric) */
-} dq_sb;
+/* One super-block's parameters (kernel_dq_plain.h). */
+typedef mx_dq_sb dq_sb;
 
 static bool finite_f(float v) { return v - v == 0.0f; }
 
@@ -111,7 +108,7 @@ static bool sym_covers(float d, int c, int qlo, float amax)
 static void dq_rtn_asym(const dq_type *T, const mx_gstats *st, int ng, dq_sb *r)
 {
     float lo[DQ_MAX_GROUPS] = {0}, hi[DQ_MAX_GROUPS] = {0}, m[DQ_MAX_GROUPS] = {0};
-    float minlo, maxlo, dm, d;
+    float d;
     int SC = T->chi, L = T->qhi;
     unsigned a, b;
 
@@ -119,56 +116,7 @@ static void dq_rtn_asym(const dq_type *T, const mx_gstats *st, int ng, dq_sb *r)
         lo[j] = st[j].lo;
         hi[j] = st[j].hi;
     }
-    minlo = maxlo = lo[0];
-    for (int j = 1; j < ng; j++) {
-        minlo = lo[j] < minlo ? lo[j] : minlo;
-        maxlo = lo[j] > maxlo ? lo[j] : maxlo;
-    }
-
-    /* Mins: m_j = dm * mc_j <= lo_j. */
-    if (minlo < 0.0f) {
-        /* dm = -(the smallest f16 h with SC * h >= -minlo); mc_j the smallest code with dm * mc_j <= lo_j. */
-        uint16_t h = mx_f16_round_up(-minlo / (float)SC);
-        while (h > 0 && (float)SC * mx_f16_to_f32((uint16_t)(h - 1u)) >= -minlo)
-            h--;
-        while ((float)SC * mx_f16_to_f32(h) < -minlo)
-            h++;
-        r->mh = (uint16_t)(h | 0x8000u);
-        dm = -mx_f16_to_f32(h);
-        for (int j = 0; j < ng; j++) {
-            int c = 0;
-            if (lo[j] < 0.0f) {
-                c = (int)clampf(ceilf(lo[j] / dm), 0.0f, (float)SC, (float)SC);
-                while (c > 0 && dm * (float)(c - 1) <= lo[j])
-                    c--;
-                while (c < SC && dm * (float)c > lo[j])
-                    c++;
-            }
-            r->mc[j] = c;
-        }
-    } else {
-        /* dm = the largest f16 h with SC * h <= maxlo; mc_j the largest code with dm * mc_j <= lo_j. */
-        uint16_t h = mx_f16_round_down(maxlo / (float)SC);
-        while (h > 0 && (float)SC * mx_f16_to_f32(h) > maxlo)
-            h--;
-        while (h < 0x7BFFu && (float)SC * mx_f16_to_f32((uint16_t)(h + 1u)) <= maxlo)
-            h++;
-        r->mh = h;
-        dm = mx_f16_to_f32(h);
-        for (int j = 0; j < ng; j++) {
-            int c = 0;
-            if (dm > 0.0f) {
-                c = (int)clampf(floorf(lo[j] / dm), 0.0f, (float)SC, 0.0f);
-                while (c < SC && dm * (float)(c + 1) <= lo[j])
-                    c++;
-                while (c > 0 && dm * (float)c > lo[j])
-                    c--;
-            }
-            r->mc[j] = c;
-        }
-    }
-    for (int j = 0; j < ng; j++)
-        m[j] = dm * (float)r->mc[j];
+    mx_dq_plain_mins(SC, lo, ng, &r->mh, r->mc, m);
 
     /* d = the smallest f16 with every group covered at code SC; sc_j the smallest covering code. */
     a = 0;
@@ -258,17 +206,6 @@ static void dq_rtn_sym(const dq_type *T, const mx_gstats *st, int ng, dq_sb *r)
 /* Search                                                                  */
 /* ---------------------------------------------------------------------- */
 
-/* The smallest f16 magnitude h with top * h >= v (v > 0; top * h exact). */
-static uint16_t f16_cover(float v, float top)
-{
-    uint16_t h = mx_f16_round_up(v / top);
-    while (h > 0 && top * mx_f16_to_f32((uint16_t)(h - 1u)) >= v)
-        h--;
-    while (h < 0x7C00u && top * mx_f16_to_f32(h) < v)
-        h++;
-    return h;
-}
-
 /*
  * Quantizes a vector v[0..k) of group parameters to codes in [clo, chi]
  * under one f16 scale with weights W, by the symmetric search; returns the
@@ -292,11 +229,11 @@ static uint16_t quantize_params(const mx_search_ops *ops, const float *v, const 
     xm = hi == amax ? amax : -amax;
     /* plain choice: |xm| lands on the longer end of the code range */
     if (clo < -chi) {
-        h = f16_cover(amax, (float)-clo);
+        h = mx_sym_cover_scale(amax, (float)-clo);
         if (xm > 0.0f)
             h |= 0x8000u;
     } else {
-        h = f16_cover(amax, (float)chi);
+        h = mx_sym_cover_scale(amax, (float)chi);
         if (xm < 0.0f)
             h |= 0x8000u;
     }
@@ -474,7 +411,7 @@ static void dq_quantize(const dq_type *T, const mx_search_ops *ops, const float 
     uint8_t *mins = out.sec[MIXQ_SEC_MINS];
     uint8_t *sups = out.sec[MIXQ_SEC_SUPER_SCALES];
     uint8_t *supm = out.sec[MIXQ_SEC_SUPER_MINS];
-    unsigned G = group != 0 && group <= DQ_SUPER && DQ_SUPER % group == 0 ? group : 16u;
+    unsigned G = mx_dq_group(group);
     size_t ng = (n + G - 1) / G;
     size_t coff[QT_MAX_PLANES], soff[QT_MAX_PLANES];
     bool search = p != NULL && p->search;
@@ -486,13 +423,13 @@ static void dq_quantize(const dq_type *T, const mx_search_ops *ops, const float 
     if (T->asym)
         memset(mins, 0, mx_planes_bytes(qt->scale_planes, ng));
 
-    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += DQ_SUPER) {
-        size_t len = n - s0 < DQ_SUPER ? n - s0 : DQ_SUPER;
+    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += MX_DQ_SUPER) {
+        size_t len = n - s0 < MX_DQ_SUPER ? n - s0 : MX_DQ_SUPER;
         const float *xs = x + s0;
         const float *ws = search && p->importance ? p->importance + s0 : NULL;
         size_t j0 = s0 / G;
         dq_sb r;
-        uint8_t u[DQ_SUPER];
+        uint8_t u[MX_DQ_SUPER];
         int j = 0;
 
         mx_gstats st[DQ_MAX_GROUPS];
@@ -556,14 +493,14 @@ static void dq_dequantize(const dq_type *T, mx_crowptrs in, size_t n, unsigned g
     const uint8_t *mins = in.sec[MIXQ_SEC_MINS];
     const uint8_t *sups = in.sec[MIXQ_SEC_SUPER_SCALES];
     const uint8_t *supm = in.sec[MIXQ_SEC_SUPER_MINS];
-    unsigned G = group != 0 && group <= DQ_SUPER && DQ_SUPER % group == 0 ? group : 16u;
+    unsigned G = mx_dq_group(group);
     size_t ng = (n + G - 1) / G;
     size_t coff[QT_MAX_PLANES], soff[QT_MAX_PLANES];
 
     mx_planes_offsets(qt->code_planes, n, coff);
     mx_planes_offsets(qt->scale_planes, ng, soff);
     for (size_t j = 0, g0 = 0; g0 < n; j++, g0 += G) {
-        size_t gl = n - g0 < G ? n - g0 : G, b = g0 / DQ_SUPER;
+        size_t gl = n - g0 < G ? n - g0 : G, b = g0 / MX_DQ_SUPER;
         uint16_t dh = mx_ld16le(sups + 2 * b);
         float d = mx_f16_to_f32(dh);
         if (!mx_f16_bits_finite(dh) || (T->asym && !mx_f16_bits_finite(mx_ld16le(supm + 2 * b)))) {

@@ -3,8 +3,9 @@
  * super-block's scale / min codes from its group statistics, shared by the
  * SIMD paths (simd_avx2.c, simd_neon.c), which vectorise the statistics and
  * the element codes.  Same rules and results as kernel_dq.c's dq_rtn_asym /
- * dq_rtn_sym, which stay the independent reference (FORMAT.md §4.5-§4.8);
- * where those bisect for the smallest covering f16 scale or code, the
+ * dq_rtn_sym, which stay the independent reference (FORMAT.md §4.5-§4.8)
+ * for the scales; the mins rule (mx_dq_plain_mins) is the same computation
+ * there and is shared (kernel_dq.c calls it).  Where those bisect for the smallest covering f16 scale or code, the
  * rounded-up quotient is tried first (the tests are monotone, so the
  * smallest passing value is unique and found either way).
  *
@@ -20,24 +21,18 @@
 #include <stdint.h>
 
 #include "common/half.h"
+#include "kernels/kernel_scale_rules.h" /* MX_K_F16_*: the f16 conversions used below */
 
-/*
- * The f16 conversions used below; a SIMD file may define its own (identical
- * for every input, e.g. F16C instructions) before including this header.
- */
-#ifndef MX_DQP_F16_TO_F32
-#define MX_DQP_F16_TO_F32 mx_f16_to_f32
-#endif
-#ifndef MX_DQP_F16_UP
-#define MX_DQP_F16_UP mx_f16_round_up
-#endif
-#ifndef MX_DQP_F16_DOWN
-#define MX_DQP_F16_DOWN mx_f16_round_down
-#endif
-
+#define MX_DQ_SUPER 256u      /* weights per super-block */
 #define MX_DQ_MAX_GROUPS 16u /* groups per super-block: 256 / the smallest group (16) */
 
-/* One super-block's parameters (kernel_dq.c's dq_sb). */
+/* The group size a DQ row uses: group if it divides a super-block, else 16. */
+static inline unsigned mx_dq_group(unsigned group)
+{
+    return group != 0 && group <= MX_DQ_SUPER && MX_DQ_SUPER % group == 0 ? group : 16u;
+}
+
+/* One super-block's parameters (also kernel_dq.c's dq_sb). */
 typedef struct mx_dq_sb {
     uint16_t dh, mh;          /* f16 super-block scale (and min scale; 0 if symmetric) */
     int sc[MX_DQ_MAX_GROUPS]; /* scale codes (negative: symmetric group whose max |x| is its max) */
@@ -120,14 +115,14 @@ static inline bool mx_dqp_asym_all(const float *m, const float *hi, int ng, floa
     } while (0)
 
 /*
- * Asymmetric types (element codes 0..L, scale and min codes 0..SC): r->mh,
- * r->mc, r->dh, r->sc of the ng (1..16) groups with minima lo[] and maxima hi[].
+ * The mins of an asymmetric super-block (FORMAT.md §4.5-§4.8), one rule for
+ * the SIMD paths and kernel_dq.c's reference: the f16 min scale *mh and the
+ * codes mc[] of the ng groups with minima lo[] (m_j = dm * mc_j <= lo_j),
+ * and the mins m[] themselves.
  */
-static inline void kernel_dq_plain_asym(int L, int SC, const float *lo, const float *hi, int ng, mx_dq_sb *r)
+static inline void mx_dq_plain_mins(int SC, const float *lo, int ng, uint16_t *mh, int *mc, float *m)
 {
-    float m[MX_DQ_MAX_GROUPS] = {0};
-    float minlo, maxlo, dm, d;
-    bool zero = true; /* d = 0 covers every group */
+    float minlo, maxlo, dm;
 
     minlo = maxlo = lo[0];
     for (int j = 1; j < ng; j++) {
@@ -137,13 +132,9 @@ static inline void kernel_dq_plain_asym(int L, int SC, const float *lo, const fl
     /* Mins: m_j = dm * mc_j <= lo_j. */
     if (minlo < 0.0f) {
         /* dm = -(the smallest f16 h with SC * h >= -minlo); mc_j the smallest code with dm * mc_j <= lo_j. */
-        uint16_t h = MX_DQP_F16_UP(-minlo / (float)SC);
-        while (h > 0 && (float)SC * MX_DQP_F16_TO_F32((uint16_t)(h - 1u)) >= -minlo)
-            h--;
-        while ((float)SC * MX_DQP_F16_TO_F32(h) < -minlo)
-            h++;
-        r->mh = (uint16_t)(h | 0x8000u);
-        dm = -MX_DQP_F16_TO_F32(h);
+        uint16_t h = mx_sym_cover_scale(-minlo, (float)SC);
+        *mh = (uint16_t)(h | 0x8000u);
+        dm = -MX_K_F16_TO_F32(h);
         for (int j = 0; j < ng; j++) {
             int c = 0;
             if (lo[j] < 0.0f) {
@@ -153,17 +144,17 @@ static inline void kernel_dq_plain_asym(int L, int SC, const float *lo, const fl
                 while (c < SC && dm * (float)c > lo[j])
                     c++;
             }
-            r->mc[j] = c;
+            mc[j] = c;
         }
     } else {
         /* dm = the largest f16 h with SC * h <= maxlo; mc_j the largest code with dm * mc_j <= lo_j. */
-        uint16_t h = MX_DQP_F16_DOWN(maxlo / (float)SC);
-        while (h > 0 && (float)SC * MX_DQP_F16_TO_F32(h) > maxlo)
+        uint16_t h = MX_K_F16_DOWN(maxlo / (float)SC);
+        while (h > 0 && (float)SC * MX_K_F16_TO_F32(h) > maxlo)
             h--;
-        while (h < 0x7BFFu && (float)SC * MX_DQP_F16_TO_F32((uint16_t)(h + 1u)) <= maxlo)
+        while (h < 0x7BFFu && (float)SC * MX_K_F16_TO_F32((uint16_t)(h + 1u)) <= maxlo)
             h++;
-        r->mh = h;
-        dm = MX_DQP_F16_TO_F32(h);
+        *mh = h;
+        dm = MX_K_F16_TO_F32(h);
         for (int j = 0; j < ng; j++) {
             int c = 0;
             if (dm > 0.0f) {
@@ -173,11 +164,24 @@ static inline void kernel_dq_plain_asym(int L, int SC, const float *lo, const fl
                 while (c > 0 && dm * (float)c > lo[j])
                     c--;
             }
-            r->mc[j] = c;
+            mc[j] = c;
         }
     }
     for (int j = 0; j < ng; j++)
-        m[j] = dm * (float)r->mc[j];
+        m[j] = dm * (float)mc[j];
+}
+
+/*
+ * Asymmetric types (element codes 0..L, scale and min codes 0..SC): r->mh,
+ * r->mc, r->dh, r->sc of the ng (1..16) groups with minima lo[] and maxima hi[].
+ */
+static inline void kernel_dq_plain_asym(int L, int SC, const float *lo, const float *hi, int ng, mx_dq_sb *r)
+{
+    float m[MX_DQ_MAX_GROUPS] = {0};
+    float d;
+    bool zero = true; /* d = 0 covers every group */
+
+    mx_dq_plain_mins(SC, lo, ng, &r->mh, r->mc, m);
 
     /* d = the smallest f16 with every group covered at code SC; sc_j the smallest covering code. */
     for (int j = 0; j < ng; j++)
@@ -189,12 +193,12 @@ static inline void kernel_dq_plain_asym(int L, int SC, const float *lo, const fl
             float w = hi[j] - m[j];
             need = w > need ? w : need;
         }
-        MX_DQP_SMALLEST_F16(MX_DQP_F16_UP(need / ((float)L * (float)SC)),
-                            mx_dqp_asym_all(m, hi, ng, MX_DQP_F16_TO_F32((uint16_t)h), SC, L), r->dh);
+        MX_DQP_SMALLEST_F16(MX_K_F16_UP(need / ((float)L * (float)SC)),
+                            mx_dqp_asym_all(m, hi, ng, MX_K_F16_TO_F32((uint16_t)h), SC, L), r->dh);
     } else {
         r->dh = 0;
     }
-    d = MX_DQP_F16_TO_F32(r->dh);
+    d = MX_K_F16_TO_F32(r->dh);
     for (int j = 0; j < ng; j++) {
         if (mx_dqp_asym_covers(m[j], d, 0, L, hi[j])) {
             r->sc[j] = 0;
@@ -224,9 +228,9 @@ static inline void kernel_dq_plain_sym(int qlo, int C, const float *amax, const 
         return;
     }
     /* d = the smallest f16 with |qlo| * C * d >= A (the rounded-up quotient first); |c_j| likewise for amax_j. */
-    MX_DQP_SMALLEST_F16(MX_DQP_F16_UP(A / ((float)(-qlo) * (float)C)),
-                        mx_dqp_sym_covers(MX_DQP_F16_TO_F32((uint16_t)h), C, qlo, A), r->dh);
-    d = MX_DQP_F16_TO_F32(r->dh);
+    MX_DQP_SMALLEST_F16(MX_K_F16_UP(A / ((float)(-qlo) * (float)C)),
+                        mx_dqp_sym_covers(MX_K_F16_TO_F32((uint16_t)h), C, qlo, A), r->dh);
+    d = MX_K_F16_TO_F32(r->dh);
     for (int j = 0; j < ng; j++) {
         int c1;
         if (!(amax[j] > 0.0f)) {

@@ -3,6 +3,7 @@
 
 #include "kernels/kernel_fp8.h"
 #include "common/half.h"
+#include "kernels/kernel_scale_rules.h"
 #include "kernels/kernels.h"
 
 /*
@@ -24,34 +25,6 @@ const float mx_fp8_search_mult[MX_FP8_SEARCH_CANDIDATES] = {
 
 typedef uint8_t (*fp8_enc_fn)(float);
 typedef float (*fp8_dec_fn)(uint8_t);
-
-/* The next binary32 above a finite s >= 0. */
-static float next_up(float s)
-{
-    return mx_bits_f32(mx_f32_bits(s) + 1u);
-}
-
-/*
- * The RTN scale of fp8.h: 0 for amax = 0, else fl(amax / fmax) raised to the
- * smallest positive float on underflow and then step by step until
- * fl(amax / s) <= fmax.  fl(amax / fmax) is within half an ulp of the exact
- * quotient, so at most a couple of steps are taken.  amax outside the
- * kernels' contract (Inf, NaN) gives a meaningless scale without looping.
- */
-static float fp8_rtn_scale(float amax, float fmax)
-{
-    float s;
-    if (!(amax > 0.0f))
-        return 0.0f;
-    s = amax / fmax;
-    if (!(amax <= FLT_MAX))
-        return s;
-    if (s == 0.0f)
-        s = mx_bits_f32(1u);
-    while (amax / s > fmax)
-        s = next_up(s);
-    return s;
-}
 
 /* Codes of x[0..len) with scale s (s > 0): enc(fl(x / s)); all 0x00 for s == 0. */
 static void fp8_encode_group(const float *x, size_t len, float s, fp8_enc_fn enc, uint8_t *codes)
@@ -92,7 +65,7 @@ static void fp8_quantize_row(const float *x, size_t n, unsigned group, const mx_
     if (n == 0)
         return;
     if (p != NULL && p->tensor_absmax >= 0.0f) { /* per-tensor: one scale, RTN */
-        float s = fp8_rtn_scale(p->tensor_absmax, fmax);
+        float s = mx_fp8_rtn_scale(p->tensor_absmax, fmax);
         mx_fp8_st_f32le(scales, s);
         fp8_encode_group(x, n, s, enc, codes);
         return;
@@ -108,7 +81,7 @@ static void fp8_quantize_row(const float *x, size_t n, unsigned group, const mx_
             if (a > amax)
                 amax = a;
         }
-        s = fp8_rtn_scale(amax, fmax);
+        s = mx_fp8_rtn_scale(amax, fmax);
         if (p != NULL && p->search && s > 0.0f && amax <= FLT_MAX) {
             const float *w = p->importance ? p->importance + start : NULL;
             float best = fp8_group_error(xg, w, len, s, enc, dec);

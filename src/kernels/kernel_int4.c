@@ -6,35 +6,8 @@
 #include <string.h>
 
 #include "common/half.h"
+#include "kernels/kernel_scale_rules.h"
 #include "kernels/kernels.h"
-
-/* The plain-choice test for a scale candidate: fl(m + fl(L * s)) >= hi (L * s is exact). */
-static int covers(float m, uint16_t h, float L, float hi)
-{
-    float top = L * mx_f16_to_f32(h);
-    float sum = m + top;
-    return sum >= hi;
-}
-
-/*
- * The smallest f16 s >= 0 with fl(m + L * s) >= hi.  The test is monotone
- * in s and the bit patterns of non-negative f16 are ordered like their
- * values, so a binary search over [0, +inf] finds it (0 if m >= hi).
- */
-static uint16_t min_cover_scale(float m, float L, float hi)
-{
-    unsigned lo = 0, up = 0x7C00u;
-    if (covers(m, 0, L, hi))
-        return 0;
-    while (up - lo > 1u) { /* invariant: lo fails, up passes */
-        unsigned mid = lo + (up - lo) / 2u;
-        if (covers(m, (uint16_t)mid, L, hi))
-            up = mid;
-        else
-            lo = mid;
-    }
-    return (uint16_t)up;
-}
 
 static void asymf16_quantize(int L, unsigned bits, const mx_search_ops *ops, const float *x, size_t n,
                              unsigned group, const mx_qparams *p, mx_rowptrs out)
@@ -65,21 +38,8 @@ static void asymf16_quantize(int L, unsigned bits, const mx_search_ops *ops, con
                     st.hi = xg[i];
             }
         }
-        mh = mx_f16_round_down(st.lo);
-        m = mx_f16_to_f32(mh);
-        sh = min_cover_scale(m, (float)L, st.hi);
-        s = mx_f16_to_f32(sh);
-        if (search) {
-            float s2, m2;
-            mx_search_asym(ops, xg, p->importance ? p->importance + start : NULL, len, L, MX_ROUND_F16, &st, s, m,
-                           &s2, &m2);
-            if (s2 != s || m2 != m) {
-                s = s2;
-                m = m2;
-                sh = mx_f32_to_f16(s); /* exact: f16 values, zero min as +0 */
-                mh = mx_f32_to_f16(m);
-            }
-        }
+        mx_asym_group_scale(search ? ops : NULL, xg, search && p->importance ? p->importance + start : NULL, len, L,
+                            &st, &sh, &mh, &s, &m);
         mx_st16le(scales + 2 * j, sh);
         mx_st16le(mins + 2 * j, mh);
 

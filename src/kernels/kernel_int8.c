@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/half.h"
+#include "kernels/kernel_scale_rules.h"
 #include "kernels/kernels.h"
 
 typedef struct symf16_type {
@@ -19,25 +20,6 @@ typedef struct symf16_type {
 
 static const symf16_type T_INT8 = {-127, 127, 127.0f, true, 8, 256};
 static const symf16_type T_INT4S = {-8, 7, 8.0f, false, 4, 8};
-
-/*
- * The smallest f16 h >= 0 with top * h >= amax (0 for amax = 0).  top * h is
- * exact in binary32 for every finite f16 (top <= 127), so the tests are
- * exact; the candidate from the rounded quotient is at most a step off
- * either way.
- */
-static uint16_t min_cover_scale(float amax, float top)
-{
-    uint16_t h;
-    if (!(amax > 0.0f))
-        return 0;
-    h = mx_f16_round_up(amax / top);
-    while (h > 0 && top * mx_f16_to_f32((uint16_t)(h - 1u)) >= amax)
-        h--;
-    while (h < 0x7C00u && top * mx_f16_to_f32(h) < amax)
-        h++;
-    return h;
-}
 
 static void symf16_quantize(const symf16_type *T, const mx_search_ops *ops, const float *x, size_t n,
                             unsigned group, const mx_qparams *p, mx_rowptrs out)
@@ -53,7 +35,7 @@ static void symf16_quantize(const symf16_type *T, const mx_search_ops *ops, cons
     for (start = 0, j = 0; start < n; start += g, j++) {
         size_t len = n - start < g ? n - start : g;
         const float *xg = x + start;
-        float amax = 0.0f, hi = xg[0], xm, d;
+        float amax = 0.0f, hi = xg[0], d;
         uint16_t h;
 
         for (size_t i = 0; i < len; i++) {
@@ -63,19 +45,8 @@ static void symf16_quantize(const symf16_type *T, const mx_search_ops *ops, cons
             if (xg[i] > hi)
                 hi = xg[i];
         }
-        xm = T->positive || hi == amax ? amax : -amax;
-        h = min_cover_scale(amax, T->top);
-        if (!T->positive && xm > 0.0f && h != 0)
-            h |= 0x8000u; /* negative d: xm -> -top */
-        d = mx_f16_to_f32(h);
-        if (search) {
-            const float *w = p->importance ? p->importance + start : NULL;
-            float ds = mx_search_sym(ops, xg, w, len, T->qlo, T->qhi, MX_ROUND_F16, T->positive, d, xm);
-            if (ds != d) {
-                d = ds;
-                h = mx_f32_to_f16(d); /* exact: d is an f16 value, never zero */
-            }
-        }
+        h = mx_sym_group_scale(search ? ops : NULL, xg, search && p->importance ? p->importance + start : NULL, len,
+                               T->qlo, T->qhi, T->top, T->positive, amax, hi, &d);
         mx_st16le(scales + 2 * j, h);
 
         for (size_t i = 0; i < len; i++) {

@@ -1,11 +1,13 @@
 /* qtype.c - the quantization type table, names, group rules and section layout (FORMAT.md §4, §5). */
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/checked.h"
 #include "kernels/kernel_fp8.h"
 #include "kernels/kernels.h"
 #include "kernels/qtype.h"
+#include "kernels/simd.h"
 
 #define S_DATA QT_SEC(MIXQ_SEC_DATA)
 #define S_CS (QT_SEC(MIXQ_SEC_CODES) | QT_SEC(MIXQ_SEC_SCALES))
@@ -14,9 +16,9 @@
 #define S_SUPM (QT_SEC(MIXQ_SEC_SUPER_SCALES) | QT_SEC(MIXQ_SEC_SUPER_MINS))
 
 /* Plain types: one data section of code_bits-bit elements (raw: the source dtype's size). */
-#define PLAIN(ID, NAME, BITS)                                                                      \
-    [ID] = {.name = NAME, .id = ID, .symmetric = true, .code_bits = BITS, .allow_row_group = true, \
-            .sections = S_DATA}
+#define PLAIN(ID, NAME, DT, BITS, HELP)                                                             \
+    [ID] = {.name = NAME, .id = ID, .help = HELP, .plain = true, .plain_dtype = DT, .symmetric = true, \
+            .code_bits = BITS, .allow_row_group = true, .sections = S_DATA}
 
 /*
  * The table (FORMAT.md §4, §5).  A row's codes are the planes of
@@ -24,62 +26,90 @@
  * types add one f16 per super-block per row (and one more if asymmetric).
  */
 const qtype_desc mx_qtypes[MIXQ_QT_COUNT] = {
-    PLAIN(MIXQ_QT_RAW, "raw", 0),
-    PLAIN(MIXQ_QT_F32, "f32", 32),
-    PLAIN(MIXQ_QT_F16, "f16", 16),
-    PLAIN(MIXQ_QT_BF16, "bf16", 16),
-    [MIXQ_QT_INT8] = {.name = "int8", .id = MIXQ_QT_INT8, .quantized = true, .symmetric = true,
+    PLAIN(MIXQ_QT_RAW, "raw", ST_DTYPE_COUNT, 0, "source bytes unchanged"),
+    PLAIN(MIXQ_QT_F32, "f32", ST_F32, 32, "IEEE binary32"),
+    PLAIN(MIXQ_QT_F16, "f16", ST_F16, 16, "IEEE binary16"),
+    PLAIN(MIXQ_QT_BF16, "bf16", ST_BF16, 16, "bfloat16"),
+    [MIXQ_QT_INT8] = {.name = "int8", .id = MIXQ_QT_INT8,
+                      .help = "8-bit symmetric, f16 scale per group",
+                      .code_min = -127, .code_max = 127, .code_bias = 0, .quantized = true, .symmetric = true,
                       .code_bits = 8, .code_planes = {8}, .scale_kind = QS_F16, .scale_bits = 16,
                       .scale_planes = {16}, .group_min = 32, .group_max = 256, .group_default = 128,
                       .allow_row_group = true, .sections = S_CS,
                       .quantize_row = kernel_int8_quantize_row,
                       .dequantize_row = kernel_int8_dequantize_row},
-    [MIXQ_QT_INT4] = {.name = "int4", .id = MIXQ_QT_INT4, .quantized = true, .symmetric = false,
+    [MIXQ_QT_INT4] = {.name = "int4", .id = MIXQ_QT_INT4,
+                      .help = "4-bit asymmetric, f16 scale and min",
+                      .code_min = 0, .code_max = 15, .code_bias = 0, .quantized = true, .symmetric = false,
                       .code_bits = 4, .code_planes = {4}, .scale_kind = QS_F16, .scale_bits = 16,
                       .scale_planes = {16}, .group_min = 16, .group_max = 256, .group_default = 64,
                       .sections = S_CSM, .quantize_row = kernel_int4_quantize_row,
                       .dequantize_row = kernel_int4_dequantize_row},
-    [MIXQ_QT_INT4S] = {.name = "int4s", .id = MIXQ_QT_INT4S, .quantized = true, .symmetric = true,
+    [MIXQ_QT_INT4S] = {.name = "int4s", .id = MIXQ_QT_INT4S,
+                       .help = "4-bit symmetric, signed f16 scale",
+                       .code_min = -8, .code_max = 7, .code_bias = 8, .quantized = true, .symmetric = true,
                        .code_bits = 4, .code_planes = {4}, .scale_kind = QS_F16, .scale_bits = 16,
                        .scale_planes = {16}, .group_min = 16, .group_max = 256, .group_default = 32,
                        .sections = S_CS, .quantize_row = kernel_int4s_quantize_row,
                       .dequantize_row = kernel_int4s_dequantize_row},
-    [MIXQ_QT_INT2] = {.name = "int2", .id = MIXQ_QT_INT2, .quantized = true, .symmetric = false,
+    [MIXQ_QT_INT2] = {.name = "int2", .id = MIXQ_QT_INT2,
+                      .help = "2-bit asymmetric, f16 scale and min",
+                      .code_min = 0, .code_max = 3, .code_bias = 0, .quantized = true, .symmetric = false,
                       .code_bits = 2, .code_planes = {2}, .scale_kind = QS_F16, .scale_bits = 16,
                       .scale_planes = {16}, .group_min = 16, .group_max = 128, .group_default = 32,
                       .sections = S_CSM, .quantize_row = kernel_int2_quantize_row,
                       .dequantize_row = kernel_int2_dequantize_row},
-    [MIXQ_QT_FP8_E4M3] = {.name = "fp8_e4m3", .id = MIXQ_QT_FP8_E4M3, .quantized = true, .symmetric = true,
+    [MIXQ_QT_FP8_E4M3] = {.name = "fp8_e4m3", .id = MIXQ_QT_FP8_E4M3,
+                          .help = "OCP FP8 E4M3, f32 scale per group/tensor",
+                          .code_min = 0, .code_max = 255, .code_bias = 0, .quantized = true, .symmetric = true,
                           .code_bits = 8, .code_planes = {8}, .scale_kind = QS_F32, .scale_bits = 32,
                           .scale_planes = {32}, .group_min = 32, .group_max = 256, .group_default = 0,
                           .allow_row_group = true, .tensor_scale = true, .sections = S_CS,
                           .quantize_row = kernel_fp8_e4m3_quantize_row,
                           .dequantize_row = kernel_fp8_e4m3_dequantize_row},
-    [MIXQ_QT_FP8_E5M2] = {.name = "fp8_e5m2", .id = MIXQ_QT_FP8_E5M2, .quantized = true, .symmetric = true,
+    [MIXQ_QT_FP8_E5M2] = {.name = "fp8_e5m2", .id = MIXQ_QT_FP8_E5M2,
+                          .help = "OCP FP8 E5M2, f32 scale per group/tensor",
+                          .code_min = 0, .code_max = 255, .code_bias = 0, .quantized = true, .symmetric = true,
                           .code_bits = 8, .code_planes = {8}, .scale_kind = QS_F32, .scale_bits = 32,
                           .scale_planes = {32}, .group_min = 32, .group_max = 256, .group_default = 0,
                           .allow_row_group = true, .tensor_scale = true, .sections = S_CS,
                           .quantize_row = kernel_fp8_e5m2_quantize_row,
                           .dequantize_row = kernel_fp8_e5m2_dequantize_row},
-    [MIXQ_QT_INT4_DQ] = {.name = "int4_dq", .id = MIXQ_QT_INT4_DQ, .quantized = true, .symmetric = false,
+    [MIXQ_QT_INT4_DQ] = {.name = "int4_dq", .id = MIXQ_QT_INT4_DQ,
+                         .help = "4-bit asymmetric, double-quantized scales",
+                         .code_min = 0, .code_max = 15, .code_bias = 0,
+                         .scale_code_min = 0, .scale_code_max = 63, .scale_code_bias = 0,
+                         .quantized = true, .symmetric = false,
                          .code_bits = 4, .code_planes = {4}, .scale_kind = QS_CODE, .scale_bits = 6,
                          .scale_planes = {4, 2}, .group_min = 16, .group_max = 64, .group_default = 32,
                          .super_block = 256, .sections = S_CSM | S_SUPM,
                          .quantize_row = kernel_int4_dq_quantize_row,
                          .dequantize_row = kernel_int4_dq_dequantize_row},
-    [MIXQ_QT_INT2_DQ] = {.name = "int2_dq", .id = MIXQ_QT_INT2_DQ, .quantized = true, .symmetric = false,
+    [MIXQ_QT_INT2_DQ] = {.name = "int2_dq", .id = MIXQ_QT_INT2_DQ,
+                         .help = "2-bit asymmetric, double-quantized scales",
+                         .code_min = 0, .code_max = 3, .code_bias = 0,
+                         .scale_code_min = 0, .scale_code_max = 15, .scale_code_bias = 0,
+                         .quantized = true, .symmetric = false,
                          .code_bits = 2, .code_planes = {2}, .scale_kind = QS_CODE, .scale_bits = 4,
                          .scale_planes = {4}, .group_min = 16, .group_max = 16, .group_default = 16,
                          .super_block = 256, .sections = S_CSM | S_SUPM,
                          .quantize_row = kernel_int2_dq_quantize_row,
                          .dequantize_row = kernel_int2_dq_dequantize_row},
-    [MIXQ_QT_INT3_DQ] = {.name = "int3_dq", .id = MIXQ_QT_INT3_DQ, .quantized = true, .symmetric = true,
+    [MIXQ_QT_INT3_DQ] = {.name = "int3_dq", .id = MIXQ_QT_INT3_DQ,
+                         .help = "3-bit symmetric, double-quantized scales",
+                         .code_min = -4, .code_max = 3, .code_bias = 4,
+                         .scale_code_min = -32, .scale_code_max = 31, .scale_code_bias = 32,
+                         .quantized = true, .symmetric = true,
                          .code_bits = 3, .code_planes = {2, 1}, .scale_kind = QS_CODE, .scale_bits = 6,
                          .scale_planes = {4, 2}, .group_min = 16, .group_max = 16, .group_default = 16,
                          .super_block = 256, .sections = S_CS | S_SUP,
                          .quantize_row = kernel_int3_dq_quantize_row,
                          .dequantize_row = kernel_int3_dq_dequantize_row},
-    [MIXQ_QT_INT6_DQ] = {.name = "int6_dq", .id = MIXQ_QT_INT6_DQ, .quantized = true, .symmetric = true,
+    [MIXQ_QT_INT6_DQ] = {.name = "int6_dq", .id = MIXQ_QT_INT6_DQ,
+                         .help = "6-bit symmetric, double-quantized scales",
+                         .code_min = -32, .code_max = 31, .code_bias = 32,
+                         .scale_code_min = -128, .scale_code_max = 127, .scale_code_bias = 128,
+                         .quantized = true, .symmetric = true,
                          .code_bits = 6, .code_planes = {4, 2}, .scale_kind = QS_CODE, .scale_bits = 8,
                          .scale_planes = {8}, .group_min = 16, .group_max = 16, .group_default = 16,
                          .super_block = 256, .sections = S_CS | S_SUP,
@@ -113,6 +143,92 @@ const qtype_desc *qtype_by_name(const char *name)
             return &mx_qtypes[i];
     }
     return NULL;
+}
+
+/* The f32/f16/bf16 row whose plain_dtype is dt; raw for every other dtype. */
+const qtype_desc *qtype_for_plain_dtype(st_dtype dt)
+{
+    for (unsigned i = 0; i < MIXQ_QT_COUNT; i++) {
+        const qtype_desc *qt = &mx_qtypes[i];
+        if (qt->name != NULL && qt->plain && qt->plain_dtype == dt)
+            return qt;
+    }
+    return &mx_qtypes[MIXQ_QT_RAW];
+}
+
+st_dtype qtype_data_dtype(const qtype_desc *qt, st_dtype src)
+{
+    if (qt == NULL || !qt->plain)
+        return ST_DTYPE_COUNT;
+    return qt->plain_dtype == ST_DTYPE_COUNT ? src : qt->plain_dtype;
+}
+
+/* The conversion kernel is chosen by the row's element dtype, not by the type id. */
+bool qtype_store_plain(const qtype_desc *qt, const float *x, size_t n, void *dst)
+{
+    const mx_kernel_set *k = mx_kernels();
+    switch (qtype_data_dtype(qt, ST_DTYPE_COUNT)) {
+    case ST_F32: memcpy(dst, x, n * sizeof *x); return true;
+    case ST_F16: k->f32_to_f16(x, n, (uint16_t *)dst); return true;
+    case ST_BF16: k->f32_to_bf16(x, n, (uint16_t *)dst); return true;
+    default: return false;
+    }
+}
+
+bool qtype_load_plain(const qtype_desc *qt, const void *src, size_t n, float *out)
+{
+    const mx_kernel_set *k = mx_kernels();
+    switch (qtype_data_dtype(qt, ST_DTYPE_COUNT)) {
+    case ST_F32: memcpy(out, src, n * sizeof *out); return true;
+    case ST_F16: k->f16_to_f32((const uint16_t *)src, n, out); return true;
+    case ST_BF16: k->bf16_to_f32((const uint16_t *)src, n, out); return true;
+    default: return false;
+    }
+}
+
+const char *qtype_name_list(char *buf, size_t len)
+{
+    unsigned n = 0, k = 0;
+    size_t at = 0;
+    if (buf == NULL || len == 0)
+        return buf;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < MIXQ_QT_COUNT; i++)
+        n += mx_qtypes[i].name != NULL && i != MIXQ_QT_RAW;
+    for (unsigned i = 0; i < MIXQ_QT_COUNT && at < len; i++) {
+        if (mx_qtypes[i].name == NULL || i == MIXQ_QT_RAW)
+            continue;
+        k++;
+        int w = snprintf(buf + at, len - at, "%s%s", k == 1 ? "" : k == n ? " or " : ", ", mx_qtypes[i].name);
+        if (w < 0)
+            break;
+        at += (size_t)w; /* at >= len after a truncation: the loop stops */
+    }
+    return buf;
+}
+
+const char *qtype_group_help(const qtype_desc *qt, char *buf, size_t len)
+{
+    const char *row = "row"; /* -g row: per row, or per tensor for tensor_scale types */
+    char range[32], def[16];
+    if (!qt->quantized) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
+    if (qt->group_min == qt->group_max)
+        snprintf(range, sizeof range, "%u", qt->group_min);
+    else
+        snprintf(range, sizeof range, "%u..%u", qt->group_min, qt->group_max);
+    if (qt->group_default == 0)
+        snprintf(def, sizeof def, "%s", row);
+    else
+        snprintf(def, sizeof def, "%u", qt->group_default);
+    if (qt->group_min == qt->group_max && !qt->allow_row_group)
+        snprintf(buf, len, "%s", range);
+    else
+        snprintf(buf, len, "%s%s%s (%s)", qt->allow_row_group ? row : "", qt->allow_row_group ? "|" : "",
+                 range, def);
+    return buf;
 }
 
 /* Plain types take only 0; quantized types a power of two in [min, max], or 0 if per-row is allowed. */

@@ -70,7 +70,16 @@ typedef enum qscale_kind {
 typedef struct qtype_desc {
     const char *name;          /* "int4"; NULL = not implemented in this build (skipped by lookups) */
     mixq_qtype id;
-    bool quantized;            /* codes + per-group scales (else plain values) */
+    const char *help;          /* one line for type lists (--help, docs): what an element holds */
+    bool quantized;            /* codes + per-group scales */
+    bool plain;                /* one data section of plain values (raw, f32, f16, bf16); !quantized */
+    st_dtype plain_dtype;      /* element dtype of that section (f32/f16/bf16 rows); raw stores the
+                                  source dtype: read both through qtype_data_dtype */
+    int code_min, code_max;    /* range of the integer code q of an element (quantized; fp8: the
+                                  byte's bit pattern, 0..255) */
+    unsigned code_bias;        /* a code is stored as (q + code_bias) mod 2^code_bits (FORMAT.md §4) */
+    int scale_code_min, scale_code_max; /* QS_CODE types: range of a group's scale (and min) code */
+    unsigned scale_code_bias;  /* stored scale code = (c + scale_code_bias) mod 2^scale_bits */
     bool symmetric;            /* no mins section */
     unsigned code_bits;        /* bits per code (quantized) or per element (f32/f16/bf16; 0 raw) */
     uint8_t code_planes[QT_MAX_PLANES];  /* bit-plane widths of a code, low bits first, 0-terminated
@@ -98,6 +107,38 @@ const qtype_desc *qtype_get(mixq_qtype id);
 
 /* The descriptor for a type name, or NULL. */
 const qtype_desc *qtype_by_name(const char *name);
+
+/* The plain type that holds a source dtype exactly (f32, f16, bf16), else raw. */
+const qtype_desc *qtype_for_plain_dtype(st_dtype dt);
+
+/*
+ * The element dtype of a plain tensor's data section: the row's plain_dtype,
+ * or src for raw.  ST_DTYPE_COUNT for a quantized type.
+ */
+st_dtype qtype_data_dtype(const qtype_desc *qt, st_dtype src);
+
+/*
+ * Converts n floats to the plain type's element dtype (f32, f16 or bf16; dst
+ * 2-byte aligned, little-endian host).  False for any other type.
+ */
+bool qtype_store_plain(const qtype_desc *qt, const float *x, size_t n, void *dst);
+
+/* The inverse of qtype_store_plain: n elements of the plain type at src to floats (exact). */
+bool qtype_load_plain(const qtype_desc *qt, const void *src, size_t n, float *out);
+
+/*
+ * Writes "a, b, ... or z" into buf: the names of the implemented types that
+ * `--type` takes (all but raw), in table order.  Returns buf (truncated to
+ * len, always terminated).
+ */
+const char *qtype_name_list(char *buf, size_t len);
+
+/*
+ * Writes the group sizes of a type for help texts into buf: "-" (plain),
+ * "16", "16..256 (64)", "row|32..256 (128)", "row|32..256 (row)" ('row' is
+ * one scale per tensor for tensor_scale types).
+ */
+const char *qtype_group_help(const qtype_desc *qt, char *buf, size_t len);
 
 /*
  * True if group_size is allowed for this type (0 = per row): plain types take

@@ -23,11 +23,12 @@
 #include "kernels/simd.h"
 #include "common/workpool.h"
 #include "plan/plan_internal.h"
+#include "plan/plan_options.h"
 
 /* Header slack when the converter's exact options are not known (standalone planning). */
 #define META_SLACK 512u
 
-void mixq_plan_options_init(mixq_plan_options *o)
+void mx_plan_options_defaults(mixq_plan_options *o)
 {
     memset(o, 0, sizeof *o);
     o->strategy = MIXQ_STRATEGY_UNIFORM;
@@ -69,19 +70,19 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
         return mx_err(err, MIXQ_E_INVALID_ARG, "unknown weights %d", (int)o->weights);
     bool budget = o->strategy == MIXQ_STRATEGY_BUDGET;
     if (budget && (o->target_bpw > 0) == (o->target_size > 0))
-        return mx_err(err, MIXQ_E_INVALID_ARG, "the budget strategy needs exactly one of --target-bpw and --target-size");
+        return mx_err(err, MIXQ_E_INVALID_ARG, "the budget strategy needs exactly one of plan_options.target_bpw and plan_options.target_size");
     if (!budget && (o->target_bpw > 0 || o->target_size > 0))
-        return mx_err(err, MIXQ_E_INVALID_ARG, "--target-bpw and --target-size need --strategy budget");
+        return mx_err(err, MIXQ_E_INVALID_ARG, "plan_options.target_bpw and plan_options.target_size need plan_options.strategy budget");
     if (budget && o->target_bpw > 0 && !(o->target_bpw <= 64))
-        return mx_err(err, MIXQ_E_INVALID_ARG, "--target-bpw %g is out of range (0 to 64)", o->target_bpw);
+        return mx_err(err, MIXQ_E_INVALID_ARG, "plan_options.target_bpw %g is out of range (0 to 64)", o->target_bpw);
     if (o->measure_sample > (uint64_t)INT64_MAX)
-        return mx_err(err, MIXQ_E_INVALID_ARG, "--measure-sample %llu is too large (0 measures every row)",
+        return mx_err(err, MIXQ_E_INVALID_ARG, "plan_options.measure_sample %llu is too large (0 measures every row)",
                       (unsigned long long)o->measure_sample);
     if (o->target_bpw < 0 || isnan(o->target_bpw))
-        return mx_err(err, MIXQ_E_INVALID_ARG, "--target-bpw must be positive");
+        return mx_err(err, MIXQ_E_INVALID_ARG, "plan_options.target_bpw must be positive");
     const double *th = o->thresholds;
     if (!(th[0] > 0 && th[0] <= th[1] && th[1] <= th[2] && isfinite(th[2])))
-        return mx_err(err, MIXQ_E_INVALID_ARG, "--thresholds must be positive and increasing (low,medium,high)");
+        return mx_err(err, MIXQ_E_INVALID_ARG, "plan_options.thresholds must be positive and increasing (low,medium,high)");
     if (o->group_size != 0 && o->group_size != MIXQ_GROUP_PER_ROW && (o->group_size & (o->group_size - 1)) != 0)
         return mx_err(err, MIXQ_E_INVALID_ARG, "group size %u is not a power of two", o->group_size);
 
@@ -95,11 +96,11 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
     pl.nrules = o->n_rules;
     if (s == MIXQ_OK && o->min_type) {
         pl.has_min = true;
-        s = mx_spec_parse(o->min_type, strlen(o->min_type), o->group_size, "--min-type", &pl.min_c, err);
+        s = mx_spec_parse(o->min_type, strlen(o->min_type), o->group_size, "plan_options.min_type", &pl.min_c, err);
     }
     if (s == MIXQ_OK && o->max_type) {
         pl.has_max = true;
-        s = mx_spec_parse(o->max_type, strlen(o->max_type), o->group_size, "--max-type", &pl.max_c, err);
+        s = mx_spec_parse(o->max_type, strlen(o->max_type), o->group_size, "plan_options.max_type", &pl.max_c, err);
     }
     if (s == MIXQ_OK && o->strategy != MIXQ_STRATEGY_BUDGET) {
         mixq_qtype bt = o->type != MIXQ_QT_RAW ? o->type
@@ -263,10 +264,8 @@ mixq_status mixq_plan_create(const char *in_path, const mixq_plan_options *opts,
     mixq_plan_options defaults;
     if (!out) return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_plan_create: out is required");
     *out = NULL;
-    if (!opts) {
-        mixq_plan_options_init(&defaults);
-        opts = &defaults;
-    }
+    mixq_status so = mx_plan_options_take(&opts, &defaults, err);
+    if (so != MIXQ_OK) return so;
     if (!in_path) return mx_err(err, MIXQ_E_INVALID_ARG, "mixq_plan_create: an input path is required");
     st_model *m = NULL;
     mixq_status s = st_open(in_path, &m, err);

@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "mixq.h"
+#include "mixq_tools.h"
 #include "plan/plan_roles.h"
 #include "kernels/qtype.h"
 #include "reader/st_reader.h"
@@ -97,8 +97,5 @@ uint64_t mx_plan_file_size(const mixq_plan *plan, const st_model *m, const size_
 
 /* The "estimated_error" extra of a tensor entry, or NULL if unknown. */
 json_t *mx_plan_entry_extra(const mx_plan_entry *e);
-
-/* The plain type that holds a source dtype exactly (f32, f16, bf16), or raw. */
-const qtype_desc *mx_keep_type(int dtype);
 
 #endif

@@ -190,21 +190,14 @@ mixq_status mx_measure_stats(const st_model *m, const st_tensor *t, bool moments
 /* Squared errors                                                          */
 /* ---------------------------------------------------------------------- */
 
-/* Reconstructs a row stored as a plain type (f32, f16, bf16) into y. */
-static void plain_roundtrip(mixq_qtype id, const float *x, size_t n, uint16_t *h, float *y)
+/*
+ * Reconstructs a row stored as a plain type into y through store (n
+ * elements of it); raw holds the float values exactly.
+ */
+static void plain_roundtrip(const qtype_desc *qt, const float *x, size_t n, void *store, float *y)
 {
-    const mx_kernel_set *k = mx_kernels();
-    switch (id) {
-    case MIXQ_QT_F16:
-        k->f32_to_f16(x, n, h);
-        k->f16_to_f32(h, n, y);
-        break;
-    case MIXQ_QT_BF16:
-        k->f32_to_bf16(x, n, h);
-        k->bf16_to_f32(h, n, y);
-        break;
-    default: memcpy(y, x, n * sizeof *x); break; /* f32 and raw hold the float values exactly */
-    }
+    if (!qtype_store_plain(qt, x, n, store) || !qtype_load_plain(qt, store, n, y))
+        memcpy(y, x, n * sizeof *x);
 }
 
 void mx_sample_init(mx_sample *smp, uint64_t rows, uint64_t row_length, uint64_t sample)
@@ -355,7 +348,7 @@ static mixq_status run_rows(const st_model *m, const st_tensor *t, cand_run *con
                             const mx_sample *smp, volatile sig_atomic_t *cancel, mixq_error *err)
 {
     releaser rl = {m, t, 0};
-    uint64_t rows, row_length;
+    uint64_t rows = 0, row_length = 0;
     mx_tensor_rows(t, &rows, &row_length); /* checked by run_init */
     size_t len = (size_t)row_length, esize = st_dtypes[t->dtype].size;
     float *x = malloc((len ? len : 1) * sizeof *x);
@@ -383,7 +376,7 @@ static mixq_status run_rows(const st_model *m, const st_tensor *t, cand_run *con
                 ks->quantize_row[qt->id](x, len, cr->group, &cr->qp, cr->p);
                 ks->dequantize_row[qt->id](cr->cp, len, cr->group, cr->y);
             } else {
-                plain_roundtrip(qt->id, x, len, (uint16_t *)(void *)cr->store, cr->y);
+                plain_roundtrip(qt, x, len, cr->store, cr->y);
             }
             rs[j] = 0;
         }
@@ -448,7 +441,7 @@ mixq_status mx_measure_errors(const st_model *m, const st_tensor *t, const mx_ca
         s = run_init(t, &cands[c], st, rtn, &runs[k], err);
         k++;
     }
-    uint64_t rows, row_length;
+    uint64_t rows = 0, row_length = 0;
     mx_tensor_rows(t, &rows, &row_length); /* run_init checked it */
     mx_sample smp;
     mx_sample_init(&smp, rows, row_length, sample);

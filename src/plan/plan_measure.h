@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "mixq.h"
+#include "mixq_tools.h"
 #include "kernels/qtype.h"
 #include "reader/st_reader.h"
 

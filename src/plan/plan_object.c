@@ -259,7 +259,7 @@ mixq_status mx_plan_match(const mixq_plan *p, const st_model *m, const char *pn,
                        pn, t->name, st_dtypes[e->dtype].name, st_dtypes[t->dtype].name);
             break;
         }
-        const qtype_desc *keep = mx_keep_type(t->dtype);
+        const qtype_desc *keep = qtype_for_plain_dtype(t->dtype);
         if (!st_dtypes[t->dtype].is_float && e->qt != keep && e->qt->id != MIXQ_QT_RAW) {
             s = mx_err(err, MIXQ_E_INVALID_ARG, "%s: tensor \"%s\" has dtype %s; only raw can store it, not %s", pn,
                        t->name, st_dtypes[t->dtype].name, e->qt->name);

@@ -105,9 +105,9 @@ mixq_status mx_plan_parse_candidates(const mixq_plan_options *o, mx_cand **out, 
         while (*s) {
             const char *e = strchr(s, ',');
             size_t len = e ? (size_t)(e - s) : strlen(s);
-            if (k >= MIXQ_QT_COUNT * 8) return mx_err(err, MIXQ_E_INVALID_ARG, "--candidates: too many types");
+            if (k >= MIXQ_QT_COUNT * 8) return mx_err(err, MIXQ_E_INVALID_ARG, "plan_options.candidates: too many types");
             mx_cand c;
-            mixq_status st = mx_spec_parse(s, len, o->group_size, "--candidates", &c, err);
+            mixq_status st = mx_spec_parse(s, len, o->group_size, "plan_options.candidates", &c, err);
             if (st != MIXQ_OK) return st;
             bool dup = false;
             for (size_t j = 0; j < k; j++) dup |= (*out)[j].qt == c.qt && (*out)[j].group_size == c.group_size;
@@ -115,7 +115,7 @@ mixq_status mx_plan_parse_candidates(const mixq_plan_options *o, mx_cand **out, 
             s += len;
             if (*s == ',') s++;
         }
-        if (k == 0) return mx_err(err, MIXQ_E_INVALID_ARG, "--candidates: the list is empty");
+        if (k == 0) return mx_err(err, MIXQ_E_INVALID_ARG, "plan_options.candidates: the list is empty");
     }
     *n = k;
     return MIXQ_OK;
@@ -137,7 +137,7 @@ mixq_status mx_plan_parse_rules(const mixq_plan_options *o, rule **out, mixq_err
         const char *s = o->rules[i];
         const char *eq = s ? strrchr(s, '=') : NULL;
         if (!eq || eq == s)
-            return mx_err(err, MIXQ_E_INVALID_ARG, "--override '%s': expected GLOB=TYPE (or GLOB=keep)", s ? s : "");
+            return mx_err(err, MIXQ_E_INVALID_ARG, "plan_options.rules '%s': expected GLOB=TYPE (or GLOB=keep)", s ? s : "");
         (*out)[i].glob = strndup(s, (size_t)(eq - s));
         if (!(*out)[i].glob) return mx_err(err, MIXQ_E_NOMEM, "out of memory");
         if (!strcmp(eq + 1, "keep")) {
@@ -145,7 +145,7 @@ mixq_status mx_plan_parse_rules(const mixq_plan_options *o, rule **out, mixq_err
             continue;
         }
         char what[128];
-        snprintf(what, sizeof what, "--override '%.100s'", s);
+        snprintf(what, sizeof what, "plan_options.rules '%.100s'", s);
         mixq_status st = mx_spec_parse(eq + 1, strlen(eq + 1), o->group_size, what, &(*out)[i].cand, err);
         if (st != MIXQ_OK) return st;
     }

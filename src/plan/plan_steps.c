@@ -38,15 +38,6 @@ double mx_role_prior(const mx_role_info *r)
     return p;
 }
 
-const qtype_desc *mx_keep_type(int dtype)
-{
-    switch (dtype) {
-    case ST_F32: return qtype_get(MIXQ_QT_F32);
-    case ST_F16: return qtype_get(MIXQ_QT_F16);
-    case ST_BF16: return qtype_get(MIXQ_QT_BF16);
-    default: return qtype_get(MIXQ_QT_RAW);
-    }
-}
 
 
 void mx_planner_free(planner *pl)
@@ -206,7 +197,7 @@ mixq_status mx_planner_stats_all(planner *pl, const char *in_path, mixq_error *e
 mixq_status mx_planner_measure_fixed(planner *pl, size_t i, const mx_cand *c, double *out, mixq_error *err)
 {
     const st_tensor *t = &pl->m->tensors[i];
-    if (c->qt == mx_keep_type(t->dtype) || c->qt->id == MIXQ_QT_RAW || !st_dtypes[t->dtype].is_float) {
+    if (c->qt == qtype_for_plain_dtype(t->dtype) || c->qt->id == MIXQ_QT_RAW || !st_dtypes[t->dtype].is_float) {
         *out = 0.0; /* stored exactly */
         return MIXQ_OK;
     }
@@ -253,7 +244,7 @@ mixq_status mx_planner_settle_fixed(planner *pl, mixq_error *err)
     for (size_t i = 0; i < m->ntensors; i++) {
         const st_tensor *t = &m->tensors[i];
         mx_plan_entry *e = &pl->p->t[i];
-        const qtype_desc *keep = mx_keep_type(t->dtype);
+        const qtype_desc *keep = qtype_for_plain_dtype(t->dtype);
         bool is_float = st_dtypes[t->dtype].is_float;
         /* the last matching rule; a wildcard rule skips tensors its type cannot store (integer, empty,
            non-finite), a rule naming one tensor exactly is an error there */
@@ -275,14 +266,14 @@ mixq_status mx_planner_settle_fixed(planner *pl, mixq_error *err)
                 const qtype_desc *qt = r->cand.qt;
                 if (!is_float && qt != keep)
                     return mx_err(err, MIXQ_E_INVALID_ARG,
-                                  "%s: tensor \"%s\" has dtype %s; --override '%s' asks for %s but only its source "
+                                  "%s: tensor \"%s\" has dtype %s; plan_options.rules '%s' asks for %s but only its source "
                                   "type can store it (use keep)", file_of(m, t), t->name, st_dtypes[t->dtype].name,
                                   r->glob, qt->name);
                 if (qt->quantized && t->n_elements == 0)
-                    return mx_err(err, MIXQ_E_INVALID_ARG, "%s: tensor \"%s\" has no elements; --override '%s' cannot "
+                    return mx_err(err, MIXQ_E_INVALID_ARG, "%s: tensor \"%s\" has no elements; plan_options.rules '%s' cannot "
                                   "make it %s", file_of(m, t), t->name, r->glob, qt->name);
                 if (qt->quantized && values_problem(&pl->stats[i]))
-                    return mx_err(err, MIXQ_E_DATA, "%s: tensor \"%s\" holds %s, which %s cannot store (--override '%s')",
+                    return mx_err(err, MIXQ_E_DATA, "%s: tensor \"%s\" holds %s, which %s cannot store (plan_options.rules '%s')",
                                   file_of(m, t), t->name, values_problem(&pl->stats[i]), qt->name, r->glob);
                 s = mx_planner_assign(pl, i, qt, r->cand.group_size, "rule", err);
             }
@@ -334,7 +325,7 @@ mixq_status mx_planner_layouts(planner *pl, mixq_error *err)
         if (!any && pl->o->strategy != MIXQ_STRATEGY_UNIFORM) {
             const st_tensor *t = &pl->m->tensors[i];
             return mx_err(err, MIXQ_E_INVALID_ARG,
-                          "%s: tensor \"%s\": no candidate type lies between --min-type and --max-type "
+                          "%s: tensor \"%s\": no candidate type lies between plan_options.min_type and plan_options.max_type "
                           "(%.4g to %.4g nominal bits per weight)", file_of(pl->m, t), t->name, lo, hi);
         }
     }

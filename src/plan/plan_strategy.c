@@ -221,7 +221,7 @@ mixq_status mx_plan_run_budget(planner *pl, json_t *meta_base, uint64_t slack, m
         goto out;
     }
     if (ms == MX_MCK_NO_CHOICE) {
-        s = mx_err(err, MIXQ_E_INVALID_ARG, "no candidate type can store some tensor; widen --candidates");
+        s = mx_err(err, MIXQ_E_INVALID_ARG, "no candidate type can store some tensor; widen plan_options.candidates");
         goto out;
     }
     p->min_bytes = res.min_cost + fixed;

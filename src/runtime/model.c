@@ -455,6 +455,7 @@ static mixq_status config_from_container(rt_model *m, mixq_error *err)
     char b[MX_SHOWN_BUF];
     s = rt_config_parse(mx_shown(m->config_path, b), text, len, &m->cfg, err);
     mixq_free(text);
+    if (s == MIXQ_OK) m->config_stored = 1;
     return s;
 }
 

@@ -68,6 +68,7 @@ typedef struct rt_model {
     rt_config cfg;
     char *path;              /* as opened */
     char *config_path;
+    int config_stored;       /* 1: config.json came from the container (FORMAT.md §3.3); its tokenizer is there too */
     mixq_file *mf;           /* exactly one of mf, sm */
     st_model *sm;
     rt_weight embed;         /* [vocab, hidden] */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mixq.h"
+#include "mixq_tools.h"
 #include "plan/plan.h"
 
 #define FUZZ_TARGET "fuzz_plan_file"

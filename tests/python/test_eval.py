@@ -65,6 +65,40 @@ try:
     r1 = ev(model, "--tokens", tok, "--ctx", "128", "--chunks", "16", "-j", "1")
     expect(r1 == r2, "the same results with 1 and 2 threads")
 
+    rt = ev(model, "--text", text, "--ctx", "128", "--chunks", "16", "-j", "2")
+    expect(rt == r2, "--text through mixq's own tokenizer gives the same results as the sentencepiece ids")
+
+    # mixq run: the prompt through the tokenizer, greedy ids equal to the same prompt given as ids,
+    # and the streamed text equal to sentencepiece's decoding of those ids
+    prompt = "The quick brown fox"
+    ptok = os.path.join(tmp, "prompt.tok")
+    with open(ptok, "w") as f:
+        f.write(" ".join(map(str, sp.encode(prompt))) + "\n")
+    run = lambda *a: subprocess.run([EXE, "run", model, "-n", "24"] + list(a), capture_output=True, text=True)
+    a, b, c = run("--prompt", prompt, "--print-ids"), run("--tokens", ptok, "--print-ids"), run("--prompt", prompt)
+    gen = [int(x) for x in a.stdout.split()] if a.returncode == 0 else None
+    expect(a.returncode == 0 and b.returncode == 0 and a.stdout == b.stdout and len(gen) == 24,
+           "run --prompt and run --tokens generate the same 24 ids")
+    expect(c.returncode == 0 and gen is not None and c.stdout.rstrip("\n") == sp.decode(sp.encode(prompt) + gen),
+           "run --prompt prints the prompt and the continuation as sentencepiece decodes them: %r" % c.stdout[:80])
+
+    # bad inputs: a text that is not UTF-8, a tokenizer that does not match the embedding
+    bad = os.path.join(tmp, "bad.txt")
+    with open(bad, "wb") as f:
+        f.write(b"valid start \xff\xfe then junk")
+    r = subprocess.run([EXE, "eval", model, "--text", bad], capture_output=True, text=True)
+    expect(r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "UTF-8" in r.stderr
+           and "12" in r.stderr and "bad.txt" in r.stderr, "a text that is not UTF-8: exit 1, one line naming the byte offset: %r" % r.stderr)
+    baby = os.path.join(models, "baby-llama-105")
+    mixed = os.path.join(tmp, "mixed")
+    os.mkdir(mixed)
+    for name in ("model.safetensors", "config.json"):
+        shutil.copyfile(os.path.join(baby, name), os.path.join(mixed, name))
+    shutil.copyfile(os.path.join(model, "tokenizer.model"), os.path.join(mixed, "tokenizer.model"))
+    r = subprocess.run([EXE, "run", mixed, "--prompt", "hello", "-n", "2"], capture_output=True, text=True)
+    expect(r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "2048" in r.stderr and "105" in r.stderr,
+           "a tokenizer of 2048 tokens with a 105-row embedding: exit 1, one line: %r" % r.stderr)
+
     rs = ev(model, "--tokens", tok, "--ctx", "64", "--chunks", "4", "--base", model)
     expect(rs["kld"]["mean"] == 0 and rs["kld"]["max"] == 0 and rs["same_top1"] == 1 and rs["rms_delta_p"] == 0
            and rs["base_perplexity"] == rs["perplexity"], "the model against itself: KLD 0, same top-1 100 %")

@@ -369,16 +369,16 @@ _npm_ready = []
 
 
 def npm_ready():
-    """True once tests/npm/node_modules holds @huggingface/gguf (installed here with `npm ci` on first use,
-    from tests/npm/package-lock.json); False without node and npm or when the install fails."""
+    """True once tests/npm/node_modules holds @huggingface/gguf (installed here with `npm install` on first
+    use, as scripts/test.sh does); False without node and npm or when the install fails."""
     if not _npm_ready:
         ok = os.path.isdir(os.path.join(NPM_DIR, "node_modules", "@huggingface", "gguf"))
         if not ok and shutil.which("node") and shutil.which("npm"):
-            r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=NPM_DIR,
+            r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=NPM_DIR,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
             ok = r.returncode == 0
             if not ok:
-                print("npm ci failed; the @huggingface/gguf check is skipped:\n" + r.stdout[-2000:], file=sys.stderr)
+                print("npm install failed; the @huggingface/gguf check is skipped:\n" + r.stdout[-2000:], file=sys.stderr)
         _npm_ready.append(ok and shutil.which("node") is not None)
     return _npm_ready[0]
 

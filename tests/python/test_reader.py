@@ -387,7 +387,7 @@ class Base(unittest.TestCase):
             for d, t in zip(dump["tensors"], f.tensors()):
                 self.assertEqual((tuple(d["shape"]), d["quant_type"], d["source_dtype"], d["group_size"]),
                                  (t.shape, t.quant_type, t.source_dtype, t.group_size))
-                self.assertEqual((d["offset"], d["bytes"], int(d["xxh3"], 16)), (t.offset, t.length, t.xxh3))
+                self.assertEqual((d["file_offset"], d["bytes"], int(d["xxh3"], 16)), (t.offset, t.length, t.xxh3))
                 dtype, shape, data = exported[t.name]
                 self.assertEqual(shape, t.shape)
                 seen.add((t.quant_type, t.group_size))

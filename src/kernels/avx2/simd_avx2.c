@@ -76,10 +76,12 @@ static inline uint16_t f16_down(float f)
 }
 
 /* The shared plain choice of a DQ super-block, with these F16C conversions. */
-#define MX_DQP_F16_TO_F32 h2f
-#define MX_DQP_F16_UP f16_up
-#define MX_DQP_F16_DOWN f16_down
+#define MX_K_F16_TO_F32 h2f
+#define MX_K_F16_UP f16_up
+#define MX_K_F16_DOWN f16_down
+#define MX_K_F32_TO_F16 f2h
 #include "kernels/kernel_dq_plain.h"
+#include "kernels/kernel_scale_rules.h"
 
 /* ------------------------------------------------------------------------ */
 /* f32 <-> f16 / bf16 arrays                                                */
@@ -650,20 +652,6 @@ typedef struct symf16_type {
 static const symf16_type T_INT8 = {-127, 127, 127.0f, true, 8, 256};
 static const symf16_type T_INT4S = {-8, 7, 8.0f, false, 4, 8};
 
-/* As kernel_int8.c min_cover_scale: the smallest f16 h >= 0 with top * h >= amax (top * h exact). */
-static uint16_t sym_cover_scale(float amax, float top)
-{
-    uint16_t h;
-    if (!(amax > 0.0f))
-        return 0;
-    h = f16_up(amax / top);
-    while (h > 0 && top * h2f((uint16_t)(h - 1u)) >= amax)
-        h--;
-    while (h < 0x7C00u && top * h2f(h) < amax)
-        h++;
-    return h;
-}
-
 /* Codes of 8 elements as int32 q + (bits == 8 ? 0 : bias). */
 static inline __m256i sym_codes8(__m256 x, __m256 vd, __m256 vlo, __m256 vhi, __m256i vbias)
 {
@@ -687,7 +675,7 @@ static void sym_quantize(const symf16_type *T, const float *x, size_t n, unsigne
     for (size_t start = 0, j = 0; start < n; start += g, j++) {
         size_t len = n - start < g ? n - start : g;
         const float *xg = x + start;
-        float amax = 0.0f, hi = xg[0], xm, d;
+        float amax = 0.0f, hi = xg[0], d;
         size_t i = 0;
         uint16_t h;
 
@@ -715,19 +703,9 @@ static void sym_quantize(const symf16_type *T, const float *x, size_t n, unsigne
             if (xg[i] > hi)
                 hi = xg[i];
         }
-        xm = T->positive || hi == amax ? amax : -amax;
-        h = sym_cover_scale(amax, T->top);
-        if (!T->positive && xm > 0.0f && h != 0)
-            h |= 0x8000u;
-        d = h2f(h);
-        if (search) {
-            const float *w = p->importance ? p->importance + start : NULL;
-            float ds = mx_search_sym(&mx_search_ops_avx2, xg, w, len, T->qlo, T->qhi, MX_ROUND_F16, T->positive, d, xm);
-            if (ds != d) {
-                d = ds;
-                h = f2h(d);
-            }
-        }
+        h = mx_sym_group_scale(search ? &mx_search_ops_avx2 : NULL, xg,
+                               search && p->importance ? p->importance + start : NULL, len, T->qlo, T->qhi, T->top,
+                               T->positive, amax, hi, &d);
         mx_st16le(scales + 2 * j, h);
 
         if (d == 0.0f) { /* all codes 0, stored as bias */
@@ -907,39 +885,6 @@ static inline __attribute__((always_inline)) void int4s_dequantize(mx_crowptrs i
 /* asymmetric f16-scale types: int4 (FORMAT.md §4.2), int2 (§4.4)           */
 /* ------------------------------------------------------------------------ */
 
-/* fl(m + fl(L * s)) >= hi, as kernel_int4.c covers (L * s exact). */
-static inline int asym_covers(float m, uint16_t h, float L, float hi)
-{
-    float top = L * h2f(h);
-    float sum = m + top;
-    return sum >= hi;
-}
-
-/*
- * The smallest f16 s >= 0 with asym_covers (kernel_int4.c min_cover_scale;
- * the test is monotone in s, so that value is unique).  The reference
- * bisects over [0, +inf]; here the rounded-up quotient is tried first and
- * accepted only if it passes and its predecessor fails, which proves it is
- * that smallest value; otherwise the same bisection runs.
- */
-static uint16_t asym_cover_scale(float m, float L, float hi)
-{
-    unsigned lo = 0, up = 0x7C00u;
-    if (asym_covers(m, 0, L, hi))
-        return 0;
-    uint16_t c = f16_up((hi - m) / L);
-    if (c > 0 && c <= 0x7C00u && asym_covers(m, c, L, hi) && !asym_covers(m, (uint16_t)(c - 1u), L, hi))
-        return c;
-    while (up - lo > 1u) {
-        unsigned mid = lo + (up - lo) / 2u;
-        if (asym_covers(m, (uint16_t)mid, L, hi))
-            up = mid;
-        else
-            lo = mid;
-    }
-    return (uint16_t)up;
-}
-
 static inline __m256i asym_codes8(__m256 x, __m256 vm, __m256 vs, __m256 vL)
 {
     return clamp_rhe_hi(_mm256_div_ps(_mm256_sub_ps(x, vm), vs), _mm256_setzero_ps(), vL);
@@ -993,20 +938,7 @@ static void asym_quantize(int L, unsigned bits, const float *x, size_t n, unsign
                     st.hi = xg[i];
             }
         }
-        mh = f16_down(st.lo);
-        m = h2f(mh);
-        sh = asym_cover_scale(m, (float)L, st.hi);
-        s = h2f(sh);
-        if (search) {
-            float s2, m2;
-            mx_search_asym(&mx_search_ops_avx2, xg, w, len, L, MX_ROUND_F16, &st, s, m, &s2, &m2);
-            if (s2 != s || m2 != m) {
-                s = s2;
-                m = m2;
-                sh = f2h(s);
-                mh = f2h(m);
-            }
-        }
+        mx_asym_group_scale(search ? &mx_search_ops_avx2 : NULL, xg, w, len, L, &st, &sh, &mh, &s, &m);
         mx_st16le(scales + 2 * j, sh);
         mx_st16le(mins + 2 * j, mh);
 
@@ -1310,22 +1242,6 @@ static const fp8_kind K_E5M2 = {MX_FP8_E5M2_MAX, false, mx_f32_to_e5m2, mx_e5m2_
 static inline __m256i fp8_enc8(const fp8_kind *K, __m256 f) { return K->e4m3 ? e4m3_enc8(f) : e5m2_enc8(f); }
 static inline __m256 fp8_dec8(const fp8_kind *K, __m256i c) { return K->e4m3 ? e4m3_dec8(c) : e5m2_dec8(c); }
 
-/* As kernel_fp8.c fp8_rtn_scale. */
-static float fp8_rtn_scale(float amax, float fmax)
-{
-    float s;
-    if (!(amax > 0.0f))
-        return 0.0f;
-    s = amax / fmax;
-    if (!(amax <= FLT_MAX))
-        return s;
-    if (s == 0.0f)
-        s = mx_bits_f32(1u);
-    while (amax / s > fmax)
-        s = mx_bits_f32(mx_f32_bits(s) + 1u);
-    return s;
-}
-
 /* As kernel_fp8.c fp8_encode_group: enc(fl(x / s)), all 0 for s == 0 (s > 0 otherwise). */
 static void fp8_encode(const fp8_kind *K, const float *x, size_t len, float s, uint8_t *codes)
 {
@@ -1383,7 +1299,7 @@ static void fp8_quantize(const fp8_kind *K, const float *x, size_t n, unsigned g
     if (n == 0)
         return;
     if (p != NULL && p->tensor_absmax >= 0.0f) {
-        float s = fp8_rtn_scale(p->tensor_absmax, K->fmax);
+        float s = mx_fp8_rtn_scale(p->tensor_absmax, K->fmax);
         mx_fp8_st_f32le(scales, s);
         fp8_encode(K, x, n, s, codes);
         return;
@@ -1408,7 +1324,7 @@ static void fp8_quantize(const fp8_kind *K, const float *x, size_t n, unsigned g
             if (a > amax)
                 amax = a;
         }
-        s = fp8_rtn_scale(amax, K->fmax);
+        s = mx_fp8_rtn_scale(amax, K->fmax);
         if (p != NULL && p->search && s > 0.0f && amax <= FLT_MAX) {
             const float *w = p->importance ? p->importance + start : NULL;
             float best = fp8_group_error(K, xg, w, len, s);
@@ -1477,7 +1393,6 @@ static void avx2_e5m2_dequantize_row(mx_crowptrs in, size_t n, unsigned group, f
 /* double-quantized types: int4_dq, int2_dq, int3_dq, int6_dq (kernel_dq.c) */
 /* ------------------------------------------------------------------------ */
 
-#define DQ_SUPER 256u
 #define DQ_MAX_GROUPS MX_DQ_MAX_GROUPS
 
 typedef struct dq_type {
@@ -1610,11 +1525,6 @@ static inline __m256i get_codes8(const uint8_t *base, const planes *P, size_t k)
     return u;
 }
 
-static unsigned dq_group(unsigned group)
-{
-    return group != 0 && group <= DQ_SUPER && DQ_SUPER % group == 0 ? group : 16u;
-}
-
 static void dq_quantize(const dq_type *T, const float *x, size_t n, unsigned group, const mx_qparams *p,
                         mx_rowptrs out)
 {
@@ -1624,10 +1534,10 @@ static void dq_quantize(const dq_type *T, const float *x, size_t n, unsigned gro
     uint8_t *mins = out.sec[MIXQ_SEC_MINS];
     uint8_t *sups = out.sec[MIXQ_SEC_SUPER_SCALES];
     uint8_t *supm = out.sec[MIXQ_SEC_SUPER_MINS];
-    unsigned G = dq_group(group);
+    unsigned G = mx_dq_group(group);
     size_t ng = (n + G - 1) / G;
     planes CP, SP;
-    uint8_t u[DQ_SUPER];
+    uint8_t u[MX_DQ_SUPER];
 
     if (p != NULL && p->search) {
         /* the reference drivers (two-level search), with the AVX2 passes */
@@ -1647,8 +1557,8 @@ static void dq_quantize(const dq_type *T, const float *x, size_t n, unsigned gro
 
     const __m256 vqlo = _mm256_set1_ps((float)T->qlo), vqhi = _mm256_set1_ps((float)T->qhi);
     const __m256i vqb = _mm256_set1_epi32((int)T->qbias);
-    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += DQ_SUPER) {
-        size_t len = n - s0 < DQ_SUPER ? n - s0 : DQ_SUPER;
+    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += MX_DQ_SUPER) {
+        size_t len = n - s0 < MX_DQ_SUPER ? n - s0 : MX_DQ_SUPER;
         const float *xs = x + s0;
         size_t j0 = s0 / G;
         float lo[DQ_MAX_GROUPS] = {0}, hi[DQ_MAX_GROUPS] = {0}, am[DQ_MAX_GROUPS] = {0};
@@ -1716,7 +1626,7 @@ static inline __attribute__((always_inline)) void dq_dequantize(const dq_type *T
     const uint8_t *mins = in.sec[MIXQ_SEC_MINS];
     const uint8_t *sups = in.sec[MIXQ_SEC_SUPER_SCALES];
     const uint8_t *supm = in.sec[MIXQ_SEC_SUPER_MINS];
-    unsigned G = dq_group(group);
+    unsigned G = mx_dq_group(group);
     size_t ng = (n + G - 1) / G;
     planes CP, SP;
 
@@ -1727,8 +1637,8 @@ static inline __attribute__((always_inline)) void dq_dequantize(const dq_type *T
     planes_init(&CP, qt->code_planes, n);
     planes_init(&SP, qt->scale_planes, ng);
     const __m256i vqb = _mm256_set1_epi32((int)T->qbias), vcb = _mm256_set1_epi32((int)T->cbias);
-    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += DQ_SUPER) {
-        size_t len = n - s0 < DQ_SUPER ? n - s0 : DQ_SUPER;
+    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += MX_DQ_SUPER) {
+        size_t len = n - s0 < MX_DQ_SUPER ? n - s0 : MX_DQ_SUPER;
         size_t j0 = s0 / G, nsb = (len + G - 1) / G, j = 0;
         uint16_t dh = mx_ld16le(sups + 2 * b), dmh = T->asym ? mx_ld16le(supm + 2 * b) : 0;
         if (!mx_f16_bits_finite(dh) || !mx_f16_bits_finite(dmh)) { /* kernels.h: non-finite scale parameters */

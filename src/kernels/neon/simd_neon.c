@@ -13,8 +13,8 @@
  *   - clamps written as compare + select in the reference's order, so even a
  *     NaN quotient ends where the reference puts it;
  *   - per-group parameters (scale and min choice) computed by the same
- *     scalar code (copied here, or called directly: kernel_dq_plain.h,
- *     kernel_dq.c's and quant_search.c's drivers), only the reductions
+ *     scalar code (shared, never copied: kernel_scale_rules.h,
+ *     kernel_dq_plain.h, kernel_dq.c's and quant_search.c's drivers), only the reductions
  *     feeding them vectorised: min / max / max |x| (order-independent; the
  *     sign of a zero result is fixed up to the reference's), and the search
  *     passes' sums in the reference's 8 partial sums (two float32x4_t per
@@ -36,6 +36,7 @@
 #include "kernels/kernel_fp8.h"
 #include "common/half.h"
 #include "kernels/kernel_dq_plain.h"
+#include "kernels/kernel_scale_rules.h"
 #include "kernels/kernels.h"
 #include "kernels/quant_search.h"
 #include "kernels/simd.h"
@@ -544,20 +545,6 @@ typedef struct sym_type {
 static const sym_type S_INT8 = {-127, 127, 127.0f, true, 8, 256};
 static const sym_type S_INT4S = {-8, 7, 8.0f, false, 4, 8};
 
-/* Same as kernel_int8.c: the smallest f16 h >= 0 with top * h >= amax. */
-static uint16_t sym_min_cover_scale(float amax, float top)
-{
-    uint16_t h;
-    if (!(amax > 0.0f))
-        return 0;
-    h = mx_f16_round_up(amax / top);
-    while (h > 0 && top * mx_f16_to_f32((uint16_t)(h - 1u)) >= amax)
-        h--;
-    while (h < 0x7C00u && top * mx_f16_to_f32(h) < amax)
-        h++;
-    return h;
-}
-
 /* Stored codes (q + bias) mod 2^bits of four elements, q = rhe(clamp(x / d, qlo, qhi)). */
 static inline uint32x4_t sym_codes4(float32x4_t x, float32x4_t vd, float32x4_t vlo, float32x4_t vhi,
                                     int32x4_t vbias, uint32x4_t vmask)
@@ -593,25 +580,14 @@ static void sym_quantize(const sym_type *T, const float *x, size_t n, unsigned g
     for (start = 0, j = 0; start < n; start += g, j++) {
         size_t len = n - start < g ? n - start : g;
         const float *xg = x + start;
-        float amax = absmax_ref(xg, len), lo, hi, xm, d;
+        float amax = absmax_ref(xg, len), lo, hi, d;
         uint16_t h;
         size_t i = 0;
 
         minmax_ref(xg, len, &lo, &hi);
-        xm = T->positive || hi == amax ? amax : -amax;
-        h = sym_min_cover_scale(amax, T->top);
-        if (!T->positive && xm > 0.0f && h != 0)
-            h |= 0x8000u;
-        d = mx_f16_to_f32(h);
-        if (search) {
-            const float *w = p->importance ? p->importance + start : NULL;
-            float ds = mx_search_sym(&mx_search_ops_neon, xg, w, len, T->qlo, T->qhi, MX_ROUND_F16, T->positive, d,
-                                     xm);
-            if (ds != d) {
-                d = ds;
-                h = mx_f32_to_f16(d);
-            }
-        }
+        h = mx_sym_group_scale(search ? &mx_search_ops_neon : NULL, xg,
+                               search && p->importance ? p->importance + start : NULL, len, T->qlo, T->qhi, T->top,
+                               T->positive, amax, hi, &d);
         mx_st16le(scales + 2 * j, h);
 
         /* head up to a byte boundary, 16 at a time, tail */
@@ -749,30 +725,6 @@ static void neon_int4s_dequantize_row(mx_crowptrs in, size_t n, unsigned group, 
 /* Asymmetric f16-scale types: int4 (FORMAT.md §4.2), int2 (§4.4)            */
 /* ------------------------------------------------------------------------ */
 
-/* Same as kernel_int4.c: fl(m + fl(L * s)) >= hi. */
-static int asym_covers(float m, uint16_t h, float L, float hi)
-{
-    float top = L * mx_f16_to_f32(h);
-    float sum = m + top;
-    return sum >= hi;
-}
-
-/* Same as kernel_int4.c: the smallest f16 s >= 0 with fl(m + L * s) >= hi. */
-static uint16_t asym_min_cover_scale(float m, float L, float hi)
-{
-    unsigned lo = 0, up = 0x7C00u;
-    if (asym_covers(m, 0, L, hi))
-        return 0;
-    while (up - lo > 1u) {
-        unsigned mid = lo + (up - lo) / 2u;
-        if (asym_covers(m, (uint16_t)mid, L, hi))
-            up = mid;
-        else
-            lo = mid;
-    }
-    return (uint16_t)up;
-}
-
 /* Codes rhe(clamp(fl(fl(x - m) / s), 0, L)) of four elements. */
 static inline uint32x4_t asym_codes4(float32x4_t x, float32x4_t vm, float32x4_t vs, float32x4_t vL)
 {
@@ -819,20 +771,7 @@ static void asym_quantize(int L, unsigned bits, const float *x, size_t n, unsign
             n_stats(xg, w, len, &st);
         else
             minmax_ref(xg, len, &st.lo, &st.hi);
-        mh = mx_f16_round_down(st.lo);
-        m = mx_f16_to_f32(mh);
-        sh = asym_min_cover_scale(m, Lf, st.hi);
-        s = mx_f16_to_f32(sh);
-        if (search) {
-            float s2, m2;
-            mx_search_asym(&mx_search_ops_neon, xg, w, len, L, MX_ROUND_F16, &st, s, m, &s2, &m2);
-            if (s2 != s || m2 != m) {
-                s = s2;
-                m = m2;
-                sh = mx_f32_to_f16(s);
-                mh = mx_f32_to_f16(m);
-            }
-        }
+        mx_asym_group_scale(search ? &mx_search_ops_neon : NULL, xg, w, len, L, &st, &sh, &mh, &s, &m);
         mx_st16le(scales + 2 * j, sh);
         mx_st16le(mins + 2 * j, mh);
 
@@ -949,7 +888,6 @@ static const dq_desc D_INT2_DQ = {MIXQ_QT_INT2_DQ, true, 0, 3, 0, 15, 0, 0};
 static const dq_desc D_INT3_DQ = {MIXQ_QT_INT3_DQ, false, -4, 3, -32, 31, 4, 32};
 static const dq_desc D_INT6_DQ = {MIXQ_QT_INT6_DQ, false, -32, 31, -128, 127, 32, 128};
 
-#define DQ_SUPER 256u
 
 /* The group statistics as the reference computes them (vectorised), then kernel_dq_plain.h's plain choice. */
 static void dq_rtn_neon(const dq_desc *T, const float *x, size_t len, unsigned G, mx_dq_sb *r)
@@ -1018,7 +956,7 @@ static void dq_quantize_neon(const dq_desc *T, const float *x, size_t n, unsigne
     uint8_t *mins = out.sec[MIXQ_SEC_MINS];
     uint8_t *sups = out.sec[MIXQ_SEC_SUPER_SCALES];
     uint8_t *supm = out.sec[MIXQ_SEC_SUPER_MINS];
-    unsigned G = group != 0 && group <= DQ_SUPER && DQ_SUPER % group == 0 ? group : 16u;
+    unsigned G = mx_dq_group(group);
     size_t ng = (n + G - 1) / G;
     size_t coff[QT_MAX_PLANES], soff[QT_MAX_PLANES];
     const float32x4_t vlo = vdupq_n_f32((float)T->qlo), vhi = vdupq_n_f32((float)T->qhi);
@@ -1036,8 +974,8 @@ static void dq_quantize_neon(const dq_desc *T, const float *x, size_t n, unsigne
     if (T->asym)
         memset(mins, 0, mx_planes_bytes(qt->scale_planes, ng));
 
-    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += DQ_SUPER) {
-        size_t len = n - s0 < DQ_SUPER ? n - s0 : DQ_SUPER;
+    for (size_t b = 0, s0 = 0; s0 < n; b++, s0 += MX_DQ_SUPER) {
+        size_t len = n - s0 < MX_DQ_SUPER ? n - s0 : MX_DQ_SUPER;
         const float *xs = x + s0;
         size_t j0 = s0 / G;
         mx_dq_sb r;
@@ -1105,7 +1043,7 @@ static void dq_dequantize_neon(const dq_desc *T, mx_crowptrs in, size_t n, unsig
     const uint8_t *mins = in.sec[MIXQ_SEC_MINS];
     const uint8_t *sups = in.sec[MIXQ_SEC_SUPER_SCALES];
     const uint8_t *supm = in.sec[MIXQ_SEC_SUPER_MINS];
-    unsigned G = group != 0 && group <= DQ_SUPER && DQ_SUPER % group == 0 ? group : 16u;
+    unsigned G = mx_dq_group(group);
     size_t ng = (n + G - 1) / G;
     size_t coff[QT_MAX_PLANES], soff[QT_MAX_PLANES];
     const int16x8_t qb = vdupq_n_s16((int16_t)T->qbias);
@@ -1113,7 +1051,7 @@ static void dq_dequantize_neon(const dq_desc *T, mx_crowptrs in, size_t n, unsig
     mx_planes_offsets(qt->code_planes, n, coff);
     mx_planes_offsets(qt->scale_planes, ng, soff);
     for (size_t j = 0, g0 = 0; g0 < n; j++, g0 += G) {
-        size_t gl = n - g0 < G ? n - g0 : G, b = g0 / DQ_SUPER, i = 0;
+        size_t gl = n - g0 < G ? n - g0 : G, b = g0 / MX_DQ_SUPER, i = 0;
         uint16_t dh = mx_ld16le(sups + 2 * b);
         if (!mx_f16_bits_finite(dh) || (T->asym && !mx_f16_bits_finite(mx_ld16le(supm + 2 * b)))) {
             /* kernels.h: non-finite scale parameters (the super-block's groups all take this branch) */
@@ -1263,25 +1201,6 @@ static inline void fp8_dec_u32x8(uint32x4_t c0, uint32x4_t c1, int e4m3, float32
 static inline uint8_t fp8_enc1(float f, int e4m3) { return e4m3 ? mx_f32_to_e4m3(f) : mx_f32_to_e5m2(f); }
 static inline float fp8_dec1(uint8_t c, int e4m3) { return e4m3 ? mx_e4m3_to_f32(c) : mx_e5m2_to_f32(c); }
 
-/* Same as kernel_fp8.c: the next binary32 above a finite s >= 0. */
-static float next_up_f32(float s) { return mx_bits_f32(mx_f32_bits(s) + 1u); }
-
-/* Same as kernel_fp8.c: the RTN scale for amax (fp8.h). */
-static float fp8_rtn_scale(float amax, float fmax)
-{
-    float s;
-    if (!(amax > 0.0f))
-        return 0.0f;
-    s = amax / fmax;
-    if (!(amax <= FLT_MAX))
-        return s;
-    if (s == 0.0f)
-        s = mx_bits_f32(1u);
-    while (amax / s > fmax)
-        s = next_up_f32(s);
-    return s;
-}
-
 /* Codes enc(fl(x / s)) of x[0..len), all 0 if s == 0 (not > 0). */
 static void fp8_encode_group(const float *x, size_t len, float s, int e4m3, uint8_t *codes)
 {
@@ -1352,7 +1271,7 @@ static void neon_fp8_quantize_row(const float *x, size_t n, unsigned group, cons
     if (n == 0)
         return;
     if (p != NULL && p->tensor_absmax >= 0.0f) { /* per tensor: one scale, RTN */
-        float s = fp8_rtn_scale(p->tensor_absmax, fmax);
+        float s = mx_fp8_rtn_scale(p->tensor_absmax, fmax);
         mx_fp8_st_f32le(scales, s);
         fp8_encode_group(x, n, s, e4m3, codes);
         return;
@@ -1361,7 +1280,7 @@ static void neon_fp8_quantize_row(const float *x, size_t n, unsigned group, cons
         size_t len = n - start < g ? n - start : g;
         const float *xg = x + start;
         float amax = absmax_ref(xg, len);
-        float s = fp8_rtn_scale(amax, fmax);
+        float s = mx_fp8_rtn_scale(amax, fmax);
         if (p != NULL && p->search && s > 0.0f && amax <= FLT_MAX) {
             const float *w = p->importance ? p->importance + start : NULL;
             float best = fp8_group_error(xg, w, len, s, e4m3);
