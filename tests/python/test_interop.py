@@ -572,5 +572,26 @@ class TestExportGGUF(unittest.TestCase):
                 self.assertTrue(np.all(err <= d * 0.5 * 1.01 + 1e-12), name)
 
 
+class TestContainerAlone(unittest.TestCase):
+    def test_eval_needs_nothing_beside_the_container(self):
+        """config.json and the tokenizer come from the container: the same perplexity as with the
+        checkpoint directory's files."""
+        src = os.path.join(SHARED, "tiny-llama-6l")
+        text = os.path.join(SHARED, "eval-text.txt")
+        if not os.path.isdir(src) or not os.path.isfile(text):
+            self.skipTest("no shared tiny-llama-6l")
+        tmp = tempfile.mkdtemp(prefix="mixq-alone-")
+        try:
+            c = os.path.join(tmp, "m.mxq")
+            run("convert", src, "-o", c, "-t", "int8", "-q")
+            self.assertEqual(os.listdir(tmp), ["m.mxq"])
+            a = json.loads(run("eval", c, "--text", text, "--ctx", "64", "--chunks", "4", "--json").stdout)
+            b = json.loads(run("eval", c, "--config", src, "--text", text, "--ctx", "64", "--chunks", "4",
+                               "--json").stdout)
+            self.assertEqual(a["perplexity"], b["perplexity"])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
