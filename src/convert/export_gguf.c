@@ -761,7 +761,9 @@ mixq_status mixq_export_gguf(const char *container_path, const char *out_path, c
         memset(sec, 0, sizeof sec);
         for (int k = 0; k < MIXQ_SECTION_COUNT; k++)
             if (mixq_tensor_section(g->t, (mixq_section_kind)k, &sec[k]) != MIXQ_OK) memset(&sec[k], 0, sizeof sec[k]);
-        if (grow((void **)&c.fbuf, &c.fcap, g->cols * 4 + 4) || grow((void **)&c.obuf, &c.ocap, g->row_bytes + 4)) {
+        uint64_t fneed;
+        if (!ck_mul(g->cols, 4, &fneed) || fneed > UINT64_MAX - 4 || g->row_bytes > UINT64_MAX - 4 ||
+            grow((void **)&c.fbuf, &c.fcap, fneed + 4) || grow((void **)&c.obuf, &c.ocap, g->row_bytes + 4)) {
             s = mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", container_path);
             break;
         }
