@@ -219,6 +219,41 @@ MIXQ_API uint64_t mixq_file_size(const mixq_file *file);
  */
 MIXQ_API const char *mixq_source_metadata(const mixq_file *file, const char *key);
 
+/*
+ * The model's own files stored in the container (format minor version 1,
+ * FORMAT.md §3.3): config.json, generation_config.json, tokenizer.json,
+ * tokenizer.model, tokenizer_config.json, special_tokens_map.json, whichever
+ * the checkpoint directory held.  A format 1.0 container has none.
+ */
+typedef struct mixq_stored_file {
+    const char *name;          /* plain file name, UTF-8; valid until mixq_close() */
+    uint64_t size;             /* bytes once decompressed */
+    uint64_t stored_size;      /* bytes as stored (compressed) */
+    const char *compression;   /* "zlib" or "none" */
+    uint64_t checksum;         /* xxh3-64 of the decompressed bytes */
+} mixq_stored_file;
+
+/* Number of stored files (0 for a NULL file). */
+MIXQ_API size_t mixq_file_count(const mixq_file *file);
+
+/* Fills *out for the i-th stored file; MIXQ_E_RANGE if i is out of range. */
+MIXQ_API mixq_status mixq_file_at(const mixq_file *file, size_t i, mixq_stored_file *out);
+
+/* Fills *out (may be NULL) for the stored file of this name; MIXQ_E_NOT_FOUND if there is none. */
+MIXQ_API mixq_status mixq_file_find(const mixq_file *file, const char *name, mixq_stored_file *out);
+
+/*
+ * A decompressed copy of a stored file, checked against its size and
+ * checksum (MIXQ_E_CHECKSUM if the stored bytes are corrupt).  *buf gets
+ * *len bytes followed by one NUL byte (not counted), to release with
+ * mixq_free().  MIXQ_E_NOT_FOUND if the container stores no file of that name.
+ */
+MIXQ_API mixq_status mixq_file_read(const mixq_file *file, const char *name, void **buf, size_t *len,
+                                    mixq_error *err);
+
+/* Frees memory the library returned to the caller (mixq_file_read); NULL is allowed. */
+MIXQ_API void mixq_free(void *ptr);
+
 /* ---------------------------------------------------------------------- */
 /* Compute: y = x W^T straight from the stored bytes                        */
 /* ---------------------------------------------------------------------- */

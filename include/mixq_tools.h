@@ -205,6 +205,92 @@ static inline void mixq_export_options_init(mixq_export_options *opts)
 MIXQ_API mixq_status mixq_export(const char *container_path, const char *out_path,
                                  const mixq_export_options *opts, mixq_error *err);
 
+/* Default mixq_export_hf_options.shard_size: Hugging Face's own default ("5GB"). */
+#define MIXQ_HF_SHARD_SIZE_DEFAULT 5000000000ull
+
+/* Options for mixq_export_hf; initialise with mixq_export_hf_options_init. */
+typedef struct mixq_export_hf_options {
+    size_t struct_size;            /* sizeof the caller's struct: set by mixq_export_hf_options_init */
+    mixq_qtype dtype;              /* MIXQ_QT_BF16 (default), MIXQ_QT_F16 or MIXQ_QT_F32 */
+    uint64_t shard_size;           /* tensor bytes per shard at most (a larger tensor gets a shard of its own);
+                                      0 = MIXQ_HF_SHARD_SIZE_DEFAULT */
+    int force;                     /* 1 = replace an existing export directory (only one holding nothing but
+                                      what an export writes) */
+    int verify;                    /* 1 (default) = check the container's checksums first */
+    volatile sig_atomic_t *cancel; /* if non-NULL and set non-zero, stop and clean up */
+    mixq_progress_fn progress;     /* optional, called after each tensor */
+    void *progress_ctx;
+} mixq_export_hf_options;
+
+/* As mixq_export_options_init_sized, for mixq_export_hf_options. */
+MIXQ_API void mixq_export_hf_options_init_sized(mixq_export_hf_options *opts, size_t struct_size);
+static inline void mixq_export_hf_options_init(mixq_export_hf_options *opts)
+{
+    mixq_export_hf_options_init_sized(opts, sizeof *opts);
+}
+
+/*
+ * Writes a Hugging Face model directory from a container: the tensors
+ * dequantized (as mixq_export) into shards model-0000K-of-0000N.safetensors
+ * with model.safetensors.index.json, and the container's stored files
+ * (config.json, tokenizer, ...) byte for byte.  The directory is built
+ * beside out_dir under a temporary name and renamed into place: it appears
+ * whole or not at all, also on failure or cancellation.
+ */
+MIXQ_API mixq_status mixq_export_hf(const char *container_path, const char *out_dir,
+                                    const mixq_export_hf_options *opts, mixq_error *err);
+
+/*
+ * The mixq types whose values llama.cpp's block types hold exactly, as a
+ * planner candidate list (mixq_plan_options.candidates "gguf" means this):
+ * int8:32 = Q8_0, int4s:32 = Q4_0, int4:32 = Q4_1, int4_dq:32 = Q4_K,
+ * int6_dq:16 = Q6_K, int3_dq:16 = Q3_K, int2_dq:16 = Q2_K, and f16, bf16
+ * (F16, BF16).  The K types need rows of a multiple of 256 weights, the
+ * others of 32.
+ */
+#define MIXQ_GGUF_CANDIDATES "int8:32,int4s:32,int4:32,int4_dq:32,int6_dq:16,int3_dq:16,int2_dq:16,f16,bf16"
+
+/* What mixq_export_gguf does with a tensor whose type has no exact llama.cpp counterpart. */
+typedef enum mixq_gguf_requantize {
+    MIXQ_GGUF_EXACT_ONLY = 0, /* fail, listing every such tensor (default) */
+    MIXQ_GGUF_TO_Q8_0,        /* re-quantize its values to Q8_0 */
+    MIXQ_GGUF_TO_F16,         /* round its values to F16 */
+    MIXQ_GGUF_TO_F32          /* store its values as F32 (exact, large) */
+} mixq_gguf_requantize;
+
+/* Options for mixq_export_gguf; initialise with mixq_export_gguf_options_init. */
+typedef struct mixq_export_gguf_options {
+    size_t struct_size;            /* sizeof the caller's struct: set by mixq_export_gguf_options_init */
+    mixq_gguf_requantize requantize;
+    int force;                     /* 1 = replace an existing output file */
+    int verify;                    /* 1 (default) = check the container's checksums first */
+    volatile sig_atomic_t *cancel; /* if non-NULL and set non-zero, stop and clean up */
+    mixq_progress_fn progress;     /* optional, called after each tensor */
+    void *progress_ctx;
+    const char *name;              /* general.name; NULL = the container's file name without extension */
+} mixq_export_gguf_options;
+
+/* As mixq_export_options_init_sized, for mixq_export_gguf_options. */
+MIXQ_API void mixq_export_gguf_options_init_sized(mixq_export_gguf_options *opts, size_t struct_size);
+static inline void mixq_export_gguf_options_init(mixq_export_gguf_options *opts)
+{
+    mixq_export_gguf_options_init_sized(opts, sizeof *opts);
+}
+
+/*
+ * Writes a llama.cpp GGUF (version 3) of a LLaMA-family container: the
+ * architecture keys from its stored config.json, the vocabulary from its
+ * stored tokenizer.model (SentencePiece) or tokenizer.json (byte-level BPE)
+ * when it has one, and every tensor under llama.cpp's name, the q and k
+ * projections' rows in llama.cpp's RoPE order.  A tensor whose type has an
+ * exact counterpart (MIXQ_GGUF_CANDIDATES; 1-D tensors as F32) is transcoded
+ * bit for bit: llama.cpp's dequantization gives exactly the container's
+ * values.  Any other tensor is an error (MIXQ_E_UNSUPPORTED listing them)
+ * unless opts->requantize says what to do.  Written atomically.
+ */
+MIXQ_API mixq_status mixq_export_gguf(const char *container_path, const char *out_path,
+                                      const mixq_export_gguf_options *opts, mixq_error *err);
+
 /* ---------------------------------------------------------------------- */
 /* Planning: which type each tensor gets (docs/PLANNER.md)                 */
 /* ---------------------------------------------------------------------- */

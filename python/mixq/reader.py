@@ -1,16 +1,18 @@
 """Reading mixq containers (format/FORMAT.md): open, list, verify, dequantize."""
+import base64
 import json
 import mmap
 import operator
 import os
 import stat
 import struct
+import zlib
 
 import numpy as np
 
 from . import _dequant
-from ._format import (ALIGN, FORMAT_MAJOR, MAGIC, MAX_DIMS, MAX_HEADER, MAX_JSON_DEPTH, PREAMBLE_LEN,
-                      QTYPES, SECTION_ORDER, SOURCE_DTYPES, U32_MAX, U63_MAX, U64_MAX, Layout, align_up)
+from ._format import (ALIGN, FILE_MAX_SIZE, FILE_NAME_MAX, FILES_MAX, FORMAT_MAJOR, MAGIC, MAX_DIMS, MAX_HEADER,
+                      MAX_JSON_DEPTH, PREAMBLE_LEN, QTYPES, SECTION_ORDER, SOURCE_DTYPES, U32_MAX, U63_MAX, U64_MAX, Layout, align_up)
 from ._xxh3 import xxh3_64
 
 # Elements dequantized per numpy pass (bounds the temporary arrays of a large tensor).
@@ -209,15 +211,16 @@ class Tensor:
 
 
 class StoredFile:
-    """A model file stored inside the container (config.json, tokenizer, ...).
+    """A model file stored inside the container (config.json, tokenizer, ...; FORMAT.md §3.3,
+    format 1.1).  Obtain from File.files() / File.file(name); read() returns the decompressed
+    bytes, checked against the recorded size and xxh3."""
 
-    Format version 1.0 defines no stored files, so File.files() is empty for every
-    version-1.0 container; this class is the shape a later minor version's entries
-    will take (name, size, and the decompressed bytes through read())."""
-
-    def __init__(self, name, size, reader):
+    def __init__(self, name, size, stored_size, compression, xxh3, reader):
         self.name = name
         self.size = size
+        self.stored_size = stored_size
+        self.compression = compression
+        self.xxh3 = xxh3
         self._reader = reader
 
     def read(self):
@@ -549,10 +552,88 @@ class File:
         return t
 
     def _parse_stored_files(self, root):
-        """Hook for model files stored in the container.  Format version 1.0 defines none
-        (and readers ignore unknown keys), so this is empty; a later minor version that adds
-        stored files parses its entries here into StoredFile objects."""
-        return []
+        """The optional top-level "files" array (FORMAT.md §3.3): validated here as mixq's
+        loader does; the data is decoded and checked only when read."""
+        files = root.get("files")
+        if files is None:
+            return []
+        if not isinstance(files, list):
+            raise self._fail(FormatError, "header: \"files\" must be an array")
+        if len(files) > FILES_MAX:
+            raise self._fail(FormatError, "header: %d stored files; at most %d are allowed" % (len(files), FILES_MAX))
+        out, seen = [], {}
+        for i, e in enumerate(files):
+            if not isinstance(e, dict):
+                raise self._fail(FormatError, "header: files[%d] must be an object" % i)
+            name = e.get("name")
+            if not isinstance(name, str):
+                raise self._fail(FormatError, "header: files[%d]: \"name\" must be a string" % i)
+            nb = name.encode("utf-8", "surrogatepass")
+            if (not 1 <= len(nb) <= FILE_NAME_MAX or name in (".", "..")
+                    or any(c < 0x20 or c == 0x7F or c in (0x2F, 0x5C) for c in nb)):
+                raise self._fail(FormatError, "header: files[%d]: name \"%s\" is not a plain file name" % (i, _shown(name)))
+            if name in seen:
+                raise self._fail(FormatError, "stored file \"%s\": name used by files[%d] and files[%d]"
+                                 % (_shown(name), seen[name], i))
+            seen[name] = i
+            w = "stored file \"%s\"" % _shown(name)
+
+            def uint(key):
+                v = e.get(key)
+                if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                    raise self._fail(FormatError, "%s: \"%s\" must be an integer >= 0" % (w, key))
+                return v
+            size = uint("size")
+            if size > FILE_MAX_SIZE:
+                raise self._fail(FormatError, "%s: size %d exceeds the limit of %d bytes" % (w, size, FILE_MAX_SIZE))
+            comp = e.get("compression")
+            if not isinstance(comp, str):
+                raise self._fail(FormatError, "%s: \"compression\" must be a string" % w)
+            if comp not in ("zlib", "none"):
+                raise self._fail(UnsupportedError, "%s: unsupported compression \"%s\"" % (w, _shown(comp)))
+            stored = uint("stored_size")
+            if (stored > FILE_MAX_SIZE + FILE_MAX_SIZE // 64 + 4096) if comp == "zlib" else stored != size:
+                raise self._fail(FormatError, "%s: stored_size %d is impossible for size %d" % (w, stored, size))
+            hx = e.get("xxh3")
+            if not isinstance(hx, str) or len(hx) != 16 or any(c not in "0123456789abcdef" for c in hx):
+                raise self._fail(FormatError, "%s: \"xxh3\" must be 16 lowercase hex digits" % w)
+            data = e.get("data")
+            n4 = (stored + 2) // 3 * 4
+            pad = 0
+            if isinstance(data, str) and data.endswith("="):
+                pad = 2 if data.endswith("==") else 1
+            if not isinstance(data, str) or len(data) != n4 or n4 // 4 * 3 - pad != stored:
+                raise self._fail(FormatError, "%s: \"data\" must be the base64 text of stored_size (%d) bytes"
+                                 % (w, stored))
+            out.append(StoredFile(name, size, stored, comp, int(hx, 16),
+                                  (lambda n=name, d=data, c=comp, sz=size, st=stored, h=int(hx, 16):
+                                   self._read_stored(n, d, c, sz, st, h))))
+        return out
+
+    def _read_stored(self, name, data, comp, size, stored, hx):
+        w = "stored file \"%s\"" % _shown(name)
+        try:
+            z = base64.b64decode(data.encode("ascii"), validate=True)
+        except (ValueError, UnicodeEncodeError):
+            raise self._fail(FormatError, "%s: \"data\" is not canonical base64" % w) from None
+        if len(z) != stored or base64.b64encode(z).decode("ascii") != data:
+            raise self._fail(FormatError, "%s: \"data\" is not canonical base64" % w)
+        if comp == "zlib":
+            d = zlib.decompressobj()
+            try:
+                raw = d.decompress(z, size + 1)
+            except zlib.error:
+                raw = None
+            if raw is None or len(raw) != size or not d.eof or d.unused_data or d.unconsumed_tail:
+                raise self._fail(ChecksumError, "%s: the zlib data does not decompress to exactly %d bytes: the "
+                                 "file is corrupt; re-create it" % (w, size))
+        else:
+            raw = z
+        h = xxh3_64(np.frombuffer(raw, dtype=np.uint8))
+        if h != hx:
+            raise self._fail(ChecksumError, "%s: checksum mismatch (stored %016x, computed %016x): the file is "
+                             "corrupt; re-create it" % (w, hx, h))
+        return raw
 
     # ------------------------------------------------------------------ public API
 
@@ -570,6 +651,17 @@ class File:
     def files(self):
         """Model files stored in the container (StoredFile objects); empty for format 1.0."""
         return list(self._files)
+
+    def file(self, name):
+        """The stored file of this name (StoredFile); NotFoundError if there is none."""
+        for sf in self._files:
+            if sf.name == name:
+                return sf
+        raise NotFoundError("%s: no stored file \"%s\"" % (self._shown, _shown(name)), self.path)
+
+    def read_file(self, name):
+        """The decompressed, checked bytes of a stored file."""
+        return self.file(name).read()
 
     def tensor(self, name):
         t = self._by_name.get(name)
@@ -635,6 +727,8 @@ class File:
             self._check_zero(t.offset + cur, t.offset + t.length)
             pos = t.offset + t.length
         self._check_zero(pos, self.header_offset)
+        for sf in self._files:
+            sf.read()
 
     def _check_zero(self, a, b):
         if b > a:

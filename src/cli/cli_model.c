@@ -1,4 +1,5 @@
 /* cli_model.c - opening models and reading input tokens for eval, calibrate and run. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,10 +19,55 @@ int cli_open_model(const char *cmd, const char *path, const char *config_dir, rt
     return EXIT_OK;
 }
 
+/*
+ * The tokenizer stored in m's container (tokenizer.json with
+ * tokenizer_config.json, else tokenizer.model), or NULL with err->code
+ * MIXQ_E_NOT_FOUND if it stores neither.
+ */
+static mx_tok *stored_tokenizer(const rt_model *m, mixq_error *err)
+{
+    static const char *const names[] = {"tokenizer.json", "tokenizer.model"};
+    for (int k = 0; k < 2; k++) {
+        if (mixq_file_find(m->mf, names[k], NULL) != MIXQ_OK) continue;
+        void *data = NULL, *cfg = NULL;
+        size_t n = 0, cn = 0;
+        mx_tok *tok = NULL;
+        if (mixq_file_read(m->mf, names[k], &data, &n, err) == MIXQ_OK &&
+            (k == 1 || mixq_file_find(m->mf, "tokenizer_config.json", NULL) != MIXQ_OK ||
+             mixq_file_read(m->mf, "tokenizer_config.json", &cfg, &cn, err) == MIXQ_OK)) {
+            size_t pl = strlen(m->path) + strlen(names[k]) + 2;
+            char *name = malloc(pl);
+            if (name) {
+                snprintf(name, pl, "%s:%s", m->path, names[k]);
+                tok = mx_tok_load(k == 0 ? MX_TOK_HF_JSON : MX_TOK_SPM_MODEL, data, n, cfg, cn, name, err);
+                free(name);
+            } else {
+                mx_err(err, MIXQ_E_NOMEM, "out of memory");
+            }
+        }
+        mixq_free(data);
+        mixq_free(cfg);
+        return tok;
+    }
+    err->code = MIXQ_E_NOT_FOUND;
+    return NULL;
+}
+
 int cli_open_tokenizer(const char *cmd, const rt_model *m, mx_tok **out)
 {
     mixq_error err;
     *out = NULL;
+    if (m->mf && m->config_stored) { /* the config came from the container: so does the tokenizer, if stored */
+        mx_tok *tok = stored_tokenizer(m, &err);
+        if (!tok && err.code != MIXQ_E_NOT_FOUND) {
+            cli_error(cmd, "%s", err.message);
+            return cli_exit_code(err.code);
+        }
+        if (tok) {
+            *out = tok;
+            goto check;
+        }
+    }
     if (!m->config_path) {
         cli_error(cmd, "%s: no directory to find the tokenizer in; give the token ids with --tokens FILE", m->path);
         return EXIT_USAGE;
@@ -40,6 +86,9 @@ int cli_open_tokenizer(const char *cmd, const rt_model *m, mx_tok **out)
         cli_error(cmd, "%s", err.message);
         return cli_exit_code(err.code);
     }
+    *out = tok;
+check:
+    tok = *out;
     /* an embedding may have more rows than the tokenizer has ids (padding), never fewer */
     if (mx_tok_vocab_size(tok) > (size_t)m->cfg.vocab) {
         char b[MX_SHOWN_BUF];
@@ -47,9 +96,9 @@ int cli_open_tokenizer(const char *cmd, const rt_model *m, mx_tok **out)
                        "together",
                   mx_shown(m->path, b), mx_tok_vocab_size(tok), (long long)m->cfg.vocab);
         mx_tok_free(tok);
+        *out = NULL;
         return EXIT_BAD_DATA;
     }
-    *out = tok;
     return EXIT_OK;
 }
 

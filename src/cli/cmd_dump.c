@@ -15,10 +15,11 @@ static const char usage[] =
     "\n"
     "Lists the tensors of a container: name, shape, quant_type, group size,\n"
     "stored bytes, bits per weight and xxh3 checksum, then the tensors, weights,\n"
-    "bytes and bits per weight of each type (as 'mixq plan') and totals (source\n"
-    "size, output size, compression, bits per weight). Checksums are listed, not\n"
-    "checked: use 'mixq verify'. In --json, file_offset is an absolute file\n"
-    "offset and a section's offset is relative to its tensor's file_offset.\n"
+    "bytes and bits per weight of each type (as 'mixq plan'), totals (source\n"
+    "size, output size, compression, bits per weight) and the model files stored\n"
+    "in it (config.json, tokenizer, ...). Checksums are listed, not checked: use\n"
+    "'mixq verify'. In --json, file_offset is an absolute file offset and a\n"
+    "section's offset is relative to its tensor's file_offset.\n"
     "\n"
     "Options:\n"
     "      --json          print one JSON object instead of a table\n"
@@ -83,6 +84,37 @@ static json_t *tensor_json(const mixq_tensor *t, int with_sections)
     return o;
 }
 
+/* The stored files (FORMAT.md §3.3) as a JSON array: name, size, stored_size, compression, xxh3. */
+static json_t *files_json(const mixq_file *f)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < mixq_file_count(f); i++) {
+        mixq_stored_file sf;
+        mixq_file_at(f, i, &sf);
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016" PRIx64, sf.checksum);
+        json_array_append_new(arr, json_pack("{s:s,s:I,s:I,s:s,s:s}", "name", sf.name, "size", (json_int_t)sf.size,
+                                             "stored_size", (json_int_t)sf.stored_size, "compression",
+                                             sf.compression, "xxh3", hex));
+    }
+    return arr;
+}
+
+/* The stored files as a table after the tensors' (nothing if there are none). */
+static void print_files(const mixq_file *f)
+{
+    size_t n = mixq_file_count(f);
+    if (!n) return;
+    printf("\nstored files: %zu\n%-24s  %10s  %10s  %-11s  %-16s\n", n, "name", "bytes", "stored", "compression",
+           "xxh3");
+    for (size_t i = 0; i < n; i++) {
+        mixq_stored_file sf;
+        mixq_file_at(f, i, &sf);
+        printf("%-24s  %10llu  %10llu  %-11s  %016" PRIx64 "\n", sf.name, (unsigned long long)sf.size,
+               (unsigned long long)sf.stored_size, sf.compression, sf.checksum);
+    }
+}
+
 static int dump_json(const char *path, mixq_file *f, const char *only)
 {
     json_t *root;
@@ -129,6 +161,10 @@ static int dump_json(const char *path, mixq_file *f, const char *only)
                          bpw_of(t.stored, t.elements));
         free(lp);
         json_decref(header);
+        if (root && json_object_set_new(root, "files", files_json(f))) {
+            json_decref(root);
+            root = NULL;
+        }
     }
     if (!root) {
         cli_error("dump", "%s: out of memory", cli_safe(path));
@@ -239,6 +275,7 @@ static int dump_table(const char *path, mixq_file *f)
         putchar('\n');
     }
     json_decref(header);
+    print_files(f);
     return EXIT_OK;
 }
 

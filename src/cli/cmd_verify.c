@@ -41,7 +41,12 @@ int cmd_verify(int argc, char **argv)
         return cli_exit_code(s);
     }
     char b[32];
-    printf("%s: OK (%zu tensors, %s checked)\n", cli_safe(path), mixq_tensor_count(f), cli_bytes(mixq_file_size(f), b, sizeof b));
+    size_t nf = mixq_file_count(f);
+    if (nf) /* the stored files were decompressed and checked too */
+        printf("%s: OK (%zu tensors, %zu stored files, %s checked)\n", cli_safe(path), mixq_tensor_count(f), nf,
+               cli_bytes(mixq_file_size(f), b, sizeof b));
+    else
+        printf("%s: OK (%zu tensors, %s checked)\n", cli_safe(path), mixq_tensor_count(f), cli_bytes(mixq_file_size(f), b, sizeof b));
     mixq_close(f);
     return EXIT_OK;
 }

@@ -440,6 +440,9 @@ mixq_status mx_cr_parse_header(mixq_file *f, mixq_error *err)
     type_cache tc = {0};
     for (size_t i = 0; i < n; i++)
         if ((s = parse_entry(f, i, jf_arr_at(arr, i), &expect, &tc, err))) return s;
+    const jf_value *files;
+    if ((s = get_field(f, &w, root, "files", JK_ARRAY, true, &files, err))) return s;
+    if (files && (s = mx_cr_parse_files(f, files, err))) return s;
     uint64_t data_end = n ? expect : MXC_PREAMBLE_LEN;
     if (data_end != f->header_offset)
         return mx_err(err, MIXQ_E_FORMAT,

@@ -36,6 +36,16 @@ struct mixq_tensor {
     bool has[MIXQ_SECTION_COUNT];
 };
 
+/* One stored file (FORMAT.md §3.3); strings point into file->doc. */
+typedef struct mx_stored {
+    const char *name;
+    size_t name_len;
+    uint64_t size, stored_size, xxh3;
+    int zlib;                      /* 1 = zlib, 0 = none */
+    const char *data;              /* base64 text */
+    size_t data_len;
+} mx_stored;
+
 struct mixq_file {
     char shown[MX_SHOWN_BUF];     /* the path, sanitised for messages */
     const uint8_t *map;
@@ -48,6 +58,8 @@ struct mixq_file {
     uint64_t *slots;               /* open addressing: 0 = empty, else (hash >> 32) << 32 | (tensor index + 1) */
     size_t nslots;                 /* power of two, > 2 * ntensors */
     uint64_t seed;                 /* of the name hash, per file */
+    mx_stored *stored;             /* the stored files, header order */
+    size_t nstored;
 };
 
 /* A fresh seed for the name hash of f (container_read.c). */
@@ -58,5 +70,11 @@ size_t mx_cr_table_insert(mixq_file *f, size_t i);
 
 /* Parses and validates the whole header (FORMAT.md §3) and builds the tensor table (container_header.c). */
 mixq_status mx_cr_parse_header(mixq_file *f, mixq_error *err);
+
+/* Parses and validates the optional top-level "files" array (container_files.c). */
+mixq_status mx_cr_parse_files(mixq_file *f, const jf_value *files, mixq_error *err);
+
+/* Decodes, decompresses and checks stored file i; *out gets size bytes + NUL (container_files.c). */
+mixq_status mx_cr_read_stored(const mixq_file *f, size_t i, uint8_t **out, mixq_error *err);
 
 #endif

@@ -275,6 +275,7 @@ void mixq_close(mixq_file *f)
     jf_free(f->doc);
     free(f->tensors);
     free(f->slots);
+    free(f->stored);
     free(f);
 }
 

@@ -70,7 +70,14 @@ static mixq_status verify_mapped(const mixq_file *f, mixq_error *err)
         if ((s = check_zero(f, t->offset + cur, t->offset + t->length, err))) return s;
         pos = t->offset + t->length;
     }
-    return check_zero(f, pos, f->header_offset, err);
+    if ((s = check_zero(f, pos, f->header_offset, err))) return s;
+    for (size_t i = 0; i < f->nstored; i++) { /* stored files: decompressed size and xxh3 */
+        uint8_t *buf = NULL;
+        s = mx_cr_read_stored(f, i, &buf, err);
+        free(buf);
+        if (s) return s;
+    }
+    return MIXQ_OK;
 }
 
 typedef struct verify_args {

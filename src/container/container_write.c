@@ -13,6 +13,7 @@
 #include "common/atomic_file.h"
 #include "common/checked.h"
 #include "format/container.h"
+#include "format/stored_files.h"
 #include "container/container_write.h"
 #include "common/error.h"
 
@@ -183,11 +184,28 @@ mixq_status cw_add_tensor_from(cwriter *w, const cw_tensor *t, const qlayout *la
 }
 
 
-/* The top-level header object (FORMAT.md §3). */
-static json_t *make_root(json_t *metadata, json_t *tensors)
+/*
+ * The top-level header object (FORMAT.md §3), with "files" (with_files) or
+ * without it (cw_finish appends it after the spliced entries).  A "files" array in metadata
+ * (st_header_meta puts the stored files there, so that every header size
+ * bound counts them) becomes the top-level "files" (§3.3), after "tensors".
+ */
+static json_t *make_root(json_t *metadata, json_t *tensors, int with_files)
 {
-    return json_pack("{s:s,s:i,s:i,s:O,s:O}", "format", "mixq", "format_version", (int)MXC_FORMAT_MAJOR,
-                     "alignment", (int)MX_ALIGN, "metadata", metadata, "tensors", tensors);
+    json_t *files = json_object_get(metadata, "files");
+    if (!files)
+        return json_pack("{s:s,s:i,s:i,s:O,s:O}", "format", "mixq", "format_version", (int)MXC_FORMAT_MAJOR,
+                         "alignment", (int)MX_ALIGN, "metadata", metadata, "tensors", tensors);
+    json_t *meta = json_copy(metadata); /* shallow: the same values, keys in the same order */
+    if (!meta || json_object_del(meta, "files")) {
+        json_decref(meta);
+        return NULL;
+    }
+    if (!with_files) /* the caller appends "files" itself */
+        return json_pack("{s:s,s:i,s:i,s:o,s:O}", "format", "mixq", "format_version", (int)MXC_FORMAT_MAJOR,
+                         "alignment", (int)MX_ALIGN, "metadata", meta, "tensors", tensors);
+    return json_pack("{s:s,s:i,s:i,s:o,s:O,s:O}", "format", "mixq", "format_version", (int)MXC_FORMAT_MAJOR,
+                     "alignment", (int)MX_ALIGN, "metadata", meta, "tensors", tensors, "files", files);
 }
 
 mixq_status cw_finish(cwriter *w, json_t *metadata, mixq_error *err)
@@ -201,24 +219,39 @@ mixq_status cw_finish(cwriter *w, json_t *metadata, mixq_error *err)
     s = write_padding(w, w->end, data_end, err);
     if (s != MIXQ_OK) goto out;
 
-    /* the root with an empty "tensors" array (its last key), the entries spliced in: `...,"tensors":[` E `]}` */
+    /* the root without "files" and with an empty "tensors" array (then its last key), the entries spliced
+       in, then the stored files: `...,"tensors":[` E `]` [`,"files":` F] `}`, as json_dumps of the whole */
     json_t *empty = json_array();
-    json_t *root = empty ? make_root(metadata, empty) : NULL;
+    json_t *root = empty ? make_root(metadata, empty, 0) : NULL;
     char *outer = root ? json_dumps(root, HEADER_DUMP_FLAGS) : NULL;
+    json_t *files = json_object_get(metadata, "files");
+    char *ftext = files ? json_dumps(files, HEADER_DUMP_FLAGS) : NULL;
     json_decref(root);
     json_decref(empty);
-    size_t olen = outer ? strlen(outer) : 0;
-    char *text = olen >= 3 && !strcmp(outer + olen - 3, "[]}") ? malloc(olen + w->len + 1) : NULL;
+    size_t olen = outer ? strlen(outer) : 0, flen = ftext ? strlen(ftext) + 9 : 0; /* ,"files": */
+    char *text = olen >= 3 && !strcmp(outer + olen - 3, "[]}") && (!files || ftext)
+                     ? malloc(olen + w->len + flen + 1)
+                     : NULL;
     if (!text) {
         free(outer);
+        free(ftext);
         s = mx_err(err, MIXQ_E_NOMEM, "%s: cannot serialise the header (out of memory)", w->file.final_path);
         goto out;
     }
-    memcpy(text, outer, olen - 2);
-    if (w->len) memcpy(text + olen - 2, w->entries, w->len);
-    memcpy(text + olen - 2 + w->len, "]}", 3);
+    size_t o = olen - 2;
+    memcpy(text, outer, o);
+    if (w->len) memcpy(text + o, w->entries, w->len);
+    o += w->len;
+    text[o++] = ']';
+    if (ftext) {
+        memcpy(text + o, ",\"files\":", 9);
+        memcpy(text + o + 9, ftext, flen - 9);
+        o += flen;
+    }
+    memcpy(text + o, "}", 2);
     free(outer);
-    size_t hlen = olen + w->len;
+    free(ftext);
+    size_t hlen = o + 1;
     if (hlen > MXC_MAX_HEADER) {
         free(text);
         s = mx_err(err, MIXQ_E_RANGE, "%s: header of %zu bytes exceeds the format's limit", w->file.final_path,
@@ -233,7 +266,8 @@ mixq_status cw_finish(cwriter *w, json_t *metadata, mixq_error *err)
     uint8_t pre[MXC_PREAMBLE_LEN] = {0};
     memcpy(pre + MXC_OFF_MAGIC, MXC_MAGIC, MXC_MAGIC_LEN);
     mxc_put_u16(pre + MXC_OFF_MAJOR, MXC_FORMAT_MAJOR);
-    mxc_put_u16(pre + MXC_OFF_MINOR, MXC_FORMAT_MINOR);
+    /* 1.1 only when the file uses a 1.1 addition, so that other files stay exactly 1.0 */
+    mxc_put_u16(pre + MXC_OFF_MINOR, json_object_get(metadata, "files") ? MXC_FORMAT_MINOR_FILES : MXC_FORMAT_MINOR);
     mxc_put_u32(pre + MXC_OFF_FLAGS, 0);
     mxc_put_u64(pre + MXC_OFF_DATA_OFFSET, MXC_PREAMBLE_LEN);
     mxc_put_u64(pre + MXC_OFF_DATA_LENGTH, data_end - MXC_PREAMBLE_LEN);
@@ -282,7 +316,7 @@ size_t cw_entry_bound(const cw_tensor *t, const qlayout *layout, uint64_t max_of
 size_t cw_header_bytes(json_t *metadata, size_t n_entries, uint64_t entry_bytes)
 {
     json_t *empty = json_array();
-    json_t *root = empty ? make_root(metadata, empty) : NULL;
+    json_t *root = empty ? make_root(metadata, empty, 1) : NULL;
     char *text = root ? json_dumps(root, HEADER_DUMP_FLAGS) : NULL;
     json_decref(root);
     json_decref(empty);

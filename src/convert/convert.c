@@ -445,6 +445,7 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
     eff = *opts; /* with a plan: its rtn setting */
     opts = &eff;
     mixq_status s = st_open(in_path, &model, err);
+    if (s == MIXQ_OK) s = st_stored_files(model, err); /* config.json, tokenizer, ...: into the header */
     if (s != MIXQ_OK) goto done;
     s = check_not_input(model, opts, out_path, err);
     if (s == MIXQ_OK) s = check_header_limit(model, opts, err);

@@ -21,6 +21,7 @@
 #include "kernels/qtype.h"
 #include "kernels/simd.h"
 #include "reader/st_reader.h"
+#include "convert/export_internal.h"
 
 /* Elements per block (a quantized tensor is read in whole rows: at least one). */
 #define BLOCK_ELEMS (1u << 16)
@@ -49,6 +50,8 @@ typedef struct ex_ctx {
     float *fbuf;         /* a block of values */
     uint8_t *obuf;       /* the block in the output dtype */
     size_t cap;          /* elements both hold */
+    size_t first, count; /* the tensors written: [first, first + count) in container order */
+    int hf;              /* 1: __metadata__ gets "format": "pt" (what Hugging Face loaders check) */
 } ex_ctx;
 
 /* Types whose data section holds plain values (read directly, in any element range). */
@@ -235,16 +238,19 @@ static mixq_status build_header(ex_ctx *c, plan *plans, char **text, size_t *len
 {
     char nb[MX_SHOWN_BUF];
     const mixq_file *f = c->f;
-    size_t n = mixq_tensor_count(f);
+    size_t n = c->count;
     json_t *root = json_object();
     if (!root) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", c->c_path);
     json_t *meta;
     if (source_metadata(f, &meta) != 0) goto nomem;
+    if (c->hf && !meta) meta = json_object();
+    if (c->hf && meta && !json_object_get(meta, "format") && json_object_set_new(meta, "format", json_string("pt")))
+        goto nomem;
     if (meta && json_object_set_new(root, "__metadata__", meta)) goto nomem;
     uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
         mixq_tensor_info in;
-        mixq_tensor_get_info(mixq_tensor_at(f, i), &in);
+        mixq_tensor_get_info(mixq_tensor_at(f, c->first + i), &in);
         st_dtype src;
         if (!st_dtype_parse(in.source_dtype, &src)) {
             json_decref(root);
@@ -340,12 +346,20 @@ mixq_status mixq_export(const char *container_path, const char *out_path, const 
                       (int)opts->dtype);
     mixq_status s = check_not_input(container_path, out_path, err);
     if (s != MIXQ_OK) return s;
-    struct stat before; /* what the container was when opened: compared again before the commit */
-    if (stat(container_path, &before) != 0) before.st_ino = 0;
     mixq_file *f = mixq_open(container_path, opts->verify ? MIXQ_OPEN_VERIFY : 0, err);
     if (!f) return err->code;
-    ex_ctx c = {.c_path = container_path, .opts = opts, .f = f};
-    size_t n = mixq_tensor_count(f);
+    s = mx_export_st(f, container_path, 0, mixq_tensor_count(f), out_path, opts, 0, err);
+    mixq_close(f);
+    return s;
+}
+
+mixq_status mx_export_st(const mixq_file *f, const char *container_path, size_t first, size_t n, const char *out_path,
+                         const mixq_export_options *opts, int hf, mixq_error *err)
+{
+    mixq_status s = MIXQ_OK;
+    struct stat before; /* what the container is as it is read: compared again before the commit */
+    if (stat(container_path, &before) != 0) before.st_ino = 0;
+    ex_ctx c = {.c_path = container_path, .opts = opts, .f = f, .first = first, .count = n, .hf = hf};
     plan *plans = calloc(n ? n : 1, sizeof *plans);
     char *header = NULL;
     size_t hlen = 0;
@@ -369,7 +383,7 @@ mixq_status mixq_export(const char *container_path, const char *out_path, const 
             s = mx_err(err, MIXQ_E_CANCELLED, "%s: export interrupted", container_path);
             break;
         }
-        const mixq_tensor *t = mixq_tensor_at(f, i);
+        const mixq_tensor *t = mixq_tensor_at(f, first + i);
         mixq_tensor_info in;
         mixq_tensor_get_info(t, &in);
         s = write_tensor_guarded(&c, t, &in, &plans[i], err);
@@ -388,6 +402,5 @@ mixq_status mixq_export(const char *container_path, const char *out_path, const 
     free(plans);
     free(c.fbuf);
     free(c.obuf);
-    mixq_close(f);
     return s;
 }

@@ -270,7 +270,8 @@ mixq_status mixq_plan_create(const char *in_path, const mixq_plan_options *opts,
     st_model *m = NULL;
     mixq_status s = st_open(in_path, &m, err);
     if (s != MIXQ_OK) return s;
-    s = mx_plan_build(m, in_path, opts, NULL, out, err);
+    s = st_stored_files(m, err); /* the converter stores them: the header bound counts them */
+    if (s == MIXQ_OK) s = mx_plan_build(m, in_path, opts, NULL, out, err);
     if (s == MIXQ_OK) { /* what mixq_plan_save must never write over */
         mixq_plan *p = *out;
         p->inputs = calloc(m->nfiles + 2, sizeof *p->inputs);

@@ -101,6 +101,7 @@ mixq_status mx_plan_parse_candidates(const mixq_plan_options *o, mx_cand **out, 
         (*out)[k++] = (mx_cand){qtype_get(MIXQ_QT_F16), 0};
     } else {
         const char *s = o->candidates;
+        if (!strcmp(s, "gguf")) s = MIXQ_GGUF_CANDIDATES; /* the types llama.cpp holds exactly */
         while (*s) {
             const char *e = strchr(s, ',');
             size_t len = e ? (size_t)(e - s) : strlen(s);

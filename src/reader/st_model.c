@@ -114,6 +114,7 @@ void st_close(st_model *m)
     free(m->by_name);
     mx_st_free_meta(m->meta, m->nmeta);
     free(m->index_path);
+    json_decref(m->stored_files);
     free(m);
 }
 
@@ -330,6 +331,10 @@ json_t *st_header_meta(const st_model *m, mixq_qtype type, unsigned group_size, 
     }
     for (size_t i = 0; i < m->nfiles; i++)
         if (mxf_header_meta_add_source_file(meta, m->files[i].path, m->files[i].size)) goto fail;
+    /* the stored files: moved to the header's top level by the container writer */
+    if (m->stored_files && json_array_size(m->stored_files) &&
+        json_object_set(meta, "files", m->stored_files))
+        goto fail;
     return meta;
 fail:
     json_decref(meta);

@@ -59,6 +59,7 @@ typedef struct st_model {
     char *index_path;                  /* the index.json path, NULL for a single file */
     st_file_id index_id;               /* the index file when it was read */
     const st_tensor **by_name;         /* the tensors sorted by name, for st_find */
+    json_t *stored_files;              /* NULL until st_stored_files: the header's "files" array */
 } st_model;
 
 /*
@@ -138,6 +139,14 @@ const char *st_meta_get(const st_model *model, const char *key);
  * its __metadata__ and its files (the index first).  NULL if out of memory
  * or the index file cannot be stat'ed.
  */
+/*
+ * Reads the model's own files next to the checkpoint (format/stored_files.h:
+ * config.json, tokenizer, ...; those present) into model->stored_files, the
+ * container header's "files" array (FORMAT.md §3.3); once, later calls do
+ * nothing.  st_header_meta includes them from then on.
+ */
+mixq_status st_stored_files(st_model *model, mixq_error *err);
+
 json_t *st_header_meta(const st_model *model, mixq_qtype type, unsigned group_size, bool quantize_1d, bool search);
 
 #endif

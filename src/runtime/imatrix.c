@@ -7,14 +7,16 @@
 #include "common/atomic_file.h"
 #include "common/checked.h"
 #include "common/error.h"
+#include "format/gguf.h"
 #include "runtime/imatrix.h"
 #include "runtime/model.h"
 
-#define GGUF_ALIGN 32u
-#define GGUF_MAX_NAME 64u  /* GGUF's limit on tensor names (GGML_MAX_NAME), terminator included */
-enum { GT_U8, GT_I8, GT_U16, GT_I16, GT_U32, GT_I32, GT_F32, GT_BOOL, GT_STRING, GT_ARRAY, GT_U64, GT_I64, GT_F64,
-       GT_COUNT };
-#define GGML_TYPE_F32 0u
+#define GGUF_ALIGN MXG_ALIGN
+#define GGUF_MAX_NAME MXG_MAX_NAME /* GGUF's limit on tensor names (GGML_MAX_NAME), terminator included */
+enum { GT_U8 = MXG_U8, GT_I8 = MXG_I8, GT_U16 = MXG_U16, GT_I16 = MXG_I16, GT_U32 = MXG_U32, GT_I32 = MXG_I32,
+       GT_F32 = MXG_F32, GT_BOOL = MXG_BOOL, GT_STRING = MXG_STRING, GT_ARRAY = MXG_ARRAY, GT_U64 = MXG_U64,
+       GT_I64 = MXG_I64, GT_F64 = MXG_F64, GT_COUNT = MXG_TYPE_COUNT };
+#define GGML_TYPE_F32 ((uint32_t)MXG_T_F32)
 
 /* ---------------------------------------------------------------- model */
 
@@ -86,45 +88,9 @@ static const rt_imatrix_entry **sorted_entries(const rt_imatrix *im)
     return v;
 }
 
-/* ---------------------------------------------------------------- byte buffer */
+/* ---------------------------------------------------------------- byte buffer (format/gguf.h) */
 
-typedef struct buf {
-    uint8_t *p;
-    size_t len, cap;
-    int fail;
-} buf;
-
-static void put(buf *b, const void *d, size_t n)
-{
-    if (b->fail) return;
-    if (b->len + n > b->cap) {
-        size_t nc = b->cap ? b->cap : 4096;
-        while (nc < b->len + n) nc *= 2;
-        uint8_t *np = realloc(b->p, nc);
-        if (!np) {
-            b->fail = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    if (n) memcpy(b->p + b->len, d, n);
-    b->len += n;
-}
-static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); }
-static void put_i32(buf *b, int32_t v) { put(b, &v, 4); }
-static void put_u64(buf *b, uint64_t v) { put(b, &v, 8); }
-static void put_f32(buf *b, float v) { put(b, &v, 4); }
-static void put_gstr(buf *b, const char *s)
-{
-    put_u64(b, strlen(s));
-    put(b, s, strlen(s));
-}
-static void pad_to(buf *b, size_t align)
-{
-    static const uint8_t zero[GGUF_ALIGN];
-    put(b, zero, (align - b->len % align) % align);
-}
+typedef mxg_buf buf;
 
 static mixq_status finish(buf *b, uint8_t **out, size_t *len, mixq_error *err)
 {
@@ -152,24 +118,24 @@ mixq_status rt_imatrix_gguf_bytes(const rt_imatrix *im, uint8_t **out, size_t *l
             return s;
         }
     buf b = {0};
-    put(&b, "GGUF", 4);
-    put_u32(&b, 3);
-    put_u64(&b, 2 * (uint64_t)im->n_entries);
-    put_u64(&b, 4);
-    put_gstr(&b, "general.type");
-    put_u32(&b, GT_STRING);
-    put_gstr(&b, "imatrix");
-    put_gstr(&b, "imatrix.datasets");
-    put_u32(&b, GT_ARRAY);
-    put_u32(&b, GT_STRING);
-    put_u64(&b, im->n_datasets);
-    for (size_t i = 0; i < im->n_datasets; i++) put_gstr(&b, im->datasets[i]);
-    put_gstr(&b, "imatrix.chunk_count");
-    put_u32(&b, GT_U32);
-    put_u32(&b, im->chunk_count);
-    put_gstr(&b, "imatrix.chunk_size");
-    put_u32(&b, GT_U32);
-    put_u32(&b, im->chunk_size);
+    mxg_put(&b, "GGUF", 4);
+    mxg_put_u32(&b, 3);
+    mxg_put_u64(&b, 2 * (uint64_t)im->n_entries);
+    mxg_put_u64(&b, 4);
+    mxg_put_str(&b, "general.type");
+    mxg_put_u32(&b, GT_STRING);
+    mxg_put_str(&b, "imatrix");
+    mxg_put_str(&b, "imatrix.datasets");
+    mxg_put_u32(&b, GT_ARRAY);
+    mxg_put_u32(&b, GT_STRING);
+    mxg_put_u64(&b, im->n_datasets);
+    for (size_t i = 0; i < im->n_datasets; i++) mxg_put_str(&b, im->datasets[i]);
+    mxg_put_str(&b, "imatrix.chunk_count");
+    mxg_put_u32(&b, GT_U32);
+    mxg_put_u32(&b, im->chunk_count);
+    mxg_put_str(&b, "imatrix.chunk_size");
+    mxg_put_u32(&b, GT_U32);
+    mxg_put_u32(&b, im->chunk_size);
     /* tensor infos: <name>.in_sum2 [n] then <name>.counts [1], data offsets aligned to 32 */
     uint64_t off = 0;
     char name[GGUF_MAX_NAME + 16];
@@ -177,20 +143,20 @@ mixq_status rt_imatrix_gguf_bytes(const rt_imatrix *im, uint8_t **out, size_t *l
         for (int k = 0; k < 2; k++) {
             uint64_t ne = k ? 1 : v[i]->n;
             snprintf(name, sizeof name, "%s%s", v[i]->name, k ? ".counts" : ".in_sum2");
-            put_gstr(&b, name);
-            put_u32(&b, 1);
-            put_u64(&b, ne);
-            put_u32(&b, GGML_TYPE_F32);
-            put_u64(&b, off);
+            mxg_put_str(&b, name);
+            mxg_put_u32(&b, 1);
+            mxg_put_u64(&b, ne);
+            mxg_put_u32(&b, GGML_TYPE_F32);
+            mxg_put_u64(&b, off);
             off += (ne * 4 + GGUF_ALIGN - 1) / GGUF_ALIGN * GGUF_ALIGN;
         }
     }
-    pad_to(&b, GGUF_ALIGN);
+    mxg_pad(&b, GGUF_ALIGN);
     for (size_t i = 0; i < im->n_entries; i++) {
-        for (size_t j = 0; j < v[i]->n; j++) put_f32(&b, (float)v[i]->sum2[j]);
-        pad_to(&b, GGUF_ALIGN);
-        put_f32(&b, (float)v[i]->count);
-        pad_to(&b, GGUF_ALIGN);
+        for (size_t j = 0; j < v[i]->n; j++) mxg_put_f32(&b, (float)v[i]->sum2[j]);
+        mxg_pad(&b, GGUF_ALIGN);
+        mxg_put_f32(&b, (float)v[i]->count);
+        mxg_pad(&b, GGUF_ALIGN);
     }
     free(v);
     return finish(&b, out, len, err);
@@ -203,22 +169,22 @@ mixq_status rt_imatrix_dat_bytes(const rt_imatrix *im, uint8_t **out, size_t *le
     const rt_imatrix_entry **v = sorted_entries(im);
     if (!v) return mx_err(err, MIXQ_E_NOMEM, "out of memory");
     buf b = {0};
-    put_i32(&b, (int32_t)im->n_entries);
+    mxg_put_i32(&b, (int32_t)im->n_entries);
     for (size_t i = 0; i < im->n_entries; i++) {
         const rt_imatrix_entry *e = v[i];
-        put_i32(&b, (int32_t)strlen(e->name));
-        put(&b, e->name, strlen(e->name));
+        mxg_put_i32(&b, (int32_t)strlen(e->name));
+        mxg_put(&b, e->name, strlen(e->name));
         /* ncall = ceil(count / chunk_size): the chunks this entry saw */
         double ncall = ceil(e->count / im->chunk_size);
-        put_i32(&b, (int32_t)ncall);
-        put_i32(&b, (int32_t)e->n);
+        mxg_put_i32(&b, (int32_t)ncall);
+        mxg_put_i32(&b, (int32_t)e->n);
         for (size_t j = 0; j < e->n; j++)
-            put_f32(&b, e->count > 0 ? (float)(e->sum2[j] / e->count * ncall) : 1.0f);
+            mxg_put_f32(&b, e->count > 0 ? (float)(e->sum2[j] / e->count * ncall) : 1.0f);
     }
-    put_i32(&b, (int32_t)im->chunk_count);
+    mxg_put_i32(&b, (int32_t)im->chunk_count);
     const char *ds = im->n_datasets ? im->datasets[im->n_datasets - 1] : "";
-    put_i32(&b, (int32_t)strlen(ds));
-    put(&b, ds, strlen(ds));
+    mxg_put_i32(&b, (int32_t)strlen(ds));
+    mxg_put(&b, ds, strlen(ds));
     free(v);
     return finish(&b, out, len, err);
 }

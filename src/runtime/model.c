@@ -440,6 +440,32 @@ static mixq_status bind_all(rt_model *m, mixq_error *err)
     return MIXQ_OK;
 }
 
+/*
+ * Parses the config.json stored in m's container; MIXQ_E_NOT_FOUND (no
+ * message) if it stores none.  m->config_path becomes "CONTAINER:config.json".
+ */
+static mixq_status config_from_container(rt_model *m, mixq_error *err)
+{
+    if (mixq_file_find(m->mf, "config.json", NULL) != MIXQ_OK) return MIXQ_E_NOT_FOUND;
+    void *text = NULL;
+    size_t len = 0;
+    mixq_status s = mixq_file_read(m->mf, "config.json", &text, &len, err);
+    if (s) return s;
+    size_t n = strlen(m->path);
+    m->config_path = malloc(n + sizeof ":config.json");
+    if (!m->config_path) {
+        mixq_free(text);
+        return mx_err(err, MIXQ_E_NOMEM, "out of memory");
+    }
+    memcpy(m->config_path, m->path, n);
+    memcpy(m->config_path + n, ":config.json", sizeof ":config.json");
+    char b[MX_SHOWN_BUF];
+    s = rt_config_parse(mx_shown(m->config_path, b), text, len, &m->cfg, err);
+    mixq_free(text);
+    if (s == MIXQ_OK) m->config_stored = 1;
+    return s;
+}
+
 mixq_status rt_model_open(const char *path, const char *config_dir, rt_model **out, mixq_error *err)
 {
     *out = NULL;
@@ -462,14 +488,18 @@ mixq_status rt_model_open(const char *path, const char *config_dir, rt_model **o
     } else if ((s = st_open(path, &m->sm, err))) {
         goto fail;
     }
-    char *dir = config_dir ? str_dup(config_dir) : is_dir ? str_dup(path) : dir_of(path);
-    m->config_path = dir ? path_join(dir, "config.json") : NULL;
-    free(dir);
-    if (!m->config_path) {
-        s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
-        goto fail;
+    if (m->mf && !config_dir && (s = config_from_container(m, err)) != MIXQ_E_NOT_FOUND) {
+        if (s) goto fail; /* the container's own config.json (FORMAT.md §3.3) */
+    } else {
+        char *dir = config_dir ? str_dup(config_dir) : is_dir ? str_dup(path) : dir_of(path);
+        m->config_path = dir ? path_join(dir, "config.json") : NULL;
+        free(dir);
+        if (!m->config_path) {
+            s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
+            goto fail;
+        }
+        if ((s = rt_config_load(m->config_path, &m->cfg, err))) goto fail;
     }
-    if ((s = rt_config_load(m->config_path, &m->cfg, err))) goto fail;
     if ((s = bind_all(m, err))) goto fail;
     *out = m;
     return MIXQ_OK;

@@ -72,6 +72,7 @@ typedef struct rt_model {
     rt_config cfg;
     char *path;              /* as opened */
     char *config_path;
+    int config_stored;       /* 1: config.json came from the container (FORMAT.md §3.3); its tokenizer is there too */
     mixq_file *mf;           /* exactly one of mf, sm */
     st_model *sm;
     rt_weight embed;         /* [vocab, hidden] */
@@ -83,8 +84,9 @@ typedef struct rt_model {
 /*
  * Opens a model: a container (.mxq, recognised by its magic) or a safetensors
  * checkpoint (file, directory or index).  config.json is read from
- * config_dir if non-NULL, else from the directory of the model (the model
- * itself if it is a directory).  Every tensor the config implies must exist
+ * config_dir if non-NULL, else from the container if it stores one
+ * (FORMAT.md §3.3), else from the directory of the model (the model itself
+ * if it is a directory).  Every tensor the config implies must exist
  * with the shape it implies; a mismatch names the tensor, the expected and
  * the found shape.
  */

@@ -48,6 +48,39 @@
 #include "fuzz_common.h"
 
 
+/*
+ * The stored files (FORMAT.md §3.3): listing and lookup agree; a read gives
+ * exactly the recorded size (NUL-terminated) or a checksum error; a name
+ * never contains a path separator.
+ */
+static void check_stored_files(const mixq_file *f)
+{
+    size_t nf = mixq_file_count(f);
+    CHECK(nf <= 64);
+    mixq_stored_file sf, sg;
+    CHECK(mixq_file_at(f, nf, &sf) == MIXQ_E_RANGE);
+    CHECK(mixq_file_find(f, "", &sf) == MIXQ_E_NOT_FOUND);
+    for (size_t i = 0; i < nf; i++) {
+        CHECK(mixq_file_at(f, i, &sf) == MIXQ_OK);
+        CHECK(sf.name && sf.name[0] && strlen(sf.name) <= 255 && !strchr(sf.name, '/'));
+        CHECK(sf.size <= (64u << 20));
+        CHECK(mixq_file_find(f, sf.name, &sg) == MIXQ_OK && sg.name == sf.name && sg.size == sf.size);
+        if (sf.size > ((uint64_t)1 << 22)) continue; /* bounds memory per input */
+        void *buf = NULL;
+        size_t len = 0;
+        mixq_error err;
+        mixq_status s = mixq_file_read(f, sf.name, &buf, &len, &err);
+        if (s == MIXQ_OK) {
+            CHECK(buf != NULL && len == sf.size && ((const char *)buf)[len] == 0);
+            CHECK(XXH3_64bits(buf, len) == sf.checksum);
+        } else {
+            fuzz_check_error(&err, s);
+            CHECK(s == MIXQ_E_CHECKSUM && buf == NULL);
+        }
+        mixq_free(buf);
+    }
+}
+
 /* Largest number of elements dequantized per call (bounds memory per input). */
 #define ELEM_CAP ((uint64_t)1 << 22)
 
@@ -277,6 +310,7 @@ static void run(const uint8_t *data, size_t size, int full, outcome *out)
         (void)mixq_source_metadata(f, "");
         CHECK(mixq_find(f, "") == NULL);
         for (size_t i = 0; i < n; i++) check_tensor(f, i, base, header_offset);
+        check_stored_files(f);
     }
 
     mixq_status v = mixq_verify(f, &err);

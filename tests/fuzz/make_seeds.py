@@ -383,12 +383,49 @@ def main():
         convert("wide-rows.safetensors", "wide-rows-fp8_e5m2-g32.mxq", "--type", "fp8_e5m2", "--group-size", "32")
         convert("mini-llama-bf16.safetensors", "mini-llama-fp8_e5m2-1d.mxq", "--type", "fp8_e5m2", "--quantize-1d")
         convert("meta-null-indent.safetensors", "two-tensors-int8-1d.mxq", "--quantize-1d")
+        stored_files_seeds(mixq, sources["mini-llama-bf16.safetensors"], tmp, ct)
     finally:
         shutil.rmtree(tmp)
     header_variants(os.path.join(ct, "two-tensors-int8-1d.mxq"), ct)
     json_seeds(ct, ix, jf)
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(CORPUS) for f in fs)
     print("corpus: %d bytes" % total)
+
+
+def stored_files_seeds(mixq, model, tmp, ct):
+    """Containers with stored model files (FORMAT.md §3.3, format 1.1): a checkpoint directory
+    with config.json and friends, and variants of its "files" entries (stale checksums are
+    restamped by fuzz_container)."""
+    d = os.path.join(tmp, "with-files")
+    os.makedirs(d)
+    write(os.path.join(d, "model.safetensors"), model)
+    write(os.path.join(d, "config.json"), b'{"architectures":["LlamaForCausalLM"],"model_type":"llama",'
+          b'"hidden_size":8,"num_hidden_layers":1}')
+    write(os.path.join(d, "tokenizer_config.json"), b'{"add_bos_token":true,"bos_token":"<s>"}')
+    write(os.path.join(d, "generation_config.json"), b"")
+    out = os.path.join(ct, "files-int8.mxq")
+    subprocess.run([mixq, "convert", d, "-o", out, "--force", "--quiet"], check=True)
+    with open(out, "rb") as f:
+        full = f.read()
+    ho, hl = struct.unpack_from("<QQ", full, 32)
+    hdr = json.loads(full[ho:ho + hl])
+
+    def variant(name, edit):
+        h = json.loads(json.dumps(hdr))
+        edit(h["files"])
+        text = json.dumps(h, separators=(",", ":")).encode()
+        pre = bytearray(full[:64])
+        struct.pack_into("<Q", pre, 40, len(text))
+        write(os.path.join(ct, name), bytes(pre) + full[64:ho] + text)
+
+    def corrupt_data(fs):
+        fs[0]["data"] = fs[0]["data"][:8] + ("A" if fs[0]["data"][8] != "A" else "B") + fs[0]["data"][9:]
+    variant("files-bad-zlib.mxq", corrupt_data)
+    variant("files-dup-name.mxq", lambda fs: fs.append(dict(fs[0])))
+    variant("files-size-lie.mxq", lambda fs: fs[0].update(size=fs[0]["size"] + 1))
+    variant("files-path-name.mxq", lambda fs: fs[0].update(name="../config.json"))
+    variant("files-none.mxq", lambda fs: fs[:] and fs.__setitem__(slice(None), [
+        {"name": "a", "size": 3, "compression": "none", "stored_size": 3, "xxh3": "0" * 16, "data": "YWJj"}]))
 
 
 if __name__ == "__main__":

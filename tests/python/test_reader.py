@@ -13,11 +13,13 @@ program: `mixq export` to F32 safetensors for the values, `mixq verify` and
 missing.
 """
 import ctypes
+import base64
 import json
 import os
 import random
 import shutil
 import struct
+import zlib
 import subprocess
 import sys
 import tempfile
@@ -855,6 +857,124 @@ class TestHostile(Base):
         self.assertLess(accepted, count)
 
 
+class TestStoredFiles(Base):
+    expect_reject = TestHostile.expect_reject
+
+    """Model files stored in the container (FORMAT.md §3.3): read back exactly, listed as
+    `mixq dump` lists them, and every hostile variant rejected by both readers."""
+
+    def listing(self, path):
+        r = subprocess.run([MIXQ_EXE, "dump", path, "--json"], stdout=subprocess.PIPE, check=True)
+        return json.loads(r.stdout)["files"]
+
+    def test_files_travel(self):
+        p = convert(TINY, self.path("files.mxq"), "int8")
+        with open(os.path.join(TINY, "config.json"), "rb") as fh:
+            want = fh.read()
+        with mixq.open(p, verify=True) as f:
+            self.assertEqual([sf.name for sf in f.files()], ["config.json"])
+            self.assertEqual(f.read_file("config.json"), want)
+            sf = f.file("config.json")
+            self.assertEqual((sf.size, sf.compression), (len(want), "zlib"))
+            self.assertEqual([(d["name"], d["size"], d["stored_size"], int(d["xxh3"], 16)) for d in self.listing(p)],
+                             [(sf.name, sf.size, sf.stored_size, sf.xxh3)])
+            with self.assertRaises(mixq.NotFoundError):
+                f.file("tokenizer.json")
+        with open(p, "rb") as fh:
+            self.assertEqual(struct.unpack_from("<H", fh.read(12), 10)[0], 1)  # format minor 1
+        self.compare_with_c(p)
+
+    def test_shared_model_files(self):
+        src = os.path.join(SHARED_MODELS, "tiny-llama-6l")
+        if not os.path.isdir(src):
+            self.skipTest("no %s" % src)
+        p = convert(src, self.path("6l.mxq"), "int4_dq", 32)
+        names = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer.model",
+                 "tokenizer_config.json", "special_tokens_map.json"]
+        present = [n for n in names if os.path.isfile(os.path.join(src, n))]
+        with mixq.open(p, verify=True) as f:
+            self.assertEqual([sf.name for sf in f.files()], present)
+            for n in present:
+                with open(os.path.join(src, n), "rb") as fh:
+                    self.assertEqual(f.read_file(n), fh.read(), n)
+
+    def crafted(self, name, files, cls=mixq.MixqError):
+        hd, data = good_header()
+        hd["files"] = files
+        p = build_container(self.path(name), hd, data, preamble={"minor": 1})
+        return self.expect_reject(p, cls)
+
+    @staticmethod
+    def entry(raw=b'{"a":1}', name="config.json", comp="zlib", **over):
+        z = zlib.compress(raw, 9) if comp == "zlib" else raw
+        e = {"name": name, "size": len(raw), "compression": comp, "stored_size": len(z),
+             "xxh3": "%016x" % _xxh3.xxh3_64_pure(raw), "data": base64.b64encode(z).decode()}
+        e.update(over)
+        return e
+
+    def test_good_crafted_files(self):
+        hd, data = good_header()
+        hd["files"] = [self.entry(), self.entry(b"", name="empty"), self.entry(b"xyz" * 50, name="plain", comp="none")]
+        p = build_container(self.path("good-files.mxq"), hd, data, preamble={"minor": 1})
+        with mixq.open(p, verify=True) as f:
+            self.assertEqual([(sf.name, sf.read()) for sf in f.files()],
+                             [("config.json", b'{"a":1}'), ("empty", b""), ("plain", b"xyz" * 50)])
+        h, msg = CLIB.open(p, verify=True)
+        self.assertIsNotNone(h, msg)
+        CLIB.close(h)
+        self.assertEqual([d["name"] for d in self.listing(p)], ["config.json", "empty", "plain"])
+
+    def test_hostile_files(self):
+        e = self.entry
+        bomb = zlib.compress(b"\0" * (3 << 20), 9)
+        cases = {
+            "not-array": ({"x": 1}, "must be an array"),
+            "not-object": ([1], "must be an object"),
+            "slash": ([e(name="../config.json")], "not a plain file name"),
+            "dot": ([e(name="..")], "not a plain file name"),
+            "empty-name": ([e(name="")], "not a plain file name"),
+            "ctrl": ([e(name="a\u0001")], "not a plain file name"),
+            "long-name": ([e(name="x" * 256)], "not a plain file name"),
+            "dup": ([e(), e()], "name used by"),
+            "size-neg": ([e(size=-1)], "\"size\""),
+            "size-huge": ([e(size=(64 << 20) + 1)], "exceeds the limit"),
+            "size-float": ([e(size=7.0)], "\"size\""),
+            "comp": ([e(compression="gzip")], "unsupported compression"),
+            "stored-huge": ([e(stored_size=1 << 40)], "impossible"),
+            "none-mismatch": ([e(comp="none", stored_size=3)], "impossible"),
+            "xxh3-upper": ([e(xxh3="ABCDEF0123456789")], "xxh3"),
+            "b64-len": ([e(data="AAAA")], "base64"),
+            "b64-bad": ([e(raw=b"abc", comp="none", data="a*c=")], "base64"),
+            "b64-noncanon": ([e(raw=b"a", comp="none", data="YR==")], "base64"),
+            "xxh3-wrong": ([e(xxh3="0123456789abcdef")], "checksum mismatch"),
+            "size-short": ([e(raw=b"hello world", size=5)], "decompress"),
+            "size-long": ([e(raw=b"hello", size=11)], "decompress"),
+            "not-zlib": ([e(raw=b"12345678", comp="none", compression="zlib")], "decompress"),
+            "bomb": ([{"name": "b", "size": 100, "compression": "zlib", "stored_size": len(bomb),
+                       "xxh3": "%016x" % _xxh3.xxh3_64_pure(b"\0" * 100),
+                       "data": base64.b64encode(bomb).decode()}], "decompress"),
+            "too-many": ([e(name="f%d" % i) for i in range(65)], "at most 64"),
+        }
+        for name, (files, text) in cases.items():
+            msg = self.crafted("hostile-%s.mxq" % name, files)
+            self.assertIn(text, msg, name)
+
+    def test_corrupt_stored_bytes_fail_verify_in_c(self):
+        """A flipped bit in the compressed data: opening works (the header checksum is fixed up),
+        verify and read fail in both readers."""
+        hd, data = good_header()
+        ent = self.entry(b"config " * 100)
+        z = bytearray(base64.b64decode(ent["data"]))
+        z[len(z) // 2] ^= 0x10
+        ent["data"] = base64.b64encode(bytes(z)).decode()
+        hd["files"] = [ent]
+        p = build_container(self.path("flip.mxq"), hd, data, preamble={"minor": 1})
+        with mixq.open(p) as f:
+            with self.assertRaises(mixq.ChecksumError):
+                f.read_file("config.json")
+        self.expect_reject(p, mixq.ChecksumError)
+
+
 class TestApi(Base):
     def test_small_passes(self):
         """Dequantization in many passes (a few rows each) gives the same bits."""
@@ -877,9 +997,9 @@ class TestApi(Base):
                 f["nope"]
             self.assertIn('no tensor named "nope"', str(cm.exception))
             self.assertIsInstance(cm.exception, KeyError)
-            self.assertEqual(f.files(), [])
+            self.assertEqual([sf.name for sf in f.files()], ["config.json"])  # stored from TINY (format 1.1)
             self.assertEqual(f.metadata["options"]["type"], "int4_dq")
-            self.assertEqual(f.format_version, (1, 0))
+            self.assertEqual(f.format_version, (1, 1))
             t = f["model.layers.0.mlp.down_proj.weight"]
             self.assertEqual((t.quant_type, t.group_size, t.shape), ("int4_dq", 32, (64, 160)))
             self.assertEqual(list(t.sections), ["codes", "scales", "mins", "super_scales", "super_mins"])
