@@ -175,6 +175,7 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
         else s = mx_plan_load_sensitivity(o->sensitivity_path, p->t, n, pl.ext, err);
     }
     if (s == MIXQ_OK) s = mx_planner_settle_fixed(&pl, err);
+    if (s == MIXQ_OK) s = mx_planner_importance(&pl, err);
     if (s == MIXQ_OK) s = mx_planner_layouts(&pl, err);
     if (s == MIXQ_OK && (!mx_plan_set_str(&p->strategy, strategy_names[o->strategy]) ||
                          !mx_plan_set_str(&p->weights, o->weights == MIXQ_WEIGHTS_FLAT
@@ -196,6 +197,11 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
         /* as the converter's defaults (mixq_convert_options_init): int8, the search */
         meta_base = st_header_meta(m, MIXQ_QT_INT8, o->group_size, o->quantize_1d != 0, true);
         slack = META_SLACK;
+        /* the converter given the same importance matrix records it */
+        if (meta_base && pl.im_record && json_object_set(meta_base, "imatrix", pl.im_record)) {
+            json_decref(meta_base);
+            meta_base = NULL;
+        }
         if (!meta_base) s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
     }
 
