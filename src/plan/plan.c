@@ -235,6 +235,8 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
             mx_cand c = {e->qt, e->group_size};
             s = mx_planner_measure_fixed(&pl, i, &c, &e->est_error, err);
         }
+        if (pl.escale && pl.eligible[i]) /* relative errors in the units of the importance-weighted errors */
+            e->sumsq = (pl.wsumsq && !isnan(pl.wsumsq[i]) ? pl.wsumsq[i] : e->sumsq) * pl.escale[i];
         if (isnan(e->weight)) e->weight = st_dtypes[m->tensors[i].dtype].is_float ? mx_planner_weight_of(&pl, i) : 0.0;
         if (pl.eligible[i]) werr += e->weight * e->est_error;
     }
