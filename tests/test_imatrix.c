@@ -190,42 +190,138 @@ static double weighted_err(const float *x, const float *y, const float *a, int r
 
 Test(imatrix, gguf_names)
 {
-    static const char *const map[][2] = {
-        {"model.layers.0.self_attn.q_proj.weight", "blk.0.attn_q.weight"},
-        {"model.layers.11.self_attn.k_proj.weight", "blk.11.attn_k.weight"},
-        {"model.layers.2.self_attn.v_proj.weight", "blk.2.attn_v.weight"},
-        {"model.layers.3.self_attn.o_proj.weight", "blk.3.attn_output.weight"},
-        {"model.layers.4.mlp.gate_proj.weight", "blk.4.ffn_gate.weight"},
-        {"model.layers.5.mlp.up_proj.weight", "blk.5.ffn_up.weight"},
-        {"model.layers.6.mlp.down_proj.weight", "blk.6.ffn_down.weight"},
-        {"model.layers.7.self_attn.qkv_proj.weight", "blk.7.attn_qkv.weight"},
-        {"model.layers.8.mlp.gate_up_proj.weight", "blk.8.ffn_up.weight"},
-        {"lm_head.weight", "output.weight"},
-        {"model.embed_tokens.weight", "token_embd.weight"},
+    static const struct {
+        const char *hf, *gguf;
+        int expert;
+    } map[] = {
+        {"model.layers.0.self_attn.q_proj.weight", "blk.0.attn_q.weight", -1},
+        {"model.layers.11.self_attn.k_proj.weight", "blk.11.attn_k.weight", -1},
+        {"model.layers.2.self_attn.v_proj.weight", "blk.2.attn_v.weight", -1},
+        {"model.layers.3.self_attn.o_proj.weight", "blk.3.attn_output.weight", -1},
+        {"model.layers.4.mlp.gate_proj.weight", "blk.4.ffn_gate.weight", -1},
+        {"model.layers.5.mlp.up_proj.weight", "blk.5.ffn_up.weight", -1},
+        {"model.layers.6.mlp.down_proj.weight", "blk.6.ffn_down.weight", -1},
+        {"model.layers.7.self_attn.qkv_proj.weight", "blk.7.attn_qkv.weight", -1},
+        {"model.layers.8.mlp.gate_up_proj.weight", "blk.8.ffn_up.weight", -1},
+        {"model.layers.1.block_sparse_moe.gate.weight", "blk.1.ffn_gate_inp.weight", -1},
+        {"model.layers.1.block_sparse_moe.experts.7.w1.weight", "blk.1.ffn_gate_exps.weight", 7},
+        {"model.layers.1.block_sparse_moe.experts.0.w3.weight", "blk.1.ffn_up_exps.weight", 0},
+        {"model.layers.1.block_sparse_moe.experts.12.w2.weight", "blk.1.ffn_down_exps.weight", 12},
+        {"model.layers.2.mlp.experts.3.gate_proj.weight", "blk.2.ffn_gate_exps.weight", 3},
+        {"model.layers.2.mlp.experts.3.down_proj.weight", "blk.2.ffn_down_exps.weight", 3},
+        {"model.layers.2.mlp.shared_expert.up_proj.weight", "blk.2.ffn_up_shexp.weight", -1},
+        {"lm_head.weight", "output.weight", -1},
+        {"model.embed_tokens.weight", "token_embd.weight", -1},
     };
     char g[128];
+    int ex;
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
-        cr_assert(mx_imatrix_gguf_name(map[i][0], g, sizeof g), "%s", map[i][0]);
-        cr_assert_str_eq(g, map[i][1]);
+        cr_assert(mx_imatrix_gguf_name(map[i].hf, g, sizeof g, &ex), "%s", map[i].hf);
+        cr_assert_str_eq(g, map[i].gguf);
+        cr_assert_eq(ex, map[i].expert, "%s", map[i].hf);
     }
     static const char *const none[] = {"model.layers.0.input_layernorm.weight", "model.layers..self_attn.q_proj.weight",
                                        "model.layers.01.self_attn.q_proj.weight", "model.layers.x.mlp.up_proj.weight",
-                                       "model.layers.0.self_attn.q_proj.bias", "model.norm.weight", "layers.0.mlp.up_proj.weight"};
+                                       "model.layers.0.self_attn.q_proj.bias", "model.norm.weight", "layers.0.mlp.up_proj.weight",
+                                       "model.layers.1.block_sparse_moe.experts.x.w1.weight",
+                                       "model.layers.1.block_sparse_moe.experts.1.w4.weight"};
     for (size_t i = 0; i < sizeof none / sizeof none[0]; i++)
-        cr_assert(!mx_imatrix_gguf_name(none[i], g, sizeof g), "%s", none[i]);
-    cr_assert(!mx_imatrix_gguf_name("model.layers.0.self_attn.q_proj.weight", g, 8), "too small a buffer");
+        cr_assert(!mx_imatrix_gguf_name(none[i], g, sizeof g, &ex), "%s", none[i]);
+    cr_assert(!mx_imatrix_gguf_name("model.layers.0.self_attn.q_proj.weight", g, 8, &ex), "too small a buffer");
 
     /* lookup: an exact (GGUF-named checkpoint) entry, the mapped one, and output.weight for a tied embedding */
     mx_imatrix *im = mx_imatrix_new();
     mx_imatrix_add(im, "blk.0.attn_q.weight", 4);
     mx_imatrix_add(im, "output.weight", 4);
     mx_imatrix_add(im, "custom.proj", 4);
-    cr_assert_eq(mx_imatrix_find(im, "model.layers.0.self_attn.q_proj.weight", false), &im->entries[0]);
-    cr_assert_eq(mx_imatrix_find(im, "custom.proj", false), &im->entries[2]);
-    cr_assert_null(mx_imatrix_find(im, "model.embed_tokens.weight", false));
-    cr_assert_eq(mx_imatrix_find(im, "model.embed_tokens.weight", true), &im->entries[1]);
-    cr_assert_null(mx_imatrix_find(im, "model.layers.1.self_attn.q_proj.weight", false));
+    mx_imatrix_entry *merged = mx_imatrix_add(im, "blk.0.ffn_down_exps.weight", 12); /* a .dat: 3 experts x 4 */
+    mx_imatrix_add(im, "blk.0.ffn_gate_exps.weight#1", 4);                           /* a GGUF file, split */
+    mx_imatrix_view v;
+    cr_assert(mx_imatrix_find(im, "model.layers.0.self_attn.q_proj.weight", false, 4, &v));
+    cr_assert_eq(v.sum2, im->entries[0].sum2);
+    cr_assert(mx_imatrix_find(im, "custom.proj", false, 4, &v) && v.sum2 == im->entries[2].sum2);
+    cr_assert(!mx_imatrix_find(im, "model.embed_tokens.weight", false, 4, &v));
+    cr_assert(mx_imatrix_find(im, "model.embed_tokens.weight", true, 4, &v) && v.sum2 == im->entries[1].sum2);
+    cr_assert(!mx_imatrix_find(im, "model.layers.1.self_attn.q_proj.weight", false, 4, &v));
+    cr_assert(mx_imatrix_find(im, "model.layers.0.block_sparse_moe.experts.2.w2.weight", false, 4, &v));
+    cr_assert(v.sum2 == merged->sum2 + 8 && v.n == 4, "expert 2's slice of the merged entry");
+    cr_assert(mx_imatrix_find(im, "model.layers.0.block_sparse_moe.experts.3.w2.weight", false, 4, &v) && v.n == 12,
+              "no expert 3: the whole entry, whose length the caller reports");
+    cr_assert(mx_imatrix_find(im, "model.layers.0.mlp.experts.1.gate_proj.weight", false, 4, &v));
+    cr_assert_eq(v.sum2, im->entries[4].sum2);
+    cr_assert(!mx_imatrix_find(im, "model.layers.0.mlp.experts.0.gate_proj.weight", false, 4, &v));
     mx_imatrix_free(im);
+}
+
+/* A llama.cpp GGUF imatrix holding one per-expert entry: in_sum2 [n, K] and counts [1, K]. */
+static uint8_t *expert_gguf(size_t n, size_t K, size_t *len)
+{
+    uint8_t *b = calloc(1, 4096);
+    size_t p = 0;
+#define PUT(v, sz) (memcpy(b + p, &(v), sz), p += sz)
+#define PUTS(s) do { uint64_t l_ = strlen(s); PUT(l_, 8); memcpy(b + p, s, l_); p += l_; } while (0)
+    uint32_t u32 = 3;
+    uint64_t u64;
+    memcpy(b, "GGUF", 4);
+    p = 4;
+    PUT(u32, 4);
+    u64 = 2;
+    PUT(u64, 8);
+    u64 = 1;
+    PUT(u64, 8);
+    PUTS("general.type");
+    u32 = 8;
+    PUT(u32, 4);
+    PUTS("imatrix");
+    const char *names[2] = {"blk.0.ffn_up_exps.weight.in_sum2", "blk.0.ffn_up_exps.weight.counts"};
+    uint64_t off[2] = {0, (n * K * 4 + 31) / 32 * 32};
+    int64_t ne[2][2] = {{(int64_t)n, (int64_t)K}, {1, (int64_t)K}};
+    for (int t = 0; t < 2; t++) {
+        PUTS(names[t]);
+        u32 = 2;
+        PUT(u32, 4);
+        PUT(ne[t][0], 8);
+        PUT(ne[t][1], 8);
+        u32 = 0;
+        PUT(u32, 4);
+        PUT(off[t], 8);
+    }
+    p = (p + 31) / 32 * 32;
+    for (size_t k = 0; k < K; k++)
+        for (size_t j = 0; j < n; j++) {
+            float v = (float)(100 * k + j);
+            PUT(v, 4);
+        }
+    p = (p + 31) / 32 * 32;
+    for (size_t k = 0; k < K; k++) {
+        float c = (float)(10 + k);
+        PUT(c, 4);
+    }
+#undef PUT
+#undef PUTS
+    *len = p;
+    return b;
+}
+
+Test(imatrix, per_expert_gguf_entries)
+{
+    size_t len;
+    uint8_t *b = expert_gguf(4, 3, &len);
+    mx_imatrix *im;
+    mixq_error err;
+    cr_assert_eq(mx_imatrix_parse("experts.gguf", b, len, &im, &err), MIXQ_OK, "%s", err.message);
+    cr_assert_eq(im->n_entries, 3);
+    for (int k = 0; k < 3; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "model.layers.0.mlp.experts.%d.up_proj.weight", k);
+        mx_imatrix_view v;
+        cr_assert(mx_imatrix_find(im, name, false, 4, &v), "%s", name);
+        cr_assert_eq(v.n, 4);
+        cr_assert_eq(v.count, 10 + k);
+        for (int j = 0; j < 4; j++) cr_assert_eq(v.sum2[j], 100 * k + j);
+    }
+    mx_imatrix_free(im);
+    free(b);
 }
 
 Test(imatrix, length_mismatch_names_the_tensor)

@@ -478,29 +478,35 @@ static mixq_status parse_gguf(rd *r, mx_imatrix *im)
             s = mx_err(r->err, MIXQ_E_FORMAT, "%s: tensor '%s' appears twice", nm, mx_shown_n(t->name, t->name_len, b));
             goto out;
         }
-        if (c->ne != 1) {
-            s = mx_err(r->err, MIXQ_E_UNSUPPORTED, "%s: '%s' holds %llu counts (per-expert matrices are not supported)",
-                       nm, mx_shown_n(c->name, c->name_len, b), (unsigned long long)c->ne);
+        /* per-expert matrices (llama.cpp: in_sum2 [n, K], counts [1, K]) become K entries "<base>#<k>" */
+        uint64_t K = c->ne;
+        if (K == 0 || t->ne % K) {
+            s = mx_err(r->err, MIXQ_E_FORMAT, "%s: '%s' holds %llu values, not a multiple of its %llu counts", nm,
+                       mx_shown_n(t->name, t->name_len, b), (unsigned long long)t->ne, (unsigned long long)K);
             goto out;
         }
-        float cnt;
-        memcpy(&cnt, r->p + data_start + c->offset, 4);
-        if (!isfinite(cnt) || cnt < 0) {
-            s = mx_err(r->err, MIXQ_E_FORMAT, "%s: '%s' is not a count", nm, mx_shown_n(c->name, c->name_len, b));
-            goto out;
-        }
-        char *base = dup_n(t->name, base_len);
-        mx_imatrix_entry *e = base ? mx_imatrix_add(im, base, (size_t)t->ne) : NULL;
-        free(base);
-        if (!e) {
-            s = mx_err(r->err, MIXQ_E_NOMEM, "%s: out of memory", nm);
-            goto out;
-        }
-        e->count = cnt;
-        for (uint64_t j = 0; j < t->ne; j++) {
-            float v;
-            memcpy(&v, r->p + data_start + t->offset + 4 * j, 4);
-            e->sum2[j] = v;
+        uint64_t per = t->ne / K;
+        for (uint64_t k = 0; k < K; k++) {
+            float cnt;
+            memcpy(&cnt, r->p + data_start + c->offset + 4 * k, 4);
+            if (!isfinite(cnt) || cnt < 0) {
+                s = mx_err(r->err, MIXQ_E_FORMAT, "%s: '%s' is not a count", nm, mx_shown_n(c->name, c->name_len, b));
+                goto out;
+            }
+            char name[GGUF_MAX_NAME * 4 + 32];
+            if (K == 1) snprintf(name, sizeof name, "%.*s", (int)base_len, t->name);
+            else snprintf(name, sizeof name, "%.*s#%llu", (int)base_len, t->name, (unsigned long long)k);
+            mx_imatrix_entry *e = mx_imatrix_add(im, name, (size_t)per);
+            if (!e) {
+                s = mx_err(r->err, MIXQ_E_NOMEM, "%s: out of memory", nm);
+                goto out;
+            }
+            e->count = cnt;
+            for (uint64_t j = 0; j < per; j++) {
+                float v;
+                memcpy(&v, r->p + data_start + t->offset + 4 * (k * per + j), 4);
+                e->sum2[j] = v;
+            }
         }
     }
     /* and every .counts has its .in_sum2 */
@@ -674,32 +680,91 @@ static const struct {
     {"mlp.up_proj.weight", "ffn_up.weight"},
     {"mlp.down_proj.weight", "ffn_down.weight"},
     {"mlp.gate_up_proj.weight", "ffn_up.weight"},     /* fused gate+up: llama.cpp keeps it as ffn_up */
+    {"mlp.gate.weight", "ffn_gate_inp.weight"},       /* mixture-of-experts routers */
+    {"block_sparse_moe.gate.weight", "ffn_gate_inp.weight"},
+    {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight"},
+    {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight"},
+    {"mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight"},
 };
 
-bool mx_imatrix_gguf_name(const char *hf, char *out, size_t cap)
+/* Expert weights (after "model.layers.N.<prefix>E."): one merged GGUF tensor per kind. */
+static const struct {
+    const char *prefix, *hf, *gguf;
+} expert_names[] = {
+    {"block_sparse_moe.experts.", "w1.weight", "ffn_gate_exps.weight"}, /* Mixtral */
+    {"block_sparse_moe.experts.", "w3.weight", "ffn_up_exps.weight"},
+    {"block_sparse_moe.experts.", "w2.weight", "ffn_down_exps.weight"},
+    {"mlp.experts.", "gate_proj.weight", "ffn_gate_exps.weight"},       /* Qwen-MoE, OLMoE, DeepSeek */
+    {"mlp.experts.", "up_proj.weight", "ffn_up_exps.weight"},
+    {"mlp.experts.", "down_proj.weight", "ffn_down_exps.weight"},
+};
+
+/* A decimal index without leading zeros at p (up to 9 digits) followed by '.'; its end, or NULL. */
+static const char *index_end(const char *p)
 {
+    const char *q = p;
+    while (*q >= '0' && *q <= '9') q++;
+    if (q == p || q - p > 9 || *q != '.' || (q - p > 1 && *p == '0')) return NULL;
+    return q;
+}
+
+bool mx_imatrix_gguf_name(const char *hf, char *out, size_t cap, int *expert)
+{
+    *expert = -1;
     const char *direct = NULL;
     if (!strcmp(hf, "lm_head.weight")) direct = "output.weight";
     else if (!strcmp(hf, "model.embed_tokens.weight")) direct = "token_embd.weight";
     if (direct) return (size_t)snprintf(out, cap, "%s", direct) < cap;
     static const char prefix[] = "model.layers.";
     if (strncmp(hf, prefix, sizeof prefix - 1)) return false;
-    const char *p = hf + sizeof prefix - 1, *q = p;
-    while (*q >= '0' && *q <= '9') q++;
-    if (q == p || q - p > 9 || *q != '.' || (q - p > 1 && *p == '0')) return false;
+    const char *p = hf + sizeof prefix - 1, *q = index_end(p);
+    if (!q) return false;
     for (size_t i = 0; i < sizeof layer_names / sizeof layer_names[0]; i++)
         if (!strcmp(q + 1, layer_names[i].hf))
             return (size_t)snprintf(out, cap, "blk.%.*s.%s", (int)(q - p), p, layer_names[i].gguf) < cap;
+    for (size_t i = 0; i < sizeof expert_names / sizeof expert_names[0]; i++) {
+        size_t pl = strlen(expert_names[i].prefix);
+        if (strncmp(q + 1, expert_names[i].prefix, pl)) continue;
+        const char *e = q + 1 + pl, *ee = index_end(e);
+        if (!ee || strcmp(ee + 1, expert_names[i].hf)) continue;
+        *expert = atoi(e);
+        return (size_t)snprintf(out, cap, "blk.%.*s.%s", (int)(q - p), p, expert_names[i].gguf) < cap;
+    }
     return false;
 }
 
-const mx_imatrix_entry *mx_imatrix_find(const mx_imatrix *im, const char *name, bool tied)
+/* The entry `name` (or `name#expert`) as a view of n values. */
+static bool view_of(const mx_imatrix *im, const char *name, int expert, size_t row_length, mx_imatrix_view *v)
 {
-    const mx_imatrix_entry *e = mx_imatrix_get(im, name);
-    if (e) return e;
+    const mx_imatrix_entry *e;
+    if (expert >= 0) {
+        char k[160];
+        snprintf(k, sizeof k, "%s#%d", name, expert);
+        if ((e = mx_imatrix_get(im, k))) {
+            *v = (mx_imatrix_view){e->name, e->sum2, e->n, e->count};
+            return true;
+        }
+        /* a legacy .dat keeps the experts' columns back to back in one entry of K * row_length values */
+        if (!(e = mx_imatrix_get(im, name))) return false;
+        if (row_length && e->n % row_length == 0 && (size_t)expert < e->n / row_length) {
+            *v = (mx_imatrix_view){e->name, e->sum2 + (size_t)expert * row_length, row_length, e->count};
+            return true;
+        }
+        *v = (mx_imatrix_view){e->name, e->sum2, e->n, e->count}; /* a length the caller reports */
+        return true;
+    }
+    if (!(e = mx_imatrix_get(im, name))) return false;
+    *v = (mx_imatrix_view){e->name, e->sum2, e->n, e->count};
+    return true;
+}
+
+bool mx_imatrix_find(const mx_imatrix *im, const char *name, bool tied, size_t row_length, mx_imatrix_view *out)
+{
+    if (view_of(im, name, -1, row_length, out)) return true;
     char g[128];
-    if (!mx_imatrix_gguf_name(name, g, sizeof g)) return NULL;
+    int expert;
+    if (!mx_imatrix_gguf_name(name, g, sizeof g, &expert)) return false;
     /* a tied embedding is also the output head: the head's activations are the ones that matter */
-    if (tied && !strcmp(g, "token_embd.weight") && (e = mx_imatrix_get(im, "output.weight"))) return e;
-    return mx_imatrix_get(im, g);
+    if (tied && !strcmp(g, "token_embd.weight") && view_of(im, "output.weight", -1, row_length, out)) return true;
+    return view_of(im, g, expert, row_length, out);
 }

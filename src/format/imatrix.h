@@ -36,7 +36,8 @@ typedef struct mx_imatrix_entry {
 typedef struct mx_imatrix {
     mx_imatrix_entry *entries;
     size_t n_entries;
-    uint32_t chunk_count, chunk_size;
+    uint32_t chunk_count, chunk_size;  /* a GGUF file's per-expert entry (counts of K > 1 experts) is read as K
+                                          entries "<name>#<k>", k = 0 .. K-1 */
     char **datasets;
     size_t n_datasets;
     uint64_t hash;     /* xxh3-64 of the file's bytes (set by mx_imatrix_parse / mx_imatrix_read) */
@@ -73,17 +74,33 @@ const mx_imatrix_entry *mx_imatrix_get(const mx_imatrix *im, const char *name);
  * ("model.layers.3.self_attn.q_proj.weight" -> "blk.3.attn_q.weight",
  * mlp.{gate,up,down}_proj -> ffn_{gate,up,down}, lm_head.weight ->
  * output.weight, model.embed_tokens.weight -> token_embd.weight; the fused
- * self_attn.qkv_proj -> attn_qkv and mlp.gate_up_proj -> ffn_up) into out;
- * false if the name is not one of these (or does not fit in cap bytes).
+ * self_attn.qkv_proj -> attn_qkv and mlp.gate_up_proj -> ffn_up; routers
+ * -> ffn_gate_inp, shared experts -> ffn_*_shexp; the experts of Mixtral
+ * (block_sparse_moe.experts.E.w1/w3/w2) and of Qwen-MoE and the like
+ * (mlp.experts.E.gate_proj/up_proj/down_proj) -> ffn_{gate,up,down}_exps
+ * with *expert = E, else -1) into out; false if the name is not one of
+ * these (or does not fit in cap bytes).
  */
-bool mx_imatrix_gguf_name(const char *hf_name, char *out, size_t cap);
+bool mx_imatrix_gguf_name(const char *hf_name, char *out, size_t cap, int *expert);
+
+/* The importance of one checkpoint tensor: n sums of x^2 (pointing into an entry) and their count. */
+typedef struct mx_imatrix_view {
+    const char *name;  /* the entry's name */
+    const double *sum2;
+    size_t n;
+    double count;
+} mx_imatrix_view;
 
 /*
- * The entry of checkpoint tensor `name`: an entry of that exact name (a
- * checkpoint with GGUF names), else the one of its GGUF name; for a tied
- * embedding (tied: it is also the output head) output.weight first.  NULL
- * if the file has none.
+ * The importance of checkpoint tensor `name` (rows of row_length): an entry
+ * of that exact name (a checkpoint with GGUF names), else the one of its
+ * GGUF name; for a tied embedding (tied: it is also the output head)
+ * output.weight first.  An expert's is entry "<gguf>#E" (a GGUF file's
+ * per-expert counts, as the reader splits them), else expert E's
+ * row_length values of a merged entry of K * row_length (a legacy .dat).
+ * false if the file has none; out->n may differ from row_length (the caller
+ * reports it).
  */
-const mx_imatrix_entry *mx_imatrix_find(const mx_imatrix *im, const char *name, bool tied);
+bool mx_imatrix_find(const mx_imatrix *im, const char *name, bool tied, size_t row_length, mx_imatrix_view *out);
 
 #endif

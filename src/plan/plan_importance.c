@@ -15,21 +15,21 @@ mixq_status mx_importance_for(const mx_imatrix *im, const char *im_name, const s
     out->n = 0;
     out->mode = mode;
     *missing = false;
-    const mx_imatrix_entry *e = mx_imatrix_find(im, t->name, r && r->tied);
-    if (!e) {
+    uint64_t rows, row_length;
+    if (!mx_tensor_rows(t, &rows, &row_length)) return mx_err(err, MIXQ_E_RANGE, "tensor \"%s\": size overflows", t->name);
+    mx_imatrix_view e;
+    if (!mx_imatrix_find(im, t->name, r && r->tied, (size_t)row_length, &e)) {
         *missing = true;
         return MIXQ_OK;
     }
-    uint64_t rows, row_length;
-    if (!mx_tensor_rows(t, &rows, &row_length)) return mx_err(err, MIXQ_E_RANGE, "tensor \"%s\": size overflows", t->name);
-    if (e->n != row_length) {
+    if (e.n != row_length) {
         char b[MX_SHOWN_BUF];
         return mx_err(err, MIXQ_E_INVALID_ARG,
                       "%s: entry '%s' holds %zu values, but tensor \"%s\" has rows of %llu (an importance matrix of "
                       "another model?)",
-                      mx_shown(im_name, b), e->name, e->n, t->name, (unsigned long long)row_length);
+                      mx_shown(im_name, b), e.name, e.n, t->name, (unsigned long long)row_length);
     }
-    return mx_importance_init(out, e->sum2, e->n, e->count, mode, err);
+    return mx_importance_init(out, e.sum2, e.n, e.count, mode, err);
 }
 
 void mx_warn(mixq_warning_fn fn, void *ctx, const char *fmt, ...)
