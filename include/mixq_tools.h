@@ -351,7 +351,7 @@ typedef struct mixq_plan_summary {
     const char *strategy;      /* "uniform", "sensitivity", "budget" */
     double target_bpw;         /* 0 if none */
     uint64_t target_size;      /* 0 if none */
-    const char *weights;       /* "role", "flat" or "role+file" */
+    const char *weights;       /* "role" or "flat", then "+file" (a sensitivity file), "+imatrix" (an importance matrix) */
     size_t n_tensors;
     uint64_t n_elements;       /* weights of every tensor */
     uint64_t source_bytes;     /* the source tensors' bytes */

@@ -505,6 +505,53 @@ Test(imatrix, planner_measures_the_weighted_error)
     free(dir);
 }
 
+Test(imatrix, plan_records_the_imatrix)
+{
+    char *dir = ts_tmpdir_tracked(), *st = write_checkpoint(dir), *imf = write_imatrix(dir, "im.gguf", H);
+    char *pf = ts_path(dir, "plan.json"), *a = ts_path(dir, "a.mixq");
+    mixq_plan_options po;
+    mixq_plan_options_init(&po);
+    po.strategy = MIXQ_STRATEGY_BUDGET;
+    po.target_bpw = 5.0;
+    po.imatrix_path = imf;
+    mixq_plan *plan = NULL;
+    mixq_error err;
+    cr_assert_eq(mixq_plan_create(st, &po, &plan, &err), MIXQ_OK, "%s", err.message);
+    mixq_plan_summary sum;
+    mixq_plan_get_summary(plan, &sum);
+    cr_assert_str_eq(sum.weights, "role+imatrix");
+    cr_assert_eq(mixq_plan_save(plan, pf, 0, &err), MIXQ_OK, "%s", err.message);
+    mixq_plan_free(plan);
+    cr_assert_eq(mixq_plan_load(pf, &plan, &err), MIXQ_OK, "%s", err.message);
+    /* converting it without the imatrix warns; with it, not */
+    warnings w = {.n = 0};
+    mixq_convert_options co;
+    mixq_convert_options_init(&co);
+    co.plan = plan;
+    co.warning = collect;
+    co.warning_ctx = &w;
+    cr_assert_eq(mixq_convert(st, a, &co, &err), MIXQ_OK, "%s", err.message);
+    cr_assert_eq(w.n, 1);
+    cr_assert(strstr(w.msg[0], "importance matrix") && strstr(w.msg[0], "plan.json"), "%s", w.msg[0]);
+    w.n = 0;
+    co.imatrix_path = imf;
+    co.force = 1;
+    cr_assert_eq(mixq_convert(st, a, &co, &err), MIXQ_OK, "%s", err.message);
+    cr_assert_eq(w.n, 1, "only the embedding's missing entry");
+    cr_assert(strstr(w.msg[0], "model.embed_tokens.weight"), "%s", w.msg[0]);
+    mixq_plan_free(plan);
+    po.imatrix_path = NULL;
+    cr_assert_eq(mixq_plan_create(st, &po, &plan, &err), MIXQ_OK, "%s", err.message);
+    mixq_plan_get_summary(plan, &sum);
+    cr_assert_str_eq(sum.weights, "role");
+    mixq_plan_free(plan);
+    free(a);
+    free(pf);
+    free(imf);
+    free(st);
+    free(dir);
+}
+
 Test(imatrix, header_records_the_imatrix)
 {
     char *dir = ts_tmpdir_tracked(), *st = write_checkpoint(dir), *imf = write_imatrix(dir, "calib.gguf", H);

@@ -396,6 +396,10 @@ static mixq_status setup_plan(const char *in_path, const st_model *m, mixq_conve
     s = mx_plan_match(p, m, p->origin ? p->origin : "the plan", *map, err);
     if (s != MIXQ_OK) return s;
     o->rtn = p->rtn;
+    if (p->weights && strstr(p->weights, "imatrix") && !o->imatrix_path && !o->rtn)
+        mx_warn(o->warning, o->warning_ctx,
+                "%s was measured with an importance matrix; without --imatrix the scales are not the ones it planned",
+                p->origin ? p->origin : "the plan");
     if ((s = load_imatrix(m, o, im, roles, err)) != MIXQ_OK) return s;
     if (p->target_size > 0) { /* a saved plan's file budget still holds with this converter's header */
         json_t *meta = header_meta(m, o, *im), *pm = mx_plan_header_meta(p, false);

@@ -41,6 +41,14 @@ void mx_plan_options_defaults(mixq_plan_options *o)
 }
 
 
+/* The plan's "weights": role or flat, "+file" with a sensitivity file, "+imatrix" with an importance matrix. */
+static const char *weights_name(mixq_plan_weights w, bool file, bool imatrix)
+{
+    static const char *const names[2][2][2] = {{{"role", "role+imatrix"}, {"role+file", "role+file+imatrix"}},
+                                               {{"flat", "flat+imatrix"}, {"flat+file", "flat+file+imatrix"}}};
+    return names[w == MIXQ_WEIGHTS_FLAT][file][imatrix];
+}
+
 /* Joins the candidates into p->candidates. */
 static bool record_candidates(planner *pl)
 {
@@ -178,9 +186,7 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
     if (s == MIXQ_OK) s = mx_planner_importance(&pl, err);
     if (s == MIXQ_OK) s = mx_planner_layouts(&pl, err);
     if (s == MIXQ_OK && (!mx_plan_set_str(&p->strategy, strategy_names[o->strategy]) ||
-                         !mx_plan_set_str(&p->weights, o->weights == MIXQ_WEIGHTS_FLAT
-                                                   ? (pl.ext ? "flat+file" : "flat")
-                                                   : (pl.ext ? "role+file" : "role")) ||
+                         !mx_plan_set_str(&p->weights, weights_name(o->weights, pl.ext != NULL, pl.imp != NULL)) ||
                          (o->strategy != MIXQ_STRATEGY_UNIFORM && !record_candidates(&pl))))
         s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
     if (s == MIXQ_OK) {
