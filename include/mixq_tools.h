@@ -39,6 +39,21 @@ extern "C" {
 /* Called after each tensor is written; must not call back into the conversion. */
 typedef void (*mixq_progress_fn)(void *ctx, size_t done, size_t total, const char *tensor_name);
 
+/* Called with each warning of a tool (one line, no newline); the library never prints. */
+typedef void (*mixq_warning_fn)(void *ctx, const char *message);
+
+/*
+ * How an importance matrix (imatrix_path) weights each element's squared
+ * error in the scale search: a_j is the mean of x_j^2 of column j over the
+ * calibration tokens (the file's sums / counts).
+ */
+typedef enum mixq_imatrix_weighting {
+    MIXQ_IMATRIX_SIGMA = 0, /* w_j = a_j sqrt(s2 + x_j^2), s2 the mean square of the element's block (the
+                               type's super-block, else its group) (default: chosen by measurement,
+                               docs/QUALITY.md) */
+    MIXQ_IMATRIX_PLAIN      /* w_j = a_j */
+} mixq_imatrix_weighting;
+
 /* Options for mixq_convert; initialise with mixq_convert_options_init. */
 typedef struct mixq_convert_options {
     size_t struct_size;     /* sizeof the caller's struct: set by mixq_convert_options_init */
@@ -57,6 +72,16 @@ typedef struct mixq_convert_options {
                                                      (rtn, cancel and a non-zero threads are the
                                                      converter's; its struct_size is checked too) */
     unsigned threads;       /* worker threads (0 = online CPUs); the output does not depend on it */
+    /* version 2 */
+    const char *imatrix_path; /* NULL, or an importance matrix (llama.cpp's GGUF or legacy .dat imatrix,
+                                 or `mixq calibrate`'s): every scale search minimizes the weighted error
+                                 (imatrix_weighting); recorded in the header ("imatrix").  A quantized
+                                 tensor with no entry is converted unweighted (a warning); an entry whose
+                                 length is not the tensor's row length is an error naming the tensor.
+                                 Also used by plan_options if they name none. */
+    mixq_imatrix_weighting imatrix_weighting;
+    mixq_warning_fn warning;  /* optional: receives the warnings (e.g. a tensor with no imatrix entry) */
+    void *warning_ctx;
 } mixq_convert_options;
 
 /*
@@ -343,6 +368,15 @@ typedef struct mixq_plan_options {
                                       worker thread, never two calls at once) */
     void *progress_ctx;
     unsigned threads;         /* measuring threads: 0 = one per online CPU; results do not depend on it */
+    /* version 2 */
+    const char *imatrix_path; /* NULL, or an importance matrix (as mixq_convert_options.imatrix_path):
+                                 candidates are measured as the converter would quantize them with it, and
+                                 each candidate's error becomes the importance-weighted error
+                                 sum_j a_j sum_i (x_ij - x^_ij)^2 (the error added to the layer's output);
+                                 a token embedding with no entry counts its error per token (/ rows) */
+    mixq_imatrix_weighting imatrix_weighting;
+    mixq_warning_fn warning;  /* optional: receives the warnings (e.g. a tensor with no imatrix entry) */
+    void *warning_ctx;
 } mixq_plan_options;
 
 /*
@@ -403,7 +437,7 @@ typedef struct mixq_plan_summary {
     const char *strategy;      /* "uniform", "sensitivity", "budget" */
     double target_bpw;         /* 0 if none */
     uint64_t target_size;      /* 0 if none */
-    const char *weights;       /* "role", "flat" or "role+file" */
+    const char *weights;       /* "role" or "flat", then "+file" (a sensitivity file), "+imatrix" (an importance matrix) */
     size_t n_tensors;
     uint64_t n_elements;       /* weights of every tensor */
     uint64_t source_bytes;     /* the source tensors' bytes */

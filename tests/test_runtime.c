@@ -15,7 +15,7 @@
 #include "runtime/calibrate.h"
 #include "runtime/eval.h"
 #include "runtime/forward.h"
-#include "runtime/imatrix.h"
+#include "format/imatrix.h"
 #include "runtime/model.h"
 #include "mixq_tools.h"
 #include "test_support.h"
@@ -212,21 +212,21 @@ Test(runtime, token_files)
 
 /* ---------------------------------------------------------------- importance matrices */
 
-static rt_imatrix *sample_imatrix(void)
+static mx_imatrix *sample_imatrix(void)
 {
-    rt_imatrix *im = rt_imatrix_new();
-    rt_imatrix_entry *e = rt_imatrix_add(im, "blk.1.ffn_down.weight", 3);
+    mx_imatrix *im = mx_imatrix_new();
+    mx_imatrix_entry *e = mx_imatrix_add(im, "blk.1.ffn_down.weight", 3);
     e->sum2[0] = 1.5;
     e->sum2[1] = 0;
     e->sum2[2] = 1024.25;
     e->count = 256;
-    e = rt_imatrix_add(im, "blk.0.attn_q.weight", 2);
+    e = mx_imatrix_add(im, "blk.0.attn_q.weight", 2);
     e->sum2[0] = 3;
     e->sum2[1] = 0.5;
     e->count = 256;
     im->chunk_count = 2;
     im->chunk_size = 128;
-    rt_imatrix_add_dataset(im, "calib.txt", NULL);
+    mx_imatrix_add_dataset(im, "calib.txt", NULL);
     return im;
 }
 
@@ -245,10 +245,10 @@ static void expect_gstr(const uint8_t *b, size_t *pos, const char *s)
 
 Test(runtime, imatrix_gguf_layout)
 {
-    rt_imatrix *im = sample_imatrix();
+    mx_imatrix *im = sample_imatrix();
     uint8_t *b;
     size_t len;
-    cr_assert_eq(rt_imatrix_gguf_bytes(im, &b, &len, NULL), MIXQ_OK);
+    cr_assert_eq(mx_imatrix_gguf_bytes(im, &b, &len, NULL), MIXQ_OK);
     cr_assert(!memcmp(b, "GGUF", 4));
     cr_assert_eq(rd32(b + 4), 3);
     cr_assert_eq(rd64(b + 8), 4); /* tensors: in_sum2 and counts of 2 entries */
@@ -298,15 +298,15 @@ Test(runtime, imatrix_gguf_layout)
     cr_assert_eq(rdf(b + data + offs[2] + 8), 1024.25f);
     cr_assert_eq(rdf(b + data + offs[3]), 256.0f);
     free(b);
-    rt_imatrix_free(im);
+    mx_imatrix_free(im);
 }
 
 Test(runtime, imatrix_dat_layout)
 {
-    rt_imatrix *im = sample_imatrix();
+    mx_imatrix *im = sample_imatrix();
     uint8_t *b;
     size_t len;
-    cr_assert_eq(rt_imatrix_dat_bytes(im, &b, &len, NULL), MIXQ_OK);
+    cr_assert_eq(mx_imatrix_dat_bytes(im, &b, &len, NULL), MIXQ_OK);
     size_t pos = 0;
     cr_assert_eq(rd32(b), 2);
     pos = 4;
@@ -327,10 +327,10 @@ Test(runtime, imatrix_dat_layout)
     cr_assert(!memcmp(b + pos + 8, "calib.txt", 9));
     cr_assert_eq(len, pos + 8 + 9);
     free(b);
-    rt_imatrix_free(im);
+    mx_imatrix_free(im);
 }
 
-static const rt_imatrix_entry *find_entry(const rt_imatrix *im, const char *name)
+static const mx_imatrix_entry *find_entry(const mx_imatrix *im, const char *name)
 {
     for (size_t i = 0; i < im->n_entries; i++)
         if (!strcmp(im->entries[i].name, name)) return &im->entries[i];
@@ -339,21 +339,21 @@ static const rt_imatrix_entry *find_entry(const rt_imatrix *im, const char *name
 
 Test(runtime, imatrix_round_trips)
 {
-    rt_imatrix *im = sample_imatrix();
+    mx_imatrix *im = sample_imatrix();
     char *dir = ts_tmpdir_tracked();
     for (int f = 0; f < 2; f++) {
         char *path = ts_path(dir, f ? "im.dat" : "im.gguf");
         mixq_error err;
-        cr_assert_eq(rt_imatrix_write(im, path, 0, &err), MIXQ_OK, "%s", err.message);
-        cr_assert_eq(rt_imatrix_write(im, path, 0, &err), MIXQ_E_EXISTS);
-        rt_imatrix *back = NULL;
-        cr_assert_eq(rt_imatrix_read(path, &back, &err), MIXQ_OK, "%s", err.message);
+        cr_assert_eq(mx_imatrix_write(im, path, 0, &err), MIXQ_OK, "%s", err.message);
+        cr_assert_eq(mx_imatrix_write(im, path, 0, &err), MIXQ_E_EXISTS);
+        mx_imatrix *back = NULL;
+        cr_assert_eq(mx_imatrix_read(path, &back, &err), MIXQ_OK, "%s", err.message);
         cr_assert_eq(back->n_entries, 2);
         cr_assert_eq(back->chunk_count, 2);
         if (!f) cr_assert_eq(back->chunk_size, 128);
         cr_assert(back->n_datasets == 1 && !strcmp(back->datasets[0], "calib.txt"));
         for (size_t i = 0; i < im->n_entries; i++) {
-            const rt_imatrix_entry *a = &im->entries[i], *e = find_entry(back, a->name);
+            const mx_imatrix_entry *a = &im->entries[i], *e = find_entry(back, a->name);
             cr_assert(e && e->n == a->n, "%s", a->name);
             for (size_t j = 0; j < a->n; j++) {
                 double ma = a->sum2[j] / a->count, mb = e->sum2[j] / e->count; /* the mean survives both */
@@ -362,10 +362,10 @@ Test(runtime, imatrix_round_trips)
             }
             cr_assert_eq(e->count, f ? 2.0 : 256.0); /* a .dat keeps the calls, not the tokens */
         }
-        rt_imatrix_free(back);
+        mx_imatrix_free(back);
         free(path);
     }
-    rt_imatrix_free(im);
+    mx_imatrix_free(im);
     free(dir);
 }
 
@@ -374,16 +374,16 @@ static void hostile(const uint8_t *b, size_t len, int gguf)
 {
     uint8_t *c = malloc(len);
     for (size_t cut = 0; cut < len; cut++) {
-        rt_imatrix *im = NULL;
+        mx_imatrix *im = NULL;
         mixq_error err;
         memcpy(c, b, cut);
-        mixq_status s = rt_imatrix_parse("x.imatrix", c, cut, &im, &err);
+        mixq_status s = mx_imatrix_parse("x.imatrix", c, cut, &im, &err);
         if (s) {
             cr_assert(one_line(err.message) && strstr(err.message, "x.imatrix"), "cut %zu: %s", cut, err.message);
         } else {
             /* only where the format allows an end: the .dat without its trailer, GGUF padding */
             cr_assert_eq(im->n_entries, 2, "cut %zu", cut);
-            rt_imatrix_free(im);
+            mx_imatrix_free(im);
         }
     }
     uint32_t x = 99;
@@ -394,10 +394,10 @@ static void hostile(const uint8_t *b, size_t len, int gguf)
             x = x * 1664525u + 1013904223u;
             c[(x >> 8) % len] ^= (uint8_t)(1u << (x % 8) | (it % 7 == 0 ? 0x80 : 0));
         }
-        rt_imatrix *im = NULL;
+        mx_imatrix *im = NULL;
         mixq_error err;
-        if (rt_imatrix_parse("x.imatrix", c, len, &im, &err)) cr_assert(one_line(err.message));
-        rt_imatrix_free(im);
+        if (mx_imatrix_parse("x.imatrix", c, len, &im, &err)) cr_assert(one_line(err.message));
+        mx_imatrix_free(im);
     }
     (void)gguf;
     free(c);
@@ -405,33 +405,33 @@ static void hostile(const uint8_t *b, size_t len, int gguf)
 
 Test(runtime, imatrix_truncated_and_corrupt)
 {
-    rt_imatrix *im = sample_imatrix();
+    mx_imatrix *im = sample_imatrix();
     uint8_t *b;
     size_t len;
-    cr_assert_eq(rt_imatrix_gguf_bytes(im, &b, &len, NULL), MIXQ_OK);
+    cr_assert_eq(mx_imatrix_gguf_bytes(im, &b, &len, NULL), MIXQ_OK);
     hostile(b, len, 1);
     /* a GGUF cut inside the tensor data fails and says so */
-    rt_imatrix *out;
+    mx_imatrix *out;
     mixq_error err;
-    cr_assert_eq(rt_imatrix_parse("x.gguf", b, len - 40, &out, &err), MIXQ_E_FORMAT);
+    cr_assert_eq(mx_imatrix_parse("x.gguf", b, len - 40, &out, &err), MIXQ_E_FORMAT);
     cr_assert(strstr(err.message, "outside the file"), "%s", err.message);
     /* a huge tensor count */
     uint8_t *h = malloc(len);
     memcpy(h, b, len);
     uint64_t big = (uint64_t)1 << 60;
     memcpy(h + 8, &big, 8);
-    cr_assert_eq(rt_imatrix_parse("x.gguf", h, len, &out, &err), MIXQ_E_FORMAT);
+    cr_assert_eq(mx_imatrix_parse("x.gguf", h, len, &out, &err), MIXQ_E_FORMAT);
     free(h);
     free(b);
-    cr_assert_eq(rt_imatrix_dat_bytes(im, &b, &len, NULL), MIXQ_OK);
+    cr_assert_eq(mx_imatrix_dat_bytes(im, &b, &len, NULL), MIXQ_OK);
     hostile(b, len, 0);
-    cr_assert_eq(rt_imatrix_parse("x.dat", b, 30, &out, &err), MIXQ_E_FORMAT);
+    cr_assert_eq(mx_imatrix_parse("x.dat", b, 30, &out, &err), MIXQ_E_FORMAT);
     cr_assert(strstr(err.message, "x.dat") && strstr(err.message, "truncated"), "%s", err.message);
     int32_t neg = -1;
     memcpy(b, &neg, 4);
-    cr_assert_eq(rt_imatrix_parse("x.dat", b, len, &out, &err), MIXQ_E_FORMAT);
+    cr_assert_eq(mx_imatrix_parse("x.dat", b, len, &out, &err), MIXQ_E_FORMAT);
     free(b);
-    rt_imatrix_free(im);
+    mx_imatrix_free(im);
 }
 
 Test(runtime, imatrix_not_an_imatrix)
@@ -449,9 +449,9 @@ Test(runtime, imatrix_not_an_imatrix)
     memcpy(b + p, &t, 4), p += 4;
     memcpy(b + p, &vl, 8), p += 8;
     memcpy(b + p, "model", 5), p += 5;
-    rt_imatrix *out;
+    mx_imatrix *out;
     mixq_error err;
-    cr_assert_eq(rt_imatrix_parse("m.gguf", b, p, &out, &err), MIXQ_E_FORMAT);
+    cr_assert_eq(mx_imatrix_parse("m.gguf", b, p, &out, &err), MIXQ_E_FORMAT);
     cr_assert(strstr(err.message, "not an importance matrix (general.type is 'model')"), "%s", err.message);
 }
 
@@ -468,11 +468,11 @@ Test(runtime, calibrate_and_eval_invariants)
     for (int i = 0; i < 64; i++) tok[i] = (i * 7 + 3) % 10;
     mx_pool *pool = mx_pool_create(2);
     rt_calibrate_options o = {.ctx = 16, .pool = pool, .dataset = "d"};
-    rt_imatrix *im;
+    mx_imatrix *im;
     cr_assert_eq(rt_calibrate(m, tok, 60, &o, &im, &err), MIXQ_OK, "%s", err.message);
     cr_assert_eq(im->n_entries, 14);
     cr_assert(im->chunk_count == 3 && im->chunk_size == 16);
-    const rt_imatrix_entry *q = find_entry(im, "blk.1.attn_q.weight"), *k = find_entry(im, "blk.1.attn_k.weight"),
+    const mx_imatrix_entry *q = find_entry(im, "blk.1.attn_q.weight"), *k = find_entry(im, "blk.1.attn_k.weight"),
                            *d = find_entry(im, "blk.0.ffn_down.weight");
     cr_assert(q && k && d && find_entry(im, "blk.0.attn_output.weight") && find_entry(im, "blk.1.ffn_gate.weight"));
     cr_assert(!find_entry(im, "output.weight"));
@@ -481,11 +481,11 @@ Test(runtime, calibrate_and_eval_invariants)
         cr_assert_eq(q->sum2[j], k->sum2[j]); /* q and k see the same input */
         cr_assert(q->sum2[j] > 0);
     }
-    rt_imatrix_free(im);
+    mx_imatrix_free(im);
     o.process_output = 1;
     cr_assert_eq(rt_calibrate(m, tok, 60, &o, &im, &err), MIXQ_OK, "%s", err.message);
     cr_assert(find_entry(im, "output.weight") && im->n_entries == 15);
-    rt_imatrix_free(im);
+    mx_imatrix_free(im);
 
     rt_eval_options eo = {.ctx = 16, .pool = pool};
     rt_eval_result r;
@@ -565,13 +565,13 @@ Test(runtime, cli_bad_inputs)
     free(out);
     size_t len;
     uint8_t *b = ts_read_file(im, &len);
-    rt_imatrix *back;
+    mx_imatrix *back;
     mixq_error err;
-    cr_assert_eq(rt_imatrix_parse("im", b, len, &back, &err), MIXQ_OK, "%s", err.message);
+    cr_assert_eq(mx_imatrix_parse("im", b, len, &back, &err), MIXQ_OK, "%s", err.message);
     cr_assert(back->n_entries == 14 && back->chunk_count == 6 && find_entry(back, "blk.1.ffn_up.weight")->count == 96);
-    rt_imatrix_free(back);
+    mx_imatrix_free(back);
     ts_write_file(trunc, b, len / 2);
-    cr_assert_eq(rt_imatrix_read(trunc, &back, &err), MIXQ_E_FORMAT);
+    cr_assert_eq(mx_imatrix_read(trunc, &back, &err), MIXQ_E_FORMAT);
     cr_assert(strstr(err.message, "trunc.gguf") && one_line(err.message), "%s", err.message);
     free(b);
     cli_fails((const char *const[]){"calibrate", dir, "--tokens", tok, "-o", im, NULL}, 3, "exists");

@@ -101,7 +101,7 @@ int cmd_calibrate(int argc, char **argv)
     int32_t *ids = NULL;
     size_t n = 0;
     mx_pool *pool = NULL;
-    rt_imatrix *im = NULL;
+    mx_imatrix *im = NULL;
     int rc = cli_open_model("calibrate", argv[optind], config, &m);
     if (!rc) rc = cli_input_tokens("calibrate", m, tokens_path, text_path, 1, &ids, &n);
     if (rc) goto done;
@@ -119,7 +119,7 @@ int cmd_calibrate(int argc, char **argv)
     char b[MX_SHOWN_BUF];
     mixq_status s = rt_calibrate(m, ids, n, &o, &im, &err);
     if (!s && *cancel) s = mx_err(&err, MIXQ_E_CANCELLED, "cancelled");
-    if (!s) s = rt_imatrix_write(im, out_path, force, &err);
+    if (!s) s = mx_imatrix_write(im, out_path, force, &err);
     if (s == MIXQ_E_CANCELLED) {
         if (tty) fputs("\r\033[K", stderr);
         rc = 128 + (int)*cancel;
@@ -135,7 +135,7 @@ int cmd_calibrate(int argc, char **argv)
         printf("%s: %zu tensors, %u chunks of %u tokens\n", mx_shown(out_path, b), im->n_entries, im->chunk_count,
                im->chunk_size);
 done:
-    rt_imatrix_free(im);
+    mx_imatrix_free(im);
     mx_pool_destroy(pool);
     free(ids);
     rt_model_close(m);

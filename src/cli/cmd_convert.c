@@ -179,6 +179,10 @@ static int run_convert(int argc, char **argv, cli_plan_opts *po, mixq_plan **pla
         opts.plan_options = &po->po;
     }
 
+    opts.imatrix_path = po->po.imatrix_path;
+    opts.imatrix_weighting = po->po.imatrix_weighting;
+    opts.warning = cli_print_warning;
+
     volatile sig_atomic_t *cancel_flag = cli_catch_signals();
     opts.cancel = cancel_flag;
     if (!quiet && isatty(2)) opts.progress = cli_progress;

@@ -274,6 +274,22 @@ static int dump_table(const char *path, mixq_file *f)
                    (long long)json_integer_value(ms));
         putchar('\n');
     }
+    json_t *im = json_object_get(json_object_get(header, "metadata"), "imatrix");
+    if (json_is_object(im)) {
+        const char *file = json_string_value(json_object_get(im, "file"));
+        const char *hash = json_string_value(json_object_get(im, "xxh3"));
+        const char *wt = json_string_value(json_object_get(im, "weighting"));
+        json_t *ds = json_object_get(im, "datasets");
+        printf("imatrix: %s (xxh3 %s), %lld chunks of %lld tokens, %lld entries, weighting %s", file ? file : "?",
+               hash ? hash : "?", (long long)json_integer_value(json_object_get(im, "chunk_count")),
+               (long long)json_integer_value(json_object_get(im, "chunk_size")),
+               (long long)json_integer_value(json_object_get(im, "entries")), wt ? wt : "?");
+        for (size_t i = 0; i < json_array_size(ds); i++) {
+            const char *d = json_string_value(json_array_get(ds, i));
+            if (d) printf("%s%s", i ? ", " : "; dataset ", d);
+        }
+        putchar('\n');
+    }
     json_decref(header);
     print_files(f);
     return EXIT_OK;

@@ -195,6 +195,7 @@ int cmd_plan(int argc, char **argv)
 
     volatile sig_atomic_t *cancel_flag = cli_catch_signals();
     po.po.cancel = cancel_flag;
+    po.po.warning = cli_print_warning;
     if (!quiet && isatty(2)) {
         po.po.progress = cli_progress;
         po.po.progress_ctx = (void *)"measuring ";

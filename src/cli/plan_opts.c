@@ -31,7 +31,11 @@ const char cli_plan_help[] =
     "      --thresholds L,M,H  sensitivity: score thresholds (default 0.5,2,4)\n"
     "      --measure-sample N  measure each tensor's errors on evenly spaced rows\n"
     "                        holding about N elements (default 262144); 'all' =\n"
-    "                        every row (exact estimates, slower)\n";
+    "                        every row (exact estimates, slower)\n"
+    "      --imatrix F       importance matrix (llama.cpp GGUF or .dat imatrix, or\n"
+    "                        'mixq calibrate'): scale searches and planned errors are\n"
+    "                        weighted by each input column's mean square activation\n"
+    "      --imatrix-weighting W  sigma (default: a_j sqrt(s2 + x_j^2)) or plain (a_j)\n";
 
 void cli_plan_opts_init(cli_plan_opts *c)
 {
@@ -181,10 +185,25 @@ int cli_plan_opt(cli_plan_opts *c, const char *cmd, int code, const char *arg)
         o->threads = (unsigned)t;
         return 1; /* not a planning option by itself */
     }
+    case CLI_OPT_IMATRIX: o->imatrix_path = arg; return 1; /* nor these: convert uses them without planning */
+    case CLI_OPT_IMATRIX_WEIGHTING:
+        if (!strcmp(arg, "sigma")) o->imatrix_weighting = MIXQ_IMATRIX_SIGMA;
+        else if (!strcmp(arg, "plain")) o->imatrix_weighting = MIXQ_IMATRIX_PLAIN;
+        else {
+            cli_usage_error(cmd, "--imatrix-weighting takes sigma or plain, not '%s'", arg);
+            return -1;
+        }
+        return 1;
     default: return 0;
     }
     c->any = 1;
     return 1;
+}
+
+void cli_print_warning(void *ctx, const char *message)
+{
+    (void)ctx;
+    fprintf(stderr, "mixq: warning: %s\n", message);
 }
 
 void cli_plan_opts_finish(cli_plan_opts *c)

@@ -21,7 +21,9 @@ enum {
     CLI_OPT_SENSITIVITY,
     CLI_OPT_THRESHOLDS,
     CLI_OPT_MEASURE_SAMPLE,
-    CLI_OPT_THREADS
+    CLI_OPT_THREADS,
+    CLI_OPT_IMATRIX,
+    CLI_OPT_IMATRIX_WEIGHTING
 };
 
 /* Entries for a struct option array (no terminator). */
@@ -37,7 +39,9 @@ enum {
         {"sensitivity", required_argument, NULL, CLI_OPT_SENSITIVITY},                                       \
         {"thresholds", required_argument, NULL, CLI_OPT_THRESHOLDS},                                         \
         {"measure-sample", required_argument, NULL, CLI_OPT_MEASURE_SAMPLE},                                 \
-        {"threads", required_argument, NULL, CLI_OPT_THREADS}
+        {"threads", required_argument, NULL, CLI_OPT_THREADS},                                               \
+        {"imatrix", required_argument, NULL, CLI_OPT_IMATRIX},                                               \
+        {"imatrix-weighting", required_argument, NULL, CLI_OPT_IMATRIX_WEIGHTING}
 
 /* The planner options' help lines (for the usage texts). */
 extern const char cli_plan_help[];
@@ -58,6 +62,9 @@ void cli_plan_opts_free(cli_plan_opts *c);
  * after printing a usage error for cmd.
  */
 int cli_plan_opt(cli_plan_opts *c, const char *cmd, int code, const char *arg);
+
+/* Prints a library warning to stderr ("mixq: warning: ..."): a mixq_warning_fn. */
+void cli_print_warning(void *ctx, const char *message);
 
 /* After parsing: the strategy defaults to budget when a target was given. */
 void cli_plan_opts_finish(cli_plan_opts *c);

@@ -19,6 +19,7 @@
 #include "common/same_file.h"
 #include "format/container.h"
 #include "plan/plan.h"
+#include "plan/plan_importance.h"
 #include "plan/plan_measure.h"
 #include "kernels/qtype.h"
 #include "kernels/simd.h"
@@ -65,6 +66,8 @@ typedef struct conv_ctx {
     const st_model *model;
     cwriter *writer;
     mx_pool *pool;       /* worker threads (NULL: run inline) */
+    const mx_imatrix *im;  /* the importance matrix, or NULL */
+    mx_role_info *roles;   /* with im: every tensor's role (tied embeddings) */
 } conv_ctx;
 
 /* Checks that a row can be quantized; names the tensor and element if not. */
@@ -122,6 +125,7 @@ typedef struct rows_job {
     const qlayout *lay;
     uint8_t *buf;
     mx_qparams qp;
+    const mx_importance *imp; /* the tensor's importance, or NULL */
     const mixq_convert_options *o;
     uint64_t rows, row_length, block_rows, nblocks;
     int prepass;            /* 1: only check rows and find the tensor's max |x| */
@@ -168,9 +172,12 @@ static void convert_block(void *ctx, size_t b)
     size_t src_len = (size_t)((r1 - r0) * k * esize);
     float *row = malloc((k ? k : 1) * sizeof *row);
     uint8_t *src = malloc(src_len ? src_len : 1);
-    if (!row || !src) {
+    float *w = j->imp && !j->prepass ? malloc((k ? k : 1) * sizeof *w) : NULL;
+    mx_qparams qp = j->qp;
+    if (!row || !src || (j->imp && !j->prepass && !w)) {
         free(row);
         free(src);
+        free(w);
         mx_err(&e, MIXQ_E_NOMEM, "%s: tensor \"%s\": out of memory", j->fname, j->tname);
         job_fail(j, b, &e);
         return;
@@ -195,7 +202,11 @@ static void convert_block(void *ctx, size_t b)
                 if (qtype_has_section(j->qt, (mixq_section_kind)sec))
                     p.sec[sec] = j->buf + j->lay->offset[sec] + r * j->lay->row_bytes[sec];
             if (j->lay->per_tensor && b != 0) p.sec[MIXQ_SEC_SCALES] = scale_scratch;
-            mx_kernels()->quantize_row[j->qt->id](row, k, j->lay->group, &j->qp, p);
+            if (w) { /* the search minimizes the importance-weighted error (as the planner measured it) */
+                mx_importance_row(j->imp, row, mx_importance_block(j->qt, j->lay->group), w);
+                qp.importance = w;
+            }
+            mx_kernels()->quantize_row[j->qt->id](row, k, j->lay->group, &qp, p);
         } else {
             s = check_plain_overflow(j->fname, j->tname, j->qt, row, k, r, &e);
             if (s == MIXQ_OK)
@@ -205,6 +216,7 @@ static void convert_block(void *ctx, size_t b)
     }
     free(row);
     free(src);
+    free(w);
     if (j->prepass) j->block_amax[b] = amax;
     if (s != MIXQ_OK) job_fail(j, b, &e);
 }
@@ -272,10 +284,20 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
                       (unsigned long long)lay.total);
 
     mixq_status s = MIXQ_OK;
-    if (!exact) {
+    mx_importance imp = {0};
+    if (!exact && c->im && qt->quantized && !o->rtn) {
+        bool missing;
+        size_t ti = (size_t)(t - c->model->tensors);
+        s = mx_importance_for(c->im, o->imatrix_path, t, &c->roles[ti], o->imatrix_weighting, &imp, &missing, err);
+        if (s == MIXQ_OK && missing)
+            mx_warn(o->warning, o->warning_ctx, "%s has no entry for tensor \"%s\": its scales are unweighted",
+                    o->imatrix_path, tname);
+    }
+    if (!exact && s == MIXQ_OK) {
         rows_job j = {.fname = fname, .tname = tname, .in_path = c->in_path, .model = c->model, .t = t, .qt = qt,
                       .lay = &lay, .buf = buf,
                       .qp = {.importance = NULL, .search = o->rtn == 0, .tensor_absmax = -1.0f}, .o = o,
+                      .imp = imp.a ? &imp : NULL,
                       .rows = rows, .row_length = row_length};
         /* blocks of about 64 Ki elements: enough work per block, enough blocks per tensor */
         j.block_rows = row_length >= 65536 ? 1 : 65536 / (row_length ? row_length : 1);
@@ -295,6 +317,7 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
         if (s == MIXQ_OK) s = run_rows(c, &j, err);
         pthread_mutex_destroy(&j.mu);
     }
+    mx_importance_free(&imp);
     if (s == MIXQ_OK) {
         json_t *extra = pe ? mx_plan_entry_extra(pe) : NULL; /* "estimated_error" */
         cw_tensor ct = {.name = t->name, .ndim = t->ndim, .shape = t->shape,
@@ -312,9 +335,32 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
 }
 
 /* The file-level metadata object of FORMAT.md §3.2 for converting m with o, without "plan". */
-static json_t *header_meta(const st_model *m, const mixq_convert_options *o)
+static json_t *header_meta(const st_model *m, const mixq_convert_options *o, const mx_imatrix *im)
 {
-    return st_header_meta(m, o->type, o->group_size, o->quantize_1d != 0, o->rtn == 0);
+    json_t *meta = st_header_meta(m, o->type, o->group_size, o->quantize_1d != 0, o->rtn == 0);
+    if (meta && im && !o->rtn) {
+        json_t *rec = mx_imatrix_record(im, o->imatrix_path, o->imatrix_weighting);
+        if (!rec || json_object_set_new(meta, "imatrix", rec)) {
+            json_decref(meta);
+            return NULL;
+        }
+    }
+    return meta;
+}
+
+/* Reads o->imatrix_path (if set and the search is on) and classifies every tensor (tied embeddings). */
+static mixq_status load_imatrix(const st_model *m, const mixq_convert_options *o, mx_imatrix **im,
+                                mx_role_info **roles, mixq_error *err)
+{
+    if (!o->imatrix_path || o->rtn || *im) return MIXQ_OK;
+    mixq_status s = mx_imatrix_read(o->imatrix_path, im, err);
+    if (s != MIXQ_OK) return s;
+    *roles = malloc((m->ntensors ? m->ntensors : 1) * sizeof **roles);
+    if (!*roles) return mx_err(err, MIXQ_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < m->ntensors; i++)
+        mx_role_classify(m->tensors[i].name, m->tensors[i].ndim, m->tensors[i].shape, &(*roles)[i]);
+    mx_roles_finish(*roles, m->ntensors);
+    return MIXQ_OK;
 }
 
 /*
@@ -353,7 +399,7 @@ static mixq_status check_header_limit(const st_model *m, const mixq_convert_opti
     memset(&lay, 0, sizeof lay);
     cw_tensor small = {.name = "", .ndim = 0, .source_dtype = "U8", .qt = qtype_get(MIXQ_QT_RAW)};
     size_t least = cw_entry_bytes(&small, &lay, MX_ALIGN); /* "name":"" and every other key at its shortest */
-    json_t *meta = header_meta(m, o);
+    json_t *meta = header_meta(m, o, NULL); /* without the imatrix record: still a lower bound */
     size_t bound = meta ? cw_header_bytes(meta, m->ntensors, names + (uint64_t)m->ntensors * least) : 0;
     json_decref(meta);
     if (!least || !bound) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", m->files[0].path);
@@ -374,7 +420,7 @@ static mixq_status check_header_limit(const st_model *m, const mixq_convert_opti
  * of each tensor, o->rtn the plan's quantizer setting.
  */
 static mixq_status setup_plan(const char *in_path, const st_model *m, mixq_convert_options *o, mixq_plan **owned,
-                              size_t **map, mixq_error *err)
+                              size_t **map, mx_imatrix **im, mx_role_info **roles, mixq_error *err)
 {
     if (!o->plan && !o->plan_options) return MIXQ_OK;
     if (o->plan && o->plan_options)
@@ -389,7 +435,17 @@ static mixq_status setup_plan(const char *in_path, const st_model *m, mixq_conve
         po.rtn = o->rtn;
         po.cancel = o->cancel;
         if (o->threads) po.threads = o->threads;
-        json_t *meta = header_meta(m, o);
+        /* one importance matrix for planning and converting: the converter's, else the planner's */
+        if (o->imatrix_path) {
+            po.imatrix_path = o->imatrix_path;
+            po.imatrix_weighting = o->imatrix_weighting;
+        } else if (po.imatrix_path) {
+            o->imatrix_path = po.imatrix_path;
+            o->imatrix_weighting = po.imatrix_weighting;
+        }
+        po.warning = NULL; /* the converter warns about each tensor itself */
+        if ((s = load_imatrix(m, o, im, roles, err)) != MIXQ_OK) return s;
+        json_t *meta = header_meta(m, o, *im);
         if (!meta) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
         s = mx_plan_build(m, in_path, &po, meta, owned, err);
         json_decref(meta);
@@ -402,8 +458,13 @@ static mixq_status setup_plan(const char *in_path, const st_model *m, mixq_conve
     s = mx_plan_match(p, m, p->origin ? p->origin : "the plan", *map, err);
     if (s != MIXQ_OK) return s;
     o->rtn = p->rtn;
+    if (p->weights && strstr(p->weights, "imatrix") && !o->imatrix_path && !o->rtn)
+        mx_warn(o->warning, o->warning_ctx,
+                "%s was measured with an importance matrix; without --imatrix the scales are not the ones it planned",
+                p->origin ? p->origin : "the plan");
+    if ((s = load_imatrix(m, o, im, roles, err)) != MIXQ_OK) return s;
     if (p->target_size > 0) { /* a saved plan's file budget still holds with this converter's header */
-        json_t *meta = header_meta(m, o), *pm = mx_plan_header_meta(p, false);
+        json_t *meta = header_meta(m, o, *im), *pm = mx_plan_header_meta(p, false);
         if (!meta || !pm || json_object_set_new(meta, "plan", pm)) {
             json_decref(meta);
             return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);
@@ -441,6 +502,8 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
     st_model *model = NULL;
     mixq_plan *owned_plan = NULL;
     size_t *plan_map = NULL;
+    mx_imatrix *im = NULL;
+    mx_role_info *roles = NULL;
     conv_ctx c = {.in_path = in_path, .opts = NULL, .model = NULL};
     eff = *opts; /* with a plan: its rtn setting */
     opts = &eff;
@@ -449,10 +512,13 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
     if (s != MIXQ_OK) goto done;
     s = check_not_input(model, opts, out_path, err);
     if (s == MIXQ_OK) s = check_header_limit(model, opts, err);
-    if (s == MIXQ_OK) s = setup_plan(in_path, model, &eff, &owned_plan, &plan_map, err);
+    if (s == MIXQ_OK) s = setup_plan(in_path, model, &eff, &owned_plan, &plan_map, &im, &roles, err);
+    if (s == MIXQ_OK) s = load_imatrix(model, &eff, &im, &roles, err);
     if (s != MIXQ_OK) goto done;
     c.opts = opts;
     c.model = model;
+    c.im = im;
+    c.roles = roles;
     c.pool = mx_pool_create(opts->threads);
     if (!c.pool) s = mx_err(err, MIXQ_E_NOMEM, "%s: cannot start %u threads", in_path, opts->threads);
     if (s == MIXQ_OK) s = cw_open(&c.writer, out_path, opts->force, err);
@@ -470,7 +536,7 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
     /* an input that changed under us gave bytes of no one version: refuse to commit them */
     if (s == MIXQ_OK) s = st_check_unchanged(model, err);
     if (s == MIXQ_OK) {
-        json_t *meta = header_meta(model, opts);
+        json_t *meta = header_meta(model, opts, im);
         if (meta && opts->plan && json_object_set_new(meta, "plan", mx_plan_header_meta(opts->plan, false))) {
             json_decref(meta);
             meta = NULL;
@@ -488,6 +554,8 @@ done:
     mx_pool_destroy(c.pool);
     mixq_plan_free(owned_plan);
     free(plan_map);
+    mx_imatrix_free(im);
+    free(roles);
     st_close(model);
     return s;
 }

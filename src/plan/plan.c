@@ -41,6 +41,22 @@ void mx_plan_options_defaults(mixq_plan_options *o)
 }
 
 
+/* The plan's "weights": role or flat, "+file" with a sensitivity file, "+imatrix" with an importance matrix. */
+static const char *const weights_names[2][2][2] = {{{"role", "role+imatrix"}, {"role+file", "role+file+imatrix"}},
+                                                   {{"flat", "flat+imatrix"}, {"flat+file", "flat+file+imatrix"}}};
+
+static const char *weights_name(mixq_plan_weights w, bool file, bool imatrix)
+{
+    return weights_names[w == MIXQ_WEIGHTS_FLAT][file][imatrix];
+}
+
+bool mx_plan_weights_known(const char *v)
+{
+    for (size_t i = 0; i < 8; i++)
+        if (!strcmp((&weights_names[0][0][0])[i], v)) return true;
+    return false;
+}
+
 /* Joins the candidates into p->candidates. */
 static bool record_candidates(planner *pl)
 {
@@ -175,11 +191,10 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
         else s = mx_plan_load_sensitivity(o->sensitivity_path, p->t, n, pl.ext, err);
     }
     if (s == MIXQ_OK) s = mx_planner_settle_fixed(&pl, err);
+    if (s == MIXQ_OK) s = mx_planner_importance(&pl, err);
     if (s == MIXQ_OK) s = mx_planner_layouts(&pl, err);
     if (s == MIXQ_OK && (!mx_plan_set_str(&p->strategy, strategy_names[o->strategy]) ||
-                         !mx_plan_set_str(&p->weights, o->weights == MIXQ_WEIGHTS_FLAT
-                                                   ? (pl.ext ? "flat+file" : "flat")
-                                                   : (pl.ext ? "role+file" : "role")) ||
+                         !mx_plan_set_str(&p->weights, weights_name(o->weights, pl.ext != NULL, pl.imp != NULL)) ||
                          (o->strategy != MIXQ_STRATEGY_UNIFORM && !record_candidates(&pl))))
         s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
     if (s == MIXQ_OK) {
@@ -196,6 +211,11 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
         /* as the converter's defaults (mixq_convert_options_init): int8, the search */
         meta_base = st_header_meta(m, MIXQ_QT_INT8, o->group_size, o->quantize_1d != 0, true);
         slack = META_SLACK;
+        /* the converter given the same importance matrix records it */
+        if (meta_base && pl.im_record && json_object_set(meta_base, "imatrix", pl.im_record)) {
+            json_decref(meta_base);
+            meta_base = NULL;
+        }
         if (!meta_base) s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
     }
 
@@ -229,6 +249,8 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
             mx_cand c = {e->qt, e->group_size};
             s = mx_planner_measure_fixed(&pl, i, &c, &e->est_error, err);
         }
+        if (pl.escale && pl.eligible[i]) /* relative errors in the units of the importance-weighted errors */
+            e->sumsq = (pl.wsumsq && !isnan(pl.wsumsq[i]) ? pl.wsumsq[i] : e->sumsq) * pl.escale[i];
         if (isnan(e->weight)) e->weight = st_dtypes[m->tensors[i].dtype].is_float ? mx_planner_weight_of(&pl, i) : 0.0;
         if (pl.eligible[i]) werr += e->weight * e->est_error;
     }

@@ -91,6 +91,9 @@ mixq_status mx_plan_match(const mixq_plan *plan, const st_model *m, const char *
  */
 json_t *mx_plan_header_meta(const mixq_plan *plan, bool placeholder);
 
+/* True if v is a "weights" value the planner writes (role, flat, with "+file" and/or "+imatrix"). */
+bool mx_plan_weights_known(const char *v);
+
 /*
  * Exact size of the output file for plan applied to m (map as from
  * mx_plan_match; NULL = identity) with container metadata meta (including

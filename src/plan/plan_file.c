@@ -287,8 +287,8 @@ static mixq_status parse_tensor(const char *name, json_t *o, size_t k, mx_plan_e
 static bool known_string(const char *key, const char *v)
 {
     static const char *const strategies[] = {"", "uniform", "sensitivity", "budget", NULL};
-    static const char *const weights[] = {"", "role", "flat", "role+file", "flat+file", NULL};
-    const char *const *set = !strcmp(key, "strategy") ? strategies : !strcmp(key, "weights") ? weights : NULL;
+    if (!strcmp(key, "weights")) return !*v || mx_plan_weights_known(v);
+    const char *const *set = !strcmp(key, "strategy") ? strategies : NULL;
     if (set) {
         for (; *set; set++)
             if (!strcmp(*set, v)) return true;
@@ -345,7 +345,7 @@ mixq_status mx_plan_parse(const char *name, const char *text, size_t len, mixq_p
     }
     static const char *const str_keys[] = {"strategy", "weights", "candidates"};
     static const char *const str_expected[] = {"uniform, sensitivity or budget",
-                                               "role, flat, role+file or flat+file",
+                                               "role or flat, with +file and/or +imatrix",
                                                "a comma-separated list of types (int4, int8:64, ...)"};
     char **dst[] = {&p->strategy, &p->weights, &p->candidates};
     for (int i = 0; i < 3; i++) {

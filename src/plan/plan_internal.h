@@ -20,6 +20,7 @@
 #include "container/container_write.h"
 #include "kernels/qtype.h"
 #include "plan/plan.h"
+#include "plan/plan_importance.h"
 #include "plan/plan_measure.h"
 #include "plan/plan_roles.h"
 #include "reader/st_reader.h"
@@ -54,6 +55,10 @@ typedef struct planner {
     uint64_t *entry;      /* [tensor * nc + c] header entry bound (budget by file size) */
     double *ext;          /* external sensitivity per tensor */
     mx_pool *pool;        /* statistics and measuring threads (NULL: inline) */
+    mx_importance *imp;   /* per tensor (NULL: no importance matrix; .a NULL: none for that tensor) */
+    double *escale;       /* per tensor: factor of its measured error (1; 1/rows for an embedding with no entry) */
+    double *wsumsq;       /* per tensor: sum_j a_j sum_i x_ij^2 (NAN until measured with importance) */
+    json_t *im_record;    /* the imatrix header record, or NULL */
 } planner;
 
 static inline const char *file_of(const st_model *m, const st_tensor *t)
@@ -145,6 +150,13 @@ mixq_status mx_planner_layouts(planner *pl, mixq_error *err);
 
 /* The weight of tensor i's squared error in the objective. */
 double mx_planner_weight_of(const planner *pl, size_t i);
+
+/*
+ * With o->imatrix_path: reads it, gives every eligible tensor its importance
+ * (pl->imp), warns (o->warning) about each with no entry, and sets
+ * pl->im_record.  Nothing without.
+ */
+mixq_status mx_planner_importance(planner *pl, mixq_error *err);
 
 /* plan_strategy.c */
 

@@ -90,6 +90,65 @@ mx_qparams mx_convert_qparams(bool rtn, const qlayout *lay, float tensor_absmax)
 }
 
 /* ---------------------------------------------------------------------- */
+/* Importance                                                              */
+/* ---------------------------------------------------------------------- */
+
+mixq_status mx_importance_init(mx_importance *imp, const double *sum2, size_t n, double count,
+                               mixq_imatrix_weighting mode, mixq_error *err)
+{
+    imp->n = n;
+    imp->mode = mode;
+    imp->a = malloc((n ? n : 1) * sizeof *imp->a);
+    if (!imp->a) return mx_err(err, MIXQ_E_NOMEM, "out of memory");
+    double mean = 0;
+    for (size_t j = 0; j < n; j++) {
+        double v = count > 0 && sum2[j] > 0 ? sum2[j] / count : 0.0;
+        mean += v;
+    }
+    mean = n ? mean / (double)n : 0.0;
+    bool ok = isfinite(mean) && mean > 0 && mean < 1e30;
+    for (size_t j = 0; j < n; j++) {
+        double v = count > 0 && sum2[j] > 0 ? sum2[j] / count : 0.0;
+        if (!ok) v = 1.0;
+        else if (!(v >= 1e-6 * mean)) v = 1e-6 * mean;
+        else if (v > 1e30) v = 1e30;
+        imp->a[j] = (float)v;
+    }
+    return MIXQ_OK;
+}
+
+void mx_importance_free(mx_importance *imp)
+{
+    free(imp->a);
+    imp->a = NULL;
+}
+
+unsigned mx_importance_block(const qtype_desc *qt, unsigned group)
+{
+    return qt->super_block ? qt->super_block : group;
+}
+
+void mx_importance_row(const mx_importance *imp, const float *x, unsigned block, float *w)
+{
+    size_t n = imp->n;
+    if (imp->mode == MIXQ_IMATRIX_PLAIN) {
+        memcpy(w, imp->a, n * sizeof *w);
+        return;
+    }
+    size_t b = block ? block : n;
+    for (size_t j0 = 0; j0 < n; j0 += b) {
+        size_t len = n - j0 < b ? n - j0 : b;
+        double s2 = 0;
+        for (size_t j = 0; j < len; j++) s2 += (double)x[j0 + j] * x[j0 + j];
+        s2 /= (double)len;
+        for (size_t j = 0; j < len; j++) {
+            double v = (double)x[j0 + j];
+            w[j0 + j] = (float)((double)imp->a[j0 + j] * sqrt(s2 + v * v));
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------- */
 /* Statistics                                                              */
 /* ---------------------------------------------------------------------- */
 
@@ -291,6 +350,7 @@ typedef struct cand_run {
     mx_rowptrs p;
     mx_crowptrs cp;
     float *y;               /* the reconstructed row */
+    float *w;               /* the row's search weights (with importance) */
     double total;           /* the tensor's sum */
 } cand_run;
 
@@ -323,10 +383,11 @@ static mixq_status run_init(const st_tensor *t, const mx_cand *c, const mx_tstat
 }
 
 /* Allocates the buffers of a run for rows of len values. */
-static bool run_alloc(cand_run *cr, size_t len)
+static bool run_alloc(cand_run *cr, size_t len, bool weights)
 {
     cr->y = malloc((len ? len : 1) * sizeof *cr->y);
     cr->store = calloc(1, cr->store_bytes);
+    if (weights && !(cr->w = malloc((len ? len : 1) * sizeof *cr->w))) return false;
     if (!cr->y || !cr->store) return false;
     /* the sections back to back (2-byte aligned for the f16 scales), as the converter points into them */
     size_t off = 0;
@@ -345,8 +406,10 @@ static void run_free(cand_run *cr)
 {
     free(cr->y);
     free(cr->store);
+    free(cr->w);
     cr->y = NULL;
     cr->store = NULL;
+    cr->w = NULL;
 }
 
 /*
@@ -392,7 +455,8 @@ static void add_blocks(const double *d2, double *rs, size_t k, size_t n)
  * order, skipping NaN differences, then added to the total in row order).
  */
 static mixq_status run_rows(const st_model *m, const st_tensor *t, cand_run *const *runs, size_t k,
-                            const mx_sample *smp, volatile sig_atomic_t *cancel, mixq_error *err)
+                            const mx_importance *imp, double *wsq, const mx_sample *smp,
+                            volatile sig_atomic_t *cancel, mixq_error *err)
 {
     releaser rl = {m, t, 0};
     uint64_t rows = 0, row_length = 0;
@@ -423,6 +487,10 @@ static mixq_status run_rows(const st_model *m, const st_tensor *t, cand_run *con
             const qtype_desc *qt = cr->c->qt;
             if (qt->quantized) {
                 memset(cr->store, 0, cr->off);
+                if (imp) {
+                    mx_importance_row(imp, x, mx_importance_block(qt, cr->group), cr->w);
+                    cr->qp.importance = cr->w;
+                }
                 ks->quantize_row[qt->id](x, len, cr->group, &cr->qp, cr->p);
                 ks->dequantize_row[qt->id](cr->cp, len, cr->group, cr->y);
             } else {
@@ -430,7 +498,24 @@ static mixq_status run_rows(const st_model *m, const st_tensor *t, cand_run *con
             }
             rs[j] = 0;
         }
-        if (k == 1) { /* one sum: the plain loop (the chain of additions is the bound either way) */
+        if (imp) { /* the importance-weighted error: sum_j a_j d_j^2 (and sum_j a_j x_j^2) */
+            const float *a = imp->a;
+            if (wsq) {
+                double r = 0;
+                for (size_t i = 0; i < len; i++) r += (double)a[i] * ((double)x[i] * x[i]);
+                *wsq += r;
+            }
+            for (size_t j = 0; j < k; j++) {
+                const float *y = runs[j]->y;
+                double r = 0;
+                for (size_t i = 0; i < len; i++) {
+                    double d = (double)x[i] - (double)y[i];
+                    if (isnan(d)) continue;
+                    r += (double)a[i] * (d * d);
+                }
+                rs[j] = r;
+            }
+        } else if (k == 1) { /* one sum: the plain loop (the chain of additions is the bound either way) */
             const float *y = runs[0]->y;
             double r0 = 0;
             for (size_t i = 0; i < len; i++) {
@@ -468,6 +553,15 @@ mixq_status mx_measure_errors(const st_model *m, const st_tensor *t, const mx_ca
                               const mx_tstats *st, bool rtn, uint64_t sample, volatile sig_atomic_t *cancel,
                               double *sse, mixq_error *err)
 {
+    return mx_measure_errors_imp(m, t, cands, nc, want, st, rtn, NULL, sample, cancel, sse, NULL, err);
+}
+
+mixq_status mx_measure_errors_imp(const st_model *m, const st_tensor *t, const mx_cand *cands, size_t nc,
+                                  const bool *want, const mx_tstats *st, bool rtn, const mx_importance *imp,
+                                  uint64_t sample, volatile sig_atomic_t *cancel, double *sse, double *wsumsq,
+                                  mixq_error *err)
+{
+    if (wsumsq) *wsumsq = 0;
     size_t nw = 0;
     for (size_t c = 0; c < nc; c++) nw += want[c];
     if (nw == 0) return MIXQ_OK;
@@ -493,6 +587,11 @@ mixq_status mx_measure_errors(const st_model *m, const st_tensor *t, const mx_ca
     }
     uint64_t rows = 0, row_length = 0;
     mx_tensor_rows(t, &rows, &row_length); /* run_init checked it */
+    if (s == MIXQ_OK && imp && imp->n != row_length)
+        s = mx_err(err, MIXQ_E_INVALID_ARG, "tensor \"%s\": the importance matrix has %zu values for rows of %llu",
+                   t->name, imp->n, (unsigned long long)row_length);
+    double wsq = 0;
+    bool first = true;
     mx_sample smp;
     mx_sample_init(&smp, rows, row_length, sample);
     /* the candidates in batches of bounded memory (one at a time if a row is huge) */
@@ -504,14 +603,16 @@ mixq_status mx_measure_errors(const st_model *m, const st_tensor *t, const mx_ca
             nb++;
         }
         for (size_t j = 0; j < nb && s == MIXQ_OK; j++)
-            if (!run_alloc(batch[j], (size_t)row_length))
+            if (!run_alloc(batch[j], (size_t)row_length, imp != NULL))
                 s = mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
-        if (s == MIXQ_OK) s = run_rows(m, t, batch, nb, &smp, cancel, err);
+        if (s == MIXQ_OK) s = run_rows(m, t, batch, nb, imp, first ? &wsq : NULL, &smp, cancel, err);
+        first = false;
         for (size_t j = 0; j < nb; j++) run_free(batch[j]);
         j0 += nb;
     }
     if (s == MIXQ_OK)
         for (size_t j = 0; j < k; j++) sse[runs[j].slot] = runs[j].total * smp.scale;
+    if (s == MIXQ_OK && wsumsq && imp) *wsumsq = wsq * smp.scale;
     free(runs);
     free(batch);
     return s;

@@ -117,4 +117,46 @@ mixq_status mx_measure_errors(const st_model *m, const st_tensor *t, const mx_ca
                               const mx_tstats *st, bool rtn, uint64_t sample, volatile sig_atomic_t *cancel,
                               double *sse, mixq_error *err);
 
+/*
+ * A tensor's importance (an importance matrix's entry): a[j] = the mean of
+ * x_j^2 of input column j on the calibration tokens, floored (mx_importance_init).
+ */
+typedef struct mx_importance {
+    float *a;                      /* [row_length] */
+    size_t n;
+    mixq_imatrix_weighting mode;
+} mx_importance;
+
+/*
+ * a[j] = sum2[j] / count, each raised to at least 1e-6 of their mean (so
+ * that no group has only zero weights); every a[j] = 1 if the mean is 0 or
+ * not finite.  Allocates imp->a; MIXQ_E_NOMEM.
+ */
+mixq_status mx_importance_init(mx_importance *imp, const double *sum2, size_t n, double count,
+                               mixq_imatrix_weighting mode, mixq_error *err);
+void mx_importance_free(mx_importance *imp);
+
+/* The elements whose mean square is the s2 of MIXQ_IMATRIX_SIGMA for type qt at effective group `group`. */
+unsigned mx_importance_block(const qtype_desc *qt, unsigned group);
+
+/*
+ * The per-element weights of one row x of n = imp->n values for the scale
+ * search: a[j] (MIXQ_IMATRIX_PLAIN) or a[j] sqrt(s2 + x_j^2) with s2 the
+ * mean of x^2 over the `block` elements holding j (MIXQ_IMATRIX_SIGMA).
+ * block 0 = the row.
+ */
+void mx_importance_row(const mx_importance *imp, const float *x, unsigned block, float *w);
+
+/*
+ * mx_measure_errors with an importance (NULL: exactly mx_measure_errors):
+ * each row is quantized with the weights mx_importance_row gives, and sse[c]
+ * is the importance-weighted error sum_j a_j sum_i (x_ij - x^_ij)^2, scaled
+ * as the plain one; *wsumsq (if not NULL) gets sum_j a_j sum_i x_ij^2 over
+ * the same rows, scaled alike (0 without importance or candidates).
+ */
+mixq_status mx_measure_errors_imp(const st_model *m, const st_tensor *t, const mx_cand *cands, size_t nc,
+                                  const bool *want, const mx_tstats *st, bool rtn, const mx_importance *imp,
+                                  uint64_t sample, volatile sig_atomic_t *cancel, double *sse, double *wsumsq,
+                                  mixq_error *err);
+
 #endif

@@ -51,7 +51,69 @@ void mx_planner_free(planner *pl)
     free(pl->sse);
     free(pl->entry);
     free(pl->ext);
+    if (pl->imp)
+        for (size_t i = 0; i < pl->m->ntensors; i++) mx_importance_free(&pl->imp[i]);
+    free(pl->imp);
+    free(pl->escale);
+    free(pl->wsumsq);
+    json_decref(pl->im_record);
     mx_pool_destroy(pl->pool);
+}
+
+mixq_status mx_planner_importance(planner *pl, mixq_error *err)
+{
+    const mixq_plan_options *o = pl->o;
+    if (!o->imatrix_path) return MIXQ_OK;
+    size_t n = pl->m->ntensors;
+    mx_imatrix *im = NULL;
+    mixq_status s = mx_imatrix_read(o->imatrix_path, &im, err);
+    if (s != MIXQ_OK) return s;
+    pl->imp = calloc(n ? n : 1, sizeof *pl->imp);
+    pl->escale = malloc((n ? n : 1) * sizeof *pl->escale);
+    pl->wsumsq = malloc((n ? n : 1) * sizeof *pl->wsumsq);
+    pl->im_record = mx_imatrix_record(im, o->imatrix_path, o->imatrix_weighting);
+    if (!pl->imp || !pl->escale || !pl->wsumsq || !pl->im_record) s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
+    char b[MX_SHOWN_BUF];
+    const char *shown = mx_shown(o->imatrix_path, b);
+    for (size_t i = 0; i < n && s == MIXQ_OK; i++) {
+        pl->escale[i] = 1.0;
+        pl->wsumsq[i] = NAN;
+        if (!pl->eligible[i]) continue;
+        const st_tensor *t = &pl->m->tensors[i];
+        const mx_role_info *r = &pl->p->t[i].role;
+        bool missing;
+        s = mx_importance_for(im, shown, t, r, o->imatrix_weighting, &pl->imp[i], &missing, err);
+        if (s != MIXQ_OK || !missing) continue;
+        uint64_t rows = 1, row_length;
+        mx_tensor_rows(t, &rows, &row_length);
+        if (r->token_embedding && !r->tied) { /* its error reaches the model one row per token */
+            pl->escale[i] = rows ? 1.0 / (double)rows : 1.0;
+            mx_warn(o->warning, o->warning_ctx,
+                    "%s has no entry for tensor \"%s\": its scales are unweighted and its error counts per token "
+                    "(/ %llu rows)", shown, t->name, (unsigned long long)rows);
+        } else {
+            mx_warn(o->warning, o->warning_ctx, "%s has no entry for tensor \"%s\": its scales and error are unweighted",
+                    shown, t->name);
+        }
+    }
+    mx_imatrix_free(im);
+    return s;
+}
+
+/* Measures the wanted candidates of tensor i (sse: its row of pl->sse, or any array of nc), with its importance. */
+static mixq_status measure_tensor(planner *pl, size_t i, const mx_cand *cands, size_t nc, const bool *want, double *sse,
+                                  mixq_error *err)
+{
+    const st_tensor *t = &pl->m->tensors[i];
+    const mx_importance *imp = pl->imp && pl->imp[i].a ? &pl->imp[i] : NULL;
+    double wsq = 0;
+    mixq_status s = mx_measure_errors_imp(pl->m, t, cands, nc, want, &pl->stats[i], pl->o->rtn != 0, imp,
+                                          pl->o->measure_sample, pl->o->cancel, sse, &wsq, err);
+    if (s != MIXQ_OK || !pl->imp) return s;
+    for (size_t c = 0; c < nc; c++)
+        if (want[c]) sse[c] *= pl->escale[i];
+    if (imp && wsq > 0) pl->wsumsq[i] = wsq;
+    return s;
 }
 
 /* Measures (once) the squared error of tensor i as candidate c. */
@@ -61,7 +123,8 @@ mixq_status mx_planner_measure(planner *pl, size_t i, size_t c, mixq_error *err)
     if (!isnan(*slot)) return MIXQ_OK;
     const st_tensor *t = &pl->m->tensors[i];
     double v;
-    mixq_status s = mx_measure_error(t, &pl->cands[c], &pl->stats[i], pl->o->rtn != 0, pl->o->measure_sample, pl->o->cancel, &v, err);
+    bool want = true;
+    mixq_status s = measure_tensor(pl, i, &pl->cands[c], 1, &want, &v, err);
     st_release(pl->m, t);
     if (s != MIXQ_OK) return s;
     *slot = v;
@@ -96,8 +159,7 @@ static void measure_one(void *ctx, size_t k)
         s = mx_err(&mj->errs[k], MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
     } else {
         for (size_t c = 0; c < nc; c++) want[c] = mj->need[i * nc + c] && isnan(pl->sse[i * nc + c]);
-        s = mx_measure_errors(pl->m, t, pl->cands, nc, want, &pl->stats[i], pl->o->rtn != 0, pl->o->measure_sample, pl->o->cancel,
-                              &pl->sse[i * nc], &mj->errs[k]);
+        s = measure_tensor(pl, i, pl->cands, nc, want, &pl->sse[i * nc], &mj->errs[k]);
         free(want);
     }
     st_release(pl->m, t); /* planning keeps only the tensors in flight resident */
@@ -207,7 +269,9 @@ mixq_status mx_planner_measure_fixed(planner *pl, size_t i, const mx_cand *c, do
             *out = pl->sse[i * pl->nc + k];
             return s;
         }
-    mixq_status s = mx_measure_error(t, c, &pl->stats[i], pl->o->rtn != 0, pl->o->measure_sample, pl->o->cancel, out, err);
+    bool want = true;
+    *out = 0;
+    mixq_status s = measure_tensor(pl, i, c, 1, &want, out, err);
     st_release(pl->m, t);
     return s;
 }
@@ -339,7 +403,10 @@ double mx_planner_weight_of(const planner *pl, size_t i)
     if (pl->o->weights == MIXQ_WEIGHTS_ROLE) {
         const mx_tstats *st = &pl->stats[i];
         w = mx_role_prior(&pl->p->t[i].role);
-        if (st->sumsq > 0) w *= (double)st->n / st->sumsq;
+        /* per unit of the tensor's mean square; with importance, of its importance-weighted mean square */
+        double ms = pl->wsumsq && !isnan(pl->wsumsq[i]) ? pl->wsumsq[i] : st->sumsq;
+        if (pl->escale) ms *= pl->escale[i];
+        if (ms > 0) w *= (double)st->n / ms;
     }
     if (pl->ext) w *= pl->ext[i];
     return w;

@@ -11,7 +11,7 @@ typedef struct collector {
     const rt_weight **w;    /* the weights observed ... */
     size_t *e;              /* ... and the indices of their entries */
     size_t n;
-    rt_imatrix *im;
+    mx_imatrix *im;
 } collector;
 
 static void observe(void *ctx, const rt_weight *w, const float *x, size_t n_tokens)
@@ -19,7 +19,7 @@ static void observe(void *ctx, const rt_weight *w, const float *x, size_t n_toke
     collector *c = ctx;
     for (size_t i = 0; i < c->n; i++) {
         if (c->w[i] != w) continue;
-        rt_imatrix_entry *e = &c->im->entries[c->e[i]];
+        mx_imatrix_entry *e = &c->im->entries[c->e[i]];
         for (size_t t = 0; t < n_tokens; t++) {
             const float *xt = x + t * e->n;
             for (size_t j = 0; j < e->n; j++) e->sum2[j] += (double)xt[j] * xt[j];
@@ -29,12 +29,12 @@ static void observe(void *ctx, const rt_weight *w, const float *x, size_t n_toke
     }
 }
 
-static mixq_status add(collector *c, rt_imatrix *im, const rt_weight *w, const char *gguf_name, mixq_error *err)
+static mixq_status add(collector *c, mx_imatrix *im, const rt_weight *w, const char *gguf_name, mixq_error *err)
 {
     char b[160];
     const char *name = gguf_name ? gguf_name : rt_gguf_name(w->name, b, sizeof b);
     if (!name) return mx_err(err, MIXQ_E_INVALID_ARG, "no GGUF name for tensor '%s'", w->name);
-    rt_imatrix_entry *e = rt_imatrix_add(im, name, (size_t)w->cols);
+    mx_imatrix_entry *e = mx_imatrix_add(im, name, (size_t)w->cols);
     if (!e) return mx_err(err, MIXQ_E_NOMEM, "out of memory");
     c->w[c->n] = w;
     c->e[c->n] = (size_t)(e - im->entries);
@@ -43,7 +43,7 @@ static mixq_status add(collector *c, rt_imatrix *im, const rt_weight *w, const c
 }
 
 mixq_status rt_calibrate(const rt_model *m, const int32_t *tokens, size_t n, const rt_calibrate_options *o,
-                         rt_imatrix **out, mixq_error *err)
+                         mx_imatrix **out, mixq_error *err)
 {
     *out = NULL;
     size_t ctx = o->ctx;
@@ -57,7 +57,7 @@ mixq_status rt_calibrate(const rt_model *m, const int32_t *tokens, size_t n, con
 
     size_t L = (size_t)m->cfg.n_layers, nw = 7 * L + 1;
     collector c = {.w = malloc(nw * sizeof *c.w), .e = malloc(nw * sizeof *c.e)};
-    rt_imatrix *im = rt_imatrix_new();
+    mx_imatrix *im = mx_imatrix_new();
     rt_state *st = NULL;
     int32_t *chunk = malloc(ctx * sizeof *chunk);
     float *logits = o->process_output ? malloc(ctx * (size_t)m->cfg.vocab * sizeof *logits) : NULL;
@@ -72,7 +72,7 @@ mixq_status rt_calibrate(const rt_model *m, const int32_t *tokens, size_t n, con
         for (int k = 0; k < 7 && !s; k++) s = add(&c, im, ws[k], NULL, err);
     }
     if (!s && o->process_output) s = add(&c, im, &m->lm_head, "output.weight", err);
-    if (!s && o->dataset) s = rt_imatrix_add_dataset(im, o->dataset, err);
+    if (!s && o->dataset) s = mx_imatrix_add_dataset(im, o->dataset, err);
     if (!s) s = rt_state_create(m, ctx, ctx, o->pool, &st, err);
     if (s) goto done;
     rt_state_set_observer(st, observe, &c);
@@ -92,7 +92,7 @@ mixq_status rt_calibrate(const rt_model *m, const int32_t *tokens, size_t n, con
     im = NULL;
 done:
     rt_state_free(st);
-    rt_imatrix_free(im);
+    mx_imatrix_free(im);
     free(c.w);
     free(c.e);
     free(chunk);

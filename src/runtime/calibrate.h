@@ -10,7 +10,7 @@
 
 #include <signal.h>
 
-#include "runtime/imatrix.h"
+#include "format/imatrix.h"
 #include "runtime/model.h"
 
 typedef struct rt_calibrate_options {
@@ -25,6 +25,6 @@ typedef struct rt_calibrate_options {
 } rt_calibrate_options;
 
 mixq_status rt_calibrate(const rt_model *m, const int32_t *tokens, size_t n, const rt_calibrate_options *o,
-                         rt_imatrix **out, mixq_error *err);
+                         mx_imatrix **out, mixq_error *err);
 
 #endif

@@ -7,9 +7,12 @@
 #include "common/atomic_file.h"
 #include "common/checked.h"
 #include "common/error.h"
+#include <errno.h>
+
+#include <xxhash.h>
+
 #include "format/gguf.h"
-#include "runtime/imatrix.h"
-#include "runtime/model.h"
+#include "format/imatrix.h"
 
 #define GGUF_ALIGN MXG_ALIGN
 #define GGUF_MAX_NAME MXG_MAX_NAME /* GGUF's limit on tensor names (GGML_MAX_NAME), terminator included */
@@ -20,9 +23,9 @@ enum { GT_U8 = MXG_U8, GT_I8 = MXG_I8, GT_U16 = MXG_U16, GT_I16 = MXG_I16, GT_U3
 
 /* ---------------------------------------------------------------- model */
 
-rt_imatrix *rt_imatrix_new(void) { return calloc(1, sizeof(rt_imatrix)); }
+mx_imatrix *mx_imatrix_new(void) { return calloc(1, sizeof(mx_imatrix)); }
 
-void rt_imatrix_free(rt_imatrix *im)
+void mx_imatrix_free(mx_imatrix *im)
 {
     if (!im) return;
     for (size_t i = 0; i < im->n_entries; i++) {
@@ -44,12 +47,12 @@ static char *dup_n(const char *s, size_t n)
     return d;
 }
 
-rt_imatrix_entry *rt_imatrix_add(rt_imatrix *im, const char *name, size_t n)
+mx_imatrix_entry *mx_imatrix_add(mx_imatrix *im, const char *name, size_t n)
 {
-    rt_imatrix_entry *ne = realloc(im->entries, (im->n_entries + 1) * sizeof *ne);
+    mx_imatrix_entry *ne = realloc(im->entries, (im->n_entries + 1) * sizeof *ne);
     if (!ne) return NULL;
     im->entries = ne;
-    rt_imatrix_entry *e = &ne[im->n_entries];
+    mx_imatrix_entry *e = &ne[im->n_entries];
     e->name = dup_n(name, strlen(name));
     e->sum2 = calloc(n ? n : 1, sizeof *e->sum2);
     e->n = n;
@@ -63,7 +66,7 @@ rt_imatrix_entry *rt_imatrix_add(rt_imatrix *im, const char *name, size_t n)
     return e;
 }
 
-mixq_status rt_imatrix_add_dataset(rt_imatrix *im, const char *name, mixq_error *err)
+mixq_status mx_imatrix_add_dataset(mx_imatrix *im, const char *name, mixq_error *err)
 {
     char **nd = realloc(im->datasets, (im->n_datasets + 1) * sizeof *nd);
     if (!nd) return mx_err(err, MIXQ_E_NOMEM, "out of memory");
@@ -75,13 +78,13 @@ mixq_status rt_imatrix_add_dataset(rt_imatrix *im, const char *name, mixq_error 
 
 static int cmp_entry_ptr(const void *a, const void *b)
 {
-    return strcmp((*(const rt_imatrix_entry *const *)a)->name, (*(const rt_imatrix_entry *const *)b)->name);
+    return strcmp((*(const mx_imatrix_entry *const *)a)->name, (*(const mx_imatrix_entry *const *)b)->name);
 }
 
 /* The entries in name order (byte order, as llama.cpp's std::sort of the names). */
-static const rt_imatrix_entry **sorted_entries(const rt_imatrix *im)
+static const mx_imatrix_entry **sorted_entries(const mx_imatrix *im)
 {
-    const rt_imatrix_entry **v = malloc((im->n_entries ? im->n_entries : 1) * sizeof *v);
+    const mx_imatrix_entry **v = malloc((im->n_entries ? im->n_entries : 1) * sizeof *v);
     if (!v) return NULL;
     for (size_t i = 0; i < im->n_entries; i++) v[i] = &im->entries[i];
     qsort(v, im->n_entries, sizeof *v, cmp_entry_ptr);
@@ -105,9 +108,9 @@ static mixq_status finish(buf *b, uint8_t **out, size_t *len, mixq_error *err)
 
 /* ---------------------------------------------------------------- writers */
 
-mixq_status rt_imatrix_gguf_bytes(const rt_imatrix *im, uint8_t **out, size_t *len, mixq_error *err)
+mixq_status mx_imatrix_gguf_bytes(const mx_imatrix *im, uint8_t **out, size_t *len, mixq_error *err)
 {
-    const rt_imatrix_entry **v = sorted_entries(im);
+    const mx_imatrix_entry **v = sorted_entries(im);
     if (!v) return mx_err(err, MIXQ_E_NOMEM, "out of memory");
     for (size_t i = 0; i < im->n_entries; i++)
         if (strlen(v[i]->name) + sizeof ".in_sum2" > GGUF_MAX_NAME) {
@@ -162,16 +165,16 @@ mixq_status rt_imatrix_gguf_bytes(const rt_imatrix *im, uint8_t **out, size_t *l
     return finish(&b, out, len, err);
 }
 
-mixq_status rt_imatrix_dat_bytes(const rt_imatrix *im, uint8_t **out, size_t *len, mixq_error *err)
+mixq_status mx_imatrix_dat_bytes(const mx_imatrix *im, uint8_t **out, size_t *len, mixq_error *err)
 {
     if (im->n_entries > INT32_MAX) return mx_err(err, MIXQ_E_INVALID_ARG, "too many entries for the .dat format");
     if (im->chunk_size == 0) return mx_err(err, MIXQ_E_INVALID_ARG, "the .dat format needs a chunk size");
-    const rt_imatrix_entry **v = sorted_entries(im);
+    const mx_imatrix_entry **v = sorted_entries(im);
     if (!v) return mx_err(err, MIXQ_E_NOMEM, "out of memory");
     buf b = {0};
     mxg_put_i32(&b, (int32_t)im->n_entries);
     for (size_t i = 0; i < im->n_entries; i++) {
-        const rt_imatrix_entry *e = v[i];
+        const mx_imatrix_entry *e = v[i];
         mxg_put_i32(&b, (int32_t)strlen(e->name));
         mxg_put(&b, e->name, strlen(e->name));
         /* ncall = ceil(count / chunk_size): the chunks this entry saw */
@@ -189,13 +192,13 @@ mixq_status rt_imatrix_dat_bytes(const rt_imatrix *im, uint8_t **out, size_t *le
     return finish(&b, out, len, err);
 }
 
-mixq_status rt_imatrix_write(const rt_imatrix *im, const char *path, int force, mixq_error *err)
+mixq_status mx_imatrix_write(const mx_imatrix *im, const char *path, int force, mixq_error *err)
 {
     size_t n = strlen(path);
     int gguf = n >= 5 && !strcmp(path + n - 5, ".gguf");
     uint8_t *bytes = NULL;
     size_t len = 0;
-    mixq_status s = gguf ? rt_imatrix_gguf_bytes(im, &bytes, &len, err) : rt_imatrix_dat_bytes(im, &bytes, &len, err);
+    mixq_status s = gguf ? mx_imatrix_gguf_bytes(im, &bytes, &len, err) : mx_imatrix_dat_bytes(im, &bytes, &len, err);
     if (s) return s;
     afile f;
     if ((s = afile_open(&f, path, force, err))) {
@@ -255,7 +258,7 @@ static int get_gstr(rd *r, const char **s, size_t *n, const char *what)
 static const unsigned gt_size[GT_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
 
 /* Skips (or, for imatrix.datasets, records) a value of type t. */
-static int skip_value(rd *r, uint32_t t, rt_imatrix *im, int datasets)
+static int skip_value(rd *r, uint32_t t, mx_imatrix *im, int datasets)
 {
     if (t == GT_STRING) {
         const char *s;
@@ -326,7 +329,7 @@ static int has_suffix(const tinfo *t, const char *suf, size_t *base_len)
     return 1;
 }
 
-static mixq_status parse_gguf(rd *r, rt_imatrix *im)
+static mixq_status parse_gguf(rd *r, mx_imatrix *im)
 {
     const char *nm = r->name;
     uint32_t version;
@@ -441,29 +444,35 @@ static mixq_status parse_gguf(rd *r, rt_imatrix *im)
             s = mx_err(r->err, MIXQ_E_FORMAT, "%s: tensor '%s' appears twice", nm, mx_shown_n(t->name, t->name_len, b));
             goto out;
         }
-        if (c->ne != 1) {
-            s = mx_err(r->err, MIXQ_E_UNSUPPORTED, "%s: '%s' holds %llu counts (per-expert matrices are not supported)",
-                       nm, mx_shown_n(c->name, c->name_len, b), (unsigned long long)c->ne);
+        /* per-expert matrices (llama.cpp: in_sum2 [n, K], counts [1, K]) become K entries "<base>#<k>" */
+        uint64_t K = c->ne;
+        if (K == 0 || t->ne % K) {
+            s = mx_err(r->err, MIXQ_E_FORMAT, "%s: '%s' holds %llu values, not a multiple of its %llu counts", nm,
+                       mx_shown_n(t->name, t->name_len, b), (unsigned long long)t->ne, (unsigned long long)K);
             goto out;
         }
-        float cnt;
-        memcpy(&cnt, r->p + data_start + c->offset, 4);
-        if (!isfinite(cnt) || cnt < 0) {
-            s = mx_err(r->err, MIXQ_E_FORMAT, "%s: '%s' is not a count", nm, mx_shown_n(c->name, c->name_len, b));
-            goto out;
-        }
-        char *base = dup_n(t->name, base_len);
-        rt_imatrix_entry *e = base ? rt_imatrix_add(im, base, (size_t)t->ne) : NULL;
-        free(base);
-        if (!e) {
-            s = mx_err(r->err, MIXQ_E_NOMEM, "%s: out of memory", nm);
-            goto out;
-        }
-        e->count = cnt;
-        for (uint64_t j = 0; j < t->ne; j++) {
-            float v;
-            memcpy(&v, r->p + data_start + t->offset + 4 * j, 4);
-            e->sum2[j] = v;
+        uint64_t per = t->ne / K;
+        for (uint64_t k = 0; k < K; k++) {
+            float cnt;
+            memcpy(&cnt, r->p + data_start + c->offset + 4 * k, 4);
+            if (!isfinite(cnt) || cnt < 0) {
+                s = mx_err(r->err, MIXQ_E_FORMAT, "%s: '%s' is not a count", nm, mx_shown_n(c->name, c->name_len, b));
+                goto out;
+            }
+            char name[GGUF_MAX_NAME * 4 + 32];
+            if (K == 1) snprintf(name, sizeof name, "%.*s", (int)base_len, t->name);
+            else snprintf(name, sizeof name, "%.*s#%llu", (int)base_len, t->name, (unsigned long long)k);
+            mx_imatrix_entry *e = mx_imatrix_add(im, name, (size_t)per);
+            if (!e) {
+                s = mx_err(r->err, MIXQ_E_NOMEM, "%s: out of memory", nm);
+                goto out;
+            }
+            e->count = cnt;
+            for (uint64_t j = 0; j < per; j++) {
+                float v;
+                memcpy(&v, r->p + data_start + t->offset + 4 * (k * per + j), 4);
+                e->sum2[j] = v;
+            }
         }
     }
     /* and every .counts has its .in_sum2 */
@@ -492,7 +501,7 @@ out:
     return s;
 }
 
-static mixq_status parse_dat(rd *r, rt_imatrix *im)
+static mixq_status parse_dat(rd *r, mx_imatrix *im)
 {
     const char *nm = r->name;
     char b[MX_SHOWN_BUF];
@@ -519,7 +528,7 @@ static mixq_status parse_dat(rd *r, rt_imatrix *im)
             if (strlen(im->entries[k].name) == (size_t)len && !memcmp(im->entries[k].name, name, (size_t)len))
                 return mx_err(r->err, MIXQ_E_FORMAT, "%s: entry '%s' appears twice", nm, mx_shown_n(name, (size_t)len, b));
         char *nz = dup_n(name, (size_t)len);
-        rt_imatrix_entry *e = nz ? rt_imatrix_add(im, nz, (size_t)nval) : NULL;
+        mx_imatrix_entry *e = nz ? mx_imatrix_add(im, nz, (size_t)nval) : NULL;
         free(nz);
         if (!e) return mx_err(r->err, MIXQ_E_NOMEM, "%s: out of memory", nm);
         e->count = ncall;
@@ -543,16 +552,16 @@ static mixq_status parse_dat(rd *r, rt_imatrix *im)
                       dlen, r->len - r->pos);
     char *ds = dup_n((const char *)r->p + r->pos, (size_t)dlen);
     if (!ds) return mx_err(r->err, MIXQ_E_NOMEM, "%s: out of memory", nm);
-    mixq_status s = rt_imatrix_add_dataset(im, ds, r->err);
+    mixq_status s = mx_imatrix_add_dataset(im, ds, r->err);
     free(ds);
     r->pos = r->len;
     return s;
 }
 
-mixq_status rt_imatrix_parse(const char *name, const uint8_t *p, size_t len, rt_imatrix **out, mixq_error *err)
+mixq_status mx_imatrix_parse(const char *name, const uint8_t *p, size_t len, mx_imatrix **out, mixq_error *err)
 {
     *out = NULL;
-    rt_imatrix *im = rt_imatrix_new();
+    mx_imatrix *im = mx_imatrix_new();
     if (!im) return mx_err(err, MIXQ_E_NOMEM, "out of memory");
     mixq_error local;
     if (!err) err = &local;
@@ -561,21 +570,167 @@ mixq_status rt_imatrix_parse(const char *name, const uint8_t *p, size_t len, rt_
     mixq_status s = len >= 4 && !memcmp(p, "GGUF", 4) ? parse_gguf(&r, im) : parse_dat(&r, im);
     if (s && err->code == MIXQ_OK) s = mx_err(err, s, "%s: malformed importance matrix", name);
     if (s) {
-        rt_imatrix_free(im);
+        mx_imatrix_free(im);
         return s;
     }
+    im->hash = XXH3_64bits(p, len);
     *out = im;
     return MIXQ_OK;
 }
 
-mixq_status rt_imatrix_read(const char *path, rt_imatrix **out, mixq_error *err)
+/* Reads a whole file of at most max bytes into a malloc'd buffer. */
+static mixq_status read_all(const char *path, size_t max, uint8_t **out, size_t *len, mixq_error *err)
 {
-    char *text = NULL;
+    char b[MX_SHOWN_BUF];
+    FILE *f = fopen(path, "rb");
+    if (!f) return mx_err(err, MIXQ_E_IO, "%s: cannot open: %s", mx_shown(path, b), strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *p = malloc(cap);
+    for (;;) {
+        if (!p) break;
+        n += fread(p + n, 1, cap - n, f);
+        if (n < cap) break;
+        if (cap > max) {
+            fclose(f);
+            free(p);
+            return mx_err(err, MIXQ_E_FORMAT, "%s: larger than %zu bytes", mx_shown(path, b), max);
+        }
+        uint8_t *np = realloc(p, cap * 2);
+        if (!np) free(p);
+        p = np;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!p) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", mx_shown(path, b));
+    if (bad) {
+        free(p);
+        return mx_err(err, MIXQ_E_IO, "%s: read error", mx_shown(path, b));
+    }
+    *out = p;
+    *len = n;
+    return MIXQ_OK;
+}
+
+mixq_status mx_imatrix_read(const char *path, mx_imatrix **out, mixq_error *err)
+{
+    uint8_t *bytes = NULL;
     size_t len = 0;
-    mixq_status s = rt_read_file(path, (size_t)1 << 34, &text, &len, err);
+    mixq_status s = read_all(path, (size_t)1 << 34, &bytes, &len, err);
     if (s) return s;
     char b[MX_SHOWN_BUF];
-    s = rt_imatrix_parse(mx_shown(path, b), (const uint8_t *)text, len, out, err);
-    free(text);
+    s = mx_imatrix_parse(mx_shown(path, b), bytes, len, out, err);
+    free(bytes);
     return s;
+}
+
+/* ---------------------------------------------------------------- checkpoint names */
+
+const mx_imatrix_entry *mx_imatrix_get(const mx_imatrix *im, const char *name)
+{
+    for (size_t i = 0; i < im->n_entries; i++)
+        if (!strcmp(im->entries[i].name, name)) return &im->entries[i];
+    return NULL;
+}
+
+/* HF module paths (after "model.layers.N.") and the GGUF tensor each becomes (after "blk.N."). */
+static const struct {
+    const char *hf, *gguf;
+} layer_names[] = {
+    {"self_attn.q_proj.weight", "attn_q.weight"},
+    {"self_attn.k_proj.weight", "attn_k.weight"},
+    {"self_attn.v_proj.weight", "attn_v.weight"},
+    {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"self_attn.qkv_proj.weight", "attn_qkv.weight"}, /* fused (Phi-3) */
+    {"mlp.gate_proj.weight", "ffn_gate.weight"},
+    {"mlp.up_proj.weight", "ffn_up.weight"},
+    {"mlp.down_proj.weight", "ffn_down.weight"},
+    {"mlp.gate_up_proj.weight", "ffn_up.weight"},     /* fused gate+up: llama.cpp keeps it as ffn_up */
+    {"mlp.gate.weight", "ffn_gate_inp.weight"},       /* mixture-of-experts routers */
+    {"block_sparse_moe.gate.weight", "ffn_gate_inp.weight"},
+    {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight"},
+    {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight"},
+    {"mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight"},
+};
+
+/* Expert weights (after "model.layers.N.<prefix>E."): one merged GGUF tensor per kind. */
+static const struct {
+    const char *prefix, *hf, *gguf;
+} expert_names[] = {
+    {"block_sparse_moe.experts.", "w1.weight", "ffn_gate_exps.weight"}, /* Mixtral */
+    {"block_sparse_moe.experts.", "w3.weight", "ffn_up_exps.weight"},
+    {"block_sparse_moe.experts.", "w2.weight", "ffn_down_exps.weight"},
+    {"mlp.experts.", "gate_proj.weight", "ffn_gate_exps.weight"},       /* Qwen-MoE, OLMoE, DeepSeek */
+    {"mlp.experts.", "up_proj.weight", "ffn_up_exps.weight"},
+    {"mlp.experts.", "down_proj.weight", "ffn_down_exps.weight"},
+};
+
+/* A decimal index without leading zeros at p (up to 9 digits) followed by '.'; its end, or NULL. */
+static const char *index_end(const char *p)
+{
+    const char *q = p;
+    while (*q >= '0' && *q <= '9') q++;
+    if (q == p || q - p > 9 || *q != '.' || (q - p > 1 && *p == '0')) return NULL;
+    return q;
+}
+
+bool mx_imatrix_gguf_name(const char *hf, char *out, size_t cap, int *expert)
+{
+    *expert = -1;
+    const char *direct = NULL;
+    if (!strcmp(hf, "lm_head.weight")) direct = "output.weight";
+    else if (!strcmp(hf, "model.embed_tokens.weight")) direct = "token_embd.weight";
+    if (direct) return (size_t)snprintf(out, cap, "%s", direct) < cap;
+    static const char prefix[] = "model.layers.";
+    if (strncmp(hf, prefix, sizeof prefix - 1)) return false;
+    const char *p = hf + sizeof prefix - 1, *q = index_end(p);
+    if (!q) return false;
+    for (size_t i = 0; i < sizeof layer_names / sizeof layer_names[0]; i++)
+        if (!strcmp(q + 1, layer_names[i].hf))
+            return (size_t)snprintf(out, cap, "blk.%.*s.%s", (int)(q - p), p, layer_names[i].gguf) < cap;
+    for (size_t i = 0; i < sizeof expert_names / sizeof expert_names[0]; i++) {
+        size_t pl = strlen(expert_names[i].prefix);
+        if (strncmp(q + 1, expert_names[i].prefix, pl)) continue;
+        const char *e = q + 1 + pl, *ee = index_end(e);
+        if (!ee || strcmp(ee + 1, expert_names[i].hf)) continue;
+        *expert = atoi(e);
+        return (size_t)snprintf(out, cap, "blk.%.*s.%s", (int)(q - p), p, expert_names[i].gguf) < cap;
+    }
+    return false;
+}
+
+/* The entry `name` (or `name#expert`) as a view of n values. */
+static bool view_of(const mx_imatrix *im, const char *name, int expert, size_t row_length, mx_imatrix_view *v)
+{
+    const mx_imatrix_entry *e;
+    if (expert >= 0) {
+        char k[160];
+        snprintf(k, sizeof k, "%s#%d", name, expert);
+        if ((e = mx_imatrix_get(im, k))) {
+            *v = (mx_imatrix_view){e->name, e->sum2, e->n, e->count};
+            return true;
+        }
+        /* a legacy .dat keeps the experts' columns back to back in one entry of K * row_length values */
+        if (!(e = mx_imatrix_get(im, name))) return false;
+        if (row_length && e->n % row_length == 0 && (size_t)expert < e->n / row_length) {
+            *v = (mx_imatrix_view){e->name, e->sum2 + (size_t)expert * row_length, row_length, e->count};
+            return true;
+        }
+        *v = (mx_imatrix_view){e->name, e->sum2, e->n, e->count}; /* a length the caller reports */
+        return true;
+    }
+    if (!(e = mx_imatrix_get(im, name))) return false;
+    *v = (mx_imatrix_view){e->name, e->sum2, e->n, e->count};
+    return true;
+}
+
+bool mx_imatrix_find(const mx_imatrix *im, const char *name, bool tied, size_t row_length, mx_imatrix_view *out)
+{
+    if (view_of(im, name, -1, row_length, out)) return true;
+    char g[128];
+    int expert;
+    if (!mx_imatrix_gguf_name(name, g, sizeof g, &expert)) return false;
+    /* a tied embedding is also the output head: the head's activations are the ones that matter */
+    if (tied && !strcmp(g, "token_embd.weight") && view_of(im, "output.weight", -1, row_length, out)) return true;
+    return view_of(im, g, expert, row_length, out);
 }
