@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "common/path.h"
 #include "common/atomic_file.h"
 #include "common/checked.h"
 #include "common/dtype.h"
@@ -48,16 +49,6 @@ typedef struct tdir {
     size_t n, cap;
 } tdir;
 
-static char *join(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
 
 static int track(tdir *d, const char *name)
 {
@@ -79,7 +70,7 @@ static void tdir_discard(tdir *d)
 {
     if (d->path) {
         for (size_t i = 0; i < d->n; i++) {
-            char *p = join(d->path, d->names[i]);
+            char *p = mx_path_join(d->path, d->names[i]);
             if (p) unlink(p);
             free(p);
         }
@@ -159,7 +150,7 @@ static void remove_export_dir(const char *dir)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !export_owned(e->d_name)) continue;
-        char *p = join(dir, e->d_name);
+        char *p = mx_path_join(dir, e->d_name);
         if (p) unlink(p);
         free(p);
     }
@@ -170,7 +161,7 @@ static void remove_export_dir(const char *dir)
 /* Writes bytes to dir/name atomically and tracks it. */
 static mixq_status write_small(tdir *t, const char *name, const void *data, size_t len, mixq_error *err)
 {
-    char *p = join(t->path, name);
+    char *p = mx_path_join(t->path, name);
     if (!p || track(t, name)) {
         free(p);
         return mx_err(err, MIXQ_E_NOMEM, "out of memory");
@@ -299,7 +290,7 @@ mixq_status mixq_export_hf(const char *container_path, const char *out_dir, cons
         while (j < n && shard_of[j] == k) j++;
         char name[64];
         shard_name(name, sizeof name, k, nshards);
-        char *p = join(t.path, name);
+        char *p = mx_path_join(t.path, name);
         if (!p || track(&t, name)) s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
         if (s == MIXQ_OK) s = mx_export_st(f, container_path, i, j - i, p, &eo, 1, err);
         free(p);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/path.h"
 #include "common/dtype.h"
 #include "common/error.h"
 #include "container/container_matmul.h"
@@ -252,16 +253,6 @@ static char *str_dup(const char *s)
     return d;
 }
 
-static char *path_join(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (!p) return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    return p;
-}
 
 static char *dir_of(const char *path)
 {
@@ -492,7 +483,7 @@ mixq_status rt_model_open(const char *path, const char *config_dir, rt_model **o
         if (s) goto fail; /* the container's own config.json (FORMAT.md §3.3) */
     } else {
         char *dir = config_dir ? str_dup(config_dir) : is_dir ? str_dup(path) : dir_of(path);
-        m->config_path = dir ? path_join(dir, "config.json") : NULL;
+        m->config_path = dir ? mx_path_join(dir, "config.json") : NULL;
         free(dir);
         if (!m->config_path) {
             s = mx_err(err, MIXQ_E_NOMEM, "out of memory");

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/path.h"
 #include "common/checked.h"
 #include "tokenizer/tok_internal.h"
 
@@ -162,18 +163,11 @@ static char *read_file(const char *path, size_t *len, mixq_error *err)
     return buf;
 }
 
-static char *join(const char *dir, const char *name)
-{
-    size_t a = strlen(dir), b = strlen(name);
-    char *p = malloc(a + b + 2);
-    if (p) snprintf(p, a + b + 2, "%s/%s", dir, name);
-    return p;
-}
 
 mx_tok *mx_tok_load_dir(const char *dir, mixq_error *err)
 {
-    char *json = join(dir, "tokenizer.json"), *cfg = join(dir, "tokenizer_config.json"),
-         *model = join(dir, "tokenizer.model");
+    char *json = mx_path_join(dir, "tokenizer.json"), *cfg = mx_path_join(dir, "tokenizer_config.json"),
+         *model = mx_path_join(dir, "tokenizer.model");
     mx_tok *tok = NULL;
     struct stat st;
     if (!json || !cfg || !model) {
