@@ -16,6 +16,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 
+#include "convert/convert_internal.h"
 #include "common/dtype.h"
 #include "common/half.h"
 #include "mixq_tools.h"
@@ -569,4 +570,38 @@ Test(convert, error_is_the_first_one_whatever_the_threads)
     }
     ts_rmtree(dir);
     free(dir); free(in); free(out);
+}
+
+/*
+ * A checkpoint whose tensor names alone would make the container header
+ * larger than the format allows is refused before anything is converted (a
+ * model in memory: a real one would need over 256 MiB of safetensors
+ * headers); one far below the limit passes the check.
+ */
+Test(convert, header_limit_checked_before_converting)
+{
+    enum { N = 300000, NAME = 1000 }; /* 300 MB of names against the 256 MiB limit */
+    char *name = malloc(NAME + 1);
+    st_tensor *t = calloc(N, sizeof *t);
+    cr_assert(name && t);
+    memset(name, 'w', NAME);
+    name[NAME] = '\0';
+    for (size_t i = 0; i < N; i++) {
+        t[i].name = name;
+        t[i].dtype = ST_F32;
+        t[i].ndim = 1;
+    }
+    st_file f = {.path = "many.safetensors", .size = 8};
+    st_model m = {.files = &f, .nfiles = 1, .tensors = t, .ntensors = N};
+    mixq_convert_options o;
+    mixq_convert_options_init(&o);
+    mixq_error err;
+    cr_assert_eq(mx_convert_check_header_limit(&m, &o, &err), MIXQ_E_RANGE);
+    cr_assert(strstr(err.message, "many.safetensors") && strstr(err.message, "300000 tensors") &&
+                  strstr(err.message, "nothing was converted"),
+              "%s", err.message);
+    m.ntensors = 1000; /* 1 MB of names */
+    cr_assert_eq(mx_convert_check_header_limit(&m, &o, &err), MIXQ_OK, "%s", err.message);
+    free(t);
+    free(name);
 }

@@ -25,6 +25,7 @@
 #include "kernels/simd.h"
 #include "reader/st_reader.h"
 #include "common/workpool.h"
+#include "convert/convert_internal.h"
 #include "convert/convert_options.h"
 #include "plan/plan_options.h"
 
@@ -389,7 +390,7 @@ static mixq_status check_not_input(const st_model *m, const mixq_convert_options
  * the smallest possible entry plus its name, so a lower bound of the header
  * is known from the names alone.  (cw_finish still checks the exact size.)
  */
-static mixq_status check_header_limit(const st_model *m, const mixq_convert_options *o, mixq_error *err)
+mixq_status mx_convert_check_header_limit(const st_model *m, const mixq_convert_options *o, mixq_error *err)
 {
     if (m->ntensors == 0) return MIXQ_OK;
     uint64_t names = 0;
@@ -511,7 +512,7 @@ mixq_status mixq_convert(const char *in_path, const char *out_path, const mixq_c
     if (s == MIXQ_OK) s = st_stored_files(model, err); /* config.json, tokenizer, ...: into the header */
     if (s != MIXQ_OK) goto done;
     s = check_not_input(model, opts, out_path, err);
-    if (s == MIXQ_OK) s = check_header_limit(model, opts, err);
+    if (s == MIXQ_OK) s = mx_convert_check_header_limit(model, opts, err);
     if (s == MIXQ_OK) s = setup_plan(in_path, model, &eff, &owned_plan, &plan_map, &im, &roles, err);
     if (s == MIXQ_OK) s = load_imatrix(model, &eff, &im, &roles, err);
     if (s != MIXQ_OK) goto done;
