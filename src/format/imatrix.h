@@ -47,7 +47,7 @@ typedef struct mx_imatrix {
 mx_imatrix *mx_imatrix_new(void);
 void mx_imatrix_free(mx_imatrix *im);
 
-/* Adds an entry of n zero sums (count 0) and returns it, or NULL if out of memory. */
+/* Adds an entry of n zero sums (count 0) and returns it (valid until the next add), or NULL if out of memory. */
 mx_imatrix_entry *mx_imatrix_add(mx_imatrix *im, const char *name, size_t n);
 
 /* Adds a dataset name (copied); MIXQ_E_NOMEM on failure. */
