@@ -98,6 +98,8 @@ typedef enum mixq_qtype {
     MIXQ_QT_INT2_DQ, /* asymmetric 2-bit, 4-bit group scales/mins under f16 super-block scales */
     MIXQ_QT_INT3_DQ, /* symmetric 3-bit, quantized group scales under f16 super-block scales */
     MIXQ_QT_INT6_DQ, /* symmetric 6-bit, quantized group scales under f16 super-block scales */
+    MIXQ_QT_NL4,     /* 4-bit indices into a fixed 16-level table, f16 scale per group */
+    MIXQ_QT_NL4_DQ,  /* nl4 levels, 6-bit signed group scale codes under f16 super-block scales */
     MIXQ_QT_COUNT
 } mixq_qtype;
 

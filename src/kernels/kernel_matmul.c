@@ -119,7 +119,7 @@ unsigned mx_mm_chunk_params(const qtype_desc *qt, mx_crowptrs w, size_t n, unsig
         size_t b = k0 / qt->super_block, ng = (n + G - 1) / G, soff[QT_MAX_PLANES];
         uint16_t dh = mx_ld16le(w.sec[MIXQ_SEC_SUPER_SCALES] + 2 * b);
         uint16_t dmh = qt->symmetric ? 0 : mx_ld16le(w.sec[MIXQ_SEC_SUPER_MINS] + 2 * b);
-        int cbias = qt->id == MIXQ_QT_INT3_DQ ? 32 : qt->id == MIXQ_QT_INT6_DQ ? 128 : 0;
+        int cbias = (int)qt->scale_code_bias;
         int scode[MX_MM_CHUNK / 8u], mcode[MX_MM_CHUNK / 8u];
         bool ok = mx_f16_bits_finite(dh) && mx_f16_bits_finite(dmh);
         float d = mx_f16_to_f32(dh), dm = mx_f16_to_f32(dmh);
@@ -173,6 +173,8 @@ static const mx_dequantize_row_fn scalar_deq[MIXQ_QT_COUNT] = {
     [MIXQ_QT_INT2_DQ] = kernel_int2_dq_dequantize_row,
     [MIXQ_QT_INT3_DQ] = kernel_int3_dq_dequantize_row,
     [MIXQ_QT_INT6_DQ] = kernel_int6_dq_dequantize_row,
+    [MIXQ_QT_NL4] = kernel_nl4_dequantize_row,
+    [MIXQ_QT_NL4_DQ] = kernel_nl4_dq_dequantize_row,
 };
 
 static const mx_mm_path scalar_path = {

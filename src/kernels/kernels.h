@@ -133,6 +133,18 @@ void kernel_int3_dq_quantize_row(const float *x, size_t n, unsigned group, const
 void kernel_int3_dq_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
 void kernel_int6_dq_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
 void kernel_int6_dq_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
+/*
+ * Lookup-table types (FORMAT.md §4.12, §4.13; kernel_nl4.c, levels in
+ * kernel_nl4.h): 4-bit level indices q stored as nibbles like int4,
+ * x^ = fl(L[q] * s) (exact).  nl4: s an f16 per group (16..256).  nl4_dq:
+ * groups of 32 in super-blocks of 256, s = fl(d * c) with d an f16 per
+ * super-block and c in [-32, 31] stored as c + 32 in planes {4, 2}.
+ */
+void kernel_nl4_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
+void kernel_nl4_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
+void kernel_nl4_dq_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
+void kernel_nl4_dq_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
+
 void kernel_dq_quantize_row_ops(const mx_search_ops *ops, mixq_qtype type, const float *x, size_t n,
                                 unsigned group, const mx_qparams *p, mx_rowptrs out);
 

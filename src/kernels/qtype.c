@@ -115,6 +115,23 @@ const qtype_desc mx_qtypes[MIXQ_QT_COUNT] = {
                          .super_block = 256, .sections = S_CS | S_SUP,
                          .quantize_row = kernel_int6_dq_quantize_row,
                          .dequantize_row = kernel_int6_dq_dequantize_row},
+    [MIXQ_QT_NL4] = {.name = "nl4", .id = MIXQ_QT_NL4,
+                     .help = "4-bit 16-level table, f16 scale per group",
+                     .code_min = 0, .code_max = 15, .code_bias = 0, .quantized = true, .symmetric = true,
+                     .code_bits = 4, .code_planes = {4}, .scale_kind = QS_F16, .scale_bits = 16,
+                     .scale_planes = {16}, .group_min = 16, .group_max = 256, .group_default = 32,
+                     .sections = S_CS, .opt_in = true, .quantize_row = kernel_nl4_quantize_row,
+                     .dequantize_row = kernel_nl4_dequantize_row},
+    [MIXQ_QT_NL4_DQ] = {.name = "nl4_dq", .id = MIXQ_QT_NL4_DQ,
+                        .help = "4-bit 16-level table, 6-bit group scales",
+                        .code_min = 0, .code_max = 15, .code_bias = 0,
+                        .scale_code_min = -32, .scale_code_max = 31, .scale_code_bias = 32,
+                        .quantized = true, .symmetric = true,
+                        .code_bits = 4, .code_planes = {4}, .scale_kind = QS_CODE, .scale_bits = 6,
+                        .scale_planes = {4, 2}, .group_min = 32, .group_max = 32, .group_default = 32,
+                        .super_block = 256, .sections = S_CS | S_SUP, .opt_in = true,
+                        .quantize_row = kernel_nl4_dq_quantize_row,
+                        .dequantize_row = kernel_nl4_dq_dequantize_row},
 };
 
 static const char *const section_names[MIXQ_SECTION_COUNT] = {

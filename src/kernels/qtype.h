@@ -96,6 +96,8 @@ typedef struct qtype_desc {
                                   4 bytes with row stride 0; the converter passes tensor_absmax */
     unsigned super_block;      /* weights per super-block (QS_CODE types), 0 = none */
     unsigned sections;         /* QT_SEC() bits of the sections this type stores */
+    bool opt_in;               /* not among the planner's default candidates (only when --candidates
+                                  names it): types added after the goldens were pinned, until measured */
     mx_quantize_row_fn quantize_row;      /* NULL for raw/f32/f16/bf16: the */
     mx_dequantize_row_fn dequantize_row;  /* converter handles plain types itself */
 } qtype_desc;

@@ -81,7 +81,7 @@ mixq_status mx_spec_parse(const char *spec, size_t len, unsigned global, const c
 /* "int4:64", "int8:row", "fp8_e4m3:tensor", "f16" into buf. */
 void mx_spec_string(const mx_cand *c, char *buf, size_t len);
 
-/* The candidate list: the user's, or every quantized type with kernels plus f16. */
+/* The candidate list: the user's, or every quantized type with kernels (but the opt_in ones) plus f16. */
 mixq_status mx_plan_parse_candidates(const mixq_plan_options *o, mx_cand **out, size_t *n, mixq_error *err);
 
 /* Frees n rules and the array; NULL is allowed. */
