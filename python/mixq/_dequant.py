@@ -134,10 +134,20 @@ def _set_nan(out, bad_groups, group, k):
         out.view(np.uint32)[_spread(bad_groups, group, k)] = CANONICAL_NAN
 
 
+def _codes(qt, sec, k):
+    """Element values before the scale: the integer code, or a lookup-table type's level (§4.12)."""
+    u = unpack_planes(sec["codes"], 0, k, qt.code_planes)
+    if qt.levels is not None:
+        return np.asarray(qt.levels, dtype=np.float32)[u]
+    return (u.astype(np.int16) - qt.qbias).astype(np.float32)
+
+
 def _symf16(qt, sec, k, g):
     codes = sec["codes"]
     if qt.name == "int8":
         q = codes[:, :k].view(np.int8).astype(np.float32)
+    elif qt.levels is not None:
+        q = _codes(qt, sec, k)
     else:
         q = (unpack_planes(codes, 0, k, qt.code_planes).astype(np.int16) - qt.qbias).astype(np.float32)
     sh = _le(sec["scales"], "<u2")
@@ -175,7 +185,7 @@ def _dq(qt, sec, k, g, ng):
     dh = _le(sec["super_scales"], "<u2")
     c = unpack_planes(sec["scales"], 0, ng, qt.scale_planes).astype(np.int32) - qt.cbias
     s = f16_to_f32(dh)[:, gb] * c.astype(np.float32)  # exact
-    q = (unpack_planes(sec["codes"], 0, k, qt.code_planes).astype(np.int16) - qt.qbias).astype(np.float32)
+    q = _codes(qt, sec, k)
     out = _per_group(np.multiply, q, s, g)
     bad = ~f16_finite(dh)
     if not qt.symmetric:
@@ -193,7 +203,7 @@ def dequantize_rows(qt, layout, sec, n):
     k = layout.row_length
     g = layout.group
     with np.errstate(all="ignore"):
-        if qt.name in ("int8", "int4s"):
+        if qt.name in ("int8", "int4s", "nl4"):
             return _symf16(qt, sec, k, g)
         if qt.name in ("int4", "int2"):
             return _asymf16(qt, sec, k, g)

@@ -35,11 +35,11 @@ class QType:
 
     __slots__ = ("name", "quantized", "symmetric", "elem_bits", "code_planes", "scale_planes",
                  "group_min", "group_max", "group_default", "allow_row", "tensor_scale", "super_block",
-                 "sections", "qbias", "cbias")
+                 "sections", "qbias", "cbias", "levels")
 
     def __init__(self, name, quantized, symmetric, elem_bits=0, code_planes=(), scale_planes=(),
                  groups=(0, 0, 0), allow_row=False, tensor_scale=False, super_block=0, sections=("data",),
-                 qbias=0, cbias=0):
+                 qbias=0, cbias=0, levels=None):
         self.name = name
         self.quantized = quantized
         self.symmetric = symmetric
@@ -53,6 +53,7 @@ class QType:
         self.sections = sections
         self.qbias = qbias  # stored element code = q + qbias
         self.cbias = cbias  # stored scale code = c + cbias
+        self.levels = levels  # lookup-table types: element value = levels[code] * scale
 
     def group_ok(self, g):
         """Whether group_size g is allowed for this type (§4 table)."""
@@ -67,6 +68,9 @@ class QType:
 
 
 _CS = ("codes", "scales")
+
+# The level table of nl4 and nl4_dq (FORMAT.md §4.12).
+NL4_LEVELS = (-127, -101, -80, -63, -47, -33, -21, -9, 2, 14, 26, 40, 54, 70, 88, 110)
 _CSM = ("codes", "scales", "mins")
 
 QTYPES = {q.name: q for q in [
@@ -90,6 +94,9 @@ QTYPES = {q.name: q for q in [
           sections=_CS + ("super_scales",), qbias=4, cbias=32),
     QType("int6_dq", True, True, 6, (4, 2), (8,), (16, 16, 16), super_block=SUPER_BLOCK,
           sections=_CS + ("super_scales",), qbias=32, cbias=128),
+    QType("nl4", True, True, 4, (4,), (16,), (16, 256, 32), sections=_CS, levels=NL4_LEVELS),
+    QType("nl4_dq", True, True, 4, (4,), (4, 2), (32, 32, 32), super_block=SUPER_BLOCK,
+          sections=_CS + ("super_scales",), cbias=32, levels=NL4_LEVELS),
 ]}
 
 

@@ -23,6 +23,7 @@ struct cwriter {
     char *entries;     /* the header's tensor entries, serialised as they are added, joined by ',' */
     size_t len, cap;   /* (a text per tensor, not a JSON tree: a few hundred bytes each) */
     size_t count;
+    unsigned minor;    /* highest format minor a tensor's quant type needs (qtype_desc.format_minor) */
 };
 
 static const uint8_t zeros[MX_ALIGN];
@@ -132,6 +133,7 @@ static mixq_status end_tensor(cwriter *w, const cw_tensor *t, const qlayout *lay
     memcpy(w->entries + w->len, text, n);
     w->len += n;
     free(text);
+    if (t->qt->format_minor > w->minor) w->minor = t->qt->format_minor;
     w->end = offset + layout->total;
     return MIXQ_OK;
 }
@@ -266,8 +268,11 @@ mixq_status cw_finish(cwriter *w, json_t *metadata, mixq_error *err)
     uint8_t pre[MXC_PREAMBLE_LEN] = {0};
     memcpy(pre + MXC_OFF_MAGIC, MXC_MAGIC, MXC_MAGIC_LEN);
     mxc_put_u16(pre + MXC_OFF_MAJOR, MXC_FORMAT_MAJOR);
-    /* 1.1 only when the file uses a 1.1 addition, so that other files stay exactly 1.0 */
-    mxc_put_u16(pre + MXC_OFF_MINOR, json_object_get(metadata, "files") ? MXC_FORMAT_MINOR_FILES : MXC_FORMAT_MINOR);
+    /* the minor of the newest addition the file uses (1.1: stored files; 1.2: the lookup-table types), so
+       that files without them keep their older minor exactly */
+    unsigned minor = json_object_get(metadata, "files") ? MXC_FORMAT_MINOR_FILES : MXC_FORMAT_MINOR;
+    if (w->minor > minor) minor = w->minor;
+    mxc_put_u16(pre + MXC_OFF_MINOR, (uint16_t)minor);
     mxc_put_u32(pre + MXC_OFF_FLAGS, 0);
     mxc_put_u64(pre + MXC_OFF_DATA_OFFSET, MXC_PREAMBLE_LEN);
     mxc_put_u64(pre + MXC_OFF_DATA_LENGTH, data_end - MXC_PREAMBLE_LEN);

@@ -120,7 +120,7 @@ const qtype_desc mx_qtypes[MIXQ_QT_COUNT] = {
                      .code_min = 0, .code_max = 15, .code_bias = 0, .quantized = true, .symmetric = true,
                      .code_bits = 4, .code_planes = {4}, .scale_kind = QS_F16, .scale_bits = 16,
                      .scale_planes = {16}, .group_min = 16, .group_max = 256, .group_default = 32,
-                     .sections = S_CS, .opt_in = true, .quantize_row = kernel_nl4_quantize_row,
+                     .sections = S_CS, .format_minor = 2, .opt_in = true, .quantize_row = kernel_nl4_quantize_row,
                      .dequantize_row = kernel_nl4_dequantize_row},
     [MIXQ_QT_NL4_DQ] = {.name = "nl4_dq", .id = MIXQ_QT_NL4_DQ,
                         .help = "4-bit 16-level table, 6-bit group scales",
@@ -129,7 +129,8 @@ const qtype_desc mx_qtypes[MIXQ_QT_COUNT] = {
                         .quantized = true, .symmetric = true,
                         .code_bits = 4, .code_planes = {4}, .scale_kind = QS_CODE, .scale_bits = 6,
                         .scale_planes = {4, 2}, .group_min = 32, .group_max = 32, .group_default = 32,
-                        .super_block = 256, .sections = S_CS | S_SUP, .opt_in = true,
+                        .super_block = 256, .sections = S_CS | S_SUP, .format_minor = 2,
+                        .opt_in = true,
                         .quantize_row = kernel_nl4_dq_quantize_row,
                         .dequantize_row = kernel_nl4_dq_dequantize_row},
 };

@@ -96,6 +96,8 @@ typedef struct qtype_desc {
                                   4 bytes with row stride 0; the converter passes tensor_absmax */
     unsigned super_block;      /* weights per super-block (QS_CODE types), 0 = none */
     unsigned sections;         /* QT_SEC() bits of the sections this type stores */
+    unsigned format_minor;     /* container format minor version that introduced the type (FORMAT.md §2):
+                                  a container holding it has at least this minor (0 = version 1.0) */
     bool opt_in;               /* not among the planner's default candidates (only when --candidates
                                   names it): types added after the goldens were pinned, until measured */
     mx_quantize_row_fn quantize_row;      /* NULL for raw/f32/f16/bf16: the */
