@@ -27,7 +27,8 @@
 #include "test_rng.h"
 
 static const mixq_qtype int_types[] = {MIXQ_QT_INT8,    MIXQ_QT_INT4,    MIXQ_QT_INT4S,   MIXQ_QT_INT2,
-                                       MIXQ_QT_INT4_DQ, MIXQ_QT_INT2_DQ, MIXQ_QT_INT3_DQ, MIXQ_QT_INT6_DQ};
+                                       MIXQ_QT_INT4_DQ, MIXQ_QT_INT2_DQ, MIXQ_QT_INT3_DQ, MIXQ_QT_INT6_DQ,
+                                       MIXQ_QT_NL4,     MIXQ_QT_NL4_DQ};
 #define N_INT_TYPES (sizeof int_types / sizeof int_types[0])
 
 /* One row quantized and dequantized (sections of exact size). */
@@ -753,6 +754,8 @@ Test(search, quality_goals_on_real_models, .timeout = 600)
         static const struct { mixq_qtype t; unsigned g; double min_gain; } goals[] = {
             {MIXQ_QT_INT4, 64, 0.08},
             {MIXQ_QT_INT2, 32, 0.20},
+            {MIXQ_QT_NL4, 32, 0.05},
+            {MIXQ_QT_NL4_DQ, 32, 0.05},
         };
         for (size_t k = 0; k < sizeof goals / sizeof goals[0]; k++) {
             const qtype_desc *qt = qtype_get(goals[k].t);

@@ -572,6 +572,24 @@ class TestExportGGUF(unittest.TestCase):
                 self.assertTrue(np.all(err <= d * 0.5 * 1.01 + 1e-12), name)
 
 
+    def test_lookup_table_types_are_refused_or_requantized(self):
+        """nl4 / nl4_dq have no llama.cpp counterpart with mixq's own level table: the export names them
+        and refuses, and --requantize f32 holds their values exactly."""
+        for qt in ("nl4", "nl4_dq"):
+            c = self.p("%s.mxq" % qt)
+            run("convert", self.src, "-o", c, "-t", qt, "-q")
+            out = self.p("%s.gguf" % qt)
+            r = run("export", c, "--gguf", out, ok=False)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("no exact llama.cpp type", r.stderr)
+            self.assertIn("%s:32" % qt, r.stderr)
+            self.assertEqual(len(r.stderr.strip().splitlines()), 1)
+            self.assertFalse(os.path.exists(out))
+            run("export", c, "--gguf", out, "--requantize", "f32", "-q")
+            seen = self.check_gguf(c, out)
+            self.assertIn(0, seen)  # GGML_TYPE_F32
+
+
 class TestContainerAlone(unittest.TestCase):
     def test_eval_needs_nothing_beside_the_container(self):
         """config.json and the tokenizer come from the container: the same perplexity as with the

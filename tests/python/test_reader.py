@@ -59,6 +59,8 @@ TYPE_GROUPS = {
     "int6_dq": [16],
     "fp8_e4m3": ["tensor", 32, 64, 128, 256],
     "fp8_e5m2": ["tensor", 32, 64, 128, 256],
+    "nl4": [16, 32, 64, 128, 256],
+    "nl4_dq": [32],
 }
 PLAIN_TYPES = ["f32", "f16", "bf16"]
 
@@ -457,7 +459,7 @@ class TestTypes(Base):
             self.assertTrue(all(t.estimated_error is not None for t in f))
 
     def test_rtn_and_default_group(self):
-        for qtype in ["int8", "int4", "int4s", "int2", "int4_dq", "int2_dq", "int3_dq", "int6_dq"]:
+        for qtype in ["int8", "int4", "int4s", "int2", "int4_dq", "int2_dq", "int3_dq", "int6_dq", "nl4", "nl4_dq"]:
             self.compare_with_c(convert(TINY, self.path("rtn-%s.mxq" % qtype), qtype, None, ["--rtn"]))
 
     def test_odd_shapes_and_all_dtypes(self):
@@ -506,7 +508,8 @@ class TestCraftedParameters(Base):
                  ("fp8_e5m2", "tensor", "scales", 4, b"\x01\x00\xc0\xff"),
                  ("int4_dq", 32, "super_scales", 2, b"\x00\x7c"), ("int4_dq", 16, "super_mins", 2, b"\x00\xfc"),
                  ("int2_dq", 16, "super_mins", 2, b"\x00\x7d"), ("int3_dq", 16, "super_scales", 2, b"\x00\x7c"),
-                 ("int6_dq", 16, "super_scales", 2, b"\x00\xfe")]
+                 ("int6_dq", 16, "super_scales", 2, b"\x00\xfe"), ("nl4", 32, "scales", 2, b"\x00\xfc"),
+                 ("nl4_dq", 32, "super_scales", 2, b"\x01\x7c")]
         for qtype, g, sec, width, value in cases:
             p = convert(src, self.path("nan-%s-%s-%s.mxq" % (qtype, g, sec)), qtype, g)
             with mixq.open(p) as f:
