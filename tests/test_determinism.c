@@ -21,7 +21,8 @@ TestSuite(determinism, .fini = ts_remove_tracked);
 
 /* Every type name mixq has had; the ones this CLI rejects are skipped. */
 static const char *const known_types[] = {"int8", "int4", "f16", "bf16", "f32", "int4s", "int2", "int4_dq",
-                                          "int2_dq", "int3_dq", "int6_dq", "fp8_e4m3", "fp8_e5m2"};
+                                          "int2_dq", "int3_dq", "int6_dq", "fp8_e4m3", "fp8_e5m2",
+                                          "nl4", "nl4_dq"};
 
 typedef struct config {
     char *args[8];   /* extra convert options */

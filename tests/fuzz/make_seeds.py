@@ -376,7 +376,7 @@ def main():
         convert("mini-llama-bf16.safetensors", "mini-llama-int4s-g16.mxq", "--type", "int4s", "--group-size", "16")
         convert("mini-llama-f32.safetensors", "mini-llama-int2-1d.mxq", "--type", "int2", "--quantize-1d")
         for qt, gs in (("int4_dq", "16"), ("int4_dq", "64"), ("int2_dq", "16"), ("int3_dq", "16"),
-                       ("int6_dq", "16"), ("int4s", "256"), ("int2", "128")):
+                       ("int6_dq", "16"), ("int4s", "256"), ("int2", "128"), ("nl4", "16"), ("nl4_dq", "32")):
             convert("wide-rows.safetensors", "wide-rows-%s-g%s.mxq" % (qt, gs), "--type", qt, "--group-size", gs)
         # fp8: one f32 scale per tensor (the default: scales section of row stride 0) or per group
         convert("wide-rows.safetensors", "wide-rows-fp8_e4m3-tensor.mxq", "--type", "fp8_e4m3")
