@@ -141,7 +141,7 @@ static mixq_status end_tensor(cwriter *w, const cw_tensor *t, const qlayout *lay
 mixq_status cw_add_tensor(cwriter *w, const cw_tensor *t, const qlayout *layout, const uint8_t *bytes,
                           mixq_error *err)
 {
-    uint64_t offset;
+    uint64_t offset = 0; /* set by begin_tensor (initialised for gcc -O3 -Wmaybe-uninitialized) */
     mixq_status s = begin_tensor(w, t, layout, &offset, err);
     if (s != MIXQ_OK) return s;
     if (layout->total) {
@@ -157,7 +157,7 @@ mixq_status cw_add_tensor(cwriter *w, const cw_tensor *t, const qlayout *layout,
 mixq_status cw_add_tensor_from(cwriter *w, const cw_tensor *t, const qlayout *layout, cw_read_fn read, void *ctx,
                                mixq_error *err)
 {
-    uint64_t offset;
+    uint64_t offset = 0; /* as in cw_add_tensor */
     mixq_status s = begin_tensor(w, t, layout, &offset, err);
     if (s != MIXQ_OK) return s;
     uint64_t total = layout->total;

@@ -32,9 +32,11 @@ static const float mx_nl4_mid[MX_NL4_LEVELS - 1] = {-114.0f, -90.5f, -71.5f, -55
  */
 static inline unsigned mx_nl4_index(float t)
 {
-    unsigned q = 0;
-    for (int i = 0; i < MX_NL4_LEVELS - 1; i++)
-        q += t > mx_nl4_mid[i];
+    /* the count by bisection over the ascending midpoints: 4 comparisons instead of 15 (NaN fails each) */
+    unsigned q = t > mx_nl4_mid[7] ? 8u : 0u;
+    q += t > mx_nl4_mid[q + 3] ? 4u : 0u;
+    q += t > mx_nl4_mid[q + 1] ? 2u : 0u;
+    q += t > mx_nl4_mid[q] ? 1u : 0u;
     return q;
 }
 
