@@ -9,6 +9,7 @@
 
 #include "kernels/kernel_fp8.h"
 #include "common/half.h"
+#include "kernels/kernel_nl4.h"
 #include "kernels/kernels.h"
 
 #include "kernels/matmul_kernels.h"
@@ -75,7 +76,7 @@ static float avx2_acc_result(const mx_mm_acc *acc)
 #define VECS (MX_MM_CHUNK / 8u) /* vectors of 8 per chunk */
 
 /* How a type's weights come from its bytes (the always-inline kernel folds on it). */
-typedef enum wkind { K_F32, K_F16, K_BF16, K_S8, K_PLANES, K_E4M3, K_E5M2 } wkind;
+typedef enum wkind { K_F32, K_F16, K_BF16, K_S8, K_PLANES, K_E4M3, K_E5M2, K_NL4 } wkind;
 
 typedef struct wdesc {
     wkind kind;
@@ -136,6 +137,16 @@ static inline __attribute__((always_inline)) __m256 weights8(const wdesc *D, mx_
         return _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtph_ps(fp8_as_f16(c, k, true)), _mm256_set1_ps(256.0f)), s);
     case K_E5M2:
         return _mm256_mul_ps(_mm256_cvtph_ps(fp8_as_f16(c, k, false)), s);
+    case K_NL4: { /* nl4, nl4_dq: the level of each 4-bit index (two 8-entry permutes), times s */
+        __m256i u = plane8(c, 4, k);
+        const __m256 l0 = _mm256_setr_ps(mx_nl4_level[0], mx_nl4_level[1], mx_nl4_level[2], mx_nl4_level[3],
+                                         mx_nl4_level[4], mx_nl4_level[5], mx_nl4_level[6], mx_nl4_level[7]);
+        const __m256 l1 = _mm256_setr_ps(mx_nl4_level[8], mx_nl4_level[9], mx_nl4_level[10], mx_nl4_level[11],
+                                         mx_nl4_level[12], mx_nl4_level[13], mx_nl4_level[14], mx_nl4_level[15]);
+        __m256 hi = _mm256_castsi256_ps(_mm256_cmpgt_epi32(u, _mm256_set1_epi32(7)));
+        __m256 lv = _mm256_blendv_ps(_mm256_permutevar8x32_ps(l0, u), _mm256_permutevar8x32_ps(l1, u), hi);
+        return _mm256_mul_ps(lv, s);
+    }
     default: {
         __m256i u = plane8(c, D->w0, k);
         if (D->w1 != 0)
@@ -201,7 +212,7 @@ static unsigned chunk_params(const qtype_desc *qt, mx_crowptrs w, size_t n, unsi
         size_t b = k0 / qt->super_block, ng = (n + G - 1) / G, soff[QT_MAX_PLANES];
         uint16_t dh = mx_ld16le(w.sec[MIXQ_SEC_SUPER_SCALES] + 2 * b);
         uint16_t dmh = qt->symmetric ? 0 : mx_ld16le(w.sec[MIXQ_SEC_SUPER_MINS] + 2 * b);
-        int cbias = qt->id == MIXQ_QT_INT3_DQ ? 32 : qt->id == MIXQ_QT_INT6_DQ ? 128 : 0;
+        int cbias = (int)qt->scale_code_bias;
         if (!mx_f16_bits_finite(dh) || !mx_f16_bits_finite(dmh)) {
             for (j = 0; j < cnt; j++)
                 sg[j] = mg[j] = qnan;
@@ -372,6 +383,8 @@ FAST(int4_dq, MIXQ_QT_INT4_DQ, {K_PLANES, 4, 0, 0, true})
 FAST(int2_dq, MIXQ_QT_INT2_DQ, {K_PLANES, 2, 0, 0, true})
 FAST(int3_dq, MIXQ_QT_INT3_DQ, {K_PLANES, 2, 1, 4, false})
 FAST(int6_dq, MIXQ_QT_INT6_DQ, {K_PLANES, 4, 2, 32, false})
+FAST(nl4, MIXQ_QT_NL4, {K_NL4, 4, 0, 0, false})
+FAST(nl4_dq, MIXQ_QT_NL4_DQ, {K_NL4, 4, 0, 0, false})
 #undef FAST
 
 /* The direct kernels, installed only for types whose table entries still match their wdesc (checked in the fill). */
@@ -442,6 +455,8 @@ void mx_simd_fill_avx2_matmul(mx_kernel_set *set)
         {MIXQ_QT_INT2_DQ, kernel_int2_dq_dequantize_row, fast_int2_dq, 2, 0},
         {MIXQ_QT_INT3_DQ, kernel_int3_dq_dequantize_row, fast_int3_dq, 2, 1},
         {MIXQ_QT_INT6_DQ, kernel_int6_dq_dequantize_row, fast_int6_dq, 4, 2},
+        {MIXQ_QT_NL4, kernel_nl4_dequantize_row, fast_nl4, 4, 0},
+        {MIXQ_QT_NL4_DQ, kernel_nl4_dq_dequantize_row, fast_nl4_dq, 4, 0},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
         const qtype_desc *qt = &mx_qtypes[k[i].id];
