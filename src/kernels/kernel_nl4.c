@@ -51,7 +51,7 @@ static void zero8(float a[MX_LANES])
 }
 
 /* Weighted squared error of a group at scale s (levels by mx_nl4_code): sum fl(w fl(e * e)), e = x - fl(L[q] s). */
-static float nl4_err(const float *x, const float *w, size_t n, float s)
+static float s_nl4_err(const float *x, const float *w, size_t n, float s)
 {
     float a[MX_LANES];
     zero8(a);
@@ -64,7 +64,7 @@ static float nl4_err(const float *x, const float *w, size_t n, float s)
 }
 
 /* Least-squares sums of the levels of fl(x * id): sxq = sum fl(fl(w x) L), sqq = sum fl(fl(w L) L). */
-static void nl4_pass(const float *x, const float *w, size_t n, float id, float *sxq, float *sqq)
+static void s_nl4_pass(const float *x, const float *w, size_t n, float id, float *sxq, float *sqq)
 {
     float a[MX_LANES], b[MX_LANES];
     zero8(a);
@@ -79,23 +79,27 @@ static void nl4_pass(const float *x, const float *w, size_t n, float id, float *
     *sqq = mx_lanes_sum(b);
 }
 
+const mx_nl4_ops mx_nl4_ops_scalar = {.err = s_nl4_err, .pass = s_nl4_pass};
+
+/* The drivers below call the passes only through ops, so that a SIMD path reuses them unchanged. */
+
 typedef struct nl4_best {
     float s, err;
 } nl4_best;
 
 /* One candidate: levels of fl(x * id), the least-squares scale rounded as rnd says, kept if strictly better. */
-static void nl4_try(const float *x, const float *w, size_t n, float id, mx_pround rnd, nl4_best *best)
+static void nl4_try(const mx_nl4_ops *ops, const float *x, const float *w, size_t n, float id, mx_pround rnd, nl4_best *best)
 {
     float sxq, sqq, s, e;
     if (!finite_f(id) || id == 0.0f)
         return;
-    nl4_pass(x, w, n, id, &sxq, &sqq);
+    ops->pass(x, w, n, id, &sxq, &sqq);
     if (!(sqq > 0.0f))
         return;
     s = mx_round_param((double)sxq / (double)sqq, rnd);
     if (!finite_f(s) || s == 0.0f || s == best->s)
         return;
-    e = nl4_err(x, w, n, s);
+    e = ops->err(x, w, n, s);
     if (e < best->err) {
         best->err = e;
         best->s = s;
@@ -107,16 +111,16 @@ static void nl4_try(const float *x, const float *w, size_t n, float id, mx_proun
  * returns the best scale found, starting from s0 with error e0 (rounded as
  * rnd says; s0 wins ties).
  */
-static float nl4_search_group(const float *x, const float *w, size_t n, float xm, mx_pround rnd, float s0, float e0)
+static float nl4_search_group(const mx_nl4_ops *ops, const float *x, const float *w, size_t n, float xm, mx_pround rnd, float s0, float e0)
 {
     nl4_best best = {s0, e0};
     if (!(e0 > 0.0f) || !(xm != 0.0f) || !finite_f(xm))
         return s0;
     for (size_t k = 0; k < N_TARGETS; k++)
-        nl4_try(x, w, n, nl4_targets[k] / xm, rnd, &best);
+        nl4_try(ops, x, w, n, nl4_targets[k] / xm, rnd, &best);
     for (int it = 0; it < NL4_REFINE && best.s != 0.0f; it++) {
         float before = best.s;
-        nl4_try(x, w, n, 1.0f / best.s, rnd, &best);
+        nl4_try(ops, x, w, n, 1.0f / best.s, rnd, &best);
         if (best.s == before)
             break;
     }
@@ -158,7 +162,8 @@ static uint16_t nl4_plain_scale(float amax, float xm)
     return h;
 }
 
-void kernel_nl4_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out)
+void kernel_nl4_quantize_row_ops(const mx_nl4_ops *ops, const float *x, size_t n, unsigned group, const mx_qparams *p,
+                                 mx_rowptrs out)
 {
     uint8_t *codes = out.sec[MIXQ_SEC_CODES];
     uint8_t *scales = out.sec[MIXQ_SEC_SCALES];
@@ -176,9 +181,9 @@ void kernel_nl4_quantize_row(const float *x, size_t n, unsigned group, const mx_
         h = nl4_plain_scale(amax, xm);
         s = mx_f16_to_f32(h);
         if (search && h != 0) {
-            float e0 = nl4_err(xg, wg, len, s);
-            float s2 = nl4_search_group(xg, wg, len, xm, MX_ROUND_F16, s, e0);
-            if (s2 != s && nl4_err(xg, wg, len, s2) < e0 * (1.0f - MX_SEARCH_MARGIN)) {
+            float e0 = ops->err(xg, wg, len, s);
+            float s2 = nl4_search_group(ops, xg, wg, len, xm, MX_ROUND_F16, s, e0);
+            if (s2 != s && ops->err(xg, wg, len, s2) < e0 * (1.0f - MX_SEARCH_MARGIN)) {
                 s = s2;
                 h = mx_f32_to_f16(s); /* exact: an f16 value, not zero */
             }
@@ -225,13 +230,13 @@ typedef struct nl4_sb {
 static float sb_group_scale(const nl4_sb *r, int j) { return mx_f16_to_f32(r->dh) * (float)r->sc[j]; }
 
 /* Error of a super-block of len elements (groups of 32 in order). */
-static float nl4_sb_err(const float *x, const float *w, size_t len, const nl4_sb *r)
+static float nl4_sb_err(const mx_nl4_ops *ops, const float *x, const float *w, size_t len, const nl4_sb *r)
 {
     float e = 0.0f;
     int j = 0;
     for (size_t g0 = 0; g0 < len; g0 += NL4_DQ_GROUP, j++) {
         size_t gl = len - g0 < NL4_DQ_GROUP ? len - g0 : NL4_DQ_GROUP;
-        e += nl4_err(x + g0, w ? w + g0 : NULL, gl, sb_group_scale(r, j));
+        e += ops->err(x + g0, w ? w + g0 : NULL, gl, sb_group_scale(r, j));
     }
     return e;
 }
@@ -248,7 +253,7 @@ static void nl4_dq_plain(const float *amax, const float *hi, int ng, nl4_sb *r)
 }
 
 /* The search of one super-block (ng groups); *r gets its result, the return value its error. */
-static float nl4_dq_search(const float *x, const float *w, size_t len, int ng, const float *xmv, nl4_sb *r)
+static float nl4_dq_search(const mx_nl4_ops *ops, const float *x, const float *w, size_t len, int ng, const float *xmv, nl4_sb *r)
 {
     float sv[NL4_DQ_MAX_GROUPS] = {0}, W[NL4_DQ_MAX_GROUPS] = {0};
     float amax = 0.0f, hi, vxm, d, e;
@@ -260,8 +265,8 @@ static float nl4_dq_search(const float *x, const float *w, size_t len, int ng, c
         const float *wg = w ? w + g0 : NULL;
         float s0 = xmv[j] / -MX_NL4_EXTREME, sxq = 0.0f, sqq = 0.0f;
         if (xmv[j] != 0.0f) {
-            sv[j] = nl4_search_group(x + g0, wg, gl, xmv[j], MX_ROUND_F32, s0, nl4_err(x + g0, wg, gl, s0));
-            nl4_pass(x + g0, wg, gl, 1.0f / sv[j], &sxq, &sqq);
+            sv[j] = nl4_search_group(ops, x + g0, wg, gl, xmv[j], MX_ROUND_F32, s0, ops->err(x + g0, wg, gl, s0));
+            ops->pass(x + g0, wg, gl, 1.0f / sv[j], &sxq, &sqq);
         }
         W[j] = sqq;
     }
@@ -275,7 +280,7 @@ static float nl4_dq_search(const float *x, const float *w, size_t len, int ng, c
     }
     memset(r, 0, sizeof *r);
     if (!(amax > 0.0f) || !finite_f(amax))
-        return nl4_sb_err(x, w, len, r);
+        return nl4_sb_err(ops, x, w, len, r);
     vxm = hi == amax ? amax : -amax;
     h = mx_sym_cover_scale(amax, (float)-NL4_SC_LO);
     if (vxm > 0.0f)
@@ -288,7 +293,7 @@ static float nl4_dq_search(const float *x, const float *w, size_t len, int ng, c
         r->sc[j] = d != 0.0f ? mx_round_half_even(mx_dqp_clampf(sv[j] / d, (float)NL4_SC_LO, (float)NL4_SC_HI,
                                                                 (float)NL4_SC_HI))
                              : 0;
-    e = nl4_sb_err(x, w, len, r);
+    e = nl4_sb_err(ops, x, w, len, r);
 
     /* 3. least-squares refit of the super scale for these levels and codes, kept if the error drops */
     {
@@ -297,7 +302,7 @@ static float nl4_dq_search(const float *x, const float *w, size_t len, int ng, c
             size_t g0 = (size_t)j * NL4_DQ_GROUP, gl = len - g0 < NL4_DQ_GROUP ? len - g0 : NL4_DQ_GROUP;
             float s = sb_group_scale(r, j), sxq = 0.0f, sqq = 0.0f;
             if (s != 0.0f)
-                nl4_pass(x + g0, w ? w + g0 : NULL, gl, 1.0f / s, &sxq, &sqq);
+                ops->pass(x + g0, w ? w + g0 : NULL, gl, 1.0f / s, &sxq, &sqq);
             A += (double)r->sc[j] * r->sc[j] * sqq;
             B += (double)r->sc[j] * sxq;
         }
@@ -307,7 +312,7 @@ static float nl4_dq_search(const float *x, const float *w, size_t len, int ng, c
                 nl4_sb t = *r;
                 float e2;
                 t.dh = mx_f32_to_f16(df);
-                e2 = nl4_sb_err(x, w, len, &t);
+                e2 = nl4_sb_err(ops, x, w, len, &t);
                 if (e2 < e) {
                     *r = t;
                     e = e2;
@@ -323,13 +328,13 @@ static float nl4_dq_search(const float *x, const float *w, size_t len, int ng, c
         const float *wg = w ? w + g0 : NULL;
         float dd = mx_f16_to_f32(r->dh);
         int c0 = r->sc[j], bc = c0;
-        float be = nl4_err(x + g0, wg, gl, dd * (float)c0);
+        float be = ops->err(x + g0, wg, gl, dd * (float)c0);
         for (int dc = -1; dc <= 1; dc += 2) {
             int c = c0 + dc;
             float ec;
             if (c < NL4_SC_LO || c > NL4_SC_HI)
                 continue;
-            ec = nl4_err(x + g0, wg, gl, dd * (float)c);
+            ec = ops->err(x + g0, wg, gl, dd * (float)c);
             if (ec < be) {
                 be = ec;
                 bc = c;
@@ -341,7 +346,8 @@ static float nl4_dq_search(const float *x, const float *w, size_t len, int ng, c
     return e;
 }
 
-void kernel_nl4_dq_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out)
+void kernel_nl4_dq_quantize_row_ops(const mx_nl4_ops *ops, const float *x, size_t n, unsigned group,
+                                    const mx_qparams *p, mx_rowptrs out)
 {
     const qtype_desc *qt = &mx_qtypes[MIXQ_QT_NL4_DQ];
     uint8_t *codes = out.sec[MIXQ_SEC_CODES];
@@ -371,10 +377,10 @@ void kernel_nl4_dq_quantize_row(const float *x, size_t n, unsigned group, const 
         memset(&r, 0, sizeof r);
         nl4_dq_plain(amax, hi, ngb, &r);
         if (search) {
-            float e0 = nl4_sb_err(xs, ws, len, &r);
+            float e0 = nl4_sb_err(ops, xs, ws, len, &r);
             if (e0 > 0.0f) {
                 nl4_sb t;
-                if (nl4_dq_search(xs, ws, len, ngb, xmv, &t) < e0 * (1.0f - MX_SEARCH_MARGIN))
+                if (nl4_dq_search(ops, xs, ws, len, ngb, xmv, &t) < e0 * (1.0f - MX_SEARCH_MARGIN))
                     r = t;
             }
         }
@@ -413,4 +419,14 @@ void kernel_nl4_dq_dequantize_row(mx_crowptrs in, size_t n, unsigned group, floa
             out[k] = (float)mx_nl4_level[q] * s; /* exact */
         }
     }
+}
+
+void kernel_nl4_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out)
+{
+    kernel_nl4_quantize_row_ops(&mx_nl4_ops_scalar, x, n, group, p, out);
+}
+
+void kernel_nl4_dq_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out)
+{
+    kernel_nl4_dq_quantize_row_ops(&mx_nl4_ops_scalar, x, n, group, p, out);
 }

@@ -46,4 +46,18 @@ static inline unsigned mx_nl4_code(float x, float s)
     return mx_nl4_index(s != 0.0f ? x / s : 0.0f);
 }
 
+/*
+ * The two passes of the nl4 search over one group (kernel_nl4.c), the only
+ * parts a SIMD path replaces; each must return the scalar bits (8 lane sums
+ * indexed by element mod 8 combined by mx_lanes_sum, no contraction):
+ *   err:  sum fl(w_i fl(e * e)), e = x_i - fl(L[mx_nl4_code(x_i, s)] * s);
+ *   pass: q = mx_nl4_index(fl(x_i * id)), sxq = sum fl(fl(w_i x_i) L[q]),
+ *         sqq = sum fl(fl(w_i L[q]) L[q]).
+ * w NULL = every weight 1.
+ */
+typedef struct mx_nl4_ops {
+    float (*err)(const float *x, const float *w, size_t n, float s);
+    void (*pass)(const float *x, const float *w, size_t n, float id, float *sxq, float *sqq);
+} mx_nl4_ops;
+
 #endif

@@ -144,6 +144,13 @@ void kernel_nl4_quantize_row(const float *x, size_t n, unsigned group, const mx_
 void kernel_nl4_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
 void kernel_nl4_dq_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
 void kernel_nl4_dq_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
+/* The same with the search passes of a SIMD path (kernel_nl4.h; the plain names use mx_nl4_ops_scalar). */
+struct mx_nl4_ops;
+extern const struct mx_nl4_ops mx_nl4_ops_scalar;
+void kernel_nl4_quantize_row_ops(const struct mx_nl4_ops *ops, const float *x, size_t n, unsigned group,
+                                 const mx_qparams *p, mx_rowptrs out);
+void kernel_nl4_dq_quantize_row_ops(const struct mx_nl4_ops *ops, const float *x, size_t n, unsigned group,
+                                    const mx_qparams *p, mx_rowptrs out);
 
 void kernel_dq_quantize_row_ops(const mx_search_ops *ops, mixq_qtype type, const float *x, size_t n,
                                 unsigned group, const mx_qparams *p, mx_rowptrs out);

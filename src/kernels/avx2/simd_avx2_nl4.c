@@ -6,9 +6,11 @@
  * multiplied by the group's scale: the same single exact product per
  * element as the reference, so the bits are identical.  A group whose
  * stored scale (nl4) or super-block scale (nl4_dq) is not finite gets the
- * canonical NaN first (kernels.h).  Quantization stays the scalar kernel
- * (its search is scalar code; the element rule is shared through
- * kernel_nl4.h).
+ * canonical NaN first (kernels.h).  Quantization runs the scalar drivers
+ * of kernel_nl4.c with the two search passes vectorized here (kernel_nl4.h
+ * mx_nl4_ops): the same binary32 operations per element, lane j of each
+ * accumulator holding the reference's partial sum j (elements j mod 8),
+ * combined by mx_lanes_sum, so the sums and hence the bytes are the same.
  */
 #include <immintrin.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include "kernels/kernel_dq_plain.h"
 #include "kernels/kernel_nl4.h"
 #include "kernels/kernels.h"
+#include "kernels/quant_search.h"
 #include "kernels/simd.h"
 
 /* The level table as 16 signed bytes, for pshufb. */
@@ -108,6 +111,92 @@ static void avx2_nl4_dq_dequantize_row(mx_crowptrs in, size_t n, unsigned group,
     }
 }
 
+/* The level index of each lane of t (kernel_nl4.h mx_nl4_index: the count of midpoints below t; NaN -> 0). */
+static inline __m256i index8(__m256 t)
+{
+    __m256i q = _mm256_setzero_si256();
+    for (int i = 0; i < MX_NL4_LEVELS - 1; i++) /* a true compare is -1: subtract it */
+        q = _mm256_sub_epi32(q, _mm256_castps_si256(_mm256_cmp_ps(t, _mm256_set1_ps(mx_nl4_mid[i]), _CMP_GT_OQ)));
+    return q;
+}
+
+/* The levels of indices q as floats: two 8-entry permutes and a blend. */
+static inline __m256 level8(__m256i q)
+{
+    const __m256 l0 = _mm256_setr_ps(mx_nl4_level[0], mx_nl4_level[1], mx_nl4_level[2], mx_nl4_level[3],
+                                     mx_nl4_level[4], mx_nl4_level[5], mx_nl4_level[6], mx_nl4_level[7]);
+    const __m256 l1 = _mm256_setr_ps(mx_nl4_level[8], mx_nl4_level[9], mx_nl4_level[10], mx_nl4_level[11],
+                                     mx_nl4_level[12], mx_nl4_level[13], mx_nl4_level[14], mx_nl4_level[15]);
+    __m256 hi = _mm256_castsi256_ps(_mm256_cmpgt_epi32(q, _mm256_set1_epi32(7)));
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(l0, q), _mm256_permutevar8x32_ps(l1, q), hi);
+}
+
+/*
+ * Elements i..i+7 of x and w (w NULL: ones), the lanes past n zero (their
+ * terms are then +0, which leaves a lane sum unchanged: it is never -0).
+ */
+static inline void load8(const float *x, const float *w, size_t n, size_t i, __m256 *xv, __m256 *wv)
+{
+    if (i + 8 <= n) {
+        *xv = _mm256_loadu_ps(x + i);
+        *wv = w ? _mm256_loadu_ps(w + i) : _mm256_set1_ps(1.0f);
+    } else {
+        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        *xv = _mm256_maskload_ps(x + i, m);
+        *wv = w ? _mm256_maskload_ps(w + i, m) : _mm256_and_ps(_mm256_set1_ps(1.0f), _mm256_castsi256_ps(m));
+    }
+}
+
+static inline float lanes(__m256 v)
+{
+    _Alignas(32) float a[MX_LANES];
+    _mm256_store_ps(a, v);
+    return mx_lanes_sum(a);
+}
+
+/* mx_nl4_ops.err: t = fl(x / s) (0 if s == 0), e = x - fl(L s), sum fl(w fl(e e)). */
+static float v_nl4_err(const float *x, const float *w, size_t n, float s)
+{
+    const __m256 vs = _mm256_set1_ps(s);
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t i = 0; i < n; i += 8) {
+        __m256 xv, wv;
+        load8(x, w, n, i, &xv, &wv);
+        __m256 t = s != 0.0f ? _mm256_div_ps(xv, vs) : _mm256_setzero_ps();
+        __m256 e = _mm256_sub_ps(xv, _mm256_mul_ps(level8(index8(t)), vs));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(wv, _mm256_mul_ps(e, e)));
+    }
+    return lanes(acc);
+}
+
+/* mx_nl4_ops.pass: q = index of fl(x id), sxq = sum fl(fl(w x) L), sqq = sum fl(fl(w L) L). */
+static void v_nl4_pass(const float *x, const float *w, size_t n, float id, float *sxq, float *sqq)
+{
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    for (size_t i = 0; i < n; i += 8) {
+        __m256 xv, wv;
+        load8(x, w, n, i, &xv, &wv);
+        __m256 l = level8(index8(_mm256_mul_ps(xv, vid)));
+        a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_mul_ps(wv, xv), l));
+        b = _mm256_add_ps(b, _mm256_mul_ps(_mm256_mul_ps(wv, l), l));
+    }
+    *sxq = lanes(a);
+    *sqq = lanes(b);
+}
+
+static const mx_nl4_ops avx2_nl4_ops = {.err = v_nl4_err, .pass = v_nl4_pass};
+
+static void avx2_nl4_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out)
+{
+    kernel_nl4_quantize_row_ops(&avx2_nl4_ops, x, n, group, p, out);
+}
+
+static void avx2_nl4_dq_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out)
+{
+    kernel_nl4_dq_quantize_row_ops(&avx2_nl4_ops, x, n, group, p, out);
+}
+
 /* Installed only while the table still holds the scalar kernels these mirror (as mx_simd_fill_avx2). */
 void mx_simd_fill_avx2_nl4(mx_kernel_set *set)
 {
@@ -118,4 +207,10 @@ void mx_simd_fill_avx2_nl4(mx_kernel_set *set)
         set->dequantize_row[MIXQ_QT_NL4_DQ] == kernel_nl4_dq_dequantize_row &&
         mx_qtypes[MIXQ_QT_NL4_DQ].code_planes[0] == 4)
         set->dequantize_row[MIXQ_QT_NL4_DQ] = avx2_nl4_dq_dequantize_row;
+    if (mx_qtypes[MIXQ_QT_NL4].quantize_row == kernel_nl4_quantize_row &&
+        set->quantize_row[MIXQ_QT_NL4] == kernel_nl4_quantize_row)
+        set->quantize_row[MIXQ_QT_NL4] = avx2_nl4_quantize_row;
+    if (mx_qtypes[MIXQ_QT_NL4_DQ].quantize_row == kernel_nl4_dq_quantize_row &&
+        set->quantize_row[MIXQ_QT_NL4_DQ] == kernel_nl4_dq_quantize_row)
+        set->quantize_row[MIXQ_QT_NL4_DQ] = avx2_nl4_dq_quantize_row;
 }
