@@ -392,3 +392,18 @@ Test(nl4, container_minor_version)
     free(bare);
     free(dir);
 }
+
+/* The planner uses the opt-in types only when --candidates names them. */
+Test(nl4, planner_candidates_are_opt_in)
+{
+    char *src = ts_source_path("testdata/tiny-llama-f32"), *out = NULL, *err = NULL;
+    cr_assert_eq(RUN(&out, &err, "plan", src, "--target-bpw", "5"), 0, "%s", err);
+    cr_assert_null(strstr(out, "nl4"), "the default candidates hold an opt-in type:\n%s", out);
+    free(out);
+    free(err);
+    cr_assert_eq(RUN(&out, &err, "plan", src, "--target-bpw", "5", "--candidates", "nl4_dq,nl4,int8:32"), 0, "%s", err);
+    cr_assert_not_null(strstr(out, "nl4_dq"), "%s", out);
+    free(out);
+    free(err);
+    free(src);
+}
