@@ -16,6 +16,7 @@
 #include "kernels/simd.h"
 #include "common/workpool.h"
 #include "plan/plan_internal.h"
+#include "plan/plan_measurement.h"
 
 /* How much a unit of relative squared error costs, per role (docs/PLANNER.md). */
 static const double role_prior[MX_ROLE_COUNT] = {
@@ -300,6 +301,17 @@ static const char *values_problem(const mx_tstats *st)
     return st->quantizable ? NULL : "NaN, infinities or values beyond ±65504";
 }
 
+const char *mx_plan_fixed_reason(const st_tensor *t, const mx_role_info *r, const mx_tstats *st, bool quantize_1d)
+{
+    if (!st_dtypes[t->dtype].is_float) return "non-float";
+    if (t->n_elements == 0) return "empty";
+    if (r->buffer) return "buffer";
+    if (t->ndim == 0) return "scalar";
+    if (t->ndim == 1 && !quantize_1d) return "1-D";
+    if (values_problem(st)) return "values";
+    return NULL;
+}
+
 /* Step 1: rules and fixed tensors; marks the rest eligible. */
 mixq_status mx_planner_settle_fixed(planner *pl, mixq_error *err)
 {
@@ -344,13 +356,7 @@ mixq_status mx_planner_settle_fixed(planner *pl, mixq_error *err)
             if (s != MIXQ_OK) return s;
             continue;
         }
-        const char *why = NULL;
-        if (!is_float) why = "non-float";
-        else if (t->n_elements == 0) why = "empty";
-        else if (e->role.buffer) why = "buffer";
-        else if (t->ndim == 0) why = "scalar";
-        else if (t->ndim == 1 && !o->quantize_1d) why = "1-D";
-        else if (values_problem(&pl->stats[i])) why = "values";
+        const char *why = mx_plan_fixed_reason(t, &e->role, &pl->stats[i], o->quantize_1d != 0);
         if (why) {
             s = mx_planner_assign(pl, i, keep, 0, why, err);
             if (s != MIXQ_OK) return s;
