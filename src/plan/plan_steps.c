@@ -58,6 +58,8 @@ void mx_planner_free(planner *pl)
     free(pl->escale);
     free(pl->wsumsq);
     json_decref(pl->im_record);
+    mx_measurement_free(pl->meas);
+    free(pl->mw);
     mx_pool_destroy(pl->pool);
 }
 
@@ -405,6 +407,15 @@ mixq_status mx_planner_layouts(planner *pl, mixq_error *err)
 /* The weight of tensor i's squared error in the objective. */
 double mx_planner_weight_of(const planner *pl, size_t i)
 {
+    double w = mx_planner_role_weight(pl, i);
+    if (pl->mw) w = isfinite(pl->mw[i]) ? pl->mw[i] : w * pl->mw_scale;
+    if (pl->ext) w *= pl->ext[i];
+    return w;
+}
+
+/* The role (or flat) weight of tensor i, without the sensitivity file or a measurement. */
+double mx_planner_role_weight(const planner *pl, size_t i)
+{
     double w = 1.0;
     if (pl->o->weights == MIXQ_WEIGHTS_ROLE) {
         const mx_tstats *st = &pl->stats[i];
@@ -414,7 +425,6 @@ double mx_planner_weight_of(const planner *pl, size_t i)
         if (pl->escale) ms *= pl->escale[i];
         if (ms > 0) w *= (double)st->n / ms;
     }
-    if (pl->ext) w *= pl->ext[i];
     return w;
 }
 
