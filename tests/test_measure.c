@@ -377,6 +377,18 @@ Test(measure, cli_plan_convert_eval_show_the_prediction)
     cr_assert(json_is_number(json_object_get(j, "predicted_kld")), "%s", o);
     json_decref(j);
     free(o), free(e);
+    /* convert passes the planner's warnings on: a measurement without some tensor */
+    mx_measurement *ms = read_meas(out);
+    ms->n--;
+    char *part = ts_path(dir, "part.json");
+    mixq_error err;
+    cr_assert_eq(mx_measurement_write(ms, part, &err), MIXQ_OK);
+    mx_measurement_free(ms);
+    o = e = NULL;
+    cr_assert_eq(RUN(&o, &e, "convert", ckpt, "-o", mxq, "-f", "--target-bpw", "4.5", "--measurement", part, "-q"), 0,
+                 "%s", e);
+    cr_assert(strstr(e, "part.json has no measurement for tensor \"model.layers.1.mlp.down_proj.weight\""), "%s", e);
+    free(o), free(e), free(part);
     /* the header records the measurement */
     o = e = NULL;
     cr_assert_eq(RUN(&o, &e, "dump", mxq, "--json"), 0, "%s", e);
