@@ -343,6 +343,41 @@ Test(measure, plans_predict_kld_and_more_bytes_predict_less)
     free(part), free(out), free(ckpt), free(dir);
 }
 
+Test(measure, sensitivity_and_uniform_use_it_too)
+{
+    char *ckpt, *dir = make_model(&ckpt);
+    char *out = ts_path(dir, "m.json");
+    rt_measure_result r;
+    mixq_error err;
+    cr_assert_eq(measure_to(dir, out, 0, 1, "int3_dq", 3, &r, &err), MIXQ_OK, "%s", err.message);
+    for (int k = 0; k < 2; k++) {
+        mixq_plan_options o;
+        mixq_plan_options_init(&o);
+        o.strategy = k ? MIXQ_STRATEGY_SENSITIVITY : MIXQ_STRATEGY_UNIFORM;
+        o.measurement_path = out;
+        o.threads = 1;
+        mixq_plan *p = NULL;
+        cr_assert_eq(mixq_plan_create(ckpt, &o, &p, &err), MIXQ_OK, "%s", err.message);
+        mixq_plan_summary s;
+        mixq_plan_get_summary(p, &s);
+        cr_assert_str_eq(s.weights, "measured");
+        cr_assert(isfinite(s.predicted_kld) && s.predicted_kld > 0);
+        /* sensitivity: scores are predicted KLD at the base type over their median, so the median tensor scores 1 */
+        size_t n1 = 0, above = 0, below = 0;
+        for (size_t i = 0; k && i < mixq_plan_tensor_count(p); i++) {
+            mixq_plan_tensor t;
+            mixq_plan_tensor_get(p, i, &t);
+            if (strcmp(t.reason, "strategy")) continue;
+            n1 += t.score == 1.0;
+            above += t.score > 1.0;
+            below += t.score < 1.0;
+        }
+        if (k) cr_assert(n1 == 1 && above == 7 && below == 7, "%zu %zu %zu", n1, above, below);
+        mixq_plan_free(p);
+    }
+    free(out), free(ckpt), free(dir);
+}
+
 Test(measure, cli_plan_convert_eval_show_the_prediction)
 {
     char *ckpt, *dir = make_model(&ckpt);
