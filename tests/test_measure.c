@@ -52,6 +52,9 @@ static int32_t *make_tokens(size_t *n)
     return t;
 }
 
+/* rt_measure_options.max_base_bytes of the next measure_to (0: the default) */
+static size_t base_cap;
+
 static mixq_status measure_to(const char *dir, const char *out, size_t max_tensors, unsigned threads,
                               const char *ref, size_t chunks, rt_measure_result *r, mixq_error *err)
 {
@@ -62,7 +65,7 @@ static mixq_status measure_to(const char *dir, const char *out, size_t max_tenso
     int32_t *tok = make_tokens(&n);
     mx_pool *pool = threads > 1 ? mx_pool_create(threads) : NULL;
     rt_measure_options o = {.ctx = 16, .max_chunks = chunks, .reference = ref, .out_path = out,
-                            .max_tensors = max_tensors, .pool = pool};
+                            .max_tensors = max_tensors, .pool = pool, .max_base_bytes = base_cap};
     s = rt_measure(m, tok, n, &o, r, err);
     mx_pool_destroy(pool);
     free(tok);
@@ -90,6 +93,7 @@ Test(measure, resume_matches_one_run_and_threads_do_not_matter)
     cr_assert_eq(r.measured, 15);
     cr_assert_eq(r.chunks, 3);
     cr_assert_eq(r.forwards, 3 + 15 * 3);
+    cr_assert(r.base_kept && r.base_forwards == 3);
     /* interrupted after 4 tensors (the file holds them), then resumed */
     cr_assert_eq(measure_to(dir, part, 4, 1, "int3_dq", 3, &r, &err), MIXQ_OK, "%s", err.message);
     cr_assert(r.measured == 4 && r.remaining == 11);
@@ -99,7 +103,19 @@ Test(measure, resume_matches_one_run_and_threads_do_not_matter)
     cr_assert_eq(measure_to(dir, part, 0, 1, "int3_dq", 3, &r, &err), MIXQ_OK, "%s", err.message);
     cr_assert(r.measured == 11 && r.resumed == 4 && r.remaining == 0);
     cr_assert_eq(measure_to(dir, par, 0, 3, "int3_dq", 3, &r, &err), MIXQ_OK, "%s", err.message);
+    /* base logits too large to keep: recomputed for every chunk, the same results */
+    char *rec = ts_path(dir, "rec.json");
+    base_cap = 1;
+    cr_assert_eq(measure_to(dir, rec, 0, 1, "int3_dq", 3, &r, &err), MIXQ_OK, "%s", err.message);
+    base_cap = 0;
+    cr_assert(!r.base_kept);
+    cr_assert_eq(r.forwards, 3 + 15 * 3 * 2);
+    cr_assert_eq(r.base_forwards, 3 + 15 * 3);
+    mx_measurement *e = read_meas(rec);
     mx_measurement *a = read_meas(full), *b = read_meas(part), *c = read_meas(par);
+    for (size_t i = 0; i < 15; i++) cr_assert_eq(e->t[i].kld, a->t[i].kld, "%s", a->t[i].name);
+    mx_measurement_free(e);
+    free(rec);
     cr_assert(a->n == 15 && b->n == 15 && c->n == 15);
     for (size_t i = 0; i < 15; i++) {
         cr_assert_str_eq(a->t[i].name, b->t[i].name);
@@ -387,7 +403,7 @@ Test(measure, cli_plan_convert_eval_show_the_prediction)
     ts_write_file(tok, text, strlen(text));
     char *o = NULL, *e = NULL;
     cr_assert_eq(RUN(&o, &e, "measure", ckpt, "--tokens", tok, "--ctx", "16", "-o", out, "-j", "2"), 0, "%s", e);
-    cr_assert(strstr(e, "15 tensors as int3_dq:16") && strstr(e, "cost: 48 forward passes"), "%s", e);
+    cr_assert(strstr(e, "15 tensors as int3_dq:16") && strstr(e, "cost: 48 forward passes of 16 tokens (15 tensors x 3 chunks + 3 of the base)"), "%s", e);
     free(o), free(e);
     o = e = NULL;
     cr_assert_eq(RUN(&o, &e, "measure", ckpt, "--tokens", tok, "--ctx", "16", "-o", out, "-q"), 0, "%s", e);

@@ -169,10 +169,10 @@ int cmd_measure(int argc, char **argv)
                 mx_shown(out_path, b), r.tensors, r.reference, r.measured, r.resumed,
                 r.remaining ? ", the rest left for later" : "", r.chunks, r.ctx, r.base_ppl);
         if (r.remaining) fprintf(stderr, "%zu tensors left: run the same command again to measure them\n", r.remaining);
-        fprintf(stderr, "cost: %zu forward passes of %zu tokens (%zu tensors x %zu chunks + %zu base), %.1f s wall, "
-                        "%.1f s CPU%s\n",
-                r.forwards, r.ctx, r.measured, r.chunks, r.forwards - r.measured * r.chunks, wall_seconds() - w0,
-                cpu_seconds() - c0, r.base_kept ? "" : " (base logits recomputed per chunk: too large to keep)");
+        fprintf(stderr, "cost: %zu forward passes of %zu tokens (%zu tensors x %zu chunks + %zu of the base), %.1f s "
+                        "wall, %.1f s CPU%s\n",
+                r.forwards, r.ctx, r.measured, r.chunks, r.base_forwards, wall_seconds() - w0, cpu_seconds() - c0,
+                r.base_kept ? "" : " (base logits recomputed per chunk: too large to keep)");
     }
 done:
     mx_pool_destroy(pool);

@@ -90,7 +90,7 @@ typedef struct run {
     base_chunk *base;          /* [chunks] when kept, else [1] */
     bool kept;
     double *kld;               /* [n_pos] */
-    size_t forwards;
+    size_t forwards, base_forwards;
 } run;
 
 /* The chunk c's tokens, BOS first. */
@@ -107,6 +107,7 @@ static mixq_status base_forward(run *r, size_t c, base_chunk *b, double *nll_sum
     mixq_status s = rt_forward(r->st, r->chunk, r->ctx, 0, r->first, b->logits, err);
     if (s) return s;
     r->forwards++;
+    r->base_forwards++;
     double *nll = malloc(r->n_pos * sizeof *nll);
     if (!nll) return mx_err(err, MIXQ_E_NOMEM, "out of memory");
     kld_job j = {.b = b, .V = r->V, .targets = r->tokens + c * r->ctx + r->first + 1, .nll = nll};
@@ -342,6 +343,7 @@ mixq_status rt_measure(rt_model *m, const int32_t *tokens, size_t n, const rt_me
     if (!s && res->measured == 0) s = mx_measurement_write(ms, o->out_path, err);
 done:
     res->forwards = r.forwards;
+    res->base_forwards = r.base_forwards;
     free(eligible);
     if (r.base)
         for (size_t c = 0; c < (r.kept ? r.chunks : 1); c++) base_free(&r.base[c]);

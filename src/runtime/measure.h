@@ -44,6 +44,7 @@ typedef struct rt_measure_result {
     size_t resumed;                 /* already in the file */
     size_t remaining;               /* still to measure (max_tensors reached) */
     size_t forwards;                /* forward passes of chunks this run (base included) */
+    size_t base_forwards;           /* of them, the unquantized model's */
     size_t chunks, ctx;
     bool base_kept;                 /* base logits kept in memory (else recomputed per chunk) */
     double base_ppl;                /* perplexity of the unquantized model on the chunks */
