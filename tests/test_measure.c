@@ -445,5 +445,9 @@ Test(measure, cli_plan_convert_eval_show_the_prediction)
     cr_assert_eq(RUN(&o, &e, "dump", mxq, "--json"), 0, "%s", e);
     cr_assert(strstr(o, "\"measurement\"") && strstr(o, "\"predicted_kld\""), "%s", o);
     free(o), free(e);
+    o = e = NULL;
+    cr_assert_eq(RUN(&o, &e, "dump", mxq), 0, "%s", e);
+    cr_assert(strstr(o, "measurement: part.json (xxh3 ") && strstr(o, "), predicted KLD "), "%s", o);
+    free(o), free(e);
     free(tok), free(out), free(mxq), free(ckpt), free(dir);
 }
