@@ -377,6 +377,12 @@ typedef struct mixq_plan_options {
     mixq_imatrix_weighting imatrix_weighting;
     mixq_warning_fn warning;  /* optional: receives the warnings (e.g. a tensor with no imatrix entry) */
     void *warning_ctx;
+    /* version 3 */
+    const char *measurement_path; /* NULL, or a measurement file of `mixq measure` for this checkpoint:
+                                     tensor i's weight becomes kld_i / e_i(T), T the file's reference type
+                                     and e_i the planner's own error measure, so that weight x error
+                                     predicts its KL divergence; the budget minimises the predicted KLD
+                                     (docs/PLANNER.md §10) */
 } mixq_plan_options;
 
 /*
@@ -427,6 +433,7 @@ typedef struct mixq_plan_tensor {
     double weight;             /* weight of its error in the budget objective */
     double score;              /* sensitivity score (0 if not computed) */
     const char *reason;        /* why it got its type: "strategy", "rule", "keep", "1-D", "non-float", ... */
+    double predicted_kld;      /* with a measurement: weight x estimated_error, its predicted KLD; else NaN */
 } mixq_plan_tensor;
 
 /* Fills *out for the i-th tensor; MIXQ_E_RANGE if i is out of range. */
@@ -437,7 +444,7 @@ typedef struct mixq_plan_summary {
     const char *strategy;      /* "uniform", "sensitivity", "budget" */
     double target_bpw;         /* 0 if none */
     uint64_t target_size;      /* 0 if none */
-    const char *weights;       /* "role" or "flat", then "+file" (a sensitivity file), "+imatrix" (an importance matrix) */
+    const char *weights;       /* "role", "flat" or "measured", then "+file" (a sensitivity file), "+imatrix" (an importance matrix) */
     size_t n_tensors;
     uint64_t n_elements;       /* weights of every tensor */
     uint64_t source_bytes;     /* the source tensors' bytes */
@@ -453,6 +460,8 @@ typedef struct mixq_plan_summary {
     const char *solver;        /* budget: "dp" or "lagrangian"; else "" */
     uint64_t budget_bytes;     /* budget: what the planned tensors could use, in the target's units */
     uint64_t min_bytes;        /* budget: the smallest achievable, same units */
+    double predicted_kld;      /* with a measurement: the sum of the tensors' predicted KLD; else NaN */
+    const char *measurement;   /* with a measurement: the file's base name; else NULL */
 } mixq_plan_summary;
 
 /* Fills *out. */

@@ -219,3 +219,59 @@ double ts_ref_e5m2(uint8_t b)
         v = ldexp(4 + m, e - 17);
     return s ? -v : v;
 }
+
+/* A LLaMA checkpoint of F32 tensors with the shapes of (H, I, L, heads, kv heads, V) and config.json. */
+void ts_write_llama(const char *dir, int H, int I, int L, int nh, int nkv, int V, const char *cfg_json)
+{
+    int hd = H / nh;
+    char *hdr = malloc(1 << 16);
+    size_t hl = 0, off = 0;
+    hl += (size_t)sprintf(hdr + hl, "{");
+    struct { char name[96]; int r, c; } t[64];
+    int nt = 0;
+#define T(nm, rows, cols) (snprintf(t[nt].name, sizeof t[nt].name, "%s", nm), t[nt].r = rows, t[nt].c = cols, nt++)
+    T("model.embed_tokens.weight", V, H);
+    T("model.norm.weight", H, 0);
+    for (int l = 0; l < L; l++) {
+        char n[96];
+#define LT(suffix, rows, cols) (snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix), T(n, rows, cols))
+        LT("input_layernorm.weight", H, 0);
+        LT("post_attention_layernorm.weight", H, 0);
+        LT("self_attn.q_proj.weight", nh * hd, H);
+        LT("self_attn.k_proj.weight", nkv * hd, H);
+        LT("self_attn.v_proj.weight", nkv * hd, H);
+        LT("self_attn.o_proj.weight", H, nh * hd);
+        LT("mlp.gate_proj.weight", I, H);
+        LT("mlp.up_proj.weight", I, H);
+        LT("mlp.down_proj.weight", H, I);
+    }
+    for (int i = 0; i < nt; i++) {
+        size_t n = (size_t)t[i].r * (size_t)(t[i].c ? t[i].c : 1);
+        if (t[i].c)
+            hl += (size_t)sprintf(hdr + hl, "%s\"%s\": {\"dtype\": \"F32\", \"shape\": [%d, %d], \"data_offsets\": [%zu, %zu]}",
+                                  i ? ", " : "", t[i].name, t[i].r, t[i].c, off, off + 4 * n);
+        else
+            hl += (size_t)sprintf(hdr + hl, "%s\"%s\": {\"dtype\": \"F32\", \"shape\": [%d], \"data_offsets\": [%zu, %zu]}",
+                                  i ? ", " : "", t[i].name, t[i].r, off, off + 4 * n);
+        off += 4 * n;
+    }
+    sprintf(hdr + hl, "}");
+    float *data = malloc(off);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < off / 4; i++) {
+        x = x * 1664525u + 1013904223u;
+        data[i] = ((float)(x >> 8) / 16777216.0f - 0.5f);
+    }
+    size_t len;
+    uint8_t *st = ts_safetensors(hdr, data, off, &len);
+    char *p = ts_path(dir, "model.safetensors");
+    ts_write_file(p, st, len);
+    free(p);
+    p = ts_path(dir, "config.json");
+    ts_write_file(p, cfg_json, strlen(cfg_json));
+    free(p);
+    free(st);
+    free(data);
+    free(hdr);
+}
+

@@ -61,6 +61,14 @@ char *ts_models_dir(void);
  */
 int ts_run_cli(const char *const *args, char **out, char **err);
 
+/*
+ * Writes dir/model.safetensors, a LLaMA checkpoint of F32 tensors with the
+ * shapes of hidden H, intermediate I, L layers, nh heads, nkv kv heads and
+ * vocabulary V (no lm_head: tie it in cfg_json, or add one), values from an
+ * LCG in [-0.5, 0.5), and dir/config.json = cfg_json.
+ */
+void ts_write_llama(const char *dir, int H, int I, int L, int nh, int nkv, int V, const char *cfg_json);
+
 /* Independent references: the value of an fp8 E4M3 / E5M2 byte from its bit fields (NaN codes: NAN). */
 double ts_ref_e4m3(uint8_t b);
 double ts_ref_e5m2(uint8_t b);

@@ -273,6 +273,12 @@ static int dump_table(const char *path, mixq_file *f)
             printf(" (errors of tensors over %lld elements estimated from a sample of rows)",
                    (long long)json_integer_value(ms));
         putchar('\n');
+        json_t *pk = json_object_get(plan, "predicted_kld"), *mo = json_object_get(plan, "measurement");
+        const char *mf = json_string_value(json_object_get(mo, "file"));
+        const char *mh = json_string_value(json_object_get(mo, "xxh3"));
+        if (json_is_number(pk) && mf && mh) /* a plan with measured weights (mixq measure) */
+            printf("measurement: %s (xxh3 %s), predicted KLD %.6g\n", cli_safe(mf), cli_safe(mh),
+                   json_number_value(pk));
     }
     json_t *im = json_object_get(json_object_get(header, "metadata"), "imatrix");
     if (json_is_object(im)) {

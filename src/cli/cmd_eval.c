@@ -1,6 +1,7 @@
 /* cmd_eval.c - `mixq eval MODEL`: perplexity, and KL divergence against a base model. */
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,8 @@ static const char usage[] =
     "also the KL divergence of MODEL's next-token distribution from the base's\n"
     "(mean, median, 99th percentile, max), the rate at which both rank the same\n"
     "token first and the RMS of the change in the probability of the actual next\n"
-    "token; both models run on each chunk (no logits file).\n"
+    "token; both models run on each chunk (no logits file).  A container planned\n"
+    "with --measurement also shows the KLD its plan predicted.\n"
     "\n"
     "Options:\n"
     "  --text FILE         the text (UTF-8), tokenized by the model's tokenizer\n"
@@ -57,7 +59,31 @@ static void on_progress(void *ctx, size_t done, size_t total, double ppl)
     if (done == total) fputs("\r\033[K", stderr);
 }
 
-static void print_table(const char *model, const char *base, const rt_eval_result *r)
+/*
+ * The KLD the container's plan predicted (metadata.plan.predicted_kld: a
+ * plan made with --measurement), or NAN; *file gets the measurement's name
+ * (into buf) or NULL.
+ */
+static double predicted_kld(const rt_model *m, char *buf, size_t cap, const char **file)
+{
+    *file = NULL;
+    if (!m->mf) return NAN;
+    size_t len = 0;
+    const char *h = mixq_header_json(m->mf, &len);
+    json_t *root = h ? json_loadb(h, len, 0, NULL) : NULL;
+    json_t *plan = json_object_get(json_object_get(root, "metadata"), "plan");
+    json_t *v = json_object_get(plan, "predicted_kld");
+    double k = json_is_number(v) ? json_number_value(v) : NAN;
+    const char *f = json_string_value(json_object_get(json_object_get(plan, "measurement"), "file"));
+    if (f && isfinite(k)) {
+        snprintf(buf, cap, "%s", f);
+        *file = buf;
+    }
+    json_decref(root);
+    return k;
+}
+
+static void print_table(const char *model, const char *base, const rt_eval_result *r, double pk, const char *pfile)
 {
     char b[MX_SHOWN_BUF];
     printf("model             %s\n", mx_shown(model, b));
@@ -67,6 +93,7 @@ static void print_table(const char *model, const char *base, const rt_eval_resul
     printf("base              %s\n", mx_shown(base, b));
     printf("base perplexity   %.4f\n", r->base_ppl);
     printf("KLD mean          %.6f\n", r->kld_mean);
+    if (isfinite(pk)) printf("KLD predicted     %.6f (the plan's, from %s)\n", pk, pfile ? cli_safe(pfile) : "?");
     printf("KLD median        %.6f\n", r->kld_median);
     printf("KLD p99           %.6f\n", r->kld_p99);
     printf("KLD max           %.6f\n", r->kld_max);
@@ -74,7 +101,7 @@ static void print_table(const char *model, const char *base, const rt_eval_resul
     printf("RMS delta p       %.4f %%\n", 100 * r->rms_dp);
 }
 
-static int print_json(const char *model, const char *base, const rt_eval_result *r)
+static int print_json(const char *model, const char *base, const rt_eval_result *r, double pk)
 {
     json_t *o = json_object();
     json_object_set_new(o, "model", json_string(model));
@@ -92,6 +119,7 @@ static int print_json(const char *model, const char *base, const rt_eval_result 
         json_object_set_new(k, "p99", json_real(r->kld_p99));
         json_object_set_new(k, "max", json_real(r->kld_max));
         json_object_set_new(o, "kld", k);
+        if (isfinite(pk)) json_object_set_new(o, "predicted_kld", json_real(pk));
         json_object_set_new(o, "same_top1", json_real(r->same_top1));
         json_object_set_new(o, "rms_delta_p", json_real(r->rms_dp));
     }
@@ -182,8 +210,11 @@ int cmd_eval(int argc, char **argv)
         rc = s == MIXQ_E_INVALID_ARG ? EXIT_USAGE : cli_exit_code(s);
         goto done;
     }
-    if (json) rc = print_json(model_path, base_path, &r);
-    else print_table(model_path, base_path, &r);
+    char pbuf[256];
+    const char *pfile;
+    double pk = predicted_kld(m, pbuf, sizeof pbuf, &pfile);
+    if (json) rc = print_json(model_path, base_path, &r, pk);
+    else print_table(model_path, base_path, &r, pk, pfile);
 done:
     mx_pool_destroy(pool);
     free(ids);

@@ -59,7 +59,11 @@ static void print_table(const mixq_plan *p, int explain)
         if (l > w) w = l;
     }
     if (w > 60) w = 60;
+    mixq_plan_summary sum;
+    mixq_plan_get_summary(p, &sum);
+    int pred = sum.measurement != NULL; /* a measured plan: each tensor's predicted KLD beside its weight error */
     printf("%-*s  %-10s  %10s  %-12s  %12s  %9s", (int)w, "tensor", "role", "weights", "type", "bytes", "rel.err");
+    if (pred) printf("  %10s  %10s", "w.err", "pred.kld");
     if (explain) printf("  %5s  %5s  %9s  %7s  %s", "layer", "depth", "weight", "score", "reason");
     putchar('\n');
     cli_by_type bt = {0};
@@ -74,6 +78,10 @@ static void print_table(const mixq_plan *p, int explain)
         else snprintf(err, sizeof err, "%.3e", t.rel_error);
         printf("%-*s  %-10s  %10llu  %-12s  %12llu  %9s", (int)w, cli_safe(t.name), role, (unsigned long long)t.n_elements, sp,
                (unsigned long long)t.nbytes, err);
+        if (pred) {
+            if (isnan(t.predicted_kld)) printf("  %10s  %10s", "-", "-");
+            else printf("  %10.3e  %10.3e", t.estimated_error, t.predicted_kld);
+        }
         if (explain) {
             char layer[16];
             if (t.layer >= 0) snprintf(layer, sizeof layer, "%d", t.layer);
@@ -113,6 +121,9 @@ static void print_summary(const mixq_plan *p)
                    s.weighted_error > 0 ? 100.0 * (s.weighted_error - s.lower_bound) / s.weighted_error : 0.0);
     }
     printf("\n");
+    if (s.measurement)
+        printf("predicted KLD %.6g (weights measured in %s: each tensor's weight x error)\n", s.predicted_kld,
+               cli_safe(s.measurement));
     if (s.target_bpw > 0)
         printf("budget: %llu bytes of tensors (%.4g bits per weight); used %llu (%.2f%% of it)\n",
                (unsigned long long)s.budget_bytes, s.target_bpw, (unsigned long long)s.tensor_bytes,

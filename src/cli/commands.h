@@ -10,6 +10,7 @@ int cmd_export(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
+int cmd_measure(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 
 #endif

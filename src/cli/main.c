@@ -21,6 +21,7 @@ static const char usage[] =
     "  plan      show which type each tensor would get (uniform, sensitivity, budget)\n"
     "  eval      perplexity of a model, and KL divergence against a base model\n"
     "  calibrate the importance matrix of a model (llama.cpp imatrix, .gguf or .dat)\n"
+    "  measure   each tensor's effect on the output (KLD), for the planner's --measurement\n"
     "  run       continue a prompt with a model (greedy or seeded sampling)\n"
     "\n"
     "Options:\n"
@@ -72,6 +73,7 @@ static int dispatch(int argc, char **argv)
     if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "calibrate")) return cmd_calibrate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "measure")) return cmd_measure(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
     fprintf(stderr, "mixq: unknown command '%s'\nTry 'mixq --help'.\n", cmd);
     return EXIT_USAGE;

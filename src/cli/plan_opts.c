@@ -36,7 +36,10 @@ const char cli_plan_help[] =
     "      --imatrix F       importance matrix (llama.cpp GGUF or .dat imatrix, or\n"
     "                        'mixq calibrate'): scale searches and planned errors are\n"
     "                        weighted by each input column's mean square activation\n"
-    "      --imatrix-weighting W  sigma (default: a_j sqrt(s2 + x_j^2)) or plain (a_j)\n";
+    "      --imatrix-weighting W  sigma (default: a_j sqrt(s2 + x_j^2)) or plain (a_j)\n"
+    "      --measurement F   a `mixq measure` file of this checkpoint: each tensor's\n"
+    "                        weight becomes its measured KLD per unit of error, so\n"
+    "                        the budget minimises the predicted KLD (weights measured)\n";
 
 void cli_plan_opts_init(cli_plan_opts *c)
 {
@@ -149,6 +152,7 @@ int cli_plan_opt(cli_plan_opts *c, const char *cmd, int code, const char *arg)
         }
         break;
     case CLI_OPT_SENSITIVITY: o->sensitivity_path = arg; break;
+    case CLI_OPT_MEASUREMENT: o->measurement_path = arg; break;
     case CLI_OPT_THRESHOLDS: {
         double t[3];
         char *end;

@@ -23,7 +23,8 @@ enum {
     CLI_OPT_MEASURE_SAMPLE,
     CLI_OPT_THREADS,
     CLI_OPT_IMATRIX,
-    CLI_OPT_IMATRIX_WEIGHTING
+    CLI_OPT_IMATRIX_WEIGHTING,
+    CLI_OPT_MEASUREMENT
 };
 
 /* Entries for a struct option array (no terminator). */
@@ -41,7 +42,8 @@ enum {
         {"measure-sample", required_argument, NULL, CLI_OPT_MEASURE_SAMPLE},                                 \
         {"threads", required_argument, NULL, CLI_OPT_THREADS},                                               \
         {"imatrix", required_argument, NULL, CLI_OPT_IMATRIX},                                               \
-        {"imatrix-weighting", required_argument, NULL, CLI_OPT_IMATRIX_WEIGHTING}
+        {"imatrix-weighting", required_argument, NULL, CLI_OPT_IMATRIX_WEIGHTING},                           \
+        {"measurement", required_argument, NULL, CLI_OPT_MEASUREMENT}
 
 /* The planner options' help lines (for the usage texts). */
 extern const char cli_plan_help[];

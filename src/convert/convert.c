@@ -415,6 +415,14 @@ mixq_status mx_convert_check_header_limit(const st_model *m, const mixq_convert_
     return MIXQ_OK;
 }
 
+/* Passes a planner warning on to the converter's callback (ctx: the options), except the imatrix ones. */
+static void forward_plan_warning(void *ctx, const char *msg)
+{
+    const mixq_convert_options *o = ctx;
+    if (strstr(msg, " has no entry for tensor ")) return; /* the converter says it for each tensor it converts */
+    o->warning(o->warning_ctx, msg);
+}
+
 /*
  * Plans with o->plan_options, or checks o->plan against the checkpoint:
  * o->plan gets the plan to apply (*owned if made here), *map the plan entry
@@ -444,7 +452,10 @@ static mixq_status setup_plan(const char *in_path, const st_model *m, mixq_conve
             o->imatrix_path = po.imatrix_path;
             o->imatrix_weighting = po.imatrix_weighting;
         }
-        po.warning = NULL; /* the converter warns about each tensor itself */
+        /* the converter warns about each tensor's imatrix entry itself; the planner's other warnings
+           (a measurement file's missing tensors) are passed on */
+        po.warning = o->warning ? forward_plan_warning : NULL;
+        po.warning_ctx = o;
         if ((s = load_imatrix(m, o, im, roles, err)) != MIXQ_OK) return s;
         json_t *meta = header_meta(m, o, *im);
         if (!meta) return mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", in_path);

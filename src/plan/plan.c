@@ -41,18 +41,24 @@ void mx_plan_options_defaults(mixq_plan_options *o)
 }
 
 
-/* The plan's "weights": role or flat, "+file" with a sensitivity file, "+imatrix" with an importance matrix. */
-static const char *const weights_names[2][2][2] = {{{"role", "role+imatrix"}, {"role+file", "role+file+imatrix"}},
-                                                   {{"flat", "flat+imatrix"}, {"flat+file", "flat+file+imatrix"}}};
+/*
+ * The plan's "weights": role or flat, measured with a measurement file (which
+ * replaces either), "+file" with a sensitivity file, "+imatrix" with an
+ * importance matrix.
+ */
+static const char *const weights_names[3][2][2] = {
+    {{"role", "role+imatrix"}, {"role+file", "role+file+imatrix"}},
+    {{"flat", "flat+imatrix"}, {"flat+file", "flat+file+imatrix"}},
+    {{"measured", "measured+imatrix"}, {"measured+file", "measured+file+imatrix"}}};
 
-static const char *weights_name(mixq_plan_weights w, bool file, bool imatrix)
+static const char *weights_name(mixq_plan_weights w, bool measured, bool file, bool imatrix)
 {
-    return weights_names[w == MIXQ_WEIGHTS_FLAT][file][imatrix];
+    return weights_names[measured ? 2 : w == MIXQ_WEIGHTS_FLAT][file][imatrix];
 }
 
 bool mx_plan_weights_known(const char *v)
 {
-    for (size_t i = 0; i < 8; i++)
+    for (size_t i = 0; i < 12; i++)
         if (!strcmp((&weights_names[0][0][0])[i], v)) return true;
     return false;
 }
@@ -193,8 +199,10 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
     if (s == MIXQ_OK) s = mx_planner_settle_fixed(&pl, err);
     if (s == MIXQ_OK) s = mx_planner_importance(&pl, err);
     if (s == MIXQ_OK) s = mx_planner_layouts(&pl, err);
+    if (s == MIXQ_OK) s = mx_planner_load_measurement(&pl, err);
     if (s == MIXQ_OK && (!mx_plan_set_str(&p->strategy, strategy_names[o->strategy]) ||
-                         !mx_plan_set_str(&p->weights, weights_name(o->weights, pl.ext != NULL, pl.imp != NULL)) ||
+                         !mx_plan_set_str(&p->weights, weights_name(o->weights, pl.meas != NULL, pl.ext != NULL,
+                                                                    pl.imp != NULL)) ||
                          (o->strategy != MIXQ_STRATEGY_UNIFORM && !record_candidates(&pl))))
         s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
     if (s == MIXQ_OK) {
@@ -241,8 +249,9 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
         case MIXQ_STRATEGY_BUDGET: s = mx_plan_run_budget(&pl, meta_base, slack, err); break;
         }
     }
+    if (s == MIXQ_OK) s = mx_planner_measured_weights(&pl, err); /* (uniform: not yet) */
     /* errors of the fixed tensors, weights, totals */
-    double werr = 0;
+    double werr = 0, pred = 0;
     for (size_t i = 0; i < n && s == MIXQ_OK; i++) {
         mx_plan_entry *e = &p->t[i];
         if (!pl.eligible[i]) {
@@ -253,8 +262,11 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
             e->sumsq = (pl.wsumsq && !isnan(pl.wsumsq[i]) ? pl.wsumsq[i] : e->sumsq) * pl.escale[i];
         if (isnan(e->weight)) e->weight = st_dtypes[m->tensors[i].dtype].is_float ? mx_planner_weight_of(&pl, i) : 0.0;
         if (pl.eligible[i]) werr += e->weight * e->est_error;
+        double pk = e->weight * e->est_error; /* every tensor's predicted KLD, fixed ones included */
+        if (isfinite(pk)) pred += pk;
     }
     if (s == MIXQ_OK && !budget) p->weighted_error = werr;
+    if (s == MIXQ_OK && pl.meas) p->predicted_kld = pred;
     if (s == MIXQ_OK) {
         json_t *full = json_deep_copy(meta_base);
         json_t *pm = mx_plan_header_meta(p, false);

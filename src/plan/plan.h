@@ -42,7 +42,7 @@ struct mixq_plan {
     mx_plan_entry *t;
     size_t n;
     char *strategy;           /* "uniform", "sensitivity", "budget" (as loaded, for plan files) */
-    char *weights;            /* "role", "flat", "role+file", "flat+file" */
+    char *weights;            /* "role", "flat" or "measured", with "+file" and/or "+imatrix" */
     char *candidates;         /* normalized list, e.g. "int4:64,int8:128,f16"; "" if none */
     double target_bpw;        /* 0 if none */
     uint64_t target_size;     /* 0 if none */
@@ -55,6 +55,9 @@ struct mixq_plan {
     uint64_t budget_bytes, min_bytes;
     uint64_t file_bytes;      /* upper bound of the output file (0 if unknown) */
     char *origin;             /* the plan file's name for messages, or NULL */
+    char *meas_file;          /* the measurement file's base name (weights "measured..."), or NULL */
+    char meas_xxh3[17];       /* its xxh3-64, 16 hex digits */
+    double predicted_kld;     /* with a measurement: sum of weight x estimated error over the tensors; else NAN */
     mx_file_key *inputs;      /* the files planned from (shards, index, sensitivity file): never saved over */
     size_t ninputs;
 };
@@ -91,7 +94,7 @@ mixq_status mx_plan_match(const mixq_plan *plan, const st_model *m, const char *
  */
 json_t *mx_plan_header_meta(const mixq_plan *plan, bool placeholder);
 
-/* True if v is a "weights" value the planner writes (role, flat, with "+file" and/or "+imatrix"). */
+/* True if v is a "weights" value the planner writes (role, flat, measured, with "+file" and/or "+imatrix"). */
 bool mx_plan_weights_known(const char *v);
 
 /*
@@ -100,6 +103,9 @@ bool mx_plan_weights_known(const char *v);
  * "plan") and each tensor's estimated_error: 0 on overflow or out of memory.
  */
 uint64_t mx_plan_file_size(const mixq_plan *plan, const st_model *m, const size_t *map, json_t *meta);
+
+/* weight x estimated error of entry e when the plan has a measurement (its predicted KLD), else NAN. */
+double mx_plan_entry_predicted(const mixq_plan *plan, const mx_plan_entry *e);
 
 /* The "estimated_error" extra of a tensor entry, or NULL if unknown. */
 json_t *mx_plan_entry_extra(const mx_plan_entry *e);

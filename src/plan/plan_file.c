@@ -47,6 +47,10 @@ char *mx_plan_to_json(const mixq_plan *p)
     if (p->candidates[0]) bad |= json_object_set_new(root, "candidates", json_string(p->candidates));
     bad |= json_object_set_new(root, "rtn", json_boolean(p->rtn));
     bad |= json_object_set_new(root, "measure_sample", json_integer((json_int_t)p->measure_sample));
+    if (p->meas_file) {
+        json_t *mo = json_pack("{s:s,s:s}", "file", p->meas_file, "xxh3", p->meas_xxh3);
+        bad |= !mo || json_object_set_new(root, "measurement", mo);
+    }
 
     mixq_plan_summary s;
     mixq_plan_get_summary(p, &s);
@@ -58,6 +62,7 @@ char *mx_plan_to_json(const mixq_plan *p)
     bad |= set_real(sum, "bits_per_weight", s.bits_per_weight);
     bad |= set_real(sum, "estimated_error", s.estimated_error);
     bad |= set_real(sum, "weighted_error", s.weighted_error);
+    bad |= set_real(sum, "predicted_kld", s.predicted_kld);
     if (p->solver[0]) {
         bad |= json_object_set_new(sum, "solver", json_string(p->solver));
         bad |= json_object_set_new(sum, "optimal", json_boolean(p->optimal));
@@ -94,6 +99,7 @@ char *mx_plan_to_json(const mixq_plan *p)
             bad |= set_real(o, "estimated_error", e->est_error);
             bad |= json_object_set_new(o, "estimated_for", json_string(spec));
         }
+        bad |= set_real(o, "predicted_kld", mx_plan_entry_predicted(p, e));
         bad |= json_object_set_new(o, "reason", json_string(e->reason ? e->reason : ""));
         bad |= json_array_append_new(arr, o);
     }
@@ -165,10 +171,11 @@ static bool get_uint(json_t *v, uint64_t *out)
 }
 
 static const char *const top_keys[] = {"format", "version", "strategy", "target_bpw", "target_size", "weights",
-                                       "candidates", "rtn", "measure_sample", "summary", "tensors", NULL};
+                                       "candidates", "rtn", "measure_sample", "measurement", "summary", "tensors",
+                                       NULL};
 static const char *const tensor_keys[] = {"name", "shape", "dtype", "type", "group_size", "role", "layer", "tied",
                                           "bytes", "weight", "score", "estimated_error", "estimated_for", "reason",
-                                          NULL};
+                                          "predicted_kld", NULL};
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -248,9 +255,9 @@ static mixq_status parse_tensor(const char *name, json_t *o, size_t k, mx_plan_e
     uint64_t bv;
     if (bytes && !get_uint(bytes, &bv))
         return mx_err(err, MIXQ_E_FORMAT, "%s: tensor \"%.200s\": \"bytes\" must be a non-negative integer", name, nm);
-    static const char *const nums[] = {"weight", "score", "estimated_error"};
-    double vals[3] = {NAN, 0, NAN};
-    for (int i = 0; i < 3; i++) {
+    static const char *const nums[] = {"weight", "score", "estimated_error", "predicted_kld"};
+    double vals[4] = {NAN, 0, NAN, NAN}; /* predicted_kld is checked, not kept: weight x estimated_error */
+    for (int i = 0; i < 4; i++) {
         json_t *v = json_object_get(o, nums[i]);
         if (!v) continue;
         if (!json_is_number(v) || !(json_number_value(v) >= 0) || !isfinite(json_number_value(v)))
@@ -345,7 +352,7 @@ mixq_status mx_plan_parse(const char *name, const char *text, size_t len, mixq_p
     }
     static const char *const str_keys[] = {"strategy", "weights", "candidates"};
     static const char *const str_expected[] = {"uniform, sensitivity or budget",
-                                               "role or flat, with +file and/or +imatrix",
+                                               "role, flat or measured, with +file and/or +imatrix",
                                                "a comma-separated list of types (int4, int8:64, ...)"};
     char **dst[] = {&p->strategy, &p->weights, &p->candidates};
     for (int i = 0; i < 3; i++) {
@@ -392,6 +399,21 @@ mixq_status mx_plan_parse(const char *name, const char *text, size_t len, mixq_p
         s = mx_err(err, MIXQ_E_FORMAT, "%s: \"measure_sample\" must be a non-negative integer", name);
         goto out;
     }
+    json_t *meas = json_object_get(root, "measurement");
+    if (meas) { /* the measurement file the weights came from (recorded in the container) */
+        const char *mf = json_string_value(json_object_get(meas, "file"));
+        const char *mh = json_string_value(json_object_get(meas, "xxh3"));
+        if (!json_is_object(meas) || json_object_size(meas) != 2 || !mf || !mh || strlen(mh) != 16 ||
+            strspn(mh, "0123456789abcdef") != 16) {
+            s = mx_err(err, MIXQ_E_FORMAT, "%s: \"measurement\" must be {\"file\": name, \"xxh3\": 16 hex digits}", name);
+            goto out;
+        }
+        if (!mx_plan_set_str(&p->meas_file, mf)) {
+            s = mx_err(err, MIXQ_E_NOMEM, "%s: out of memory", name);
+            goto out;
+        }
+        memcpy(p->meas_xxh3, mh, 17);
+    }
     json_t *sum = json_object_get(root, "summary");
     if (sum && !json_is_object(sum)) {
         s = mx_err(err, MIXQ_E_FORMAT, "%s: \"summary\" must be an object", name);
@@ -421,6 +443,8 @@ mixq_status mx_plan_parse(const char *name, const char *text, size_t len, mixq_p
         json_t *v;
         if ((v = json_object_get(sum, "weighted_error")) && json_is_number(v)) p->weighted_error = json_number_value(v);
         if ((v = json_object_get(sum, "lower_bound")) && json_is_number(v)) p->lower_bound = json_number_value(v);
+        if ((v = json_object_get(sum, "predicted_kld")) && json_is_number(v) && p->meas_file)
+            p->predicted_kld = json_number_value(v);
         if ((v = json_object_get(sum, "optimal")) && json_is_boolean(v)) p->optimal = json_is_true(v);
         if ((v = json_object_get(sum, "budget_bytes"))) get_uint(v, &p->budget_bytes);
         if ((v = json_object_get(sum, "min_bytes"))) get_uint(v, &p->min_bytes);

@@ -59,6 +59,10 @@ typedef struct planner {
     double *escale;       /* per tensor: factor of its measured error (1; 1/rows for an embedding with no entry) */
     double *wsumsq;       /* per tensor: sum_j a_j sum_i x_ij^2 (NAN until measured with importance) */
     json_t *im_record;    /* the imatrix header record, or NULL */
+    struct mx_measurement *meas; /* the measurement file (--measurement), or NULL */
+    mx_cand meas_ref;     /* its reference type */
+    double *mw;           /* per tensor: kld / e(reference), NAN if not measured (NULL until computed) */
+    double mw_scale;      /* a tensor without a measured weight: its role weight times this */
 } planner;
 
 static inline const char *file_of(const st_model *m, const st_tensor *t)
@@ -157,6 +161,26 @@ double mx_planner_weight_of(const planner *pl, size_t i);
  * pl->im_record.  Nothing without.
  */
 mixq_status mx_planner_importance(planner *pl, mixq_error *err);
+
+/* plan_measured.c */
+
+/*
+ * With o->measurement_path: reads the file and checks it belongs to this
+ * checkpoint (errors name the file and, where one differs, the tensor);
+ * records it in the plan.  Nothing without.
+ */
+mixq_status mx_planner_load_measurement(planner *pl, mixq_error *err);
+
+/*
+ * With a measurement (once; after the strategy's measuring): each eligible
+ * tensor's weight kld / e(reference), its error as the reference type
+ * measured by the planner; tensors the file lacks (warned about) get their
+ * role weight times the median ratio of measured to role weight.
+ */
+mixq_status mx_planner_measured_weights(planner *pl, mixq_error *err);
+
+/* The role (or flat) weight of tensor i, without the sensitivity file or a measurement. */
+double mx_planner_role_weight(const planner *pl, size_t i);
 
 /* plan_strategy.c */
 

@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/guard.h"
 #include "plan/plan_measure.h"
+#include "plan/plan_measurement.h"
 #include "kernels/simd.h"
 
 bool mx_shape_rows(unsigned ndim, const uint64_t *shape, uint64_t n_elements, uint64_t *rows, uint64_t *row_length)
@@ -624,4 +625,55 @@ mixq_status mx_measure_error(const st_tensor *t, const mx_cand *c, const mx_tsta
     bool want = true;
     *sse = 0;
     return mx_measure_errors(NULL, t, c, 1, &want, st, rtn, sample, cancel, sse, err);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Reconstruction (mixq measure)                                           */
+/* ---------------------------------------------------------------------- */
+
+mixq_status mx_reconstruct_tensor(const st_model *m, const st_tensor *t, const mx_cand *c, const mx_tstats *st,
+                                  bool rtn, const mx_importance *imp, float *out, mixq_error *err)
+{
+    if (!st_dtypes[t->dtype].is_float)
+        return mx_err(err, MIXQ_E_INVALID_ARG, "tensor \"%s\": not a floating tensor", t->name);
+    if (t->n_elements == 0) return MIXQ_OK;
+    cand_run cr;
+    memset(&cr, 0, sizeof cr);
+    mixq_status s = run_init(t, c, st, rtn, &cr, err);
+    if (s != MIXQ_OK) return s;
+    uint64_t rows = 0, row_length = 0;
+    mx_tensor_rows(t, &rows, &row_length); /* checked by run_init */
+    if (rtn || !c->qt->quantized) imp = NULL; /* as the converter: no importance with plain min/max scales */
+    if (imp && imp->n != row_length)
+        return mx_err(err, MIXQ_E_INVALID_ARG, "tensor \"%s\": the importance matrix has %zu values for rows of %llu",
+                      t->name, imp->n, (unsigned long long)row_length);
+    size_t len = (size_t)row_length, esize = st_dtypes[t->dtype].size;
+    if (!run_alloc(&cr, len, imp != NULL)) {
+        run_free(&cr);
+        return mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
+    }
+    const mx_kernel_set *ks = mx_kernels();
+    releaser rl = {m, t, 0};
+    for (uint64_t r = 0; r < rows && s == MIXQ_OK; r++) {
+        float *x = out + r * len;
+        if (!load_f32(t, r * row_length * esize, len, x)) {
+            s = shrank(m, t, err);
+            break;
+        }
+        release_upto(&rl, (r + 1) * row_length * esize);
+        if (c->qt->quantized) {
+            memset(cr.store, 0, cr.off);
+            if (imp) {
+                mx_importance_row(imp, x, mx_importance_block(c->qt, cr.group), cr.w);
+                cr.qp.importance = cr.w;
+            }
+            ks->quantize_row[c->qt->id](x, len, cr.group, &cr.qp, cr.p);
+            ks->dequantize_row[c->qt->id](cr.cp, len, cr.group, cr.y);
+        } else {
+            plain_roundtrip(c->qt, x, len, cr.store, cr.y);
+        }
+        memcpy(x, cr.y, len * sizeof *x);
+    }
+    run_free(&cr);
+    return s;
 }

@@ -26,6 +26,7 @@ mixq_plan *mx_plan_alloc(size_t n)
     p->weights = strdup("");
     p->candidates = strdup("");
     p->solver = "";
+    p->predicted_kld = NAN;
     if (!p->t || !p->strategy || !p->weights || !p->candidates) {
         mixq_plan_free(p);
         return NULL;
@@ -53,6 +54,7 @@ void mixq_plan_free(mixq_plan *p)
     free(p->weights);
     free(p->candidates);
     free(p->origin);
+    free(p->meas_file);
     free(p->inputs);
     free(p);
 }
@@ -95,7 +97,15 @@ mixq_status mixq_plan_tensor_get(const mixq_plan *p, size_t i, mixq_plan_tensor 
     out->weight = e->weight;
     out->score = e->score;
     out->reason = e->reason;
+    out->predicted_kld = mx_plan_entry_predicted(p, e);
     return MIXQ_OK;
+}
+
+double mx_plan_entry_predicted(const mixq_plan *p, const mx_plan_entry *e)
+{
+    if (!p->meas_file) return NAN;
+    double v = e->weight * e->est_error;
+    return isfinite(v) ? v : NAN;
 }
 
 void mixq_plan_get_summary(const mixq_plan *p, mixq_plan_summary *out)
@@ -134,6 +144,8 @@ void mixq_plan_get_summary(const mixq_plan *p, mixq_plan_summary *out)
     out->solver = p->solver;
     out->budget_bytes = p->budget_bytes;
     out->min_bytes = p->min_bytes;
+    out->predicted_kld = p->meas_file ? p->predicted_kld : NAN;
+    out->measurement = p->meas_file;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -169,6 +181,12 @@ json_t *mx_plan_header_meta(const mixq_plan *p, bool ph)
     for (size_t i = 0; i < p->n; i++) err += p->t[i].est_error;
     if (ph) err = WIDEST_REAL;
     if (isfinite(err)) bad |= json_object_set_new(o, "estimated_error", json_real(err));
+    if (p->meas_file) { /* the measurement the weights came from, and the KLD they predict */
+        json_t *mo = json_pack("{s:s,s:s}", "file", p->meas_file, "xxh3", p->meas_xxh3);
+        bad |= !mo || json_object_set_new(o, "measurement", mo);
+        double pk = ph ? WIDEST_REAL : p->predicted_kld;
+        if (isfinite(pk)) bad |= json_object_set_new(o, "predicted_kld", json_real(pk));
+    }
     if (bad) {
         json_decref(o);
         return NULL;

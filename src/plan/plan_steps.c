@@ -16,6 +16,7 @@
 #include "kernels/simd.h"
 #include "common/workpool.h"
 #include "plan/plan_internal.h"
+#include "plan/plan_measurement.h"
 
 /* How much a unit of relative squared error costs, per role (docs/PLANNER.md). */
 static const double role_prior[MX_ROLE_COUNT] = {
@@ -57,6 +58,8 @@ void mx_planner_free(planner *pl)
     free(pl->escale);
     free(pl->wsumsq);
     json_decref(pl->im_record);
+    mx_measurement_free(pl->meas);
+    free(pl->mw);
     mx_pool_destroy(pl->pool);
 }
 
@@ -300,6 +303,17 @@ static const char *values_problem(const mx_tstats *st)
     return st->quantizable ? NULL : "NaN, infinities or values beyond ±65504";
 }
 
+const char *mx_plan_fixed_reason(const st_tensor *t, const mx_role_info *r, const mx_tstats *st, bool quantize_1d)
+{
+    if (!st_dtypes[t->dtype].is_float) return "non-float";
+    if (t->n_elements == 0) return "empty";
+    if (r->buffer) return "buffer";
+    if (t->ndim == 0) return "scalar";
+    if (t->ndim == 1 && !quantize_1d) return "1-D";
+    if (values_problem(st)) return "values";
+    return NULL;
+}
+
 /* Step 1: rules and fixed tensors; marks the rest eligible. */
 mixq_status mx_planner_settle_fixed(planner *pl, mixq_error *err)
 {
@@ -344,13 +358,7 @@ mixq_status mx_planner_settle_fixed(planner *pl, mixq_error *err)
             if (s != MIXQ_OK) return s;
             continue;
         }
-        const char *why = NULL;
-        if (!is_float) why = "non-float";
-        else if (t->n_elements == 0) why = "empty";
-        else if (e->role.buffer) why = "buffer";
-        else if (t->ndim == 0) why = "scalar";
-        else if (t->ndim == 1 && !o->quantize_1d) why = "1-D";
-        else if (values_problem(&pl->stats[i])) why = "values";
+        const char *why = mx_plan_fixed_reason(t, &e->role, &pl->stats[i], o->quantize_1d != 0);
         if (why) {
             s = mx_planner_assign(pl, i, keep, 0, why, err);
             if (s != MIXQ_OK) return s;
@@ -399,6 +407,15 @@ mixq_status mx_planner_layouts(planner *pl, mixq_error *err)
 /* The weight of tensor i's squared error in the objective. */
 double mx_planner_weight_of(const planner *pl, size_t i)
 {
+    double w = mx_planner_role_weight(pl, i);
+    if (pl->mw) w = isfinite(pl->mw[i]) ? pl->mw[i] : w * pl->mw_scale;
+    if (pl->ext) w *= pl->ext[i];
+    return w;
+}
+
+/* The role (or flat) weight of tensor i, without the sensitivity file or a measurement. */
+double mx_planner_role_weight(const planner *pl, size_t i)
+{
     double w = 1.0;
     if (pl->o->weights == MIXQ_WEIGHTS_ROLE) {
         const mx_tstats *st = &pl->stats[i];
@@ -408,7 +425,6 @@ double mx_planner_weight_of(const planner *pl, size_t i)
         if (pl->escale) ms *= pl->escale[i];
         if (ms > 0) w *= (double)st->n / ms;
     }
-    if (pl->ext) w *= pl->ext[i];
     return w;
 }
 

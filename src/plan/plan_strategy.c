@@ -63,6 +63,7 @@ mixq_status mx_plan_run_sensitivity(planner *pl, mixq_error *err)
     if (!need) s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
     for (size_t k = 0; s == MIXQ_OK && k < n * nc; k++) need[k] = pl->allowed[k] || k % nc == base_c;
     if (s == MIXQ_OK) s = mx_planner_measure_all(pl, need, err);
+    if (s == MIXQ_OK) s = mx_planner_measured_weights(pl, err);
     free(need);
     size_t nr = 0;
     for (size_t i = 0; i < n && s == MIXQ_OK; i++) {
@@ -82,6 +83,14 @@ mixq_status mx_plan_run_sensitivity(planner *pl, mixq_error *err)
         qsort(sorted, nr, sizeof *sorted, cmp_double);
         med[k] = nr ? sorted[nr / 2] : 0;
     }
+    double med_pred = 0; /* with a measurement: the median predicted KLD at the base type */
+    if (s == MIXQ_OK && pl->mw) {
+        nr = 0;
+        for (size_t i = 0; i < n; i++)
+            if (pl->eligible[i]) sorted[nr++] = mx_planner_weight_of(pl, i) * pl->sse[i * nc + base_c];
+        qsort(sorted, nr, sizeof *sorted, cmp_double);
+        med_pred = nr ? sorted[nr / 2] : 0;
+    }
     for (size_t i = 0; i < n && s == MIXQ_OK; i++) {
         if (!pl->eligible[i]) continue;
         const mx_tstats *st = &pl->stats[i];
@@ -90,6 +99,8 @@ mixq_status mx_plan_run_sensitivity(planner *pl, mixq_error *err)
         double ou = med[2] > 0 ? st->outlier_frac / med[2] : 1.0;
         double stat = 0.5 * q + 0.25 * ku + 0.25 * ou;
         double score = mx_role_prior(&pl->p->t[i].role) * stat * (pl->ext ? pl->ext[i] : 1.0);
+        if (pl->mw) /* measured: the predicted KLD at the base type, relative to its median */
+            score = med_pred > 0 ? mx_planner_weight_of(pl, i) * pl->sse[i * nc + base_c] / med_pred : 1.0;
         const double *th = pl->o->thresholds;
         long step = score < th[0] ? -1 : score < th[1] ? 0 : score < th[2] ? 1 : 2;
         long r = (long)rung + step;
@@ -121,6 +132,7 @@ mixq_status mx_plan_run_budget(planner *pl, json_t *meta_base, uint64_t slack, m
     size_t nc = pl->nc, n = m->ntensors, ng = 0;
     for (size_t i = 0; i < n; i++) ng += pl->eligible[i];
     mixq_status ms0 = mx_planner_measure_all(pl, pl->allowed, err);
+    if (ms0 == MIXQ_OK) ms0 = mx_planner_measured_weights(pl, err);
     if (ms0 != MIXQ_OK) return ms0;
     bool by_size = pl->o->target_size > 0;
     /* fixed part of the budget: tensors not planned, preamble and header (target size) */

@@ -524,10 +524,38 @@ void rt_model_close(rt_model *m)
 
 /* ---------------------------------------------------------------- compute */
 
+/* Points w at values (or back at its stored bytes for NULL); 1 if w is bound to `name`. */
+static int substitute_one(rt_weight *w, const char *name, const float *values)
+{
+    if (!w->name || strcmp(w->name, name)) return 0;
+    w->subst = values;
+    w->subst_qt = NULL;
+    if (values) {
+        const qtype_desc *qt = qtype_for_plain_dtype(ST_F32);
+        if (qtype_layout(qt, ST_F32, w->rows, w->cols, 0, &w->subst_lay)) w->subst_qt = qt;
+    }
+    return 1;
+}
+
+int rt_model_substitute(rt_model *m, const char *name, const float *values)
+{
+    int n = substitute_one(&m->embed, name, values) + substitute_one(&m->lm_head, name, values);
+    for (int64_t l = 0; m->layers && l < m->cfg.n_layers; l++) {
+        rt_layer *L = &m->layers[l];
+        rt_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t k = 0; k < sizeof ws / sizeof *ws; k++) n += substitute_one(ws[k], name, values);
+    }
+    return n;
+}
+
 mixq_status rt_weight_rows(const rt_weight *w, uint64_t r0, uint64_t r1, float *out, mixq_error *err)
 {
     if (r0 > r1 || r1 > w->rows) return mx_err(err, MIXQ_E_RANGE, "%s: rows [%llu, %llu) out of range", w->name,
                                                (unsigned long long)r0, (unsigned long long)r1);
+    if (w->subst) {
+        memcpy(out, w->subst + r0 * w->cols, (size_t)((r1 - r0) * w->cols) * sizeof *out);
+        return MIXQ_OK;
+    }
     if (w->mt) return mixq_dequantize_f32(w->mf, w->mt, r0, r1, out, err);
     size_t es = st_dtypes[w->st->dtype].size;
     st_to_f32(w->st->dtype, w->st->data + r0 * w->cols * es, (size_t)((r1 - r0) * w->cols), out);
@@ -583,7 +611,12 @@ static void linear_block(void *ctx, size_t bi)
 mixq_status rt_linear(const rt_weight *w, const float *x, size_t n_tokens, float *y, mx_pool *pool, mixq_error *err)
 {
     if (w->rows == 0 || n_tokens == 0) return MIXQ_OK;
-    if (w->qt) {
+    if (w->subst && w->subst_qt) {
+        mx_matmul(NULL, w->subst_qt, &w->subst_lay, (const uint8_t *)w->subst, x, n_tokens, (size_t)w->cols, y,
+                  (size_t)w->rows, pool);
+        return MIXQ_OK;
+    }
+    if (w->qt && !w->subst) {
         mx_matmul(NULL, w->qt, &w->lay, w->base, x, n_tokens, (size_t)w->cols, y, (size_t)w->rows, pool);
         return MIXQ_OK;
     }

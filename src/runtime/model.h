@@ -60,6 +60,9 @@ typedef struct rt_weight {
     const qtype_desc *qt;    /* how the fused matmul reads the bytes (NULL: rows are converted to f32, */
     qlayout lay;             /*   e.g. an F64 checkpoint tensor) */
     const uint8_t *base;
+    const float *subst;      /* if set: these rows x cols f32 values replace the stored ones (rt_model_substitute) */
+    const qtype_desc *subst_qt;
+    qlayout subst_lay;
 } rt_weight;
 
 typedef struct rt_layer {
@@ -105,6 +108,15 @@ void rt_model_close(rt_model *m);
  */
 mixq_status rt_linear(const rt_weight *w, const float *x, size_t n_tokens, float *y, mx_pool *pool,
                       mixq_error *err);
+
+/*
+ * Makes every weight of m bound to tensor `name` (the embedding and a tied
+ * head share one) compute with `values` (rows x cols f32, owned by the
+ * caller and kept alive while in use) instead of its stored bytes; values
+ * NULL restores the stored ones.  Nothing is copied.  Returns how many
+ * weights were changed: 0 if the forward pass does not use the tensor.
+ */
+int rt_model_substitute(rt_model *m, const char *name, const float *values);
 
 /* Rows [r0, r1) of w as f32 into out ((r1 - r0) * cols floats): embedding lookup. */
 mixq_status rt_weight_rows(const rt_weight *w, uint64_t r0, uint64_t r1, float *out, mixq_error *err);
