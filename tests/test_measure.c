@@ -123,6 +123,15 @@ Test(measure, resume_matches_one_run_and_threads_do_not_matter)
         cr_assert_eq(a->t[i].kld, c->t[i].kld, "%s: 1 vs 3 threads", a->t[i].name);
         cr_assert(a->t[i].kld > 0, "%s: %g", a->t[i].name, a->t[i].kld);
     }
+    /* no timings in the file: one run, a resumed run and 3 threads give the same bytes */
+    size_t la, lb, lc;
+    uint8_t *fa = ts_read_file(full, &la), *fb = ts_read_file(part, &lb), *fc = ts_read_file(par, &lc);
+    cr_assert(fa && fb && fc);
+    cr_assert(la == lb && memcmp(fa, fb, la) == 0, "resumed file differs");
+    cr_assert(la == lc && memcmp(fa, fc, la) == 0, "3-thread file differs");
+    free(fa);
+    free(fb);
+    free(fc);
     cr_assert_str_eq(a->reference, "int3_dq:16");
     cr_assert(a->ctx == 16 && a->chunks == 3 && !a->imatrix_xxh3[0] && isfinite(a->base_perplexity));
     /* the file's model identity is the checkpoint's */

@@ -121,7 +121,6 @@ mixq_status mx_measurement_write(const mx_measurement *ms, const char *path, mix
             if (bad) break;
             bad |= json_object_set_new(o, "name", json_string(ms->t[i].name));
             bad |= json_object_set_new(o, "kld", json_real(ms->t[i].kld));
-            bad |= set_real(o, "seconds", ms->t[i].seconds);
             bad |= json_array_append_new(arr, o);
         }
         bad |= json_object_set(root, "tensors", arr);
