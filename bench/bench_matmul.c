@@ -124,7 +124,7 @@ static uint8_t *build(const mx_kernel_set *ks, const qtype_desc *qt, size_t rows
             memcpy(p.sec[MIXQ_SEC_DATA], h, cols * 2);
             free(h);
         } else {
-            mx_qparams qp = {NULL, false, lay->per_tensor ? amax : -1.0f};
+            mx_qparams qp = {NULL, false, lay->per_tensor ? amax : -1.0f, NULL};
             ks->quantize_row[qt->id](x, cols, lay->group, &qp, p);
         }
     }

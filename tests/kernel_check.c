@@ -1205,7 +1205,7 @@ static void check_matmul(const mx_kernel_set *ref, const mx_kernel_set *simd, co
                 cp.sec[k] = p.sec[k];
             }
             if (qt->quantized) {
-                mx_qparams qp = {NULL, false, lay.per_tensor ? amax : -1.0f};
+                mx_qparams qp = {NULL, false, lay.per_tensor ? amax : -1.0f, NULL};
                 ref->quantize_row[qt->id](w + r * n, n, lay.group, &qp, p);
                 ref->dequantize_row[qt->id](cp, n, lay.group, deq + r * n);
             } else {

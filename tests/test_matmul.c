@@ -108,7 +108,7 @@ static void make_tensor(tensor *T, const qtype_desc *qt, unsigned group, size_t 
             }
             break;
         default: {
-            mx_qparams qp = {NULL, false, T->lay.per_tensor ? amax : -1.0f};
+            mx_qparams qp = {NULL, false, T->lay.per_tensor ? amax : -1.0f, NULL};
             qt->quantize_row(x, n, T->lay.group, &qp, p);
             qt->dequantize_row(cp, n, T->lay.group, d);
         }
