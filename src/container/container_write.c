@@ -23,6 +23,7 @@ struct cwriter {
     char *entries;     /* the header's tensor entries, serialised as they are added, joined by ',' */
     size_t len, cap;   /* (a text per tensor, not a JSON tree: a few hundred bytes each) */
     size_t count;
+    bool codebook;     /* a tensor of a codebook type was added (format minor 2) */
 };
 
 static const uint8_t zeros[MX_ALIGN];
@@ -110,6 +111,7 @@ static mixq_status end_tensor(cwriter *w, const cw_tensor *t, const qlayout *lay
                               mixq_error *err)
 {
     char nb[MX_SHOWN_BUF];
+    if (t->qt && t->qt->codebook_levels) w->codebook = true;
     json_t *e = make_entry(t, layout, offset, hash);
     char *text = e ? json_dumps(e, HEADER_DUMP_FLAGS) : NULL;
     json_decref(e);
@@ -266,8 +268,10 @@ mixq_status cw_finish(cwriter *w, json_t *metadata, mixq_error *err)
     uint8_t pre[MXC_PREAMBLE_LEN] = {0};
     memcpy(pre + MXC_OFF_MAGIC, MXC_MAGIC, MXC_MAGIC_LEN);
     mxc_put_u16(pre + MXC_OFF_MAJOR, MXC_FORMAT_MAJOR);
-    /* 1.1 only when the file uses a 1.1 addition, so that other files stay exactly 1.0 */
-    mxc_put_u16(pre + MXC_OFF_MINOR, json_object_get(metadata, "files") ? MXC_FORMAT_MINOR_FILES : MXC_FORMAT_MINOR);
+    /* 1.1 / 1.2 only when the file uses a 1.1 / 1.2 addition, so that other files stay exactly 1.0 */
+    mxc_put_u16(pre + MXC_OFF_MINOR, w->codebook                         ? MXC_FORMAT_MINOR_CODEBOOK
+                                     : json_object_get(metadata, "files") ? MXC_FORMAT_MINOR_FILES
+                                                                          : MXC_FORMAT_MINOR);
     mxc_put_u32(pre + MXC_OFF_FLAGS, 0);
     mxc_put_u64(pre + MXC_OFF_DATA_OFFSET, MXC_PREAMBLE_LEN);
     mxc_put_u64(pre + MXC_OFF_DATA_LENGTH, data_end - MXC_PREAMBLE_LEN);

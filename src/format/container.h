@@ -14,6 +14,8 @@
 #define MXC_PREAMBLE_LEN 64u
 #define MXC_FORMAT_MAJOR 1u
 #define MXC_FORMAT_MINOR 0u
+/* Format minor version of a container holding a tensor of a codebook type (the codebook section, FORMAT.md §4.11). */
+#define MXC_FORMAT_MINOR_CODEBOOK 2u
 /* Largest JSON header a loader accepts. */
 #define MXC_MAX_HEADER (256u * 1024u * 1024u)
 

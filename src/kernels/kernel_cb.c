@@ -1,6 +1,6 @@
 /*
  * kernel_cb.c - scalar reference kernels of the codebook types cb4_dq,
- * cb3_dq, cb2_dq (FORMAT.md §4.11) and the fit of a tensor's codebook.
+ * cb3_dq, cb2_dq (FORMAT.md §4.12) and the fit of a tensor's codebook.
  *
  * Stored: per tensor K = 2^b int8 levels L (the codebook section); per
  * element a b-bit index q; per group a signed 6-bit scale code c (stored

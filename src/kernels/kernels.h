@@ -134,7 +134,7 @@ void kernel_int3_dq_dequantize_row(mx_crowptrs in, size_t n, unsigned group, flo
 void kernel_int6_dq_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
 void kernel_int6_dq_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
 /*
- * Codebook types (kernel_cb.c, FORMAT.md §4.11): x^ = fl(fl(d * c) * L[q]),
+ * Codebook types (kernel_cb.c, FORMAT.md §4.12): x^ = fl(fl(d * c) * L[q]),
  * q the stored index (4, 3 or 2 bits) into the tensor's int8 levels L (the
  * codebook section), c a signed 6-bit group-scale code stored as c + 32,
  * d the f16 scale of the super-block of 256 weights.
