@@ -34,6 +34,7 @@
 #define CB_CHI 31
 #define CB_CBIAS 32
 #define CB_STEPS 13         /* scale candidates per end level: 0.80, 0.825, ..., 1.10 */
+#define CB_REFINE 2         /* reassign-and-refit rounds of the best candidate scale */
 #define CB_FIT_ITERS 10     /* float Lloyd rounds */
 #define CB_INT_ITERS 2      /* rounds with integer levels */
 
@@ -68,18 +69,37 @@ static void tab_init(cb_tab *T, const float *lv, int K)
     for (int k = 0; k + 1 < K; k++) T->mid[k] = 0.5f * (T->v[k] + T->v[k + 1]);
 }
 
-/* Position (in sorted order) of the level nearest to t: the first k with t <= mid[k] (NaN: 0). */
+/* Position (in sorted order) of the level nearest to t: the first k with t <= mid[k], else K-1 (NaN: 0). */
 static int tab_nearest(const cb_tab *T, float t)
 {
-    int k = 0;
-    while (k + 1 < T->K && t > T->mid[k]) k++;
-    return k;
+    int lo = 0, hi = T->K - 1;
+    while (lo < hi) { /* mid[] is non-decreasing: binary search */
+        int m = (lo + hi) / 2;
+        if (t > T->mid[m])
+            lo = m + 1;
+        else
+            hi = m;
+    }
+    return lo;
 }
 
 /* Sorted position of the element code of x for the group scale s (s == 0: the level nearest 0). */
 static int elem_pos(const cb_tab *T, float x, float s)
 {
     return tab_nearest(T, s != 0.0f ? x / s : 0.0f);
+}
+
+/* sum w x L[q] and sum w L[q]^2 for the nearest levels of the group at scale s. */
+static void ls_sums(const cb_tab *T, const float *x, const float *w, size_t n, float s, double *sxl, double *sll)
+{
+    double a = 0.0, b = 0.0;
+    for (size_t k = 0; k < n; k++) {
+        double l = T->v[elem_pos(T, x[k], s)], wk = w ? (double)w[k] : 1.0;
+        a += wk * (double)x[k] * l;
+        b += wk * l * l;
+    }
+    *sxl = a;
+    *sll = b;
 }
 
 /* Weighted error sum w (x - fl(s * L[q]))^2 of a group for scale s, in double. */
@@ -122,18 +142,20 @@ static float group_scale(const cb_tab *T, const float *x, const float *w, size_t
         if (end == 0.0f) continue;
         float base = xm / end;
         for (int i = 0; i < CB_STEPS; i++) {
-            float s = base * (0.80f + 0.025f * (float)i);
-            double sxl = 0.0, sll = 0.0;
-            for (size_t k = 0; k < n; k++) {
-                double l = T->v[elem_pos(T, x[k], s)], wk = w ? (double)w[k] : 1.0;
-                sxl += wk * (double)x[k] * l;
-                sll += wk * l * l;
-            }
+            double sxl, sll;
+            ls_sums(T, x, w, n, base * (0.80f + 0.025f * (float)i), &sxl, &sll);
             if (sll > 0.0 && sxl * sxl / sll > best) {
                 best = sxl * sxl / sll;
                 best_s = (float)(sxl / sll);
             }
         }
+    }
+    for (int it = 0; it < CB_REFINE && best > 0.0; it++) { /* reassign at the refit scale, refit again */
+        double sxl, sll;
+        ls_sums(T, x, w, n, best_s, &sxl, &sll);
+        if (!(sll > 0.0 && sxl * sxl / sll > best)) break;
+        best = sxl * sxl / sll;
+        best_s = (float)(sxl / sll);
     }
     return best_s;
 }
@@ -316,7 +338,8 @@ static int cmp_float(const void *a, const void *b)
 /*
  * One weighted Lloyd round: every normalized value y (weight om) to its
  * nearest level, each level to the weighted mean of its values (kept if it
- * has none); integer: the means rounded to integers in [-128, 127].
+ * has none); integer: the means scaled to a largest |level| of 127 and
+ * rounded (the group scales absorb the factor).
  */
 static void lloyd_round(const float *y, const float *om, size_t N, float *lv, int K, bool integer)
 {
@@ -329,11 +352,13 @@ static void lloyd_round(const float *y, const float *om, size_t N, float *lv, in
         num[k] += (double)om[i] * y[i];
         den[k] += om[i];
     }
+    float amax = 0.0f;
     for (int k = 0; k < K; k++) {
-        float v = den[k] > 0.0 ? (float)(num[k] / den[k]) : T.v[k];
-        if (integer) v = (float)mx_round_half_even(v < -128.0f ? -128.0f : v > 127.0f ? 127.0f : v);
-        lv[k] = v;
+        lv[k] = den[k] > 0.0 ? (float)(num[k] / den[k]) : T.v[k];
+        amax = fabsf(lv[k]) > amax ? fabsf(lv[k]) : amax;
     }
+    if (integer && amax > 0.0f && isfinite(amax)) /* the largest |level| back at 127, then rounded */
+        for (int k = 0; k < K; k++) lv[k] = (float)mx_round_half_even(127.0f * (lv[k] / amax));
 }
 
 /* Each group's scale searched for the levels lv; y = x / s and om = w s^2 for its elements (0 for s == 0). */

@@ -83,6 +83,7 @@ void mx_mm_decode(const mx_mm_path *P, mixq_qtype t, mx_crowptrs w, size_t n, un
         if (!qt->symmetric)
             c.sec[MIXQ_SEC_SUPER_MINS] = w.sec[MIXQ_SEC_SUPER_MINS] + 2 * b;
     }
+    c.sec[MIXQ_SEC_CODEBOOK] = w.sec[MIXQ_SEC_CODEBOOK]; /* codebook types: the tensor's levels (else NULL) */
     P->dequantize_row[t](c, len, pass_group, out);
 }
 

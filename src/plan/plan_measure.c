@@ -331,7 +331,7 @@ uint64_t mx_sample_row(const mx_sample *smp, uint64_t j)
     return j * smp->step + (j * smp->rem + smp->total / 2) / k;
 }
 
-mixq_status mx_fit_codebook(const st_model *m, const st_tensor *t, const qtype_desc *qt, unsigned group,
+mixq_status mx_fit_codebook(const st_model *m, bool via_read, const st_tensor *t, const qtype_desc *qt, unsigned group,
                             const mx_importance *imp, int8_t *levels, mixq_error *err)
 {
     uint64_t rows = 0, row_length = 0;
@@ -343,16 +343,16 @@ mixq_status mx_fit_codebook(const st_model *m, const st_tensor *t, const qtype_d
     if (!ck_mul(k, len ? len : 1, &nk) || nk > SIZE_MAX / (2 * sizeof(float)))
         return mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": rows too long for this machine", t->name);
     float *x = malloc((nk ? nk : 1) * sizeof *x), *w = imp ? malloc((nk ? nk : 1) * sizeof *w) : NULL;
-    uint8_t *src = m ? malloc((len ? len : 1) * (esize ? esize : 1)) : NULL;
+    uint8_t *src = via_read ? malloc((len ? len : 1) * (esize ? esize : 1)) : NULL;
     mixq_status s = MIXQ_OK;
-    if (!x || (imp && !w) || (m && !src)) {
+    if (!x || (imp && !w) || (via_read && !src)) {
         s = mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
         goto out;
     }
     for (size_t j = 0; j < k && s == MIXQ_OK; j++) {
         uint64_t r = mx_sample_row(&smp, j);
         float *xr = x + j * len;
-        if (m) {
+        if (via_read) {
             s = st_read(m, t, r * row_length * esize, src, len * esize, err);
             if (s == MIXQ_OK) st_to_f32(t->dtype, src, len, xr);
         } else if (!load_f32(t, r * row_length * esize, len, xr)) {
@@ -636,7 +636,7 @@ mixq_status mx_measure_errors_imp(const st_model *m, const st_tensor *t, const m
                    t->name, imp->n, (unsigned long long)row_length);
     for (size_t j = 0; j < k && s == MIXQ_OK; j++) /* codebooks first, fitted as the converter fits them */
         if (runs[j].c->qt->codebook_levels)
-            s = mx_fit_codebook(NULL, t, runs[j].c->qt, runs[j].group, rtn ? NULL : imp, runs[j].levels, err);
+            s = mx_fit_codebook(m, false, t, runs[j].c->qt, runs[j].group, rtn ? NULL : imp, runs[j].levels, err);
     double wsq = 0;
     bool first = true;
     mx_sample smp;

@@ -92,7 +92,8 @@ mixq_status mx_plan_parse_candidates(const mixq_plan_options *o, mx_cand **out, 
     } else if (!o->candidates) {
         for (int id = 0; id < MIXQ_QT_COUNT; id++) {
             const qtype_desc *qt = qtype_get((mixq_qtype)id);
-            if (!qt || !qt->quantized || !mx_qtype_has_kernels(qt)) continue;
+            /* codebook types (a fit per tensor) join only through --candidates: the default list is unchanged */
+            if (!qt || !qt->quantized || !mx_qtype_has_kernels(qt) || qt->codebook_levels) continue;
             unsigned g = mx_spec_default_group(qt, o->group_size);
             (*out)[k++] = (mx_cand){qt, g};
             /* without --group-size, also the coarsest group: the type's cheapest variant */
