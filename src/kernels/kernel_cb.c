@@ -33,7 +33,7 @@
 #define CB_CLO (-32)        /* group scale codes */
 #define CB_CHI 31
 #define CB_CBIAS 32
-#define CB_STEPS 13         /* scale candidates per end level: 0.80, 0.825, ..., 1.10 */
+#define CB_STEPS 7          /* scale candidates per end level: 0.80, 0.85, ..., 1.10 */
 #define CB_REFINE 2         /* reassign-and-refit rounds of the best candidate scale */
 #define CB_FIT_ITERS 10     /* float Lloyd rounds */
 #define CB_INT_ITERS 2      /* rounds with integer levels */
@@ -114,6 +114,20 @@ static double group_err(const cb_tab *T, const float *x, const float *w, size_t 
     return e;
 }
 
+/* A group's scale refined from s: the least-squares refit for the nearest levels, while it lowers the error. */
+static float refine_scale(const cb_tab *T, const float *x, const float *w, size_t n, float s)
+{
+    double best = -1.0;
+    for (int it = 0; it < CB_REFINE && s != 0.0f; it++) {
+        double sxl, sll;
+        ls_sums(T, x, w, n, s, &sxl, &sll);
+        if (!(sll > 0.0 && sxl * sxl / sll > best)) break;
+        best = sxl * sxl / sll;
+        s = (float)(sxl / sll);
+    }
+    return s;
+}
+
 /*
  * The float scale of one group for the levels: the plain choice puts the
  * element of largest |x| on the end level of larger magnitude; the search
@@ -143,21 +157,14 @@ static float group_scale(const cb_tab *T, const float *x, const float *w, size_t
         float base = xm / end;
         for (int i = 0; i < CB_STEPS; i++) {
             double sxl, sll;
-            ls_sums(T, x, w, n, base * (0.80f + 0.025f * (float)i), &sxl, &sll);
+            ls_sums(T, x, w, n, base * (0.80f + 0.05f * (float)i), &sxl, &sll);
             if (sll > 0.0 && sxl * sxl / sll > best) {
                 best = sxl * sxl / sll;
                 best_s = (float)(sxl / sll);
             }
         }
     }
-    for (int it = 0; it < CB_REFINE && best > 0.0; it++) { /* reassign at the refit scale, refit again */
-        double sxl, sll;
-        ls_sums(T, x, w, n, best_s, &sxl, &sll);
-        if (!(sll > 0.0 && sxl * sxl / sll > best)) break;
-        best = sxl * sxl / sll;
-        best_s = (float)(sxl / sll);
-    }
-    return best_s;
+    return best > 0.0 ? refine_scale(T, x, w, n, best_s) : best_s; /* reassign at the refit scale, refit again */
 }
 
 /* The levels of the codebook section (or of p) as a table. */
@@ -361,24 +368,38 @@ static void lloyd_round(const float *y, const float *om, size_t N, float *lv, in
         for (int k = 0; k < K; k++) lv[k] = (float)mx_round_half_even(127.0f * (lv[k] / amax));
 }
 
-/* Each group's scale searched for the levels lv; y = x / s and om = w s^2 for its elements (0 for s == 0). */
+/* How rescale_groups finds a group's scale. */
+typedef enum fit_mode {
+    FIT_AMAX,   /* max |x|: normalized values in [-1, 1] */
+    FIT_SEARCH, /* the full search (group_scale) */
+    FIT_REFINE  /* from the group's last scale: CB_REFINE reassign-and-refit rounds */
+} fit_mode;
+
+/*
+ * Each group's scale gs[] for the levels lv as `mode` says; y = x / s and
+ * om = w s^2 for its elements (0 for s == 0).
+ */
 static void rescale_groups(const float *x, const float *w, size_t rows, size_t n, unsigned G, const float *lv, int K,
-                           bool first, float *y, float *om)
+                           fit_mode mode, float *gs, float *y, float *om)
 {
     cb_tab T;
-    if (!first) tab_init(&T, lv, K);
+    if (mode != FIT_AMAX) tab_init(&T, lv, K);
+    size_t j = 0;
     for (size_t r = 0; r < rows; r++)
-        for (size_t g0 = 0; g0 < n; g0 += G) {
+        for (size_t g0 = 0; g0 < n; g0 += G, j++) {
             size_t gl = n - g0 < G ? n - g0 : G, o = r * n + g0;
+            const float *wg = w ? w + o : NULL;
             float s = 0.0f;
-            if (first) { /* max |x|: values in [-1, 1] */
+            if (mode == FIT_AMAX)
                 for (size_t i = 0; i < gl; i++) s = fabsf(x[o + i]) > s ? fabsf(x[o + i]) : s;
-            } else {
-                s = group_scale(&T, x + o, w ? w + o : NULL, gl, true);
-            }
+            else if (mode == FIT_SEARCH)
+                s = group_scale(&T, x + o, wg, gl, true);
+            else
+                s = refine_scale(&T, x + o, wg, gl, gs[j]);
+            gs[j] = s;
             for (size_t i = 0; i < gl; i++) {
                 y[o + i] = s != 0.0f ? x[o + i] / s : 0.0f;
-                om[o + i] = s != 0.0f ? (w ? w[o + i] : 1.0f) * s * s : 0.0f;
+                om[o + i] = s != 0.0f ? (wg ? wg[i] : 1.0f) * s * s : 0.0f;
             }
         }
 }
@@ -392,8 +413,9 @@ static void cb_fit(unsigned K, const float *x, const float *w, size_t rows, size
         L[k] = (int8_t)mx_round_half_even(-127.0f + 254.0f * (float)k / (float)(K - 1));
     float *y = malloc((N ? N : 1) * sizeof *y), *om = malloc((N ? N : 1) * sizeof *om);
     float *srt = malloc((N ? N : 1) * sizeof *srt);
-    if (!y || !om || !srt || N == 0) goto out;
-    rescale_groups(x, w, rows, n, G, NULL, (int)K, true, y, om);
+    float *gs = malloc((rows * ((n + G - 1) / G) + 1) * sizeof *gs);
+    if (!y || !om || !srt || !gs || N == 0) goto out;
+    rescale_groups(x, w, rows, n, G, NULL, (int)K, FIT_AMAX, gs, y, om);
     size_t m = 0;
     for (size_t i = 0; i < N; i++)
         if (om[i] > 0.0f) srt[m++] = y[i];
@@ -403,16 +425,16 @@ static void cb_fit(unsigned K, const float *x, const float *w, size_t rows, size
         lv[k] = srt[(size_t)(((double)k + 0.5) / K * (double)m)];
         if (k > 0 && !(lv[k] > lv[k - 1])) lv[k] = lv[k - 1] + 1.0f / (float)(4 * K);
     }
-    for (int it = 0; it < CB_FIT_ITERS; it++) {
+    for (int it = 0; it < CB_FIT_ITERS; it++) { /* the full search once, then refits from the last scales */
         lloyd_round(y, om, N, lv, (int)K, false);
-        rescale_groups(x, w, rows, n, G, lv, (int)K, false, y, om);
+        rescale_groups(x, w, rows, n, G, lv, (int)K, it == 0 ? FIT_SEARCH : FIT_REFINE, gs, y, om);
     }
     float amax = 0.0f;
     for (unsigned k = 0; k < K; k++) amax = fabsf(lv[k]) > amax ? fabsf(lv[k]) : amax;
     if (!(amax > 0.0f) || !isfinite(amax)) goto out;
     for (unsigned k = 0; k < K; k++) lv[k] = (float)mx_round_half_even(127.0f * (lv[k] / amax));
     for (int it = 0; it < CB_INT_ITERS; it++) { /* the group scales follow the integer levels */
-        rescale_groups(x, w, rows, n, G, lv, (int)K, false, y, om);
+        rescale_groups(x, w, rows, n, G, lv, (int)K, FIT_SEARCH, gs, y, om);
         lloyd_round(y, om, N, lv, (int)K, true);
     }
     qsort(lv, K, sizeof *lv, cmp_float);
@@ -421,6 +443,7 @@ out:
     free(y);
     free(om);
     free(srt);
+    free(gs);
 }
 
 #define CB_KERNELS(NAME, ID, K)                                                                              \

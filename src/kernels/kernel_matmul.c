@@ -174,6 +174,9 @@ static const mx_dequantize_row_fn scalar_deq[MIXQ_QT_COUNT] = {
     [MIXQ_QT_INT2_DQ] = kernel_int2_dq_dequantize_row,
     [MIXQ_QT_INT3_DQ] = kernel_int3_dq_dequantize_row,
     [MIXQ_QT_INT6_DQ] = kernel_int6_dq_dequantize_row,
+    [MIXQ_QT_CB4_DQ] = kernel_cb4_dq_dequantize_row,
+    [MIXQ_QT_CB3_DQ] = kernel_cb3_dq_dequantize_row,
+    [MIXQ_QT_CB2_DQ] = kernel_cb2_dq_dequantize_row,
 };
 
 static const mx_mm_path scalar_path = {

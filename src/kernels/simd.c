@@ -73,8 +73,8 @@ static void init(void)
         fill_scalar(&sets[MX_SIMD_AVX2]);
         sets[MX_SIMD_AVX2].path = MX_SIMD_AVX2;
         mx_simd_fill_avx2(&sets[MX_SIMD_AVX2]);
+        mx_simd_fill_avx2_cb(&sets[MX_SIMD_AVX2]); /* before the matmul fill: it copies the dequantizers */
         mx_simd_fill_avx2_matmul(&sets[MX_SIMD_AVX2]);
-        mx_simd_fill_avx2_cb(&sets[MX_SIMD_AVX2]);
         available[MX_SIMD_AVX2] = 1;
     }
 #endif
@@ -82,8 +82,8 @@ static void init(void)
     fill_scalar(&sets[MX_SIMD_NEON]);
     sets[MX_SIMD_NEON].path = MX_SIMD_NEON;
     mx_simd_fill_neon(&sets[MX_SIMD_NEON]);
+    mx_simd_fill_neon_cb(&sets[MX_SIMD_NEON]); /* before the matmul fill: it copies the dequantizers */
     mx_simd_fill_neon_matmul(&sets[MX_SIMD_NEON]);
-    mx_simd_fill_neon_cb(&sets[MX_SIMD_NEON]);
     available[MX_SIMD_NEON] = 1;
 #endif
     /* best available, unless MIXQ_SIMD names another available path */
