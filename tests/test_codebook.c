@@ -323,6 +323,7 @@ Test(codebook, container_round_trip_and_bad_codebook_sections, .timeout = 120)
     cr_assert(ncb > 0);
     mixq_close(f);
 
+
     /* hostile headers: the codebook section's length or offset changed, or the section missing */
     json_error_t je;
     uint64_t ho = mxc_get_u64(b1 + MXC_OFF_HEADER_OFFSET), hl = mxc_get_u64(b1 + MXC_OFF_HEADER_LENGTH);
@@ -366,4 +367,32 @@ Test(codebook, container_round_trip_and_bad_codebook_sections, .timeout = 120)
     free(pi);
     ts_rmtree(dir);
     free(dir);
+}
+
+Test(codebook, gguf_export_refuses_or_requantizes, .timeout = 200)
+{
+    char *models = ts_models_dir();
+    if (!models) cr_skip_test("../shared/models is absent");
+    char *in = ts_path(models, "tiny-llama-6l"), *dir = ts_tmpdir(), *mx = ts_path(dir, "m.mxq");
+    char *gg = ts_path(dir, "x.gguf");
+    mixq_convert_options o;
+    mixq_convert_options_init(&o);
+    o.type = MIXQ_QT_CB2_DQ;
+    mixq_error err;
+    cr_assert_eq(mixq_convert(in, mx, &o, &err), MIXQ_OK, "%s", err.message);
+    /* GGUF has no codebook type: refused naming the tensors and the type, unless re-quantized */
+    cr_assert_eq(mixq_export_gguf(mx, gg, NULL, &err), MIXQ_E_UNSUPPORTED, "%s", err.message);
+    cr_assert(strstr(err.message, "no exact llama.cpp type") && strstr(err.message, "cb2_dq"), "%s", err.message);
+    cr_assert(!ts_exists(gg));
+    mixq_export_gguf_options go;
+    mixq_export_gguf_options_init(&go);
+    go.requantize = MIXQ_GGUF_TO_F32;
+    cr_assert_eq(mixq_export_gguf(mx, gg, &go, &err), MIXQ_OK, "%s", err.message);
+    cr_assert(ts_exists(gg));
+    ts_rmtree(dir);
+    free(models);
+    free(in);
+    free(dir);
+    free(mx);
+    free(gg);
 }
