@@ -9,17 +9,19 @@
  *
  * Quantizing (not normative): each group's float scale is searched for the
  * levels (candidates that put the group's largest |x| on either end level,
- * scaled by 0.80 ... 1.10, each refit by weighted least squares for its
- * nearest-level assignment); the super-block's group scales are coded
+ * scaled by 0.80, 0.85, ..., 1.10, each refit by weighted least squares for
+ * its nearest-level assignment; the best then reassigned and refit twice
+ * more while that lowers the error); the super-block's group scales are coded
  * under an f16 d (d from max |scale| / 31, and its least-squares refit),
  * then each group code is moved by one if that lowers the group's error.
  * Elements take the level nearest to fl(x / s) (ties: the lower level).
  *
  * Fitting (kernel_cbN_dq_fit): weighted Lloyd iterations on the
  * group-normalized values (weights importance * scale^2) alternating with
- * the group scale search, started from quantiles; then the levels are
- * scaled to max |L| = 127, rounded, and refined by two more rounds in
- * integers.  Everything is sequential: the same inputs give the same bytes.
+ * new group scales (the full search after the first round, then refits from
+ * the last scales), started from quantiles; then the levels are scaled to
+ * max |L| = 127, rounded, and refined by two more rounds in integers (full
+ * scale search, then the Lloyd means scaled back to 127 and rounded).  Everything is sequential: the same inputs give the same bytes.
  */
 #include <math.h>
 #include <stdlib.h>
