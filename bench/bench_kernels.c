@@ -152,6 +152,15 @@ static void run_quantize(void *v)
     mx_quantize_row_fn f = c->ks->quantize_row[c->qt->id];
     mx_qparams qp = c->qp;
     qp.search = c->search != 0;
+    if (c->qt->codebook_levels && c->rows) {
+        /* codebook types: the tensor's levels first, fitted on about 65536 weights as the converter does
+           (MX_CODEBOOK_SAMPLE; here the first rows), and counted in the quantize time */
+        size_t fr = (65536 + c->k - 1) / c->k;
+        fr = fr < c->rows ? fr : c->rows;
+        int8_t *cb = (int8_t *)c->sec[MIXQ_SEC_CODEBOOK];
+        c->qt->fit_codebook(c->x, c->imp, fr, c->k, c->lay.group, cb);
+        qp.codebook = cb;
+    }
     for (size_t r = 0; r < c->rows; r++) {
         mx_rowptrs o;
         q_rowptrs(c, r, &o);

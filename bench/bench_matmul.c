@@ -102,6 +102,12 @@ static uint8_t *build(const mx_kernel_set *ks, const qtype_desc *qt, size_t rows
         src[i] = rng_float();
         amax = src[i] > amax ? src[i] : -src[i] > amax ? -src[i] : amax;
     }
+    const int8_t *levels = NULL; /* codebook types: one codebook for the tensor, fitted on its distinct rows */
+    if (qt->codebook_levels) {
+        int8_t *cb = (int8_t *)(bytes + lay->offset[MIXQ_SEC_CODEBOOK]);
+        qt->fit_codebook(src, NULL, distinct, cols, lay->group, cb);
+        levels = cb;
+    }
     for (size_t r = 0; r < rows; r++) {
         mx_rowptrs p = {{0}};
         for (int k = 0; k < MIXQ_SECTION_COUNT; k++)
@@ -124,7 +130,7 @@ static uint8_t *build(const mx_kernel_set *ks, const qtype_desc *qt, size_t rows
             memcpy(p.sec[MIXQ_SEC_DATA], h, cols * 2);
             free(h);
         } else {
-            mx_qparams qp = {NULL, false, lay->per_tensor ? amax : -1.0f};
+            mx_qparams qp = {NULL, false, lay->per_tensor ? amax : -1.0f, levels};
             ks->quantize_row[qt->id](x, cols, lay->group, &qp, p);
         }
     }

@@ -100,6 +100,9 @@ typedef enum mixq_qtype {
     MIXQ_QT_INT6_DQ, /* symmetric 6-bit, quantized group scales under f16 super-block scales */
     MIXQ_QT_NL4,     /* 4-bit indices into a fixed 16-level table, f16 scale per group */
     MIXQ_QT_NL4_DQ,  /* nl4 levels, 6-bit signed group scale codes under f16 super-block scales */
+    MIXQ_QT_CB4_DQ,  /* 4-bit indices into a per-tensor fitted codebook of 16 int8 levels, DQ scales */
+    MIXQ_QT_CB3_DQ,  /* 3-bit indices into a per-tensor fitted codebook of 8 int8 levels, DQ scales */
+    MIXQ_QT_CB2_DQ,  /* 2-bit indices into a per-tensor fitted codebook of 4 int8 levels, DQ scales */
     MIXQ_QT_COUNT
 } mixq_qtype;
 
@@ -117,6 +120,7 @@ typedef enum mixq_section_kind {
     MIXQ_SEC_MINS,     /* one f16 minimum per group (asymmetric types) */
     MIXQ_SEC_SUPER_SCALES, /* one f16 scale of the group scales per super-block */
     MIXQ_SEC_SUPER_MINS,   /* one f16 scale of the group mins per super-block */
+    MIXQ_SEC_CODEBOOK,     /* the tensor's int8 codebook levels (one per tensor, codebook types) */
     MIXQ_SECTION_COUNT
 } mixq_section_kind;
 

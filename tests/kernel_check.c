@@ -1197,6 +1197,12 @@ static void check_matmul(const mx_kernel_set *ref, const mx_kernel_set *simd, co
             gen_row(w + r * n, n, lay.group ? lay.group : n, 8);
         for (size_t i = 0; i < nw * n; i++)
             amax = fabsf(w[i]) > amax ? fabsf(w[i]) : amax;
+        const int8_t *levels = NULL; /* codebook types: one codebook for the whole tensor, fitted first */
+        if (qt->codebook_levels) {
+            int8_t *cb = (int8_t *)(bytes + lay.offset[MIXQ_SEC_CODEBOOK]);
+            qt->fit_codebook(w, NULL, nw, n, lay.group, cb);
+            levels = cb;
+        }
         for (size_t r = 0; r < nw; r++) {
             mx_rowptrs p;
             mx_crowptrs cp;
@@ -1205,7 +1211,7 @@ static void check_matmul(const mx_kernel_set *ref, const mx_kernel_set *simd, co
                 cp.sec[k] = p.sec[k];
             }
             if (qt->quantized) {
-                mx_qparams qp = {NULL, false, lay.per_tensor ? amax : -1.0f};
+                mx_qparams qp = {NULL, false, lay.per_tensor ? amax : -1.0f, levels};
                 ref->quantize_row[qt->id](w + r * n, n, lay.group, &qp, p);
                 ref->dequantize_row[qt->id](cp, n, lay.group, deq + r * n);
             } else {

@@ -165,7 +165,7 @@ static double family_round_trip(const char *in_rel, mixq_qtype type, unsigned gr
         qlayout l;
         cr_assert(qtype_layout(qt, st->dtype, in_info.rows, K, in_info.group_size, &l));
         uint8_t *buf = calloc(1, l.total + 1);
-        mx_qparams p = {NULL, rtn == 0, -1.0f};
+        mx_qparams p = {NULL, rtn == 0, -1.0f, NULL};
         for (uint64_t r = 0; r < in_info.rows; r++) {
             mx_rowptrs rp = {{NULL}};
             for (int k = 0; k < MIXQ_SECTION_COUNT; k++)

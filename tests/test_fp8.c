@@ -486,7 +486,7 @@ Test(fp8_kernel, rtn_round_trip, .timeout = 280)
                     size_t ng = (n + g - 1) / g;
                     float *x = malloc(n * sizeof *x), *out = malloc(n * sizeof *out);
                     uint8_t *codes = malloc(n), *scales = malloc(4 * ng);
-                    mx_qparams per_group = {NULL, false, -1.0f};
+                    mx_qparams per_group = {NULL, false, -1.0f, NULL};
                     cr_assert(x && out && codes && scales);
                     fill(x, n, dist, &seed);
                     run_row(F, x, n, groups[b], dist & 1 ? &per_group : NULL, codes, scales, out);
@@ -514,7 +514,7 @@ Test(fp8_kernel, zero_groups)
         const float x[10] = {0.0f, -0.0f, 0.0f, -0.0f, 1.0f, -2.0f, 3.0f, 0.25f, -0.0f, 0.0f};
         uint8_t codes[10], scales[12];
         float out[10];
-        mx_qparams srch = {NULL, true, -1.0f};
+        mx_qparams srch = {NULL, true, -1.0f, NULL};
         for (int pass = 0; pass < 2; pass++) {
             memset(codes, 0xAA, sizeof codes);
             memset(scales, 0xAA, sizeof scales);
@@ -554,7 +554,7 @@ Test(fp8_kernel, per_tensor)
         for (int c = 0; c < K; c++)
             x[3][c] = 0.0f; /* an all-zero row still uses the tensor scale */
         float amax = group_amax(&x[0][0], R * K);
-        mx_qparams pt = {NULL, false, amax}, pts = {NULL, true, amax};
+        mx_qparams pt = {NULL, false, amax, NULL}, pts = {NULL, true, amax, NULL};
         for (int r = 0; r < R; r++) {
             run_row(F, x[r], K, K, &pt, codes[r], scale, out[r]);
             run_row(F, x[r], K, K, &pts, codes2[r], scale2, out[r]);
@@ -568,7 +568,7 @@ Test(fp8_kernel, per_tensor)
 
         /* A zero tensor: scale +0 and zero codes. */
         float z[K] = {0};
-        mx_qparams pz = {NULL, false, 0.0f};
+        mx_qparams pz = {NULL, false, 0.0f, NULL};
         run_row(F, z, K, K, &pz, codes[0], scale, out[0]);
         cr_assert_eq(fbits(ld_scale(scale)), 0u);
         for (int c = 0; c < K; c++)
@@ -580,7 +580,7 @@ Test(fp8_kernel, per_tensor)
         float on[K];
         run_row(F, x[0], K, 8, NULL, cr_, sr, on);
         for (int i = 0; i < 3; i++) {
-            mx_qparams pg = {NULL, false, neg[i]};
+            mx_qparams pg = {NULL, false, neg[i], NULL};
             run_row(F, x[0], K, 8, &pg, cn, sn, on);
             cr_assert_arr_eq(cn, cr_, K);
             cr_assert_arr_eq(sn, sr, sizeof sr);
@@ -704,7 +704,7 @@ Test(fp8_kernel, search, .timeout = 280)
                     for (size_t i = 0; i < n; i++)
                         w[i] = rng_unit(&seed) < 0.1 ? 0.0f : (float)(rng_unit(&seed) * 4.0);
                     const float *wp = imp ? w : NULL;
-                    mx_qparams prtn = {wp, false, -1.0f}, ps = {wp, true, -1.0f};
+                    mx_qparams prtn = {wp, false, -1.0f, NULL}, ps = {wp, true, -1.0f, NULL};
                     run_row(F, x, n, groups[b], &prtn, c_rtn, s_rtn, o_rtn);
                     run_row(F, x, n, groups[b], &ps, c_s, s_s, o_s);
                     for (size_t j = 0; j < ng; j++) {
@@ -742,7 +742,7 @@ Test(fp8_kernel, search_importance_single)
             fill(x, 32, 0, &seed);
             size_t hot = (size_t)(rng_next(&seed) % 32);
             w[hot] = 1.0f;
-            mx_qparams p0 = {w, false, -1.0f}, p1 = {w, true, -1.0f};
+            mx_qparams p0 = {w, false, -1.0f, NULL}, p1 = {w, true, -1.0f, NULL};
             run_row(F, x, 32, 32, &p0, c0, s0, o0);
             run_row(F, x, 32, 32, &p1, c1, s1, o1);
             cr_assert(fabsf(x[hot] - o1[hot]) <= fabsf(x[hot] - o0[hot]));
@@ -761,7 +761,7 @@ Test(fp8_kernel, extremes)
         uint8_t codes[4], scales[4];
         float out[4];
         for (int srch = 0; srch < 2; srch++) {
-            mx_qparams p = {NULL, srch != 0, -1.0f};
+            mx_qparams p = {NULL, srch != 0, -1.0f, NULL};
             run_row(F, big, 4, 4, &p, codes, scales, out);
             if (!srch)
                 check_rtn_scale(F, 65504.0f, ld_scale(scales));
@@ -780,7 +780,7 @@ Test(fp8_kernel, extremes)
         /* n = 0: nothing is read or written (NULL sections allowed). */
         mx_rowptrs o = {{NULL}};
         mx_crowptrs in = {{NULL}};
-        mx_qparams pt = {NULL, false, 1.0f};
+        mx_qparams pt = {NULL, false, 1.0f, NULL};
         F->quantize(NULL, 0, 32, NULL, o);
         F->quantize(NULL, 0, 32, &pt, o);
         F->dequantize(in, 0, 32, NULL);

@@ -87,6 +87,12 @@ static void make_tensor(tensor *T, const qtype_desc *qt, unsigned group, size_t 
         w[i] = (float)v;
         amax = fabsf(w[i]) > amax ? fabsf(w[i]) : amax;
     }
+    const int8_t *levels = NULL; /* codebook types: one codebook for the whole tensor, fitted first */
+    if (qt->codebook_levels && rows != 0 && n != 0) {
+        int8_t *cb = (int8_t *)(T->bytes + T->lay.offset[MIXQ_SEC_CODEBOOK]);
+        qt->fit_codebook(w, NULL, rows, n, T->lay.group, cb);
+        levels = cb;
+    }
     for (size_t r = 0; r < rows; r++) {
         mx_crowptrs cp = row_ptrs(T, r);
         mx_rowptrs p;
@@ -108,7 +114,7 @@ static void make_tensor(tensor *T, const qtype_desc *qt, unsigned group, size_t 
             }
             break;
         default: {
-            mx_qparams qp = {NULL, false, T->lay.per_tensor ? amax : -1.0f};
+            mx_qparams qp = {NULL, false, T->lay.per_tensor ? amax : -1.0f, levels};
             qt->quantize_row(x, n, T->lay.group, &qp, p);
             qt->dequantize_row(cp, n, T->lay.group, d);
         }

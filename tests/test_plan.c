@@ -1006,6 +1006,13 @@ static double ref_sse(const st_tensor *t, const mx_cand *c, const mx_tstats *st,
     }
     const mx_kernel_set *ks = mx_kernels();
     mx_qparams qp = mx_convert_qparams(rtn, &lay, st->absmax);
+    int8_t levels[16];
+    if (c->qt->codebook_levels) { /* the tensor's codebook, fitted as the planner and the converter fit it */
+        mixq_error err;
+        cr_assert_eq(mx_fit_codebook(NULL, false, t, c->qt, lay.group, NULL, levels, &err), MIXQ_OK, "%s", err.message);
+        qp.codebook = levels;
+        cp.sec[MIXQ_SEC_CODEBOOK] = (const uint8_t *)levels;
+    }
     double total = 0;
     for (uint64_t r = 0; r < lay.rows; r++) {
         st_to_f32(t->dtype, t->data + r * len * es, len, x);
@@ -1254,6 +1261,7 @@ Test(plan, sampled_error_is_the_scaled_error_of_its_rows)
     for (size_t k = 0; k < nc; k++) {
         if (!want[k]) continue;
         double one;
+        if (c[k].qt->codebook_levels) continue; /* its codebook is fitted on the tensor's fit sample, not these rows */
         /* the per-tensor statistics (max |x| for per-tensor scales) stay the whole tensor's */
         cr_assert_eq(mx_measure_error(&ts, &c[k], &st, false, 0, NULL, &one, &err), MIXQ_OK);
         cr_assert_eq(dbits(got[k]), dbits(one * (97.0 / 20.0)), "%s:%u", c[k].qt->name, c[k].group_size);

@@ -278,6 +278,13 @@ Test(qtype, table_is_consistent)
             want |= QT_SEC(MIXQ_SEC_SUPER_SCALES);
             if (!q->symmetric) want |= QT_SEC(MIXQ_SEC_SUPER_MINS);
         }
+        if (q->codebook_levels) { /* codebook types: 2^code_bits levels, fitted before the rows */
+            want |= QT_SEC(MIXQ_SEC_CODEBOOK);
+            cr_assert_eq(q->codebook_levels, 1u << q->code_bits, "type %d levels", i);
+            cr_assert_not_null(q->fit_codebook, "type %d", i);
+            cr_assert_eq(q->code_min, 0);
+            cr_assert_eq(q->code_max, (int)q->codebook_levels - 1);
+        }
         cr_assert_eq(q->sections, want, "type %d sections %#x", i, q->sections);
         cr_assert_eq(plane_sum(q->code_planes), q->code_bits, "type %d code planes", i);
         cr_assert_eq(plane_sum(q->scale_planes), q->scale_bits, "type %d scale planes", i);

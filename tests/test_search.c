@@ -172,7 +172,7 @@ Test(search, special_groups_keep_plain_bytes_or_improve)
         }
         /* exact groups (zero error) are never changed */
         for (int i = 0; i < 512; i++) x[i] = 0.0f;
-        mx_qparams pr = {NULL, false, -1.0f}, ps = {NULL, true, -1.0f};
+        mx_qparams pr = {NULL, false, -1.0f, NULL}, ps = {NULL, true, -1.0f, NULL};
         qrun a, b;
         qrun_do(qt, x, 512, qt->group_default, &pr, &a);
         qrun_do(qt, x, 512, qt->group_default, &ps, &b);
@@ -200,7 +200,7 @@ Test(search, zero_importance_keeps_plain_choice)
     for (int i = 0; i < 300; i++) w[i] = 0.0f;
     for (size_t t = 0; t < N_INT_TYPES; t++) {
         const qtype_desc *qt = qtype_get(int_types[t]);
-        mx_qparams pr = {NULL, false, -1.0f}, ps = {w, true, -1.0f};
+        mx_qparams pr = {NULL, false, -1.0f, NULL}, ps = {w, true, -1.0f, NULL};
         qrun a, b;
         qrun_do(qt, x, 300, qt->group_default, &pr, &a);
         qrun_do(qt, x, 300, qt->group_default, &ps, &b);
@@ -228,7 +228,7 @@ Test(search, importance_changes_the_choice)
         int differ = 0, better = 0, units = 0;
         fill_row(x, N, &seed, 0);
         for (size_t i = 0; i < N; i++) w[i] = (rng_next(&seed) % 8 == 0) ? 1000.0f : 0.01f;
-        mx_qparams pu = {NULL, true, -1.0f}, pw = {w, true, -1.0f};
+        mx_qparams pu = {NULL, true, -1.0f, NULL}, pw = {w, true, -1.0f, NULL};
         qrun a, b;
         qrun_do(qt, x, N, qt->group_default, &pu, &a);
         qrun_do(qt, x, N, qt->group_default, &pw, &b);
@@ -257,7 +257,7 @@ Test(search, importance_changes_the_choice)
     }
     g[5] = 0.123456f;
     wg[5] = 1e6f;
-    mx_qparams pu = {NULL, true, -1.0f}, pw = {wg, true, -1.0f};
+    mx_qparams pu = {NULL, true, -1.0f, NULL}, pw = {wg, true, -1.0f, NULL};
     qrun a, b;
     qrun_do(qtype_get(MIXQ_QT_INT4), g, 64, 64, &pu, &a);
     qrun_do(qtype_get(MIXQ_QT_INT4), g, 64, 64, &pw, &b);
@@ -276,7 +276,7 @@ Test(search, deterministic)
     fill_weights(w, 1000, &seed, 1);
     for (size_t t = 0; t < N_INT_TYPES; t++) {
         const qtype_desc *qt = qtype_get(int_types[t]);
-        mx_qparams p = {w, true, -1.0f};
+        mx_qparams p = {w, true, -1.0f, NULL};
         qrun a, b;
         qrun_do(qt, x, 1000, qt->group_default, &p, &a);
         qrun_do(qt, x, 1000, qt->group_default, &p, &b);
@@ -718,7 +718,7 @@ static qsum model_error(const st_model *m, const qtype_desc *qt, unsigned g, boo
         size_t rows = (size_t)t->shape[0], K = (size_t)t->shape[1];
         float *x = malloc(t->n_elements * sizeof *x);
         st_to_f32(t->dtype, t->data, t->n_elements, x);
-        mx_qparams p = {NULL, search, -1.0f};
+        mx_qparams p = {NULL, search, -1.0f, NULL};
         for (size_t rr = 0; rr < rows; rr++) {
             qrun q;
             qrun_do(qt, x + rr * K, K, g, &p, &q);

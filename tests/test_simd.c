@@ -378,7 +378,7 @@ static void near_ties(float *x, size_t n, const qlayout *l, int t, uint64_t *rng
     mx_crowptrs in;
     uint8_t *sec[MIXQ_SECTION_COUNT];
     float *xh = malloc(n * 4), *lv = malloc((g + 1) * 4);
-    mx_qparams qp = {NULL, false, -1.0f};
+    mx_qparams qp = {NULL, false, -1.0f, NULL};
     cr_assert(xh && lv);
     for (int k = 0; k < MIXQ_SECTION_COUNT; k++) {
         size_t b = (size_t)l->length[k];

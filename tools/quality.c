@@ -24,6 +24,7 @@
 #include "kernels/qtype.h"
 #include "kernels/simd.h"
 #include "reader/st_reader.h"
+#include "plan/plan_measure.h"
 
 typedef struct result {
     double se, n, bytes, secs;
@@ -61,6 +62,15 @@ static int run(const st_model *m, const qtype_desc *qt, unsigned group, int sear
             for (uint64_t i = 0; i < t->n_elements; i++) amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
         mx_qparams p = {.importance = NULL, .search = search != 0, .tensor_absmax = l.per_tensor ? amax : -1.0f};
         double t0 = now();
+        if (qt->codebook_levels) { /* the tensor's codebook first, fitted as the converter fits it */
+            mixq_error e;
+            int8_t *lv = (int8_t *)(buf + l.offset[MIXQ_SEC_CODEBOOK]);
+            if (mx_fit_codebook(NULL, false, t, qt, l.group, NULL, lv, &e) != MIXQ_OK) {
+                fprintf(stderr, "quality: %s\n", e.message);
+                return -1;
+            }
+            p.codebook = lv;
+        }
         for (uint64_t r = 0; r < rows; r += sample) {
             mx_rowptrs o = {{NULL}};
             for (int k = 0; k < MIXQ_SECTION_COUNT; k++)

@@ -185,7 +185,12 @@ def _dq(qt, sec, k, g, ng):
     dh = _le(sec["super_scales"], "<u2")
     c = unpack_planes(sec["scales"], 0, ng, qt.scale_planes).astype(np.int32) - qt.cbias
     s = f16_to_f32(dh)[:, gb] * c.astype(np.float32)  # exact
-    q = _codes(qt, sec, k)
+    if qt.cb_levels:  # codebook types: the index into the tensor's int8 levels (§4.14)
+        u = unpack_planes(sec["codes"], 0, k, qt.code_planes)
+        levels = np.frombuffer(bytes(sec["codebook"][:qt.cb_levels]), dtype=np.int8).astype(np.float32)
+        q = levels[u]
+    else:
+        q = _codes(qt, sec, k)
     out = _per_group(np.multiply, q, s, g)
     bad = ~f16_finite(dh)
     if not qt.symmetric:

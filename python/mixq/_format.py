@@ -19,7 +19,7 @@ U32_MAX = (1 << 32) - 1
 SUPER_BLOCK = 256
 
 # Section names in storage order (§5).
-SECTION_ORDER = ("data", "codes", "scales", "mins", "super_scales", "super_mins")
+SECTION_ORDER = ("data", "codes", "scales", "mins", "super_scales", "super_mins", "codebook")
 
 # safetensors dtype -> (element size in bytes, numpy little-endian dtype of the stored bytes)
 SOURCE_DTYPES = {
@@ -35,11 +35,11 @@ class QType:
 
     __slots__ = ("name", "quantized", "symmetric", "elem_bits", "code_planes", "scale_planes",
                  "group_min", "group_max", "group_default", "allow_row", "tensor_scale", "super_block",
-                 "sections", "qbias", "cbias", "levels")
+                 "sections", "qbias", "cbias", "levels", "cb_levels")
 
     def __init__(self, name, quantized, symmetric, elem_bits=0, code_planes=(), scale_planes=(),
                  groups=(0, 0, 0), allow_row=False, tensor_scale=False, super_block=0, sections=("data",),
-                 qbias=0, cbias=0, levels=None):
+                 qbias=0, cbias=0, levels=None, cb_levels=0):
         self.name = name
         self.quantized = quantized
         self.symmetric = symmetric
@@ -54,6 +54,7 @@ class QType:
         self.qbias = qbias  # stored element code = q + qbias
         self.cbias = cbias  # stored scale code = c + cbias
         self.levels = levels  # lookup-table types: element value = levels[code] * scale
+        self.cb_levels = cb_levels  # codebook types: int8 levels in the per-tensor codebook section
 
     def group_ok(self, g):
         """Whether group_size g is allowed for this type (§4 table)."""
@@ -97,6 +98,12 @@ QTYPES = {q.name: q for q in [
     QType("nl4", True, True, 4, (4,), (16,), (16, 256, 32), sections=_CS, levels=NL4_LEVELS),
     QType("nl4_dq", True, True, 4, (4,), (4, 2), (32, 32, 32), super_block=SUPER_BLOCK,
           sections=_CS + ("super_scales",), cbias=32, levels=NL4_LEVELS),
+    QType("cb4_dq", True, True, 4, (4,), (4, 2), (32, 32, 32), super_block=SUPER_BLOCK,
+          sections=_CS + ("super_scales", "codebook"), cbias=32, cb_levels=16),
+    QType("cb3_dq", True, True, 3, (2, 1), (4, 2), (16, 16, 16), super_block=SUPER_BLOCK,
+          sections=_CS + ("super_scales", "codebook"), cbias=32, cb_levels=8),
+    QType("cb2_dq", True, True, 2, (2,), (4, 2), (16, 16, 16), super_block=SUPER_BLOCK,
+          sections=_CS + ("super_scales", "codebook"), cbias=32, cb_levels=4),
 ]}
 
 
@@ -142,6 +149,7 @@ class Layout:
                 row_bytes["super_scales"] = 2 * self.supers_per_row
                 if not qt.symmetric:
                     row_bytes["super_mins"] = row_bytes["super_scales"]
+            row_bytes["codebook"] = 0  # one per tensor (row stride 0)
         else:
             size = SOURCE_DTYPES[src_dtype][0] if qt.name == "raw" else qt.elem_bits // 8
             row_bytes["data"] = row_length * size
@@ -152,6 +160,8 @@ class Layout:
                 continue
             if name == "scales" and self.per_tensor:
                 length = 4 if n else 0
+            elif name == "codebook":
+                length = qt.cb_levels if n else 0
             else:
                 length = rows * row_bytes[name]
             off = align_up(end)

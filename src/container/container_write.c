@@ -268,7 +268,7 @@ mixq_status cw_finish(cwriter *w, json_t *metadata, mixq_error *err)
     uint8_t pre[MXC_PREAMBLE_LEN] = {0};
     memcpy(pre + MXC_OFF_MAGIC, MXC_MAGIC, MXC_MAGIC_LEN);
     mxc_put_u16(pre + MXC_OFF_MAJOR, MXC_FORMAT_MAJOR);
-    /* the minor of the newest addition the file uses (1.1: stored files; 1.2: the lookup-table types), so
+    /* the minor of the newest addition the file uses (1.1: stored files; 1.2: the lookup-table and codebook types), so
        that files without them keep their older minor exactly */
     unsigned minor = json_object_get(metadata, "files") ? MXC_FORMAT_MINOR_FILES : MXC_FORMAT_MINOR;
     if (w->minor > minor) minor = w->minor;

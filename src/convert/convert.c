@@ -315,6 +315,12 @@ static mixq_status convert_tensor(conv_ctx *c, const st_tensor *t, const mx_plan
             free(j.block_amax);
             j.prepass = 0;
         }
+        if (s == MIXQ_OK && qt->codebook_levels && lay.length[MIXQ_SEC_CODEBOOK]) {
+            /* the tensor's codebook, fitted once before the rows (as the planner fitted it) */
+            int8_t *levels = (int8_t *)(buf + lay.offset[MIXQ_SEC_CODEBOOK]);
+            s = mx_fit_codebook(c->model, true, t, qt, lay.group, j.imp, levels, err);
+            j.qp.codebook = levels;
+        }
         if (s == MIXQ_OK) s = run_rows(c, &j, err);
         pthread_mutex_destroy(&j.mu);
     }

@@ -83,6 +83,7 @@ void mx_mm_decode(const mx_mm_path *P, mixq_qtype t, mx_crowptrs w, size_t n, un
         if (!qt->symmetric)
             c.sec[MIXQ_SEC_SUPER_MINS] = w.sec[MIXQ_SEC_SUPER_MINS] + 2 * b;
     }
+    c.sec[MIXQ_SEC_CODEBOOK] = w.sec[MIXQ_SEC_CODEBOOK]; /* codebook types: the tensor's levels (else NULL) */
     P->dequantize_row[t](c, len, pass_group, out);
 }
 
@@ -175,6 +176,9 @@ static const mx_dequantize_row_fn scalar_deq[MIXQ_QT_COUNT] = {
     [MIXQ_QT_INT6_DQ] = kernel_int6_dq_dequantize_row,
     [MIXQ_QT_NL4] = kernel_nl4_dequantize_row,
     [MIXQ_QT_NL4_DQ] = kernel_nl4_dq_dequantize_row,
+    [MIXQ_QT_CB4_DQ] = kernel_cb4_dq_dequantize_row,
+    [MIXQ_QT_CB3_DQ] = kernel_cb3_dq_dequantize_row,
+    [MIXQ_QT_CB2_DQ] = kernel_cb2_dq_dequantize_row,
 };
 
 static const mx_mm_path scalar_path = {

@@ -151,6 +151,20 @@ void kernel_nl4_quantize_row_ops(const struct mx_nl4_ops *ops, const float *x, s
                                  const mx_qparams *p, mx_rowptrs out);
 void kernel_nl4_dq_quantize_row_ops(const struct mx_nl4_ops *ops, const float *x, size_t n, unsigned group,
                                     const mx_qparams *p, mx_rowptrs out);
+ * Codebook types (kernel_cb.c, FORMAT.md §4.14): x^ = fl(fl(d * c) * L[q]),
+ * q the stored index (4, 3 or 2 bits) into the tensor's int8 levels L (the
+ * codebook section), c a signed 6-bit group-scale code stored as c + 32,
+ * d the f16 scale of the super-block of 256 weights.
+ */
+void kernel_cb4_dq_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
+void kernel_cb4_dq_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
+void kernel_cb3_dq_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
+void kernel_cb3_dq_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
+void kernel_cb2_dq_quantize_row(const float *x, size_t n, unsigned group, const mx_qparams *p, mx_rowptrs out);
+void kernel_cb2_dq_dequantize_row(mx_crowptrs in, size_t n, unsigned group, float *out);
+void kernel_cb4_dq_fit(const float *x, const float *w, size_t rows, size_t n, unsigned group, int8_t *levels);
+void kernel_cb3_dq_fit(const float *x, const float *w, size_t rows, size_t n, unsigned group, int8_t *levels);
+void kernel_cb2_dq_fit(const float *x, const float *w, size_t rows, size_t n, unsigned group, int8_t *levels);
 
 void kernel_dq_quantize_row_ops(const mx_search_ops *ops, mixq_qtype type, const float *x, size_t n,
                                 unsigned group, const mx_qparams *p, mx_rowptrs out);

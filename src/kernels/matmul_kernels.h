@@ -138,7 +138,8 @@ static inline __attribute__((always_inline)) void mx_mm_dot_rows(const mx_mm_pat
     X(f32, MIXQ_QT_F32) X(f16, MIXQ_QT_F16) X(bf16, MIXQ_QT_BF16) X(int8, MIXQ_QT_INT8) X(int4, MIXQ_QT_INT4) \
     X(int4s, MIXQ_QT_INT4S) X(int2, MIXQ_QT_INT2) X(fp8_e4m3, MIXQ_QT_FP8_E4M3)                              \
     X(fp8_e5m2, MIXQ_QT_FP8_E5M2) X(int4_dq, MIXQ_QT_INT4_DQ) X(int2_dq, MIXQ_QT_INT2_DQ)                    \
-    X(int3_dq, MIXQ_QT_INT3_DQ) X(int6_dq, MIXQ_QT_INT6_DQ) X(nl4, MIXQ_QT_NL4) X(nl4_dq, MIXQ_QT_NL4_DQ)
+    X(int3_dq, MIXQ_QT_INT3_DQ) X(int6_dq, MIXQ_QT_INT6_DQ) X(nl4, MIXQ_QT_NL4) X(nl4_dq, MIXQ_QT_NL4_DQ) \
+    X(cb4_dq, MIXQ_QT_CB4_DQ) X(cb3_dq, MIXQ_QT_CB3_DQ) X(cb2_dq, MIXQ_QT_CB2_DQ)
 
 /* Defines the dot_rows kernel PFX_dot_rows_NAME of type ID over the mx_mm_path PATH. */
 #define MX_MM_ROWS_FN(PFX, PATH, NAME, ID)                                                                   \

@@ -13,6 +13,7 @@
 #define S_CS (QT_SEC(MIXQ_SEC_CODES) | QT_SEC(MIXQ_SEC_SCALES))
 #define S_CSM (S_CS | QT_SEC(MIXQ_SEC_MINS))
 #define S_SUP QT_SEC(MIXQ_SEC_SUPER_SCALES)
+#define S_CB QT_SEC(MIXQ_SEC_CODEBOOK)
 #define S_SUPM (QT_SEC(MIXQ_SEC_SUPER_SCALES) | QT_SEC(MIXQ_SEC_SUPER_MINS))
 
 /* Plain types: one data section of code_bits-bit elements (raw: the source dtype's size). */
@@ -133,6 +134,40 @@ const qtype_desc mx_qtypes[MIXQ_QT_COUNT] = {
                         .opt_in = true,
                         .quantize_row = kernel_nl4_dq_quantize_row,
                         .dequantize_row = kernel_nl4_dq_dequantize_row},
+    /* codebook types: index codes into the tensor's 2^b int8 levels, int3_dq's scale codes (FORMAT.md §4.14) */
+    [MIXQ_QT_CB4_DQ] = {.name = "cb4_dq", .id = MIXQ_QT_CB4_DQ,
+                        .help = "4-bit per-tensor fitted codebook, DQ",
+                        .code_min = 0, .code_max = 15, .code_bias = 0,
+                        .scale_code_min = -32, .scale_code_max = 31, .scale_code_bias = 32,
+                        .quantized = true, .symmetric = true,
+                        .code_bits = 4, .code_planes = {4}, .scale_kind = QS_CODE, .scale_bits = 6,
+                        .scale_planes = {4, 2}, .group_min = 32, .group_max = 32, .group_default = 32,
+                        .super_block = 256, .sections = S_CS | S_SUP | S_CB, .format_minor = 2, .opt_in = true,
+                        .codebook_levels = 16,
+                        .fit_codebook = kernel_cb4_dq_fit, .quantize_row = kernel_cb4_dq_quantize_row,
+                        .dequantize_row = kernel_cb4_dq_dequantize_row},
+    [MIXQ_QT_CB3_DQ] = {.name = "cb3_dq", .id = MIXQ_QT_CB3_DQ,
+                        .help = "3-bit per-tensor fitted codebook, DQ",
+                        .code_min = 0, .code_max = 7, .code_bias = 0,
+                        .scale_code_min = -32, .scale_code_max = 31, .scale_code_bias = 32,
+                        .quantized = true, .symmetric = true,
+                        .code_bits = 3, .code_planes = {2, 1}, .scale_kind = QS_CODE, .scale_bits = 6,
+                        .scale_planes = {4, 2}, .group_min = 16, .group_max = 16, .group_default = 16,
+                        .super_block = 256, .sections = S_CS | S_SUP | S_CB, .format_minor = 2, .opt_in = true,
+                        .codebook_levels = 8,
+                        .fit_codebook = kernel_cb3_dq_fit, .quantize_row = kernel_cb3_dq_quantize_row,
+                        .dequantize_row = kernel_cb3_dq_dequantize_row},
+    [MIXQ_QT_CB2_DQ] = {.name = "cb2_dq", .id = MIXQ_QT_CB2_DQ,
+                        .help = "2-bit per-tensor fitted codebook, DQ",
+                        .code_min = 0, .code_max = 3, .code_bias = 0,
+                        .scale_code_min = -32, .scale_code_max = 31, .scale_code_bias = 32,
+                        .quantized = true, .symmetric = true,
+                        .code_bits = 2, .code_planes = {2}, .scale_kind = QS_CODE, .scale_bits = 6,
+                        .scale_planes = {4, 2}, .group_min = 16, .group_max = 16, .group_default = 16,
+                        .super_block = 256, .sections = S_CS | S_SUP | S_CB, .format_minor = 2, .opt_in = true,
+                        .codebook_levels = 4,
+                        .fit_codebook = kernel_cb2_dq_fit, .quantize_row = kernel_cb2_dq_quantize_row,
+                        .dequantize_row = kernel_cb2_dq_dequantize_row},
 };
 
 static const char *const section_names[MIXQ_SECTION_COUNT] = {
@@ -142,6 +177,7 @@ static const char *const section_names[MIXQ_SECTION_COUNT] = {
     [MIXQ_SEC_MINS] = "mins",
     [MIXQ_SEC_SUPER_SCALES] = "super_scales",
     [MIXQ_SEC_SUPER_MINS] = "super_mins",
+    [MIXQ_SEC_CODEBOOK] = "codebook",
 };
 
 /* Entries whose name is NULL are types this build does not implement yet. */
@@ -282,7 +318,7 @@ double qtype_nominal_bpw(const qtype_desc *qt, unsigned g)
     bits = (double)qt->code_bits + (double)qt->scale_bits * (qt->symmetric ? 1.0 : 2.0) / g;
     if (qt->super_block)
         bits += 16.0 * (qt->symmetric ? 1.0 : 2.0) / qt->super_block;
-    return bits;
+    return bits; /* a codebook's 2^b bytes per tensor are not per weight */
 }
 
 /*
@@ -349,6 +385,8 @@ bool qtype_layout(const qtype_desc *qt, st_dtype src, uint64_t rows, uint64_t ro
             continue;
         if (k == MIXQ_SEC_SCALES && l.per_tensor)
             l.length[k] = n_elements != 0 ? qt->scale_bits / 8u : 0;
+        else if (k == MIXQ_SEC_CODEBOOK)
+            l.length[k] = n_elements != 0 ? qt->codebook_levels : 0;
         else if (!ck_mul(rows, l.row_bytes[k], &l.length[k]))
             return false;
         if (!ck_align(end, MX_ALIGN, &l.offset[k]))

@@ -36,6 +36,10 @@ typedef struct mx_qparams {
     bool search;             /* true: error-minimizing scale search; false: plain min/max (RTN) */
     float tensor_absmax;     /* max |x| over the whole tensor for a per-tensor scale (tensor_scale
                                 types with group_size 0); negative (-1) otherwise */
+    const int8_t *codebook;  /* codebook types: the tensor's fitted levels (qtype_desc.codebook_levels
+                                of them, from .fit_codebook), used as given and not written; NULL: the
+                                kernel fits levels to this row alone and writes them to
+                                out.sec[MIXQ_SEC_CODEBOOK] (a one-row tensor) */
 } mx_qparams;
 
 /*
@@ -48,6 +52,16 @@ typedef void (*mx_quantize_row_fn)(const float *x, size_t n, unsigned group, con
 
 /* Reconstructs one row of n floats. */
 typedef void (*mx_dequantize_row_fn)(mx_crowptrs in, size_t n, unsigned group, float *out);
+
+/*
+ * Fits a codebook type's int8 levels to a tensor (or a deterministic sample
+ * of its rows): rows x n floats x (finite, |x| <= MX_QUANT_ABS_MAX),
+ * row-major, with per-element weights w (same shape, >= 0) or NULL for all
+ * 1, stored with group size `group`.  Writes qtype_desc.codebook_levels
+ * levels.  Deterministic: the same inputs give the same levels.
+ */
+typedef void (*mx_fit_codebook_fn)(const float *x, const float *w, size_t rows, size_t n, unsigned group,
+                                   int8_t *levels);
 
 /* How the per-group scales (and mins) of a quantized type are stored. */
 typedef enum qscale_kind {
@@ -100,6 +114,9 @@ typedef struct qtype_desc {
                                   a container holding it has at least this minor (0 = version 1.0) */
     bool opt_in;               /* not among the planner's default candidates (only when --candidates
                                   names it): types added after the goldens were pinned, until measured */
+    unsigned codebook_levels;  /* codebook types: int8 levels per tensor (2^code_bits), stored once per
+                                  tensor in the codebook section (row stride 0); 0 for other types */
+    mx_fit_codebook_fn fit_codebook; /* codebook types: fits the levels before the rows are quantized */
     mx_quantize_row_fn quantize_row;      /* NULL for raw/f32/f16/bf16: the */
     mx_dequantize_row_fn dequantize_row;  /* converter handles plain types itself */
 } qtype_desc;
@@ -175,7 +192,8 @@ typedef struct qlayout {
  * present sections in kind order, each at the previous end rounded up to
  * MX_ALIGN, total = end of the last.  Every section is rows x row_bytes
  * (row r at offset + r * row_bytes), except the per-tensor scales section:
- * scale_bits / 8 bytes shared by every row (row_bytes 0).
+ * scale_bits / 8 bytes shared by every row (row_bytes 0), and the codebook
+ * section: codebook_levels bytes shared by every row (row_bytes 0).
  * A zero-element tensor has all lengths and offsets 0 and total 0.  Returns
  * false (and zeroes *out) on arithmetic overflow, a group size not allowed by
  * qtype_group_ok, an invalid src for raw, or a per-row group longer than

@@ -74,6 +74,7 @@ static void init(void)
         sets[MX_SIMD_AVX2].path = MX_SIMD_AVX2;
         mx_simd_fill_avx2(&sets[MX_SIMD_AVX2]);
         mx_simd_fill_avx2_nl4(&sets[MX_SIMD_AVX2]); /* before the matmul: it takes the set's dequantizers */
+        mx_simd_fill_avx2_cb(&sets[MX_SIMD_AVX2]); /* before the matmul fill: it copies the dequantizers */
         mx_simd_fill_avx2_matmul(&sets[MX_SIMD_AVX2]);
         available[MX_SIMD_AVX2] = 1;
     }
@@ -83,6 +84,7 @@ static void init(void)
     sets[MX_SIMD_NEON].path = MX_SIMD_NEON;
     mx_simd_fill_neon(&sets[MX_SIMD_NEON]);
     mx_simd_fill_neon_nl4(&sets[MX_SIMD_NEON]); /* before the matmul: it takes the set's dequantizers */
+    mx_simd_fill_neon_cb(&sets[MX_SIMD_NEON]); /* before the matmul fill: it copies the dequantizers */
     mx_simd_fill_neon_matmul(&sets[MX_SIMD_NEON]);
     available[MX_SIMD_NEON] = 1;
 #endif

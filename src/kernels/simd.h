@@ -63,6 +63,8 @@ void mx_bf16_to_f32_array(const uint16_t *src, size_t n, float *dst);
 void mx_simd_fill_avx2(mx_kernel_set *set);
 void mx_simd_fill_neon(mx_kernel_set *set);
 void mx_simd_fill_avx2_matmul(mx_kernel_set *set); /* src/simd_avx2_matmul.c */
+void mx_simd_fill_avx2_cb(mx_kernel_set *set);     /* avx2/simd_avx2_cb.c: the codebook types */
+void mx_simd_fill_neon_cb(mx_kernel_set *set);     /* neon/simd_neon_cb.c: the codebook types */
 void mx_simd_fill_neon_matmul(mx_kernel_set *set); /* src/simd_neon_matmul.c */
 void mx_simd_fill_avx2_nl4(mx_kernel_set *set);    /* kernels/avx2/simd_avx2_nl4.c: nl4, nl4_dq */
 void mx_simd_fill_neon_nl4(mx_kernel_set *set);    /* kernels/neon/simd_neon_nl4.c: nl4, nl4_dq */

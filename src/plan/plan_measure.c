@@ -332,6 +332,45 @@ uint64_t mx_sample_row(const mx_sample *smp, uint64_t j)
     return j * smp->step + (j * smp->rem + smp->total / 2) / k;
 }
 
+mixq_status mx_fit_codebook(const st_model *m, bool via_read, const st_tensor *t, const qtype_desc *qt, unsigned group,
+                            const mx_importance *imp, int8_t *levels, mixq_error *err)
+{
+    uint64_t rows = 0, row_length = 0;
+    mx_sample smp;
+    if (!mx_tensor_rows(t, &rows, &row_length))
+        return mx_err(err, MIXQ_E_RANGE, "tensor \"%s\": size overflows", t->name);
+    mx_sample_init(&smp, rows, row_length, MX_CODEBOOK_SAMPLE);
+    size_t len = (size_t)row_length, esize = st_dtypes[t->dtype].size, k = (size_t)smp.rows, nk;
+    if (!ck_mul(k, len ? len : 1, &nk) || nk > SIZE_MAX / (2 * sizeof(float)))
+        return mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": rows too long for this machine", t->name);
+    float *x = malloc((nk ? nk : 1) * sizeof *x), *w = imp ? malloc((nk ? nk : 1) * sizeof *w) : NULL;
+    uint8_t *src = via_read ? malloc((len ? len : 1) * (esize ? esize : 1)) : NULL;
+    mixq_status s = MIXQ_OK;
+    if (!x || (imp && !w) || (via_read && !src)) {
+        s = mx_err(err, MIXQ_E_NOMEM, "tensor \"%s\": out of memory", t->name);
+        goto out;
+    }
+    for (size_t j = 0; j < k && s == MIXQ_OK; j++) {
+        uint64_t r = mx_sample_row(&smp, j);
+        float *xr = x + j * len;
+        if (via_read) {
+            s = st_read(m, t, r * row_length * esize, src, len * esize, err);
+            if (s == MIXQ_OK) st_to_f32(t->dtype, src, len, xr);
+        } else if (!load_f32(t, r * row_length * esize, len, xr)) {
+            s = shrank(m, t, err);
+        }
+        for (size_t i = 0; i < len && s == MIXQ_OK; i++)
+            if (!(fabsf(xr[i]) <= MX_QUANT_ABS_MAX)) xr[i] = 0.0f;
+        if (s == MIXQ_OK && imp) mx_importance_row(imp, xr, mx_importance_block(qt, group), w + j * len);
+    }
+    if (s == MIXQ_OK) qt->fit_codebook(x, w, k, len, group, levels);
+out:
+    free(x);
+    free(w);
+    free(src);
+    return s;
+}
+
 /* Memory for the candidates measured in one pass over the rows (at least one candidate per pass). */
 size_t mx_measure_batch_bytes = (size_t)64 << 20;
 /* Elements of a row whose squared differences are formed at once, before they are summed. */
@@ -353,6 +392,7 @@ typedef struct cand_run {
     float *y;               /* the reconstructed row */
     float *w;               /* the row's search weights (with importance) */
     double total;           /* the tensor's sum */
+    int8_t levels[16];      /* codebook types: the tensor's fitted levels */
 } cand_run;
 
 /* Checks that tensor t can be stored as candidate c and sizes its buffers. */
@@ -400,6 +440,10 @@ static bool run_alloc(cand_run *cr, size_t len, bool weights)
         off += off & 1u;
     }
     cr->off = off;
+    if (cr->c->qt->codebook_levels) { /* the levels fitted by run_fit, shared by every row */
+        cr->qp.codebook = cr->levels;
+        cr->cp.sec[MIXQ_SEC_CODEBOOK] = (const uint8_t *)cr->levels;
+    }
     return true;
 }
 
@@ -591,6 +635,9 @@ mixq_status mx_measure_errors_imp(const st_model *m, const st_tensor *t, const m
     if (s == MIXQ_OK && imp && imp->n != row_length)
         s = mx_err(err, MIXQ_E_INVALID_ARG, "tensor \"%s\": the importance matrix has %zu values for rows of %llu",
                    t->name, imp->n, (unsigned long long)row_length);
+    for (size_t j = 0; j < k && s == MIXQ_OK; j++) /* codebooks first, fitted as the converter fits them */
+        if (runs[j].c->qt->codebook_levels)
+            s = mx_fit_codebook(m, false, t, runs[j].c->qt, runs[j].group, rtn ? NULL : imp, runs[j].levels, err);
     double wsq = 0;
     bool first = true;
     mx_sample smp;

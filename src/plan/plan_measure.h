@@ -147,6 +147,23 @@ unsigned mx_importance_block(const qtype_desc *qt, unsigned group);
  */
 void mx_importance_row(const mx_importance *imp, const float *x, unsigned block, float *w);
 
+/* Elements of the row sample a codebook is fitted on (mx_fit_codebook). */
+#define MX_CODEBOOK_SAMPLE ((uint64_t)1 << 16)
+
+/*
+ * Fits the levels of codebook type qt (qt->codebook_levels of them) for
+ * tensor t stored with group size `group`: the rows of mx_sample_init(...,
+ * MX_CODEBOOK_SAMPLE) are read (through st_read if via_read, else from the
+ * mapping under the SIGBUS guard; m may be NULL then, and names the file in
+ * errors) and passed to qt->fit_codebook with the weights of
+ * mx_importance_row (imp may be NULL).  Values a quantized type cannot hold
+ * count as 0 here (the conversion refuses them on its own).  The converter
+ * and the planner fit on the same rows, so the planner measures the
+ * codebook the converter stores.
+ */
+mixq_status mx_fit_codebook(const st_model *m, bool via_read, const st_tensor *t, const qtype_desc *qt, unsigned group,
+                            const mx_importance *imp, int8_t *levels, mixq_error *err);
+
 /*
  * mx_measure_errors with an importance (NULL: exactly mx_measure_errors):
  * each row is quantized with the weights mx_importance_row gives, and sse[c]

@@ -376,7 +376,8 @@ def main():
         convert("mini-llama-bf16.safetensors", "mini-llama-int4s-g16.mxq", "--type", "int4s", "--group-size", "16")
         convert("mini-llama-f32.safetensors", "mini-llama-int2-1d.mxq", "--type", "int2", "--quantize-1d")
         for qt, gs in (("int4_dq", "16"), ("int4_dq", "64"), ("int2_dq", "16"), ("int3_dq", "16"),
-                       ("int6_dq", "16"), ("int4s", "256"), ("int2", "128"), ("nl4", "16"), ("nl4_dq", "32")):
+                       ("int6_dq", "16"), ("int4s", "256"), ("int2", "128"), ("nl4", "16"), ("nl4_dq", "32"),
+                       ("cb4_dq", "32"), ("cb3_dq", "16"), ("cb2_dq", "16")):
             convert("wide-rows.safetensors", "wide-rows-%s-g%s.mxq" % (qt, gs), "--type", qt, "--group-size", gs)
         # fp8: one f32 scale per tensor (the default: scales section of row stride 0) or per group
         convert("wide-rows.safetensors", "wide-rows-fp8_e4m3-tensor.mxq", "--type", "fp8_e4m3")
@@ -387,9 +388,29 @@ def main():
     finally:
         shutil.rmtree(tmp)
     header_variants(os.path.join(ct, "two-tensors-int8-1d.mxq"), ct)
+    codebook_variants(os.path.join(ct, "wide-rows-cb3_dq-g16.mxq"), ct)
     json_seeds(ct, ix, jf)
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(CORPUS) for f in fs)
     print("corpus: %d bytes" % total)
+
+
+def codebook_variants(src, outdir):
+    """Codebook containers (FORMAT.md 4.12, format 1.2) whose codebook section breaks the layout:
+    wrong length, wrong offset, missing; stale checksums, restamped by fuzz_container."""
+    with open(src, "rb") as f:
+        blob = f.read()
+    ho = struct.unpack("<Q", blob[32:40])[0]
+    base = json.loads(blob[ho:])
+
+    def variant(name, edit):
+        h = json.loads(json.dumps(base))
+        edit(h["tensors"][0]["sections"])
+        write(os.path.join(outdir, "hdr-codebook-" + name + ".mxq"),
+              blob[:ho] + json.dumps(h, separators=(",", ":"), ensure_ascii=False).encode())
+
+    variant("length", lambda s: s["codebook"].update(length=s["codebook"]["length"] + 1))
+    variant("offset", lambda s: s["codebook"].update(offset=s["codebook"]["offset"] - 64))
+    variant("missing", lambda s: s.pop("codebook"))
 
 
 def stored_files_seeds(mixq, model, tmp, ct):

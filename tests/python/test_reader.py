@@ -57,6 +57,9 @@ TYPE_GROUPS = {
     "int2_dq": [16],
     "int3_dq": [16],
     "int6_dq": [16],
+    "cb4_dq": [32],
+    "cb3_dq": [16],
+    "cb2_dq": [16],
     "fp8_e4m3": ["tensor", 32, 64, 128, 256],
     "fp8_e5m2": ["tensor", 32, 64, 128, 256],
     "nl4": [16, 32, 64, 128, 256],
@@ -509,7 +512,8 @@ class TestCraftedParameters(Base):
                  ("int4_dq", 32, "super_scales", 2, b"\x00\x7c"), ("int4_dq", 16, "super_mins", 2, b"\x00\xfc"),
                  ("int2_dq", 16, "super_mins", 2, b"\x00\x7d"), ("int3_dq", 16, "super_scales", 2, b"\x00\x7c"),
                  ("int6_dq", 16, "super_scales", 2, b"\x00\xfe"), ("nl4", 32, "scales", 2, b"\x00\xfc"),
-                 ("nl4_dq", 32, "super_scales", 2, b"\x01\x7c")]
+                 ("nl4_dq", 32, "super_scales", 2, b"\x01\x7c"),
+                 ("cb3_dq", 16, "super_scales", 2, b"\x00\x7c")]
         for qtype, g, sec, width, value in cases:
             p = convert(src, self.path("nan-%s-%s-%s.mxq" % (qtype, g, sec)), qtype, g)
             with mixq.open(p) as f:
