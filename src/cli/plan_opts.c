@@ -25,7 +25,9 @@ const char cli_plan_help[] =
     "                        the last matching rule wins over every strategy)\n"
     "      --keep G          tensors matching glob G keep their source precision\n"
     "      --weights W       role (default: role and depth prior per unit of the\n"
-    "                        tensor's mean square) or flat (plain squared error)\n"
+    "                        tensor's mean square), flat (plain squared error) or\n"
+    "                        share (relative error times the tensor's share of the\n"
+    "                        output: the head 2 x blocks + 1, other matrices 1)\n"
     "      --sensitivity F   JSON of per-tensor gradient_norm, weight_variance,\n"
     "                        activation_range, output_sensitivity\n"
     "      --thresholds L,M,H  sensitivity: score thresholds (default 0.5,2,4)\n"
@@ -142,8 +144,9 @@ int cli_plan_opt(cli_plan_opts *c, const char *cmd, int code, const char *arg)
     case CLI_OPT_WEIGHTS:
         if (!strcmp(arg, "role")) o->weights = MIXQ_WEIGHTS_ROLE;
         else if (!strcmp(arg, "flat")) o->weights = MIXQ_WEIGHTS_FLAT;
+        else if (!strcmp(arg, "share")) o->weights = MIXQ_WEIGHTS_SHARE;
         else {
-            cli_usage_error(cmd, "--weights takes role or flat, not '%s'", arg);
+            cli_usage_error(cmd, "--weights takes role, flat or share, not '%s'", arg);
             return -1;
         }
         break;

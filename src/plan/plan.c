@@ -41,18 +41,19 @@ void mx_plan_options_defaults(mixq_plan_options *o)
 }
 
 
-/* The plan's "weights": role or flat, "+file" with a sensitivity file, "+imatrix" with an importance matrix. */
-static const char *const weights_names[2][2][2] = {{{"role", "role+imatrix"}, {"role+file", "role+file+imatrix"}},
-                                                   {{"flat", "flat+imatrix"}, {"flat+file", "flat+file+imatrix"}}};
+/* The plan's "weights": role, flat or share, "+file" with a sensitivity file, "+imatrix" with an importance matrix. */
+static const char *const weights_names[3][2][2] = {{{"role", "role+imatrix"}, {"role+file", "role+file+imatrix"}},
+                                                   {{"flat", "flat+imatrix"}, {"flat+file", "flat+file+imatrix"}},
+                                                   {{"share", "share+imatrix"}, {"share+file", "share+file+imatrix"}}};
 
 static const char *weights_name(mixq_plan_weights w, bool file, bool imatrix)
 {
-    return weights_names[w == MIXQ_WEIGHTS_FLAT][file][imatrix];
+    return weights_names[w][file][imatrix];
 }
 
 bool mx_plan_weights_known(const char *v)
 {
-    for (size_t i = 0; i < 8; i++)
+    for (size_t i = 0; i < sizeof weights_names / sizeof weights_names[0][0][0]; i++)
         if (!strcmp((&weights_names[0][0][0])[i], v)) return true;
     return false;
 }
@@ -82,7 +83,7 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
     *out = NULL;
     if ((unsigned)o->strategy > MIXQ_STRATEGY_BUDGET)
         return mx_err(err, MIXQ_E_INVALID_ARG, "unknown strategy %d", (int)o->strategy);
-    if ((unsigned)o->weights > MIXQ_WEIGHTS_FLAT)
+    if ((unsigned)o->weights > MIXQ_WEIGHTS_SHARE)
         return mx_err(err, MIXQ_E_INVALID_ARG, "unknown weights %d", (int)o->weights);
     bool budget = o->strategy == MIXQ_STRATEGY_BUDGET;
     if (budget && (o->target_bpw > 0) == (o->target_size > 0))
