@@ -333,7 +333,7 @@ typedef enum mixq_plan_weights {
     MIXQ_WEIGHTS_ROLE = 0, /* role and depth prior, per unit of the tensor's mean square (default) */
     MIXQ_WEIGHTS_FLAT,     /* every tensor's squared error counts as it is */
     MIXQ_WEIGHTS_SHARE     /* relative error times the tensor's share of the output: the vocabulary
-                              head 2 x blocks + 1, every other matrix 1 */
+                              head and the token embedding 2 x blocks + 1, every other matrix 1 */
 } mixq_plan_weights;
 
 /* Elements per tensor the planner measures errors on by default (mixq_plan_options.measure_sample). */

@@ -399,14 +399,16 @@ mixq_status mx_planner_layouts(planner *pl, mixq_error *err)
 /*
  * The share of the model's output error that a relative error of tensor r
  * makes (--weights share): the vocabulary head's error lands in the logits
- * whole; any other matrix's lands in the residual stream as one of its
- * 2 x blocks + 1 writes (the embedding, and each block's attention and MLP
- * outputs; a block's inner matrices reach it through those).
+ * whole, and the token embedding's in the whole residual stream that every
+ * block reads (its row is all of it before the first block); any other
+ * matrix's lands in the residual stream as one of its 2 x blocks + 1 writes
+ * (each block's attention and MLP outputs; a block's inner matrices reach it
+ * through those).
  */
 double mx_output_share(const mx_role_info *r)
 {
-    bool head = r->role == MX_ROLE_OUTPUT || r->tied;
-    return head ? 2.0 * (r->blocks > 0 ? r->blocks : 0) + 1.0 : 1.0;
+    bool whole = r->role == MX_ROLE_OUTPUT || r->token_embedding || r->tied;
+    return whole ? 2.0 * (r->blocks > 0 ? r->blocks : 0) + 1.0 : 1.0;
 }
 
 /* The weight of tensor i's squared error in the objective. */
