@@ -33,7 +33,7 @@ void mx_plan_options_defaults(mixq_plan_options *o)
     memset(o, 0, sizeof *o);
     o->strategy = MIXQ_STRATEGY_UNIFORM;
     o->type = MIXQ_QT_RAW;
-    o->weights = MIXQ_WEIGHTS_ROLE;
+    o->weights = MIXQ_WEIGHTS_DEFAULT;
     o->thresholds[0] = 0.5;
     o->thresholds[1] = 2.0;
     o->thresholds[2] = 4.0;
@@ -83,7 +83,7 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
     *out = NULL;
     if ((unsigned)o->strategy > MIXQ_STRATEGY_BUDGET)
         return mx_err(err, MIXQ_E_INVALID_ARG, "unknown strategy %d", (int)o->strategy);
-    if ((unsigned)o->weights > MIXQ_WEIGHTS_SHARE)
+    if ((unsigned)o->weights > MIXQ_WEIGHTS_DEFAULT)
         return mx_err(err, MIXQ_E_INVALID_ARG, "unknown weights %d", (int)o->weights);
     bool budget = o->strategy == MIXQ_STRATEGY_BUDGET;
     if (budget && (o->target_bpw > 0) == (o->target_size > 0))
@@ -193,9 +193,13 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
     }
     if (s == MIXQ_OK) s = mx_planner_settle_fixed(&pl, err);
     if (s == MIXQ_OK) s = mx_planner_importance(&pl, err);
+    /* the default weighting: the one measured best for this case (PLANNER.md §10) */
+    pl.weights = o->weights != MIXQ_WEIGHTS_DEFAULT ? o->weights
+                 : budget && !pl.imp                ? MIXQ_WEIGHTS_SHARE
+                                                    : MIXQ_WEIGHTS_ROLE;
     if (s == MIXQ_OK) s = mx_planner_layouts(&pl, err);
     if (s == MIXQ_OK && (!mx_plan_set_str(&p->strategy, strategy_names[o->strategy]) ||
-                         !mx_plan_set_str(&p->weights, weights_name(o->weights, pl.ext != NULL, pl.imp != NULL)) ||
+                         !mx_plan_set_str(&p->weights, weights_name(pl.weights, pl.ext != NULL, pl.imp != NULL)) ||
                          (o->strategy != MIXQ_STRATEGY_UNIFORM && !record_candidates(&pl))))
         s = mx_err(err, MIXQ_E_NOMEM, "out of memory");
     if (s == MIXQ_OK) {

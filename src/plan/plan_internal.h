@@ -39,6 +39,7 @@ typedef struct rule {
 typedef struct planner {
     const st_model *m;
     const mixq_plan_options *o;
+    mixq_plan_weights weights; /* o->weights with MIXQ_WEIGHTS_DEFAULT resolved */
     mixq_plan *p;
     mx_cand *cands;       /* candidate list */
     size_t nc;

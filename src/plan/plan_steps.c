@@ -415,7 +415,7 @@ double mx_output_share(const mx_role_info *r)
 double mx_planner_weight_of(const planner *pl, size_t i)
 {
     double w = 1.0;
-    mixq_plan_weights wt = pl->o->weights;
+    mixq_plan_weights wt = pl->weights;
     if (wt == MIXQ_WEIGHTS_ROLE || wt == MIXQ_WEIGHTS_SHARE) {
         const mx_tstats *st = &pl->stats[i];
         const mx_role_info *r = &pl->p->t[i].role;
