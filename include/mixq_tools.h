@@ -330,8 +330,12 @@ typedef enum mixq_plan_strategy {
 } mixq_plan_strategy;
 
 typedef enum mixq_plan_weights {
-    MIXQ_WEIGHTS_ROLE = 0, /* role and depth prior, per unit of the tensor's mean square (default) */
-    MIXQ_WEIGHTS_FLAT      /* every tensor's squared error counts as it is */
+    MIXQ_WEIGHTS_ROLE = 0, /* role and depth prior, per unit of the tensor's mean square */
+    MIXQ_WEIGHTS_FLAT,     /* every tensor's squared error counts as it is */
+    MIXQ_WEIGHTS_SHARE,    /* relative error times the tensor's share of the output: the vocabulary
+                              head and the token embedding 2 x blocks + 1, every other matrix 1 */
+    MIXQ_WEIGHTS_DEFAULT   /* (mixq_plan_options_init) share for a budget plan without an importance
+                              matrix, role otherwise: the lowest KLD measured (docs/PLANNER.md §11) */
 } mixq_plan_weights;
 
 /* Elements per tensor the planner measures errors on by default (mixq_plan_options.measure_sample). */
@@ -444,7 +448,7 @@ typedef struct mixq_plan_summary {
     const char *strategy;      /* "uniform", "sensitivity", "budget" */
     double target_bpw;         /* 0 if none */
     uint64_t target_size;      /* 0 if none */
-    const char *weights;       /* "role", "flat" or "measured", then "+file" (a sensitivity file), "+imatrix" (an importance matrix) */
+    const char *weights;       /* "role", "flat", "share" or "measured", then "+file" (a sensitivity file), "+imatrix" (an importance matrix) */
     size_t n_tensors;
     uint64_t n_elements;       /* weights of every tensor */
     uint64_t source_bytes;     /* the source tensors' bytes */

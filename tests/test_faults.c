@@ -1604,8 +1604,8 @@ Test(input, plan_strings_are_validated, .timeout = 60)
 {
     char *dir = tmpdir(), *in = ts_source_path("testdata/tiny-llama-f32"), *plan = ts_path(dir, "p.json");
     char *bad = ts_path(dir, "bad.json"), *out = ts_path(dir, "o.mxq"), *e = NULL;
-    cr_assert_eq(run_cli(ARGS("plan", in, "--strategy", "budget", "--target-bpw", "6", "-o", plan, "-q"), NULL, NULL,
-                         &e, NULL), 0, "%s", e);
+    cr_assert_eq(run_cli(ARGS("plan", in, "--strategy", "budget", "--target-bpw", "6", "--weights", "role", "-o", plan,
+                              "-q"), NULL, NULL, &e, NULL), 0, "%s", e);
     free(e);
     size_t len;
     char *text = (char *)ts_read_file(plan, &len);

@@ -544,7 +544,7 @@ Test(imatrix, plan_records_the_imatrix)
     po.imatrix_path = NULL;
     cr_assert_eq(mixq_plan_create(st, &po, &plan, &err), MIXQ_OK, "%s", err.message);
     mixq_plan_get_summary(plan, &sum);
-    cr_assert_str_eq(sum.weights, "role");
+    cr_assert_str_eq(sum.weights, "share", "the default weighting without an imatrix");
     mixq_plan_free(plan);
     free(a);
     free(pf);

@@ -107,7 +107,7 @@ Test(nl4, plain_choice_bounds_and_nearest_levels)
     enum { N = 1000 };
     float x[N], y[N];
     uint64_t seed = 0x41;
-    mx_qparams rtn = {NULL, false, -1.0f};
+    mx_qparams rtn = {NULL, false, -1.0f, NULL};
     for (int rep = 0; rep < 20; rep++) {
         double sigma = rep % 3 == 0 ? 1e-3 : rep % 3 == 1 ? 1.0 : 300.0;
         for (int i = 0; i < N; i++) x[i] = (float)(rng_gauss(&seed) * sigma);
@@ -156,7 +156,7 @@ Test(nl4, byte_layout)
     /* nl4 g16, 3 elements: amax 1.27 (xm = +1.27) -> |s| = the smallest f16 with 127 |s| >= 1.27: 0.01000213623
        (0x211F), negative. */
     float x[3] = {1.27f, -0.5f, 0.0f}, y[3];
-    mx_qparams rtn = {NULL, false, -1.0f};
+    mx_qparams rtn = {NULL, false, -1.0f, NULL};
     row r;
     roundtrip(mx_kernels_for(MX_SIMD_SCALAR), MIXQ_QT_NL4, x, 3, 16, &rtn, &r, y);
     uint16_t h = mx_ld16le(r.sec[MIXQ_SEC_SCALES]);
@@ -261,7 +261,7 @@ Test(nl4, paths_bit_identical)
         for (int tt = 0; tt < 2; tt++) {
             mixq_qtype t = tt ? MIXQ_QT_NL4_DQ : MIXQ_QT_NL4;
             for (int mode = 0; mode < 3; mode++) {
-                mx_qparams p = {mode == 2 ? w : NULL, mode != 0, -1.0f};
+                mx_qparams p = {mode == 2 ? w : NULL, mode != 0, -1.0f, NULL};
                 row ref;
                 roundtrip(mx_kernels_for(MX_SIMD_SCALAR), t, x, n, 32, &p, &ref, y0);
                 for (int path = 1; path < MX_SIMD_COUNT; path++) {
@@ -298,7 +298,7 @@ Test(nl4, search_and_importance)
         mixq_qtype t = tt ? MIXQ_QT_NL4_DQ : MIXQ_QT_NL4;
         double e[3] = {0}, ew[3] = {0};
         for (int mode = 0; mode < 3; mode++) {
-            mx_qparams p = {mode == 2 ? w : NULL, mode != 0, -1.0f};
+            mx_qparams p = {mode == 2 ? w : NULL, mode != 0, -1.0f, NULL};
             row r;
             roundtrip(mx_kernels_for(MX_SIMD_SCALAR), t, x, N, 32, &p, &r, y);
             for (size_t i = 0; i < N; i++) {

@@ -221,6 +221,62 @@ Test(plan, budget_bpw_and_infeasible)
 }
 
 /* A whole-file budget holds for the actual file written by convert, for many targets. */
+/*
+ * --weights share: each planned tensor's weight times its squared sum is its
+ * share of the output (the head and the token embedding 2 x blocks + 1,
+ * every other matrix 1), the
+ * plan says "share", and a saved plan loads again.
+ */
+Test(plan, share_weights_are_output_shares)
+{
+    char *in = ts_source_path("testdata/tiny-llama-f32");
+    mixq_plan_options o;
+    mixq_plan_options_init(&o);
+    o.strategy = MIXQ_STRATEGY_BUDGET;
+    o.weights = MIXQ_WEIGHTS_SHARE;
+    o.target_bpw = 5;
+    mixq_plan *p = make_plan(in, &o);
+    int blocks = 0;
+    for (size_t i = 0; i < mixq_plan_tensor_count(p); i++)
+        if (get(p, i)->layer + 1 > blocks) blocks = get(p, i)->layer + 1;
+    cr_assert_geq(blocks, 2);
+    size_t checked = 0;
+    for (size_t i = 0; i < mixq_plan_tensor_count(p); i++) {
+        const mixq_plan_tensor *t = get(p, i);
+        if (strcmp(t->reason, "strategy") || !(t->rel_error > 0)) continue;
+        double sumsq = t->estimated_error / (t->rel_error * t->rel_error);
+        /* the token embedding, not the vision tower's patch embedding */
+        bool whole = !strcmp(t->role, "output") || !strcmp(t->name, "model.embed_tokens.weight");
+        double want = whole ? 2.0 * blocks + 1 : 1.0;
+        cr_assert(fabs(t->weight * sumsq - want) <= 1e-9 * want, "%s: weight x sum of squares %.12g, want %g",
+                  t->name, t->weight * sumsq, want);
+        checked++;
+    }
+    cr_assert_geq(checked, 10);
+    mixq_plan_summary s;
+    mixq_plan_get_summary(p, &s);
+    cr_assert_str_eq(s.weights, "share");
+    char *dir = ts_tmpdir(), *pf = ts_path(dir, "share.json");
+    mixq_error err;
+    cr_assert_eq(mixq_plan_save(p, pf, 0, &err), MIXQ_OK, "%s", err.message);
+    mixq_plan *q = NULL;
+    cr_assert_eq(mixq_plan_load(pf, &q, &err), MIXQ_OK, "%s", err.message);
+    mixq_plan_get_summary(q, &s);
+    cr_assert_str_eq(s.weights, "share");
+    mixq_plan_free(q);
+    /* a different objective: the head gets more bits than with role weights */
+    o.weights = MIXQ_WEIGHTS_ROLE;
+    mixq_plan *r = make_plan(in, &o);
+    size_t h = index_of(p, "lm_head.weight");
+    cr_assert_geq(get(p, h)->nbytes, get(r, h)->nbytes);
+    mixq_plan_free(r);
+    mixq_plan_free(p);
+    ts_rmtree(dir);
+    free(dir);
+    free(pf);
+    free(in);
+}
+
 Test(plan, target_size_never_exceeded_by_the_file)
 {
     char *in = ts_source_path("testdata/tiny-llama-f32"), *dir = ts_tmpdir(), *out = ts_path(dir, "s.mxq");

@@ -438,11 +438,18 @@ Test(runtime, calibrate_and_eval_invariants)
     cr_assert(find_entry(im, "output.weight") && im->n_entries == 15);
     mx_imatrix_free(im);
 
-    rt_eval_options eo = {.ctx = 16, .pool = pool};
+    double chunk_kld[5] = {-1, -1, -1, -1, -1};
+    rt_eval_options eo = {.ctx = 16, .pool = pool, .chunk_kld = chunk_kld};
+    cr_assert(rt_eval_chunk_count(64, &eo) == 4 && rt_eval_chunk_count(15, &eo) == 0);
     rt_eval_result r;
     cr_assert_eq(rt_eval(m, m, tok, 64, &eo, &r, &err), MIXQ_OK, "%s", err.message);
     cr_assert(r.chunks == 4 && r.n_scored == 4 * 7);
     cr_assert(r.kld_mean == 0 && r.same_top1 == 1 && r.rms_dp == 0 && r.ppl == r.base_ppl && r.ppl > 1);
+    cr_assert(r.kld_stderr == 0 && chunk_kld[0] == 0 && chunk_kld[3] == 0 && chunk_kld[4] == -1);
+    eo.max_chunks = 3;
+    cr_assert(rt_eval_chunk_count(64, &eo) == 3);
+    eo.max_chunks = 0;
+    eo.chunk_kld = NULL;
     tok[5] = 10;
     cr_assert_eq(rt_eval(m, NULL, tok, 64, &eo, &r, &err), MIXQ_E_RANGE);
     cr_assert(strstr(err.message, "token id 10 at position 5"), "%s", err.message);

@@ -21,10 +21,12 @@ static const char usage[] =
     "tokens are cut into chunks of --ctx tokens, the first token of each chunk is\n"
     "replaced by BOS and the second half of each chunk is scored.  With --base,\n"
     "also the KL divergence of MODEL's next-token distribution from the base's\n"
-    "(mean, median, 99th percentile, max), the rate at which both rank the same\n"
-    "token first and the RMS of the change in the probability of the actual next\n"
-    "token; both models run on each chunk (no logits file).  A container planned\n"
-    "with --measurement also shows the KLD its plan predicted.\n"
+    "(mean and its standard error over the chunks' means, median, 99th\n"
+    "percentile, max), the rate at which both rank the same token first and the\n"
+    "RMS of the change in the probability of the actual next token; both models\n"
+    "run on each chunk (no logits file).  --json adds each chunk's mean KLD\n"
+    "(\"kld\": {\"chunks\": [...]}) for paired comparisons of two models.  A\n"
+    "container planned with --measurement also shows the KLD its plan predicted.\n"
     "\n"
     "Options:\n"
     "  --text FILE         the text (UTF-8), tokenized by the model's tokenizer\n"
@@ -92,7 +94,7 @@ static void print_table(const char *model, const char *base, const rt_eval_resul
     if (!r->has_base) return;
     printf("base              %s\n", mx_shown(base, b));
     printf("base perplexity   %.4f\n", r->base_ppl);
-    printf("KLD mean          %.6f\n", r->kld_mean);
+    printf("KLD mean          %.6f +- %.6f\n", r->kld_mean, r->kld_stderr);
     if (isfinite(pk)) printf("KLD predicted     %.6f (the plan's, from %s)\n", pk, pfile ? cli_safe(pfile) : "?");
     printf("KLD median        %.6f\n", r->kld_median);
     printf("KLD p99           %.6f\n", r->kld_p99);
@@ -101,7 +103,8 @@ static void print_table(const char *model, const char *base, const rt_eval_resul
     printf("RMS delta p       %.4f %%\n", 100 * r->rms_dp);
 }
 
-static int print_json(const char *model, const char *base, const rt_eval_result *r, double pk)
+static int print_json(const char *model, const char *base, const rt_eval_result *r, const double *chunk_kld,
+                      double pk)
 {
     json_t *o = json_object();
     json_object_set_new(o, "model", json_string(model));
@@ -115,9 +118,13 @@ static int print_json(const char *model, const char *base, const rt_eval_result 
         json_object_set_new(o, "base_perplexity", json_real(r->base_ppl));
         json_t *k = json_object();
         json_object_set_new(k, "mean", json_real(r->kld_mean));
+        json_object_set_new(k, "stderr", json_real(r->kld_stderr));
         json_object_set_new(k, "median", json_real(r->kld_median));
         json_object_set_new(k, "p99", json_real(r->kld_p99));
         json_object_set_new(k, "max", json_real(r->kld_max));
+        json_t *a = json_array();
+        for (size_t c = 0; c < r->chunks; c++) json_array_append_new(a, json_real(chunk_kld[c]));
+        json_object_set_new(k, "chunks", a);
         json_object_set_new(o, "kld", k);
         if (isfinite(pk)) json_object_set_new(o, "predicted_kld", json_real(pk));
         json_object_set_new(o, "same_top1", json_real(r->same_top1));
@@ -180,6 +187,7 @@ int cmd_eval(int argc, char **argv)
     int32_t *ids = NULL;
     size_t n = 0;
     mx_pool *pool = NULL;
+    double *chunk_kld = NULL;
     int rc = cli_open_model("eval", model_path, config, &m);
     if (!rc && base_path) rc = cli_open_model("eval", base_path, base_config, &base);
     if (!rc) rc = cli_input_tokens("eval", m, tokens_path, text_path, 1, &ids, &n);
@@ -195,6 +203,12 @@ int cmd_eval(int argc, char **argv)
     mx_shown(model_path, pc.name);
     rt_eval_options o = {.ctx = (size_t)ctx, .max_chunks = (size_t)chunks, .pool = pool, .cancel = cancel,
                          .progress = isatty(STDERR_FILENO) ? on_progress : NULL, .progress_ctx = &pc};
+    if (base && json && !(chunk_kld = calloc(rt_eval_chunk_count(n, &o) + 1, sizeof *chunk_kld))) {
+        cli_error("eval", "out of memory");
+        rc = EXIT_SYSTEM;
+        goto done;
+    }
+    o.chunk_kld = chunk_kld;
     rt_eval_result r;
     mixq_error err;
     mixq_status s = rt_eval(m, base, ids, n, &o, &r, &err);
@@ -213,10 +227,11 @@ int cmd_eval(int argc, char **argv)
     char pbuf[256];
     const char *pfile;
     double pk = predicted_kld(m, pbuf, sizeof pbuf, &pfile);
-    if (json) rc = print_json(model_path, base_path, &r, pk);
+    if (json) rc = print_json(model_path, base_path, &r, chunk_kld, pk);
     else print_table(model_path, base_path, &r, pk, pfile);
 done:
     mx_pool_destroy(pool);
+    free(chunk_kld);
     free(ids);
     rt_model_close(m);
     rt_model_close(base);

@@ -25,8 +25,12 @@ const char cli_plan_help[] =
     "      --override G=T    tensors matching glob G get type T[:GROUP] (repeatable;\n"
     "                        the last matching rule wins over every strategy)\n"
     "      --keep G          tensors matching glob G keep their source precision\n"
-    "      --weights W       role (default: role and depth prior per unit of the\n"
-    "                        tensor's mean square) or flat (plain squared error)\n"
+    "      --weights W       role (role and depth prior per unit of the tensor's\n"
+    "                        mean square), flat (plain squared error) or share\n"
+    "                        (relative error times the tensor's share of the\n"
+    "                        output: head and token embedding 2 x blocks + 1,\n"
+    "                        other matrices 1); default: share for a budget plan\n"
+    "                        without --imatrix, role otherwise\n"
     "      --sensitivity F   JSON of per-tensor gradient_norm, weight_variance,\n"
     "                        activation_range, output_sensitivity\n"
     "      --thresholds L,M,H  sensitivity: score thresholds (default 0.5,2,4)\n"
@@ -146,8 +150,9 @@ int cli_plan_opt(cli_plan_opts *c, const char *cmd, int code, const char *arg)
     case CLI_OPT_WEIGHTS:
         if (!strcmp(arg, "role")) o->weights = MIXQ_WEIGHTS_ROLE;
         else if (!strcmp(arg, "flat")) o->weights = MIXQ_WEIGHTS_FLAT;
+        else if (!strcmp(arg, "share")) o->weights = MIXQ_WEIGHTS_SHARE;
         else {
-            cli_usage_error(cmd, "--weights takes role or flat, not '%s'", arg);
+            cli_usage_error(cmd, "--weights takes role, flat or share, not '%s'", arg);
             return -1;
         }
         break;

@@ -151,6 +151,7 @@ void kernel_nl4_quantize_row_ops(const struct mx_nl4_ops *ops, const float *x, s
                                  const mx_qparams *p, mx_rowptrs out);
 void kernel_nl4_dq_quantize_row_ops(const struct mx_nl4_ops *ops, const float *x, size_t n, unsigned group,
                                     const mx_qparams *p, mx_rowptrs out);
+/*
  * Codebook types (kernel_cb.c, FORMAT.md §4.14): x^ = fl(fl(d * c) * L[q]),
  * q the stored index (4, 3 or 2 bits) into the tensor's int8 levels L (the
  * codebook section), c a signed 6-bit group-scale code stored as c + 32,

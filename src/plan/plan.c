@@ -33,7 +33,7 @@ void mx_plan_options_defaults(mixq_plan_options *o)
     memset(o, 0, sizeof *o);
     o->strategy = MIXQ_STRATEGY_UNIFORM;
     o->type = MIXQ_QT_RAW;
-    o->weights = MIXQ_WEIGHTS_ROLE;
+    o->weights = MIXQ_WEIGHTS_DEFAULT;
     o->thresholds[0] = 0.5;
     o->thresholds[1] = 2.0;
     o->thresholds[2] = 4.0;
@@ -42,23 +42,24 @@ void mx_plan_options_defaults(mixq_plan_options *o)
 
 
 /*
- * The plan's "weights": role or flat, measured with a measurement file (which
- * replaces either), "+file" with a sensitivity file, "+imatrix" with an
+ * The plan's "weights": role, flat or share, measured with a measurement file
+ * (which replaces them), "+file" with a sensitivity file, "+imatrix" with an
  * importance matrix.
  */
-static const char *const weights_names[3][2][2] = {
+static const char *const weights_names[4][2][2] = {
     {{"role", "role+imatrix"}, {"role+file", "role+file+imatrix"}},
     {{"flat", "flat+imatrix"}, {"flat+file", "flat+file+imatrix"}},
+    {{"share", "share+imatrix"}, {"share+file", "share+file+imatrix"}},
     {{"measured", "measured+imatrix"}, {"measured+file", "measured+file+imatrix"}}};
 
 static const char *weights_name(mixq_plan_weights w, bool measured, bool file, bool imatrix)
 {
-    return weights_names[measured ? 2 : w == MIXQ_WEIGHTS_FLAT][file][imatrix];
+    return weights_names[measured ? 3 : w][file][imatrix];
 }
 
 bool mx_plan_weights_known(const char *v)
 {
-    for (size_t i = 0; i < 12; i++)
+    for (size_t i = 0; i < sizeof weights_names / sizeof weights_names[0][0][0]; i++)
         if (!strcmp((&weights_names[0][0][0])[i], v)) return true;
     return false;
 }
@@ -88,7 +89,7 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
     *out = NULL;
     if ((unsigned)o->strategy > MIXQ_STRATEGY_BUDGET)
         return mx_err(err, MIXQ_E_INVALID_ARG, "unknown strategy %d", (int)o->strategy);
-    if ((unsigned)o->weights > MIXQ_WEIGHTS_FLAT)
+    if ((unsigned)o->weights > MIXQ_WEIGHTS_DEFAULT)
         return mx_err(err, MIXQ_E_INVALID_ARG, "unknown weights %d", (int)o->weights);
     bool budget = o->strategy == MIXQ_STRATEGY_BUDGET;
     if (budget && (o->target_bpw > 0) == (o->target_size > 0))
@@ -198,10 +199,14 @@ mixq_status mx_plan_build(const st_model *m, const char *in_path, const mixq_pla
     }
     if (s == MIXQ_OK) s = mx_planner_settle_fixed(&pl, err);
     if (s == MIXQ_OK) s = mx_planner_importance(&pl, err);
+    /* the default weighting: the one measured best for this case (PLANNER.md §11) */
+    pl.weights = o->weights != MIXQ_WEIGHTS_DEFAULT ? o->weights
+                 : budget && !pl.imp                ? MIXQ_WEIGHTS_SHARE
+                                                    : MIXQ_WEIGHTS_ROLE;
     if (s == MIXQ_OK) s = mx_planner_layouts(&pl, err);
     if (s == MIXQ_OK) s = mx_planner_load_measurement(&pl, err);
     if (s == MIXQ_OK && (!mx_plan_set_str(&p->strategy, strategy_names[o->strategy]) ||
-                         !mx_plan_set_str(&p->weights, weights_name(o->weights, pl.meas != NULL, pl.ext != NULL,
+                         !mx_plan_set_str(&p->weights, weights_name(pl.weights, pl.meas != NULL, pl.ext != NULL,
                                                                     pl.imp != NULL)) ||
                          (o->strategy != MIXQ_STRATEGY_UNIFORM && !record_candidates(&pl))))
         s = mx_err(err, MIXQ_E_NOMEM, "out of memory");

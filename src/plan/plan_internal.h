@@ -39,6 +39,7 @@ typedef struct rule {
 typedef struct planner {
     const st_model *m;
     const mixq_plan_options *o;
+    mixq_plan_weights weights; /* o->weights with MIXQ_WEIGHTS_DEFAULT resolved */
     mixq_plan *p;
     mx_cand *cands;       /* candidate list */
     size_t nc;
@@ -119,6 +120,9 @@ cw_tensor mx_plan_entry_of(const mx_plan_entry *e, const st_tensor *t, const qty
 
 /* Role prior times the depth factor 1 + 0.25 (1 - 2d)^2 (1.25 at the first and last block, 1 in the middle). */
 double mx_role_prior(const mx_role_info *r);
+
+/* --weights share: the vocabulary head and the token embedding 2 x blocks + 1, any other tensor 1. */
+double mx_output_share(const mx_role_info *r);
 
 /* Nominal bits per weight of a candidate, for ordering the ladder. */
 double mx_cand_nominal_bits(const mx_cand *c);

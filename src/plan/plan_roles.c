@@ -268,6 +268,7 @@ void mx_roles_finish(mx_role_info *infos, size_t n)
         else
             r->depth = r->role == MX_ROLE_EMBEDDING ? 0.0 : 1.0;
         r->final_layer = r->role == MX_ROLE_OUTPUT || (r->layer >= 0 && r->layer == max_layer);
+        r->blocks = max_layer + 1;
         /* a BERT encoder without a masked-LM head has no head to tie */
         if (r->token_embedding) r->tied = !has_head && (!bert || mlm);
     }

@@ -43,6 +43,7 @@ typedef struct mx_role_info {
     bool tied;          /* token embedding also used as the output head (no separate head) */
     bool buffer;        /* a non-learned buffer (attention mask, rotary inv_freq): keep source precision */
     bool final_layer;   /* the output head or a tensor of the last block */
+    int blocks;         /* blocks of the model (largest layer index + 1; 0 if none) */
     bool vocab_head;    /* a vocabulary head (lm_head, embed_out, MLM decoder) */
     bool mlm_hint;      /* part of a BERT masked-LM head (cls.predictions.*) */
 } mx_role_info;

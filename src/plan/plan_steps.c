@@ -404,6 +404,21 @@ mixq_status mx_planner_layouts(planner *pl, mixq_error *err)
     return MIXQ_OK;
 }
 
+/*
+ * The share of the model's output error that a relative error of tensor r
+ * makes (--weights share): the vocabulary head's error lands in the logits
+ * whole, and the token embedding's in the whole residual stream that every
+ * block reads (its row is all of it before the first block); any other
+ * matrix's lands in the residual stream as one of its 2 x blocks + 1 writes
+ * (each block's attention and MLP outputs; a block's inner matrices reach it
+ * through those).
+ */
+double mx_output_share(const mx_role_info *r)
+{
+    bool whole = r->role == MX_ROLE_OUTPUT || r->token_embedding || r->tied;
+    return whole ? 2.0 * (r->blocks > 0 ? r->blocks : 0) + 1.0 : 1.0;
+}
+
 /* The weight of tensor i's squared error in the objective. */
 double mx_planner_weight_of(const planner *pl, size_t i)
 {
@@ -417,13 +432,17 @@ double mx_planner_weight_of(const planner *pl, size_t i)
 double mx_planner_role_weight(const planner *pl, size_t i)
 {
     double w = 1.0;
-    if (pl->o->weights == MIXQ_WEIGHTS_ROLE) {
+    mixq_plan_weights wt = pl->weights;
+    if (wt == MIXQ_WEIGHTS_ROLE || wt == MIXQ_WEIGHTS_SHARE) {
         const mx_tstats *st = &pl->stats[i];
-        w = mx_role_prior(&pl->p->t[i].role);
-        /* per unit of the tensor's mean square; with importance, of its importance-weighted mean square */
+        const mx_role_info *r = &pl->p->t[i].role;
+        /* role: prior per weight (x n) of the relative error; share: output share of the relative error */
+        w = wt == MIXQ_WEIGHTS_ROLE ? mx_role_prior(r) : mx_output_share(r);
+        double n = wt == MIXQ_WEIGHTS_ROLE ? (double)st->n : 1.0;
+        /* per unit of the tensor's squared sum; with importance, of its importance-weighted one */
         double ms = pl->wsumsq && !isnan(pl->wsumsq[i]) ? pl->wsumsq[i] : st->sumsq;
         if (pl->escale) ms *= pl->escale[i];
-        if (ms > 0) w *= (double)st->n / ms;
+        if (ms > 0) w *= n / ms;
     }
     return w;
 }

@@ -151,14 +151,39 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+size_t rt_eval_chunk_count(size_t n, const rt_eval_options *o)
+{
+    if (o->ctx < 4) return 0;
+    size_t chunks = n / o->ctx;
+    return o->max_chunks && chunks > o->max_chunks ? o->max_chunks : chunks;
+}
+
+/*
+ * Standard error of the mean KLD, from the chunks' means (every chunk scores
+ * the same number of predictions, so their mean is the overall mean).  The
+ * chunks, not the predictions, are taken as the independent samples: the
+ * predictions of one chunk share their context and are correlated.
+ */
+static double chunk_stderr(const double *kld, size_t chunks, size_t n_pos, double mean, double *chunk_out)
+{
+    double ss = 0;
+    for (size_t c = 0; c < chunks; c++) {
+        double m = 0;
+        for (size_t i = 0; i < n_pos; i++) m += kld[c * n_pos + i];
+        m /= (double)n_pos;
+        if (chunk_out) chunk_out[c] = m;
+        ss += (m - mean) * (m - mean);
+    }
+    return chunks > 1 ? sqrt(ss / (double)(chunks - 1) / (double)chunks) : 0;
+}
+
 mixq_status rt_eval(const rt_model *model, const rt_model *base, const int32_t *tokens, size_t n,
                     const rt_eval_options *o, rt_eval_result *r, mixq_error *err)
 {
     memset(r, 0, sizeof *r);
     size_t ctx = o->ctx;
     if (ctx < 4) return mx_err(err, MIXQ_E_INVALID_ARG, "a context of %zu tokens is too small (at least 4)", ctx);
-    size_t chunks = n / ctx;
-    if (o->max_chunks && chunks > o->max_chunks) chunks = o->max_chunks;
+    size_t chunks = rt_eval_chunk_count(n, o);
     if (chunks == 0)
         return mx_err(err, MIXQ_E_INVALID_ARG, "%zu tokens do not make one chunk of %zu", n, ctx);
     size_t V = (size_t)model->cfg.vocab;
@@ -230,6 +255,7 @@ mixq_status rt_eval(const rt_model *model, const rt_model *base, const int32_t *
         r->kld_mean = ks / (double)total;
         r->rms_dp = sqrt(d2 / (double)total);
         r->same_top1 = sm / (double)total;
+        r->kld_stderr = chunk_stderr(kld, chunks, n_pos, r->kld_mean, o->chunk_kld);
         qsort(kld, total, sizeof *kld, cmp_double);
         r->kld_median = rt_percentile(kld, total, 0.5);
         r->kld_p99 = rt_percentile(kld, total, 0.99);

@@ -25,6 +25,8 @@ typedef struct rt_eval_options {
     volatile sig_atomic_t *cancel;  /* checked between chunks */
     rt_eval_progress progress;
     void *progress_ctx;
+    double *chunk_kld;              /* optional, with a base: each chunk's mean KLD, room for
+                                       rt_eval_chunk_count() values */
 } rt_eval_options;
 
 typedef struct rt_eval_result {
@@ -34,6 +36,7 @@ typedef struct rt_eval_result {
     int has_base;
     double base_nll, base_ppl;
     double kld_mean, kld_median, kld_p99, kld_max; /* KL(base || model) per prediction, nats */
+    double kld_stderr;              /* standard error of kld_mean from the per-chunk means (0 for one chunk) */
     double same_top1;               /* fraction of predictions with the same most likely token */
     double rms_dp;                  /* sqrt(mean((p_model(next) - p_base(next))^2)) */
 } rt_eval_result;
@@ -46,6 +49,9 @@ typedef struct rt_eval_result {
  */
 mixq_status rt_eval(const rt_model *model, const rt_model *base, const int32_t *tokens, size_t n,
                     const rt_eval_options *opts, rt_eval_result *out, mixq_error *err);
+
+/* Chunks rt_eval scores from n tokens with these options (0 if not one whole chunk). */
+size_t rt_eval_chunk_count(size_t n, const rt_eval_options *opts);
 
 /* Linear-interpolated percentile (fraction in [0, 1]) of sorted values (llama.cpp's rule). */
 double rt_percentile(const double *sorted, size_t n, double fraction);

@@ -111,6 +111,13 @@ try:
            and 0 < rq["rms_delta_p"] < 0.2 and rq["base_perplexity"] == rs["perplexity"],
            "int4 container vs checkpoint: KLD mean %.5f median %.5f p99 %.5f, same top-1 %.4f, RMS dp %.4f"
            % (k["mean"], k["median"], k["p99"], rq["same_top1"], rq["rms_delta_p"]))
+    ch = k["chunks"]
+    cm = sum(ch) / len(ch)
+    se = (sum((x - cm) ** 2 for x in ch) / (len(ch) - 1) / len(ch)) ** 0.5
+    expect(len(ch) == 4 and len(set(ch)) > 1 and abs(cm - k["mean"]) <= 1e-9 * k["mean"]
+           and 0 < k["stderr"] and abs(k["stderr"] - se) <= 1e-6 * se,
+           "per-chunk KLD means average to the mean, stderr %.3g is their standard error %.3g" % (k["stderr"], se))
+    expect(rs["kld"]["stderr"] == 0 and rs["kld"]["chunks"] == [0, 0, 0, 0], "the model against itself: stderr 0")
 
     if SLOW:
         r = ev(model, "--tokens", tok, "--ctx", "256", "--chunks", "150")
