@@ -405,5 +405,15 @@ Test(nl4, planner_candidates_are_opt_in)
     cr_assert_not_null(strstr(out, "nl4_dq"), "%s", out);
     free(out);
     free(err);
+    /* "all": the default list plus every opt-in type */
+    cr_assert_eq(RUN(&out, &err, "plan", src, "--target-bpw", "5", "--candidates", "all", "-o", "-", "-q"), 0, "%s", err);
+    const char *c = strstr(out, "\"candidates\"");
+    cr_assert_not_null(c, "%s", out);
+    const char *types[] = {"int8:128", "int4_dq:32", "int3_dq:16", "nl4:32", "nl4_dq:32", "cb4_dq:32", "cb3_dq:16",
+                           "cb2_dq:16", "f16"};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        cr_assert_not_null(strstr(c, types[i]), "--candidates all lacks %s: %.300s", types[i], c);
+    free(out);
+    free(err);
     free(src);
 }

@@ -76,7 +76,10 @@ void mx_spec_string(const mx_cand *c, char *buf, size_t len)
     else snprintf(buf, len, "%s:%s", c->qt->name, c->qt->tensor_scale ? "tensor" : "row");
 }
 
-/* The candidate list: the user's, or every quantized type with kernels (but the opt_in ones) plus f16. */
+/*
+ * The candidate list: the user's, or every quantized type with kernels (but
+ * the opt_in ones; with "all" those too) plus f16.
+ */
 mixq_status mx_plan_parse_candidates(const mixq_plan_options *o, mx_cand **out, size_t *n, mixq_error *err)
 {
     *out = calloc(MIXQ_QT_COUNT * 8 + 8, sizeof **out);
@@ -89,10 +92,11 @@ mixq_status mx_plan_parse_candidates(const mixq_plan_options *o, mx_cand **out, 
             const qtype_desc *qt = qtype_get(ladder[i]);
             if (qt && mx_qtype_has_kernels(qt)) (*out)[k++] = (mx_cand){qt, mx_spec_default_group(qt, o->group_size)};
         }
-    } else if (!o->candidates) {
+    } else if (!o->candidates || !strcmp(o->candidates, "all")) {
+        bool all = o->candidates != NULL; /* "all": the opt-in types too */
         for (int id = 0; id < MIXQ_QT_COUNT; id++) {
             const qtype_desc *qt = qtype_get((mixq_qtype)id);
-            if (!qt || !qt->quantized || qt->opt_in || !mx_qtype_has_kernels(qt)) continue;
+            if (!qt || !qt->quantized || (qt->opt_in && !all) || !mx_qtype_has_kernels(qt)) continue;
             unsigned g = mx_spec_default_group(qt, o->group_size);
             (*out)[k++] = (mx_cand){qt, g};
             /* without --group-size, also the coarsest group: the type's cheapest variant */
