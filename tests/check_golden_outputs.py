@@ -11,7 +11,7 @@ Exit 77 (skip) only if nothing could be checked; lines whose model is absent
 import hashlib, os, subprocess, sys, tempfile
 
 TYPES = ["int8", "int4", "int4s", "int2", "int6_dq", "int4_dq", "int3_dq", "int2_dq",
-         "fp8_e4m3", "fp8_e5m2", "f16", "bf16", "f32"]
+         "fp8_e4m3", "fp8_e5m2", "f16", "bf16", "f32", "nl4", "nl4_dq", "cb4_dq", "cb3_dq", "cb2_dq"]
 MODELS = ["testdata/tiny-llama-bf16", "../shared/models/tiny-llama-6l",
           "../shared/models/baby-llama-105", "../shared/models/stories260k"]
 # (label, extra options) of every conversion per model
