@@ -446,6 +446,10 @@ static mixq_status parse_gguf(rd *r, mx_imatrix *im)
         }
         /* per-expert matrices (llama.cpp: in_sum2 [n, K], counts [1, K]) become K entries "<base>#<k>" */
         uint64_t K = c->ne;
+        if (t->ne == 0) {
+            s = mx_err(r->err, MIXQ_E_FORMAT, "%s: '%s' holds no values", nm, mx_shown_n(t->name, t->name_len, b));
+            goto out;
+        }
         if (K == 0 || t->ne % K) {
             s = mx_err(r->err, MIXQ_E_FORMAT, "%s: '%s' holds %llu values, not a multiple of its %llu counts", nm,
                        mx_shown_n(t->name, t->name_len, b), (unsigned long long)t->ne, (unsigned long long)K);
